@@ -1,0 +1,51 @@
+"""agentfleet: a durable job queue and workflow coordinator for fleets of AI coding agents."""
+
+from agentfleet.errors import (
+    AgentFleetError,
+    InvalidArgument,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    SchemaTooNew,
+    StoreUnavailable,
+)
+from agentfleet.fleet import Fleet, open
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    RunStatus,
+)
+from agentfleet.retry import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentFleetError",
+    "Event",
+    "Fleet",
+    "InvalidArgument",
+    "InvalidTransition",
+    "Job",
+    "JobCancelled",
+    "JobNotFound",
+    "JobStatus",
+    "Lease",
+    "LeaseLost",
+    "MatchResult",
+    "NewJob",
+    "RetryPolicy",
+    "Run",
+    "RunOutput",
+    "RunStatus",
+    "SchemaTooNew",
+    "StoreUnavailable",
+    "__version__",
+    "open",
+]

@@ -1,0 +1,75 @@
+"""Exception hierarchy: one base class so callers can catch everything agentfleet raises."""
+
+from __future__ import annotations
+
+
+class AgentFleetError(Exception):
+    """Base class for every error agentfleet raises on purpose."""
+
+
+class InvalidArgument(AgentFleetError, ValueError):
+    """A caller passed a value agentfleet cannot accept."""
+
+
+class StoreUnavailable(AgentFleetError):
+    """The configured store cannot be used (missing driver, unreachable server)."""
+
+
+class InvalidTransition(AgentFleetError):
+    """A state change was asked for that the state machine does not allow."""
+
+    def __init__(self, what: str, current: str, wanted: str) -> None:
+        super().__init__(f"{what}: cannot go from {current!r} to {wanted!r}")
+        self.what = what
+        self.current = current
+        self.wanted = wanted
+
+
+class JobNotFound(AgentFleetError, LookupError):
+    """No job has the given id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class LeaseLost(AgentFleetError):
+    """The worker's lease on a job is no longer valid, so its writes must stop."""
+
+    def __init__(
+        self,
+        job_id: int,
+        epoch: int,
+        *,
+        current_epoch: int | None = None,
+        status: str | None = None,
+    ) -> None:
+        detail = f"lease epoch {epoch} on job {job_id} is no longer held"
+        if current_epoch is not None or status is not None:
+            detail += f" (job is {status!r} at epoch {current_epoch})"
+        super().__init__(detail)
+        self.job_id = job_id
+        self.epoch = epoch
+        self.current_epoch = current_epoch
+        self.status = status
+
+
+class JobCancelled(AgentFleetError):
+    """The job was cancelled while the worker held its lease, so the worker should stop."""
+
+    def __init__(self, job_id: int, epoch: int) -> None:
+        super().__init__(f"job {job_id} was cancelled while running (lease epoch {epoch})")
+        self.job_id = job_id
+        self.epoch = epoch
+
+
+class SchemaTooNew(AgentFleetError):
+    """The database was written by a newer agentfleet than this one."""
+
+    def __init__(self, current: int, latest: int) -> None:
+        super().__init__(
+            f"database schema version {current} is newer than this agentfleet supports "
+            f"({latest}); upgrade agentfleet"
+        )
+        self.current = current
+        self.latest = latest

@@ -1,0 +1,310 @@
+"""Fleet: the operations every surface (Python, CLI, HTTP) calls.
+
+It validates arguments, applies policy (retry backoff) and delegates each state change to
+one atomic store primitive. It never reads, checks and then writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from agentfleet import validate
+from agentfleet.connect import open_store
+from agentfleet.errors import InvalidArgument
+from agentfleet.models import Event, Job, JobStatus, Lease, MatchResult, NewJob, Run, RunOutput
+from agentfleet.retry import RetryPolicy
+from agentfleet.store.base import Store
+
+DEFAULT_TTL = 30.0
+
+
+class Fleet:
+    """A handle on one agentfleet database."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        reap_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.reap_interval = reap_interval
+        self._last_reap = float("-inf")
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    # -- context manager --------------------------------------------------------------
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def now(self) -> datetime:
+        return self.store.now()
+
+    # -- enqueue ----------------------------------------------------------------------
+
+    def new_job(
+        self,
+        engine: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        lock: str | None = None,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        run_at: datetime | timedelta | None = None,
+        dedupe_key: str | None = None,
+    ) -> NewJob:
+        """Validate one job request without writing it."""
+        return NewJob(
+            engine=validate.name(engine, "engine"),
+            payload=validate.json_document({} if payload is None else payload, "payload"),
+            queue=validate.name(queue, "queue"),
+            priority=validate.integer(priority, "priority"),
+            lock=validate.optional_name(lock, "lock"),
+            max_attempts=validate.integer(max_attempts, "max_attempts", minimum=1),
+            timeout=validate.optional_positive_seconds(timeout, "timeout"),
+            run_at=validate.run_at(run_at, self.store.now()) if run_at is not None else None,
+            dedupe_key=validate.optional_name(dedupe_key, "dedupe_key"),
+        )
+
+    def enqueue(
+        self,
+        engine: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        lock: str | None = None,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        run_at: datetime | timedelta | None = None,
+        dedupe_key: str | None = None,
+    ) -> Job:
+        """Add a job; a live job with the same dedupe_key is returned instead of a new one."""
+        new = self.new_job(
+            engine,
+            payload,
+            queue=queue,
+            priority=priority,
+            lock=lock,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            run_at=run_at,
+            dedupe_key=dedupe_key,
+        )
+        return self.store.enqueue([new])[0]
+
+    def enqueue_many(self, jobs: Iterable[NewJob]) -> list[Job]:
+        """Add all jobs in one transaction, or none."""
+        batch = list(jobs)
+        for job in batch:
+            if not isinstance(job, NewJob):
+                raise InvalidArgument("enqueue_many takes NewJob values (see Fleet.new_job)")
+        return self.store.enqueue(batch) if batch else []
+
+    # -- leases -----------------------------------------------------------------------
+
+    def claim(self, job_id: int, *, worker: str, ttl: float = DEFAULT_TTL) -> Lease | None:
+        """Claim one chosen job: a Lease, or None when it is held or not claimable."""
+        return self.store.claim(
+            validate.integer(job_id, "job_id"),
+            validate.name(worker, "worker"),
+            validate.positive_seconds(ttl, "ttl"),
+        )
+
+    def claim_next(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str] | None = None,
+        limit: int = 1,
+        ttl: float = DEFAULT_TTL,
+    ) -> list[Lease]:
+        """Claim up to `limit` ready jobs: highest priority first, then oldest."""
+        worker = validate.name(worker, "worker")
+        if queues is not None:
+            if isinstance(queues, str):
+                raise InvalidArgument("queues must be a list of queue names, not one string")
+            queues = [validate.name(q, "queue") for q in queues]
+            if not queues:
+                raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        limit = validate.limit(limit)
+        ttl = validate.positive_seconds(ttl, "ttl")
+        self._maybe_reap()
+        return self.store.claim_next(worker, queues, limit, ttl)
+
+    def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
+        """Extend a lease; raises LeaseLost when fenced, JobCancelled when asked to stop."""
+        _check_lease(lease)
+        seconds = lease.ttl if ttl is None else validate.positive_seconds(ttl, "ttl")
+        return self.store.renew(lease, seconds)
+
+    def complete(
+        self, lease: Lease, result: Any = None, *, output: RunOutput | None = None
+    ) -> None:
+        """Finish the job successfully; raises LeaseLost when fenced."""
+        _check_lease(lease)
+        self.store.complete(lease, validate.json_value(result, "result"), output)
+
+    def fail(
+        self,
+        lease: Lease,
+        error: str = "failed",
+        *,
+        retry: bool = True,
+        delay: float | None = None,
+        output: RunOutput | None = None,
+    ) -> JobStatus:
+        """Close the attempt as failed; retried with backoff until max_attempts.
+
+        Returns the job's new status: queued (a retry is scheduled), failed or cancelled.
+        """
+        _check_lease(lease)
+        if not isinstance(error, str):
+            raise InvalidArgument("error must be a string")
+        retry_delay: float | None = None
+        if retry:
+            retry_delay = (
+                self.retry_policy.delay(lease.attempt)
+                if delay is None
+                else _non_negative(delay, "delay")
+            )
+        return self.store.fail(lease, error, retry_delay, output)
+
+    def release(self, lease: Lease, *, reason: str = "worker stopping") -> JobStatus:
+        """Hand an unfinished job back to the queue at once, giving back its attempt."""
+        _check_lease(lease)
+        return self.store.release(lease, reason)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def cancel_job(self, job_id: int) -> bool:
+        """Cancel a queued job, or ask a running one's worker to stop it.
+
+        Idempotent: returns False when there was nothing (more) to cancel.
+        """
+        return self.store.cancel_job(validate.integer(job_id, "job_id"))
+
+    def retry_job(self, job_id: int) -> Job:
+        """Put a failed or cancelled job back in the queue with fresh attempts."""
+        return self.store.retry_job(validate.integer(job_id, "job_id"))
+
+    def reap_expired(self) -> list[tuple[int, JobStatus]]:
+        """Send jobs whose lease expired back to the queue (or to failed when spent)."""
+        self._last_reap = time.monotonic()
+        return self.store.reap_expired()
+
+    def _maybe_reap(self) -> None:
+        # The local clock only throttles how often we ask; expiry itself is the store's call.
+        if self.reap_interval >= 0 and time.monotonic() - self._last_reap >= self.reap_interval:
+            self.reap_expired()
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        return self.store.get_job(validate.integer(job_id, "job_id"))
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        queue: str | None = None,
+        engine: str | None = None,
+        label: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Newest first."""
+        checked_status = None
+        if status is not None:
+            try:
+                checked_status = JobStatus(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in JobStatus)
+                raise InvalidArgument(f"unknown status {status!r}; expected one of {choices}")
+        return self.store.list_jobs(
+            status=checked_status,
+            queue=validate.optional_name(queue, "queue"),
+            engine=validate.optional_name(engine, "engine"),
+            label=validate.optional_name(label, "label"),
+            limit=validate.limit(limit),
+            offset=validate.integer(offset, "offset", minimum=0),
+        )
+
+    def queue_counts(self) -> dict[tuple[str, str], int]:
+        return self.store.count_jobs()
+
+    def runs(self, job_id: int) -> list[Run]:
+        return self.store.runs(validate.integer(job_id, "job_id"))
+
+    def events(
+        self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        if job_id is not None:
+            validate.integer(job_id, "job_id")
+        return self.store.events(job_id, validate.integer(after_id, "after_id"), validate.limit(limit))
+
+    def update_if_match(
+        self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
+    ) -> MatchResult:
+        """Write `patch` only if the document's rev is still `expected_rev` (If-Match)."""
+        validate.integer(doc_id, "id")
+        validate.integer(expected_rev, "expected_rev")
+        if not isinstance(patch, Mapping):
+            raise InvalidArgument("patch must be a mapping of field to value")
+        checked: dict[str, Any] = dict(patch)
+        if "payload" in checked:
+            validate.json_document(checked["payload"], "payload")
+        if "priority" in checked:
+            validate.integer(checked["priority"], "priority")
+        if "max_attempts" in checked:
+            validate.integer(checked["max_attempts"], "max_attempts", minimum=1)
+        if "queue" in checked:
+            validate.name(checked["queue"], "queue")
+        if "lock" in checked:
+            validate.optional_name(checked["lock"], "lock")
+        if "timeout" in checked:
+            validate.optional_positive_seconds(checked["timeout"], "timeout")
+        if "run_at" in checked:
+            checked["run_at"] = validate.run_at(checked["run_at"], self.store.now())
+        return self.store.update_if_match(collection, doc_id, expected_rev, checked)
+
+
+def _check_lease(lease: object) -> None:
+    if not isinstance(lease, Lease):
+        raise InvalidArgument(f"expected a Lease, not {type(lease).__name__}")
+
+
+def _non_negative(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidArgument(f"{what} must be a non-negative number of seconds")
+    return float(value)
+
+
+def open(url: str | None = None, **options: Any) -> Fleet:  # noqa: A001 - mirrors builtins
+    """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
+    or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
+    retry_policy, reap_interval."""
+    fleet_options = {k: options.pop(k) for k in ("retry_policy", "reap_interval") if k in options}
+    return Fleet(open_store(url, **options), **fleet_options)

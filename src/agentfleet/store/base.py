@@ -1,0 +1,91 @@
+"""The Store protocol: the small set of atomic primitives every backend implements.
+
+Each method that changes state is one conditional write (or one transaction whose first
+write is conditional): the statement names the state it expects and reports whether it
+won. The Fleet layer validates arguments and computes policy (backoff); stores only decide
+races, in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from agentfleet.models import Event, Job, JobStatus, Lease, MatchResult, NewJob, Run, RunOutput
+
+# Fields of a job that update_if_match may change; status, epochs and leases only move
+# through the lifecycle verbs.
+JOB_PATCHABLE_FIELDS = frozenset(
+    {"priority", "queue", "payload", "run_at", "max_attempts", "timeout", "lock"}
+)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Atomic primitives over jobs, runs and events."""
+
+    url: str
+
+    def schema_version(self) -> int: ...
+
+    def now(self) -> datetime:
+        """The store's clock: the only clock leases and schedules are judged by."""
+        ...
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert all jobs in one transaction; a live job sharing a dedupe_key is returned."""
+        ...
+
+    def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None: ...
+
+    def claim_next(
+        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+    ) -> list[Lease]: ...
+
+    def renew(self, lease: Lease, ttl: float) -> Lease: ...
+
+    def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None: ...
+
+    def fail(
+        self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
+    ) -> JobStatus:
+        """Close the attempt; re-queue after retry_delay when given and attempts remain."""
+        ...
+
+    def release(self, lease: Lease, reason: str) -> JobStatus:
+        """Hand a job back to the queue at once, giving back its attempt (graceful stop)."""
+        ...
+
+    def cancel_job(self, job_id: int) -> bool: ...
+
+    def retry_job(self, job_id: int) -> Job: ...
+
+    def reap_expired(self) -> list[tuple[int, JobStatus]]: ...
+
+    def get_job(self, job_id: int) -> Job: ...
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]: ...
+
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        """Jobs per (queue, status)."""
+        ...
+
+    def runs(self, job_id: int) -> list[Run]: ...
+
+    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]: ...
+
+    def update_if_match(
+        self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
+    ) -> MatchResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,725 @@
+"""PostgreSQL store: for fleets that span machines.
+
+Every transition is one statement (data-modifying CTEs keep the job row, its run record
+and its event in the same atomic step) whose WHERE clause names the expected status and
+epoch. Claims pick rows with `FOR UPDATE SKIP LOCKED`, so racing workers never wait on or
+take each other's rows. Time is the server's `now()`: one clock for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from agentfleet.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    SchemaTooNew,
+    StoreUnavailable,
+)
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    RunStatus,
+)
+from agentfleet.store.base import JOB_PATCHABLE_FIELDS
+from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
+
+Row = dict[str, Any]
+
+NOTIFY_CHANNEL = "agentfleet_jobs"
+_MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
+
+_LOCK_FREE = """NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"""
+_FIRST_OF_LOCK = """NOT EXISTS (
+    SELECT 1 FROM jobs e
+    WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= now()
+      AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
+      {queue_filter_e})"""
+_READY_ONE = f"j.status = 'queued' AND j.run_at <= now() AND (j.lock IS NULL OR {_LOCK_FREE})"
+_READY_BATCH = (
+    "j.status = 'queued' AND j.run_at <= now() "
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+)
+_EXPIRED = """j.status = 'running' AND j.lease_expires_at < now()
+    AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
+
+_CLAIM_SET = """
+    status = 'running', lease_epoch = jobs.lease_epoch + 1, attempts = jobs.attempts + 1,
+    worker = %(worker)s, lease_expires_at = now() + %(ttl)s * interval '1 second',
+    rev = jobs.rev + 1, updated_at = now()
+"""
+
+# Opening the run and logging the claim ride in the claiming statement.
+_OPEN_RUNS = """
+, opened AS (
+    INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at)
+    SELECT id, attempts, lease_epoch, worker, 'running', now() FROM claimed
+    RETURNING id AS run_id, job_id
+), logged AS (
+    INSERT INTO events (job_id, kind, at, epoch, worker, data)
+    SELECT id, 'claimed', now(), lease_epoch, worker, jsonb_build_object('attempt', attempts)
+    FROM claimed
+)
+SELECT claimed.*, opened.run_id FROM claimed JOIN opened ON opened.job_id = claimed.id
+ORDER BY claimed.priority DESC, claimed.id
+"""
+
+_LOST_SQL = "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = %s"
+
+
+def _job(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        engine=row["engine"],
+        payload=row["payload"],
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        lock=row["lock"],
+        max_attempts=row["max_attempts"],
+        attempts=row["attempts"],
+        lease_epoch=row["lease_epoch"],
+        worker=row["worker"],
+        lease_expires_at=row["lease_expires_at"],
+        timeout=row["timeout"],
+        run_at=row["run_at"],
+        dedupe_key=row["dedupe_key"],
+        rev=row["rev"],
+        result=row["result"],
+        error=row["error"],
+        cancel_requested=row["cancel_requested"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _lease(row: Row, ttl: float) -> Lease:
+    job = _job(row)
+    return Lease(
+        job_id=job.id,
+        epoch=job.lease_epoch,
+        worker=row["worker"],
+        expires_at=row["lease_expires_at"],
+        attempt=job.attempts,
+        run_id=row["run_id"],
+        ttl=ttl,
+        job=job,
+    )
+
+
+def _output_params(output: RunOutput | None) -> dict[str, Any]:
+    out = output or RunOutput()
+    return {"exit_code": out.exit_code, "stdout": out.stdout, "stderr": out.stderr}
+
+
+class PostgresStore:
+    """Store over a psycopg 3 connection pool."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, notify: bool = True) -> None:
+        self.url = url
+        self.notify = notify
+        try:
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max(1, pool_size),
+                kwargs={
+                    "autocommit": True,
+                    "row_factory": dict_row,
+                    "options": f"-c search_path={SCHEMA}",
+                },
+                open=False,
+                name="agentfleet",
+            )
+            self._pool.open(wait=True, timeout=15)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+        self._migrate()
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Row]]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Row]]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Row | None:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> list[Row]:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def now(self) -> datetime:
+        row = self._one("SELECT now() AS now")
+        assert row is not None
+        value: datetime = row["now"]
+        return value
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            row = conn.execute("SELECT max(version) AS v FROM schema_version").fetchone()
+            current = (row or {}).get("v") or 0
+            if current > LATEST_VERSION:
+                raise SchemaTooNew(current, LATEST_VERSION)
+            for version, script in MIGRATIONS:
+                if version > current:
+                    conn.execute(script)  # type: ignore[arg-type]
+                    conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    def schema_version(self) -> int:
+        row = self._one("SELECT max(version) AS v FROM schema_version")
+        return int((row or {}).get("v") or 0)
+
+    # -- writes -----------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        out: list[Job] = []
+        queues: set[str] = set()
+        with self._tx() as conn:
+            for new in jobs:
+                row = conn.execute(
+                    """
+                    WITH ins AS (
+                        INSERT INTO jobs (queue, engine, payload, status, priority, lock,
+                            max_attempts, timeout, run_at, dedupe_key)
+                        VALUES (%(queue)s, %(engine)s, %(payload)s, 'queued', %(priority)s,
+                            %(lock)s, %(max_attempts)s, %(timeout)s,
+                            coalesce(%(run_at)s, now()), %(dedupe_key)s)
+                        ON CONFLICT (dedupe_key)
+                            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
+                        DO NOTHING
+                        RETURNING *
+                    ), logged AS (
+                        INSERT INTO events (job_id, kind, data)
+                        SELECT id, 'enqueued', jsonb_build_object('queue', queue) FROM ins
+                    )
+                    SELECT * FROM ins
+                    """,
+                    {
+                        "queue": new.queue,
+                        "engine": new.engine,
+                        "payload": Jsonb(new.payload),
+                        "priority": new.priority,
+                        "lock": new.lock,
+                        "max_attempts": new.max_attempts,
+                        "timeout": new.timeout,
+                        "run_at": new.run_at,
+                        "dedupe_key": new.dedupe_key,
+                    },
+                ).fetchone()
+                if row is None:
+                    row = conn.execute(
+                        "SELECT * FROM jobs WHERE dedupe_key = %s "
+                        "AND status IN ('queued', 'running')",
+                        (new.dedupe_key,),
+                    ).fetchone()
+                    if row is None:  # the live duplicate finished meanwhile: try once more
+                        raise InvalidTransition("dedupe_key", "live", "finished")
+                else:
+                    queues.add(new.queue)
+                out.append(_job(row))
+            if self.notify:
+                for queue in sorted(queues):
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
+        return out
+
+    def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:
+        sql = f"""
+            WITH target AS (
+                SELECT j.id, j.status AS old_status FROM jobs j
+                WHERE j.id = %(id)s AND (({_READY_ONE}) OR ({_EXPIRED}))
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs SET {_CLAIM_SET}
+                FROM target WHERE jobs.id = target.id
+                RETURNING jobs.*, target.old_status
+            ), closed AS (
+                UPDATE runs SET status = 'expired', finished_at = now(), error = 'lease expired'
+                WHERE job_id IN (SELECT id FROM claimed WHERE old_status = 'running')
+                  AND status = 'running'
+                RETURNING job_id, epoch
+            ), closed_logged AS (
+                INSERT INTO events (job_id, kind, epoch) SELECT job_id, 'lease_expired', epoch
+                FROM closed
+            ) {_OPEN_RUNS}
+        """
+        try:
+            row = self._one(sql, {"id": job_id, "worker": worker, "ttl": ttl})
+        except pg_errors.UniqueViolation:
+            return None  # the named lock is held: the index said no
+        return None if row is None else _lease(row, ttl)
+
+    def claim_next(
+        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+    ) -> list[Lease]:
+        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        if queues is None:
+            queue_filter = queue_filter_e = ""
+        else:
+            params["queues"] = list(queues)
+            queue_filter = "AND j.queue = ANY(%(queues)s)"
+            queue_filter_e = "AND e.queue = ANY(%(queues)s)"
+        ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
+        sql = f"""
+            WITH picked AS (
+                SELECT j.id FROM jobs j
+                WHERE {ready} {queue_filter}
+                ORDER BY j.priority DESC, j.id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs SET {_CLAIM_SET}
+                FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
+                RETURNING jobs.*
+            ) {_OPEN_RUNS}
+        """
+        for _ in range(5):
+            try:
+                rows = self._all(sql, params)
+            except pg_errors.UniqueViolation:
+                continue  # two claimers met on one named lock; the index refused one
+            return [_lease(row, ttl) for row in rows]
+        return []
+
+    def _lost(self, conn: psycopg.Connection[Row], lease: Lease) -> LeaseLost:
+        row = conn.execute(_LOST_SQL, (lease.job_id,)).fetchone()
+        if row is None:
+            return LeaseLost(lease.job_id, lease.epoch)
+        if (
+            row["status"] == "running"
+            and row["lease_epoch"] == lease.epoch
+            and row["cancel_requested"]
+        ):
+            return JobCancelled(lease.job_id, lease.epoch)
+        return LeaseLost(
+            lease.job_id, lease.epoch, current_epoch=row["lease_epoch"], status=row["status"]
+        )
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                UPDATE jobs SET lease_expires_at = now() + %(ttl)s * interval '1 second',
+                    rev = rev + 1, updated_at = now()
+                WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                  AND NOT cancel_requested
+                RETURNING lease_expires_at
+                """,
+                {"id": lease.job_id, "epoch": lease.epoch, "ttl": ttl},
+            ).fetchone()
+            if row is None:
+                raise self._lost(conn, lease)
+        return Lease(
+            job_id=lease.job_id,
+            epoch=lease.epoch,
+            worker=lease.worker,
+            expires_at=row["lease_expires_at"],
+            attempt=lease.attempt,
+            run_id=lease.run_id,
+            ttl=ttl,
+            job=lease.job,
+        )
+
+    def _fenced_lost(self, conn: psycopg.Connection[Row], lease: Lease) -> LeaseLost:
+        lost = self._lost(conn, lease)
+        return LeaseLost(lease.job_id, lease.epoch) if isinstance(lost, JobCancelled) else lost
+
+    def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None:
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH done AS (
+                    UPDATE jobs SET status = 'succeeded', result = %(result)s, error = NULL,
+                        finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                        rev = rev + 1
+                    WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                    RETURNING id
+                ), closed AS (
+                    UPDATE runs SET status = 'succeeded', finished_at = now(),
+                        exit_code = %(exit_code)s, stdout = %(stdout)s, stderr = %(stderr)s
+                    WHERE job_id IN (SELECT id FROM done) AND epoch = %(epoch)s
+                      AND status = 'running'
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, epoch, worker)
+                    SELECT id, 'succeeded', %(epoch)s, %(worker)s FROM done
+                )
+                SELECT id FROM done
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "worker": lease.worker,
+                    "result": Jsonb(result),
+                    **_output_params(output),
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+
+    def fail(
+        self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
+    ) -> JobStatus:
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH decided AS (
+                    SELECT id,
+                        CASE WHEN cancel_requested THEN 'cancelled'
+                             WHEN %(retry)s AND attempts < max_attempts THEN 'queued'
+                             ELSE 'failed' END AS next_status
+                    FROM jobs
+                    WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                    FOR UPDATE
+                ), done AS (
+                    UPDATE jobs SET status = decided.next_status,
+                        run_at = CASE WHEN decided.next_status = 'queued'
+                                      THEN now() + %(delay)s * interval '1 second'
+                                      ELSE run_at END,
+                        finished_at = CASE WHEN decided.next_status = 'queued' THEN NULL
+                                           ELSE now() END,
+                        error = %(error)s, lease_expires_at = NULL, updated_at = now(),
+                        rev = rev + 1
+                    FROM decided
+                    WHERE jobs.id = decided.id AND jobs.lease_epoch = %(epoch)s
+                      AND jobs.status = 'running'
+                    RETURNING jobs.id, jobs.status, jobs.run_at
+                ), closed AS (
+                    UPDATE runs SET
+                        status = CASE WHEN done.status = 'cancelled' THEN 'cancelled'
+                                      ELSE 'failed' END,
+                        finished_at = now(), error = %(error)s, exit_code = %(exit_code)s,
+                        stdout = %(stdout)s, stderr = %(stderr)s
+                    FROM done
+                    WHERE runs.job_id = done.id AND runs.epoch = %(epoch)s
+                      AND runs.status = 'running'
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, epoch, worker, data)
+                    SELECT id,
+                        CASE status WHEN 'queued' THEN 'retry_scheduled' ELSE status END,
+                        %(epoch)s, %(worker)s,
+                        CASE WHEN status = 'queued'
+                             THEN jsonb_build_object('error', %(error)s::text, 'retry_in',
+                                  round(extract(epoch FROM run_at - now())::numeric, 3))
+                             ELSE jsonb_build_object('error', %(error)s::text) END
+                    FROM done
+                )
+                SELECT status FROM done
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "worker": lease.worker,
+                    "error": error,
+                    "retry": retry_delay is not None,
+                    "delay": retry_delay or 0.0,
+                    **_output_params(output),
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+            return JobStatus(row["status"])
+
+    def release(self, lease: Lease, reason: str) -> JobStatus:
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH done AS (
+                    UPDATE jobs SET
+                        status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                        finished_at = CASE WHEN cancel_requested THEN now() END,
+                        attempts = attempts - 1, run_at = now(), lease_expires_at = NULL,
+                        updated_at = now(), rev = rev + 1
+                    WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                    RETURNING id, status
+                ), closed AS (
+                    UPDATE runs SET
+                        status = CASE WHEN done.status = 'cancelled' THEN 'cancelled'
+                                      ELSE 'released' END,
+                        finished_at = now(), error = %(reason)s
+                    FROM done
+                    WHERE runs.job_id = done.id AND runs.epoch = %(epoch)s
+                      AND runs.status = 'running'
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, epoch, worker, data)
+                    SELECT id, 'released', %(epoch)s, %(worker)s,
+                        jsonb_build_object('reason', %(reason)s::text)
+                    FROM done
+                )
+                SELECT status FROM done
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "worker": lease.worker,
+                    "reason": reason,
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+            if self.notify and row["status"] == "queued":
+                conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+            return JobStatus(row["status"])
+
+    def cancel_job(self, job_id: int) -> bool:
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH done AS (
+                    UPDATE jobs SET
+                        status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                        finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+                        cancel_requested = (status = 'running'),
+                        updated_at = now(), rev = rev + 1
+                    WHERE id = %(id)s
+                      AND (status = 'queued' OR (status = 'running' AND NOT cancel_requested))
+                    RETURNING id, status, lease_epoch
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, epoch)
+                    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled'
+                                    ELSE 'cancel_requested' END,
+                           CASE WHEN status = 'running' THEN lease_epoch END
+                    FROM done
+                )
+                SELECT id FROM done
+                """,
+                {"id": job_id},
+            ).fetchone()
+            if row is not None:
+                return True
+            if conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,)).fetchone() is None:
+                raise JobNotFound(job_id)
+            return False
+
+    def retry_job(self, job_id: int) -> Job:
+        try:
+            with self._conn() as conn:
+                row = conn.execute(
+                    """
+                    WITH done AS (
+                        UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(),
+                            cancel_requested = false, error = NULL, result = NULL,
+                            finished_at = NULL, updated_at = now(), rev = rev + 1
+                        WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+                        RETURNING *
+                    ), logged AS (
+                        INSERT INTO events (job_id, kind) SELECT id, 'retried' FROM done
+                    )
+                    SELECT * FROM done
+                    """,
+                    {"id": job_id},
+                ).fetchone()
+                if row is None:
+                    current = conn.execute(
+                        "SELECT status FROM jobs WHERE id = %s", (job_id,)
+                    ).fetchone()
+                    if current is None:
+                        raise JobNotFound(job_id)
+                    raise InvalidTransition(f"job {job_id}", current["status"], "queued")
+                if self.notify:
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, row["queue"]))
+                return _job(row)
+        except pg_errors.UniqueViolation as exc:
+            raise InvalidTransition(
+                f"job {job_id} (another live job has its dedupe key)", "failed", "queued"
+            ) from exc
+
+    def reap_expired(self) -> list[tuple[int, JobStatus]]:
+        rows = self._all(
+            """
+            WITH expired AS (
+                SELECT id FROM jobs
+                WHERE status = 'running' AND lease_expires_at < now()
+                FOR UPDATE SKIP LOCKED
+            ), done AS (
+                UPDATE jobs SET
+                    status = CASE WHEN cancel_requested THEN 'cancelled'
+                                  WHEN attempts < max_attempts THEN 'queued'
+                                  ELSE 'failed' END,
+                    finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts
+                                       THEN now() END,
+                    error = 'lease expired', lease_expires_at = NULL, run_at = now(),
+                    updated_at = now(), rev = rev + 1
+                FROM expired
+                WHERE jobs.id = expired.id AND jobs.status = 'running'
+                  AND jobs.lease_expires_at < now()
+                RETURNING jobs.id, jobs.status, jobs.lease_epoch, jobs.worker
+            ), closed AS (
+                UPDATE runs SET status = 'expired', finished_at = now(), error = 'lease expired'
+                FROM done
+                WHERE runs.job_id = done.id AND runs.epoch = done.lease_epoch
+                  AND runs.status = 'running'
+            ), logged AS (
+                INSERT INTO events (job_id, kind, epoch, worker, data)
+                SELECT id, 'lease_expired', lease_epoch, worker,
+                    jsonb_build_object('now', status)
+                FROM done
+            )
+            SELECT id, status FROM done
+            """
+        )
+        if rows and self.notify:
+            with self._conn() as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+        return [(row["id"], JobStatus(row["status"])) for row in rows]
+
+    def update_if_match(
+        self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
+    ) -> MatchResult:
+        if collection != "jobs":
+            raise InvalidArgument(f"unknown collection {collection!r}; expected 'jobs'")
+        bad = set(patch) - JOB_PATCHABLE_FIELDS
+        if bad or not patch:
+            raise InvalidArgument(
+                f"cannot patch {sorted(bad) or 'nothing'}; patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
+            )
+        params: dict[str, Any] = {
+            f"p_{key}": Jsonb(value) if key == "payload" else value for key, value in patch.items()
+        }
+        assignments = ", ".join(f"{key} = %(p_{key})s" for key in patch)
+        params.update({"id": doc_id, "rev": expected_rev, "fields": sorted(patch)})
+        try:
+            with self._conn() as conn:
+                row = conn.execute(
+                    f"""
+                    WITH done AS (
+                        UPDATE jobs SET {assignments}, rev = rev + 1, updated_at = now()
+                        WHERE id = %(id)s AND rev = %(rev)s
+                        RETURNING *
+                    ), logged AS (
+                        INSERT INTO events (job_id, kind, data)
+                        SELECT id, 'updated', jsonb_build_object('fields', %(fields)s::text[])
+                        FROM done
+                    )
+                    SELECT * FROM done
+                    """,
+                    params,
+                ).fetchone()
+                if row is None:
+                    exists = conn.execute("SELECT 1 FROM jobs WHERE id = %s", (doc_id,)).fetchone()
+                    return MatchResult("conflict" if exists else "not_found")
+        except pg_errors.UniqueViolation:
+            return MatchResult("conflict")
+        job = _job(row)
+        return MatchResult("ok", job, job.rev)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        row = self._one("SELECT * FROM jobs WHERE id = %s", (job_id,))
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job(row)
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]:
+        where, params = ["true"], []
+        for column, value in (("status", status), ("queue", queue), ("engine", engine)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(str(value))
+        if label is not None:
+            where.append("payload -> 'labels' ? %s")
+            params.append(label)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s OFFSET %s"
+        return [_job(r) for r in self._all(sql, (*params, limit, offset))]
+
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        rows = self._all("SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status")
+        return {(r["queue"], r["status"]): r["n"] for r in rows}
+
+    def runs(self, job_id: int) -> list[Run]:
+        rows = self._all("SELECT * FROM runs WHERE job_id = %s ORDER BY epoch", (job_id,))
+        return [
+            Run(
+                id=r["id"],
+                job_id=r["job_id"],
+                attempt=r["attempt"],
+                epoch=r["epoch"],
+                worker=r["worker"],
+                status=RunStatus(r["status"]),
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+                error=r["error"],
+                exit_code=r["exit_code"],
+                stdout=r["stdout"],
+                stderr=r["stderr"],
+            )
+            for r in rows
+        ]
+
+    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        if job_id is None:
+            rows = self._all(
+                "SELECT * FROM events WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit)
+            )
+        else:
+            rows = self._all(
+                "SELECT * FROM events WHERE job_id = %s AND id > %s ORDER BY id LIMIT %s",
+                (job_id, after_id, limit),
+            )
+        return [
+            Event(
+                id=r["id"],
+                job_id=r["job_id"],
+                kind=r["kind"],
+                at=r["at"],
+                epoch=r["epoch"],
+                worker=r["worker"],
+                data=r["data"],
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _redact(url: str) -> str:
+    """Never print a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+    return url
+
+
+__all__ = ["NOTIFY_CHANNEL", "PostgresStore", "json"]

@@ -1,0 +1,78 @@
+"""PostgreSQL schema, as versioned migrations applied in order on open.
+
+Everything lives in the `agentfleet` schema so that a shared database stays tidy.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "agentfleet"
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE jobs (
+            id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            queue            text    NOT NULL,
+            engine           text    NOT NULL,
+            payload          jsonb   NOT NULL,
+            status           text    NOT NULL CHECK (status IN
+                                 ('queued','running','succeeded','failed','cancelled')),
+            priority         integer NOT NULL DEFAULT 0,
+            lock             text,
+            max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
+            attempts         integer NOT NULL DEFAULT 0,
+            lease_epoch      bigint  NOT NULL DEFAULT 0,
+            worker           text,
+            lease_expires_at timestamptz,
+            timeout          double precision,
+            run_at           timestamptz NOT NULL DEFAULT now(),
+            dedupe_key       text,
+            rev              bigint  NOT NULL DEFAULT 1,
+            result           jsonb,
+            error            text,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            created_at       timestamptz NOT NULL DEFAULT now(),
+            updated_at       timestamptz NOT NULL DEFAULT now(),
+            finished_at      timestamptz
+        );
+        CREATE INDEX jobs_ready ON jobs (priority DESC, id) WHERE status = 'queued';
+        CREATE INDEX jobs_expiry ON jobs (lease_expires_at) WHERE status = 'running';
+        CREATE INDEX jobs_by_status ON jobs (status, queue);
+        CREATE INDEX jobs_by_lock ON jobs (lock, status) WHERE lock IS NOT NULL;
+        CREATE UNIQUE INDEX jobs_one_running_per_lock ON jobs (lock)
+            WHERE status = 'running' AND lock IS NOT NULL;
+        CREATE UNIQUE INDEX jobs_one_live_per_dedupe_key ON jobs (dedupe_key)
+            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running');
+
+        CREATE TABLE runs (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id      bigint  NOT NULL REFERENCES jobs (id),
+            attempt     integer NOT NULL,
+            epoch       bigint  NOT NULL,
+            worker      text    NOT NULL,
+            status      text    NOT NULL,
+            started_at  timestamptz NOT NULL,
+            finished_at timestamptz,
+            error       text,
+            exit_code   integer,
+            stdout      text,
+            stderr      text,
+            UNIQUE (job_id, epoch)
+        );
+
+        CREATE TABLE events (
+            id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id bigint,
+            kind   text NOT NULL,
+            at     timestamptz NOT NULL DEFAULT now(),
+            epoch  bigint,
+            worker text,
+            data   jsonb NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_by_job ON events (job_id, id);
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

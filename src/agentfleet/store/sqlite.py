@@ -1,0 +1,751 @@
+"""SQLite store: the embedded default, and (in memory) the test store.
+
+Safety across threads and processes comes from SQLite itself: WAL mode, a busy timeout,
+and `BEGIN IMMEDIATE` so that every transition takes the database's single write lock
+before it reads anything it will decide on. Each transition's first write is conditional
+(its WHERE clause names the expected status and epoch), so the outcome is decided by the
+statement, never by Python between a read and a write.
+
+The memory store is this same code over one in-memory connection guarded by a lock: one
+truth for the SQL semantics, not a second implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agentfleet.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    SchemaTooNew,
+)
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    RunStatus,
+    utc_from_timestamp,
+)
+from agentfleet.store.base import JOB_PATCHABLE_FIELDS
+from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+
+Clock = Callable[[], float]
+
+# A queued job is ready when its time has come and its named lock is free.
+_LOCK_FREE = """NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"""
+# Among ready jobs sharing a lock only the first in claim order qualifies, so one batch
+# never takes two jobs of one lock.
+_FIRST_OF_LOCK = """NOT EXISTS (
+    SELECT 1 FROM jobs e
+    WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= :now
+      AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
+      {queue_filter_e})"""
+_READY_ONE = f"j.status = 'queued' AND j.run_at <= :now AND (j.lock IS NULL OR {_LOCK_FREE})"
+_READY_BATCH = (
+    f"j.status = 'queued' AND j.run_at <= :now "
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+)
+# An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
+_EXPIRED = """j.status = 'running' AND j.lease_expires_at < :now
+    AND j.attempts < j.max_attempts AND j.cancel_requested = 0"""
+
+_CLAIM_SET = """
+    status = 'running', lease_epoch = lease_epoch + 1, attempts = attempts + 1,
+    worker = :worker, lease_expires_at = :now + :ttl, rev = rev + 1, updated_at = :now
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _ts(value: float | None) -> datetime | None:
+    return utc_from_timestamp(value)
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        engine=row["engine"],
+        payload=json.loads(row["payload"]),
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        lock=row["lock"],
+        max_attempts=row["max_attempts"],
+        attempts=row["attempts"],
+        lease_epoch=row["lease_epoch"],
+        worker=row["worker"],
+        lease_expires_at=_ts(row["lease_expires_at"]),
+        timeout=row["timeout"],
+        run_at=utc_from_timestamp(row["run_at"]),  # type: ignore[arg-type]
+        dedupe_key=row["dedupe_key"],
+        rev=row["rev"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        cancel_requested=bool(row["cancel_requested"]),
+        created_at=utc_from_timestamp(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=utc_from_timestamp(row["updated_at"]),  # type: ignore[arg-type]
+        finished_at=_ts(row["finished_at"]),
+    )
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        job_id=row["job_id"],
+        attempt=row["attempt"],
+        epoch=row["epoch"],
+        worker=row["worker"],
+        status=RunStatus(row["status"]),
+        started_at=utc_from_timestamp(row["started_at"]),  # type: ignore[arg-type]
+        finished_at=_ts(row["finished_at"]),
+        error=row["error"],
+        exit_code=row["exit_code"],
+        stdout=row["stdout"],
+        stderr=row["stderr"],
+    )
+
+
+def _event_from_row(row: sqlite3.Row) -> Event:
+    return Event(
+        id=row["id"],
+        job_id=row["job_id"],
+        kind=row["kind"],
+        at=utc_from_timestamp(row["at"]),  # type: ignore[arg-type]
+        epoch=row["epoch"],
+        worker=row["worker"],
+        data=json.loads(row["data"]),
+    )
+
+
+class SqliteStore:
+    """Store over a SQLite file (one connection per thread) or memory (one shared)."""
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        url: str,
+        clock: Clock | None = None,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.url = url
+        self._clock: Clock = clock or time.time
+        self._memory = path is None
+        self._path = ":memory:" if path is None else str(path)
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._registry_lock = threading.Lock()
+        # Memory: one connection, one lock, no yield between compare and set.
+        self._memory_lock = threading.RLock()
+        self._shared: sqlite3.Connection | None = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _open_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=not self._memory,
+        )
+        conn.row_factory = sqlite3.Row
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        with self._registry_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._open_connection()
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open_connection()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database write lock from its first statement."""
+        with self._memory_lock if self._memory else _NULL_LOCK:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._memory_lock if self._memory else _NULL_LOCK:
+            yield self._conn()
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def now(self) -> datetime:
+        return utc_from_timestamp(self._now())  # type: ignore[return-value]
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._tx() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS agentfleet_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) AS v FROM agentfleet_schema").fetchone()
+            current = row["v"] or 0
+            if current > LATEST_VERSION:
+                raise SchemaTooNew(current, LATEST_VERSION)
+            for version, script in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO agentfleet_schema (version) VALUES (?)", (version,))
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            row = conn.execute("SELECT max(version) AS v FROM agentfleet_schema").fetchone()
+            return int(row["v"] or 0)
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _event(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int | None,
+        kind: str,
+        now: float,
+        *,
+        epoch: int | None = None,
+        worker: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (job_id, kind, at, epoch, worker, data) VALUES (?,?,?,?,?,?)",
+            (job_id, kind, now, epoch, worker, _dumps(dict(data or {}))),
+        )
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        out: list[Job] = []
+        with self._tx() as conn:
+            now = self._now()
+            for new in jobs:
+                run_at = now if new.run_at is None else new.run_at.timestamp()
+                row = conn.execute(
+                    """
+                    INSERT INTO jobs (queue, engine, payload, status, priority, lock,
+                        max_attempts, timeout, run_at, dedupe_key, created_at, updated_at)
+                    VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (dedupe_key)
+                        WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
+                    DO NOTHING
+                    RETURNING *
+                    """,
+                    (
+                        new.queue,
+                        new.engine,
+                        _dumps(new.payload),
+                        new.priority,
+                        new.lock,
+                        new.max_attempts,
+                        new.timeout,
+                        run_at,
+                        new.dedupe_key,
+                        now,
+                        now,
+                    ),
+                ).fetchone()
+                if row is None:
+                    # The write lock is held, so the live duplicate cannot change under us.
+                    row = conn.execute(
+                        "SELECT * FROM jobs WHERE dedupe_key = ? AND status IN "
+                        "('queued','running')",
+                        (new.dedupe_key,),
+                    ).fetchone()
+                    out.append(_job_from_row(row))
+                    continue
+                job = _job_from_row(row)
+                self._event(conn, job.id, "enqueued", now, data={"queue": job.queue})
+                out.append(job)
+        return out
+
+    def _open_runs(
+        self, conn: sqlite3.Connection, rows: list[sqlite3.Row], worker: str, ttl: float, now: float
+    ) -> list[Lease]:
+        leases: list[Lease] = []
+        for row in rows:
+            job = _job_from_row(row)
+            expired = conn.execute(
+                "UPDATE runs SET status = 'expired', finished_at = ?, error = 'lease expired' "
+                "WHERE job_id = ? AND status = 'running' RETURNING epoch",
+                (now, job.id),
+            ).fetchall()
+            for old in expired:
+                self._event(conn, job.id, "lease_expired", now, epoch=old["epoch"])
+            run_id = conn.execute(
+                "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
+                "VALUES (?, ?, ?, ?, 'running', ?) RETURNING id",
+                (job.id, job.attempts, job.lease_epoch, worker, now),
+            ).fetchone()["id"]
+            self._event(
+                conn,
+                job.id,
+                "claimed",
+                now,
+                epoch=job.lease_epoch,
+                worker=worker,
+                data={"attempt": job.attempts},
+            )
+            leases.append(
+                Lease(
+                    job_id=job.id,
+                    epoch=job.lease_epoch,
+                    worker=worker,
+                    expires_at=job.lease_expires_at,  # type: ignore[arg-type]
+                    attempt=job.attempts,
+                    run_id=run_id,
+                    ttl=ttl,
+                    job=job,
+                )
+            )
+        return leases
+
+    def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:
+        try:
+            with self._tx() as conn:
+                now = self._now()
+                rows = conn.execute(
+                    f"""
+                    UPDATE jobs SET {_CLAIM_SET}
+                    WHERE id = :id AND id IN (
+                        SELECT j.id FROM jobs j
+                        WHERE j.id = :id AND (({_READY_ONE}) OR ({_EXPIRED})))
+                    RETURNING *
+                    """,
+                    {"id": job_id, "worker": worker, "ttl": ttl, "now": now},
+                ).fetchall()
+                if not rows:
+                    return None
+                return self._open_runs(conn, rows, worker, ttl, now)[0]
+        except sqlite3.IntegrityError:
+            return None  # the named lock is held: the index said no
+
+    def claim_next(
+        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+    ) -> list[Lease]:
+        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        if queues is None:
+            queue_filter, queue_filter_e = "", ""
+        else:
+            params["queues"] = _dumps(list(queues))
+            queue_filter = "AND j.queue IN (SELECT value FROM json_each(:queues))"
+            queue_filter_e = "AND e.queue IN (SELECT value FROM json_each(:queues))"
+        ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
+        with self._tx() as conn:
+            now = self._now()
+            params["now"] = now
+            rows = conn.execute(
+                f"""
+                UPDATE jobs SET {_CLAIM_SET}
+                WHERE id IN (
+                    SELECT j.id FROM jobs j
+                    WHERE {ready} {queue_filter}
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT :limit)
+                RETURNING *
+                """,
+                params,
+            ).fetchall()
+            rows.sort(key=lambda r: (-r["priority"], r["id"]))
+            return self._open_runs(conn, rows, worker, ttl, now)
+
+    def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost | JobCancelled:
+        row = conn.execute(
+            "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = ?", (lease.job_id,)
+        ).fetchone()
+        if row is None:
+            return LeaseLost(lease.job_id, lease.epoch)
+        if (
+            row["status"] == "running"
+            and row["lease_epoch"] == lease.epoch
+            and row["cancel_requested"]
+        ):
+            return JobCancelled(lease.job_id, lease.epoch)
+        return LeaseLost(
+            lease.job_id, lease.epoch, current_epoch=row["lease_epoch"], status=row["status"]
+        )
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        with self._tx() as conn:
+            now = self._now()
+            row = conn.execute(
+                """
+                UPDATE jobs SET lease_expires_at = :now + :ttl, rev = rev + 1, updated_at = :now
+                WHERE id = :id AND lease_epoch = :epoch AND status = 'running'
+                  AND cancel_requested = 0
+                RETURNING lease_expires_at
+                """,
+                {"id": lease.job_id, "epoch": lease.epoch, "now": now, "ttl": ttl},
+            ).fetchone()
+            if row is None:
+                raise self._lost(conn, lease)
+        return Lease(
+            job_id=lease.job_id,
+            epoch=lease.epoch,
+            worker=lease.worker,
+            expires_at=utc_from_timestamp(row["lease_expires_at"]),  # type: ignore[arg-type]
+            attempt=lease.attempt,
+            run_id=lease.run_id,
+            ttl=ttl,
+            job=lease.job,
+        )
+
+    def _close_run(
+        self,
+        conn: sqlite3.Connection,
+        lease: Lease,
+        status: str,
+        now: float,
+        error: str | None,
+        output: RunOutput | None,
+    ) -> None:
+        out = output or RunOutput()
+        conn.execute(
+            """
+            UPDATE runs SET status = ?, finished_at = ?, error = ?, exit_code = ?,
+                stdout = ?, stderr = ?
+            WHERE job_id = ? AND epoch = ? AND status = 'running'
+            """,
+            (status, now, error, out.exit_code, out.stdout, out.stderr, lease.job_id, lease.epoch),
+        )
+
+    def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None:
+        with self._tx() as conn:
+            now = self._now()
+            row = conn.execute(
+                """
+                UPDATE jobs SET status = 'succeeded', result = :result, error = NULL,
+                    finished_at = :now, updated_at = :now, lease_expires_at = NULL, rev = rev + 1
+                WHERE id = :id AND lease_epoch = :epoch AND status = 'running'
+                RETURNING id
+                """,
+                {"id": lease.job_id, "epoch": lease.epoch, "now": now, "result": _dumps(result)},
+            ).fetchone()
+            if row is None:
+                lost = self._lost(conn, lease)
+                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+            self._close_run(conn, lease, "succeeded", now, None, output)
+            self._event(conn, lease.job_id, "succeeded", now, epoch=lease.epoch, worker=lease.worker)
+
+    def fail(
+        self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
+    ) -> JobStatus:
+        with self._tx() as conn:
+            now = self._now()
+            row = conn.execute(
+                """
+                UPDATE jobs SET
+                    status = CASE WHEN cancel_requested THEN 'cancelled'
+                                  WHEN :retry AND attempts < max_attempts THEN 'queued'
+                                  ELSE 'failed' END,
+                    run_at = CASE WHEN NOT cancel_requested AND :retry
+                                       AND attempts < max_attempts
+                                  THEN :now + :delay ELSE run_at END,
+                    finished_at = CASE WHEN cancel_requested OR NOT :retry
+                                            OR attempts >= max_attempts
+                                       THEN :now ELSE NULL END,
+                    error = :error, lease_expires_at = NULL, updated_at = :now, rev = rev + 1
+                WHERE id = :id AND lease_epoch = :epoch AND status = 'running'
+                RETURNING status, run_at
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "now": now,
+                    "error": error,
+                    "retry": retry_delay is not None,
+                    "delay": retry_delay or 0.0,
+                },
+            ).fetchone()
+            if row is None:
+                lost = self._lost(conn, lease)
+                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+            status = JobStatus(row["status"])
+            run_status = "cancelled" if status is JobStatus.CANCELLED else "failed"
+            self._close_run(conn, lease, run_status, now, error, output)
+            kind = {"queued": "retry_scheduled", "failed": "failed", "cancelled": "cancelled"}
+            data: dict[str, Any] = {"error": error}
+            if status is JobStatus.QUEUED:
+                data["retry_in"] = round(row["run_at"] - now, 3)
+            self._event(
+                conn, lease.job_id, kind[status], now, epoch=lease.epoch, worker=lease.worker,
+                data=data,
+            )
+            return status
+
+    def release(self, lease: Lease, reason: str) -> JobStatus:
+        with self._tx() as conn:
+            now = self._now()
+            row = conn.execute(
+                """
+                UPDATE jobs SET
+                    status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                    finished_at = CASE WHEN cancel_requested THEN :now ELSE NULL END,
+                    attempts = attempts - 1, run_at = :now, lease_expires_at = NULL,
+                    updated_at = :now, rev = rev + 1
+                WHERE id = :id AND lease_epoch = :epoch AND status = 'running'
+                RETURNING status
+                """,
+                {"id": lease.job_id, "epoch": lease.epoch, "now": now},
+            ).fetchone()
+            if row is None:
+                lost = self._lost(conn, lease)
+                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+            status = JobStatus(row["status"])
+            run_status = "cancelled" if status is JobStatus.CANCELLED else "released"
+            self._close_run(conn, lease, run_status, now, reason, None)
+            self._event(
+                conn, lease.job_id, "released", now, epoch=lease.epoch, worker=lease.worker,
+                data={"reason": reason},
+            )
+            return status
+
+    def cancel_job(self, job_id: int) -> bool:
+        with self._tx() as conn:
+            now = self._now()
+            row = conn.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, "
+                "rev = rev + 1 WHERE id = ? AND status = 'queued' RETURNING id",
+                (now, now, job_id),
+            ).fetchone()
+            if row is not None:
+                self._event(conn, job_id, "cancelled", now)
+                return True
+            row = conn.execute(
+                "UPDATE jobs SET cancel_requested = 1, updated_at = ?, rev = rev + 1 "
+                "WHERE id = ? AND status = 'running' AND cancel_requested = 0 "
+                "RETURNING lease_epoch",
+                (now, job_id),
+            ).fetchone()
+            if row is not None:
+                self._event(conn, job_id, "cancel_requested", now, epoch=row["lease_epoch"])
+                return True
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                raise JobNotFound(job_id)
+            return False
+
+    def retry_job(self, job_id: int) -> Job:
+        try:
+            with self._tx() as conn:
+                now = self._now()
+                row = conn.execute(
+                    """
+                    UPDATE jobs SET status = 'queued', attempts = 0, run_at = :now,
+                        cancel_requested = 0, error = NULL, result = NULL, finished_at = NULL,
+                        updated_at = :now, rev = rev + 1
+                    WHERE id = :id AND status IN ('failed', 'cancelled')
+                    RETURNING *
+                    """,
+                    {"id": job_id, "now": now},
+                ).fetchone()
+                if row is None:
+                    current = conn.execute(
+                        "SELECT status FROM jobs WHERE id = ?", (job_id,)
+                    ).fetchone()
+                    if current is None:
+                        raise JobNotFound(job_id)
+                    raise InvalidTransition(f"job {job_id}", current["status"], "queued")
+                self._event(conn, job_id, "retried", now)
+                return _job_from_row(row)
+        except sqlite3.IntegrityError as exc:
+            raise InvalidTransition(
+                f"job {job_id} (another live job has its dedupe key)", "failed", "queued"
+            ) from exc
+
+    def reap_expired(self) -> list[tuple[int, JobStatus]]:
+        with self._tx() as conn:
+            now = self._now()
+            rows = conn.execute(
+                """
+                UPDATE jobs SET
+                    status = CASE WHEN cancel_requested THEN 'cancelled'
+                                  WHEN attempts < max_attempts THEN 'queued'
+                                  ELSE 'failed' END,
+                    finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts
+                                       THEN :now ELSE NULL END,
+                    error = 'lease expired', lease_expires_at = NULL, run_at = :now,
+                    updated_at = :now, rev = rev + 1
+                WHERE status = 'running' AND lease_expires_at < :now
+                RETURNING id, status, lease_epoch, worker
+                """,
+                {"now": now},
+            ).fetchall()
+            out: list[tuple[int, JobStatus]] = []
+            for row in rows:
+                conn.execute(
+                    "UPDATE runs SET status = 'expired', finished_at = ?, error = 'lease expired' "
+                    "WHERE job_id = ? AND epoch = ? AND status = 'running'",
+                    (now, row["id"], row["lease_epoch"]),
+                )
+                self._event(
+                    conn, row["id"], "lease_expired", now, epoch=row["lease_epoch"],
+                    worker=row["worker"], data={"now": row["status"]},
+                )
+                out.append((row["id"], JobStatus(row["status"])))
+            return out
+
+    def update_if_match(
+        self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
+    ) -> MatchResult:
+        if collection != "jobs":
+            raise InvalidArgument(f"unknown collection {collection!r}; expected 'jobs'")
+        bad = set(patch) - JOB_PATCHABLE_FIELDS
+        if bad or not patch:
+            raise InvalidArgument(
+                f"cannot patch {sorted(bad) or 'nothing'}; patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in patch.items():
+            if key == "payload":
+                values[key] = _dumps(value)
+            elif key == "run_at" and isinstance(value, datetime):
+                values[key] = value.timestamp()
+            else:
+                values[key] = value
+        assignments = ", ".join(f"{key} = :p_{key}" for key in values)
+        params = {f"p_{k}": v for k, v in values.items()}
+        try:
+            with self._tx() as conn:
+                now = self._now()
+                params.update({"id": doc_id, "rev": expected_rev, "now": now})
+                row = conn.execute(
+                    f"UPDATE jobs SET {assignments}, rev = rev + 1, updated_at = :now "
+                    "WHERE id = :id AND rev = :rev RETURNING *",
+                    params,
+                ).fetchone()
+                if row is None:
+                    exists = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (doc_id,)).fetchone()
+                    return MatchResult("conflict" if exists else "not_found")
+                job = _job_from_row(row)
+                self._event(conn, doc_id, "updated", now, data={"fields": sorted(values)})
+                return MatchResult("ok", job, job.rev)
+        except sqlite3.IntegrityError:
+            return MatchResult("conflict")
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job_from_row(row)
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]:
+        where, params = ["1=1"], []
+        for column, value in (("status", status), ("queue", queue), ("engine", engine)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
+        if label is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = ?)"
+            )
+            params.append(label)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?"
+        with self._read() as conn:
+            rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        return [_job_from_row(r) for r in rows]
+
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status"
+            ).fetchall()
+        return {(r["queue"], r["status"]): r["n"] for r in rows}
+
+    def runs(self, job_id: int) -> list[Run]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE job_id = ? ORDER BY epoch", (job_id,)
+            ).fetchall()
+        return [_run_from_row(r) for r in rows]
+
+    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        with self._read() as conn:
+            if job_id is None:
+                rows = conn.execute(
+                    "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    (job_id, after_id, limit),
+                ).fetchall()
+        return [_event_from_row(r) for r in rows]
+
+    def close(self) -> None:
+        with self._registry_lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+        self._local = threading.local()
+        self._shared = None
+
+
+class _NullLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NULL_LOCK = _NullLock()
+
+
+def _split_sql(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

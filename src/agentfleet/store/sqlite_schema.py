@@ -1,0 +1,76 @@
+"""SQLite schema, as versioned migrations applied in order on open."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE jobs (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue            TEXT    NOT NULL,
+            engine           TEXT    NOT NULL,
+            payload          TEXT    NOT NULL,
+            status           TEXT    NOT NULL CHECK (status IN
+                                 ('queued','running','succeeded','failed','cancelled')),
+            priority         INTEGER NOT NULL DEFAULT 0,
+            lock             TEXT,
+            max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            lease_epoch      INTEGER NOT NULL DEFAULT 0,
+            worker           TEXT,
+            lease_expires_at REAL,
+            timeout          REAL,
+            run_at           REAL    NOT NULL,
+            dedupe_key       TEXT,
+            rev              INTEGER NOT NULL DEFAULT 1,
+            result           TEXT,
+            error            TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at       REAL    NOT NULL,
+            updated_at       REAL    NOT NULL,
+            finished_at      REAL
+        );
+        CREATE INDEX jobs_ready ON jobs (priority DESC, id) WHERE status = 'queued';
+        CREATE INDEX jobs_expiry ON jobs (lease_expires_at) WHERE status = 'running';
+        CREATE INDEX jobs_by_status ON jobs (status, queue);
+        CREATE INDEX jobs_by_lock ON jobs (lock, status) WHERE lock IS NOT NULL;
+        -- The named-lock rule, enforced by the database: one running job per lock.
+        CREATE UNIQUE INDEX jobs_one_running_per_lock ON jobs (lock)
+            WHERE status = 'running' AND lock IS NOT NULL;
+        -- At most one live job per dedupe key.
+        CREATE UNIQUE INDEX jobs_one_live_per_dedupe_key ON jobs (dedupe_key)
+            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running');
+
+        CREATE TABLE runs (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id      INTEGER NOT NULL REFERENCES jobs (id),
+            attempt     INTEGER NOT NULL,
+            epoch       INTEGER NOT NULL,
+            worker      TEXT    NOT NULL,
+            status      TEXT    NOT NULL,
+            started_at  REAL    NOT NULL,
+            finished_at REAL,
+            error       TEXT,
+            exit_code   INTEGER,
+            stdout      TEXT,
+            stderr      TEXT,
+            UNIQUE (job_id, epoch)
+        );
+        CREATE INDEX runs_open ON runs (job_id) WHERE status = 'running';
+
+        CREATE TABLE events (
+            id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER,
+            kind   TEXT NOT NULL,
+            at     REAL NOT NULL,
+            epoch  INTEGER,
+            worker TEXT,
+            data   TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_by_job ON events (job_id, id);
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,135 @@
+"""Shared fixtures: every contract test runs unchanged against every store."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentfleet
+from agentfleet import Fleet, RetryPolicy
+from tests import pg
+
+BACKENDS = ["memory", "sqlite", "postgres"]
+_PG_PROBLEM: list[str | None] = []
+
+
+def pg_problem() -> str | None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(pg.postgres_problem())
+    return _PG_PROBLEM[0]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    problem = pg_problem()
+    if problem is None:
+        return f"postgres: tests use a fresh database on {pg.ADMIN_URL.split('@')[-1]}"
+    if os.environ.get("CI"):
+        return f"postgres: UNAVAILABLE in CI, PostgreSQL tests will fail: {problem}"
+    return f"postgres: PostgreSQL tests are skipped: {problem}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    problem = pg_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but PostgreSQL is unavailable: {problem}")
+        pytest.skip(f"PostgreSQL tests skipped: {problem}")
+    url = pg.create_database()
+    try:
+        yield url
+    finally:
+        pg.drop_database(url)
+
+
+class FakeClock:
+    """Real time plus an offset a test can push forward: leases expire on demand."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class StoreEnv:
+    """One database under test and the means to open more handles on it."""
+
+    backend: str
+    url: str
+    clock: FakeClock | None
+    opener: Callable[[], Fleet]
+    fleet: Fleet = field(init=False)
+    _opened: list[Fleet] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fleet = self.open()
+
+    @property
+    def short_ttl(self) -> float:
+        return 0.4 if self.clock is None else 5.0
+
+    @property
+    def separate_connections(self) -> bool:
+        return self.backend != "memory"
+
+    def open(self) -> Fleet:
+        if self.backend == "memory" and self._opened:
+            return self._opened[0]
+        fleet = self.opener()
+        self._opened.append(fleet)
+        return fleet
+
+    def pass_time(self, seconds: float) -> None:
+        if self.clock is None:
+            time.sleep(seconds)
+        else:
+            self.clock.advance(seconds)
+
+    def expire(self, ttl: float | None = None) -> None:
+        """Let a lease of `ttl` (default short_ttl) run out on the store's clock."""
+        self.pass_time((ttl or self.short_ttl) + (0.15 if self.clock is None else 1.0))
+
+    def close(self) -> None:
+        for fleet in self._opened:
+            fleet.close()
+
+
+FAST_RETRY = RetryPolicy(base=0.0, cap=0.0)
+
+
+def make_env(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, **options: Any
+) -> StoreEnv:
+    options.setdefault("retry_policy", FAST_RETRY)
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        pg.truncate_all(url)
+        return StoreEnv(backend, url, None, lambda: agentfleet.open(url, **options))
+    clock = FakeClock()
+    url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'fleet.db'}"
+    return StoreEnv(backend, url, clock, lambda: agentfleet.open(url, clock=clock, **options))
+
+
+@pytest.fixture(params=BACKENDS)
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
+    store_env = make_env(request.param, tmp_path, request)
+    try:
+        yield store_env
+    finally:
+        store_env.close()
+
+
+@pytest.fixture
+def fleet(env: StoreEnv) -> Fleet:
+    return env.fleet

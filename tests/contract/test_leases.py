@@ -1,0 +1,212 @@
+"""Renew, complete, fail, release and fencing: every write names its epoch."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentfleet import Fleet, JobCancelled, JobStatus, LeaseLost, RetryPolicy, RunStatus
+from tests.conftest import StoreEnv, make_env
+
+
+def test_renew_extends_the_lease(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    lease = fleet.claim(job.id, worker="w", ttl=10)
+    assert lease is not None
+    env.pass_time(0.05 if env.clock is None else 5)
+    renewed = fleet.renew(lease, ttl=60)
+    assert renewed.epoch == lease.epoch and renewed.expires_at > lease.expires_at
+
+
+def test_complete_closes_job_and_run(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {})
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    fleet.complete(lease, result={"ok": True})
+    done = fleet.get_job(job.id)
+    assert done.status is JobStatus.SUCCEEDED and done.result == {"ok": True}
+    assert done.finished_at is not None and done.lease_expires_at is None
+    [run] = fleet.runs(job.id)
+    assert run.status is RunStatus.SUCCEEDED and run.finished_at is not None
+    assert [e.kind for e in fleet.events(job.id)] == ["enqueued", "claimed", "succeeded"]
+    with pytest.raises(LeaseLost):
+        fleet.complete(lease, result={"again": True})
+    with pytest.raises(LeaseLost):
+        fleet.renew(lease)
+    assert fleet.get_job(job.id).result == {"ok": True}
+
+
+def test_fail_retries_then_fails_for_good(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {}, max_attempts=2)
+    first = fleet.claim(job.id, worker="w")
+    assert first is not None
+    assert fleet.fail(first, "boom", delay=0) is JobStatus.QUEUED
+    assert fleet.get_job(job.id).error == "boom"
+    second = fleet.claim(job.id, worker="w")
+    assert second is not None and second.epoch == 2 and second.attempt == 2
+    assert fleet.fail(second, "boom again", delay=0) is JobStatus.FAILED
+    final = fleet.get_job(job.id)
+    assert final.status is JobStatus.FAILED and final.attempts == 2
+    assert [r.status for r in fleet.runs(job.id)] == [RunStatus.FAILED, RunStatus.FAILED]
+    kinds = [e.kind for e in fleet.events(job.id)]
+    assert kinds == ["enqueued", "claimed", "retry_scheduled", "claimed", "failed"]
+
+
+def test_fail_without_retry_is_final(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {}, max_attempts=5)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    assert fleet.fail(lease, "fatal", retry=False) is JobStatus.FAILED
+
+
+def test_backoff_delays_the_retry(env: StoreEnv, request: pytest.FixtureRequest, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    slow = make_env(
+        env.backend, tmp_path / "b", request, retry_policy=RetryPolicy(base=30, jitter=0)
+    )
+    try:
+        fleet = slow.fleet
+        job = fleet.enqueue("shell", {})
+        lease = fleet.claim(job.id, worker="w")
+        assert lease is not None
+        assert fleet.fail(lease, "flaky") is JobStatus.QUEUED
+        queued = fleet.get_job(job.id)
+        assert 29 <= (queued.run_at - fleet.now()).total_seconds() <= 31
+        assert fleet.claim(job.id, worker="w") is None
+        assert fleet.claim_next(worker="w") == []
+        if slow.clock is not None:
+            slow.pass_time(31)
+            assert [lease.job_id for lease in fleet.claim_next(worker="w")] == [job.id]
+    finally:
+        slow.close()
+
+
+def test_retry_policy_grows_exponentially_with_jitter() -> None:
+    policy = RetryPolicy(base=1, factor=2, cap=10, jitter=0.5)
+    for attempt, raw in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
+        delays = [policy.delay(attempt) for _ in range(50)]
+        assert all(raw * 0.5 <= d <= raw for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_expired_lease_is_fenced_after_reclaim(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    stale = fleet.claim(job.id, worker="paused", ttl=env.short_ttl)
+    assert stale is not None
+    env.expire()
+    successor = fleet.claim(job.id, worker="fresh", ttl=60)  # no reaper needed
+    assert successor is not None and successor.epoch == stale.epoch + 1
+    with pytest.raises(LeaseLost) as lost:
+        fleet.renew(stale)
+    assert lost.value.current_epoch == successor.epoch
+    with pytest.raises(LeaseLost):
+        fleet.complete(stale, result={"by": "paused"})
+    with pytest.raises(LeaseLost):
+        fleet.fail(stale, "late")
+    fleet.complete(successor, result={"by": "fresh"})
+    done = fleet.get_job(job.id)
+    assert done.status is JobStatus.SUCCEEDED and done.result == {"by": "fresh"}
+    runs = fleet.runs(job.id)
+    assert [(r.epoch, r.worker, r.status) for r in runs] == [
+        (1, "paused", RunStatus.EXPIRED),
+        (2, "fresh", RunStatus.SUCCEEDED),
+    ]
+
+
+def test_lease_still_valid_after_expiry_until_someone_takes_it(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    lease = fleet.claim(job.id, worker="slow", ttl=env.short_ttl)
+    assert lease is not None
+    env.expire()
+    fleet.complete(lease, result="nobody else ran it")
+    assert fleet.get_job(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_reap_expired_requeues_or_fails(env: StoreEnv) -> None:
+    fleet = env.fleet
+    retryable = fleet.enqueue("shell", {}, max_attempts=2)
+    spent = fleet.enqueue("shell", {}, max_attempts=1)
+    leases = [fleet.claim(j.id, worker="dead", ttl=env.short_ttl) for j in (retryable, spent)]
+    assert all(leases)
+    assert fleet.reap_expired() == []
+    env.expire()
+    reaped = dict(fleet.reap_expired())
+    assert reaped == {retryable.id: JobStatus.QUEUED, spent.id: JobStatus.FAILED}
+    assert fleet.reap_expired() == []
+    assert fleet.runs(retryable.id)[0].status is RunStatus.EXPIRED
+    assert fleet.get_job(spent.id).error == "lease expired"
+    again = fleet.claim(retryable.id, worker="alive")
+    assert again is not None and again.epoch == 2
+
+
+def test_expired_job_with_no_attempts_left_is_not_reclaimed(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    assert fleet.claim(job.id, worker="dead", ttl=env.short_ttl) is not None
+    env.expire()
+    assert fleet.claim(job.id, worker="w") is None
+    assert dict(fleet.reap_expired()) == {job.id: JobStatus.FAILED}
+
+
+def test_release_hands_the_job_back_with_its_attempt(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    lease = fleet.claim(job.id, worker="stopping")
+    assert lease is not None
+    assert fleet.release(lease) is JobStatus.QUEUED
+    back = fleet.get_job(job.id)
+    assert back.status is JobStatus.QUEUED and back.attempts == 0
+    assert fleet.runs(job.id)[0].status is RunStatus.RELEASED
+    again = fleet.claim(job.id, worker="next")
+    assert again is not None and again.epoch == 2
+    with pytest.raises(LeaseLost):
+        fleet.release(lease)
+
+
+def test_cancel_is_idempotent_and_reaches_running_jobs(fleet: Fleet) -> None:
+    queued = fleet.enqueue("shell", {})
+    assert fleet.cancel_job(queued.id) is True
+    assert fleet.cancel_job(queued.id) is False
+    assert fleet.get_job(queued.id).status is JobStatus.CANCELLED
+    assert fleet.claim(queued.id, worker="w") is None
+
+    running = fleet.enqueue("shell", {})
+    lease = fleet.claim(running.id, worker="w")
+    assert lease is not None
+    assert fleet.cancel_job(running.id) is True
+    assert fleet.cancel_job(running.id) is False
+    with pytest.raises(JobCancelled):
+        fleet.renew(lease)
+    assert fleet.fail(lease, "stopped: cancelled", retry=True) is JobStatus.CANCELLED
+    assert fleet.get_job(running.id).status is JobStatus.CANCELLED
+    assert fleet.runs(running.id)[0].status is RunStatus.CANCELLED
+
+    done = fleet.enqueue("shell", {})
+    done_lease = fleet.claim(done.id, worker="w")
+    assert done_lease is not None
+    fleet.complete(done_lease)
+    finished_at = fleet.get_job(done.id).finished_at
+    assert fleet.cancel_job(done.id) is False
+    assert fleet.get_job(done.id).status is JobStatus.SUCCEEDED
+    assert fleet.get_job(done.id).finished_at == finished_at
+
+
+def test_cancelled_running_job_whose_worker_died_ends_cancelled(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    assert fleet.claim(job.id, worker="dead", ttl=env.short_ttl) is not None
+    assert fleet.cancel_job(job.id)
+    env.expire()
+    assert fleet.claim(job.id, worker="w") is None
+    assert dict(fleet.reap_expired()) == {job.id: JobStatus.CANCELLED}
+
+
+def test_retry_job_requeues_failed_and_cancelled(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    fleet.fail(lease, "boom")
+    again = fleet.retry_job(job.id)
+    assert again.status is JobStatus.QUEUED and again.attempts == 0 and again.error is None
+    assert fleet.claim(job.id, worker="w") is not None
