@@ -6,7 +6,9 @@ import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-ADMIN_URL = os.environ.get("AGENTFLEET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "AGENTFLEET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def with_database(url: str, database: str) -> str:

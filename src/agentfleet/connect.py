@@ -25,7 +25,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def open_store(url: str | None, **options: Any) -> Store:
-    url = url or DEFAULT_URL
+    if url is None:
+        url = DEFAULT_URL
     if not isinstance(url, str) or "://" not in url:
         raise InvalidArgument(f"malformed database URL {url!r}; expected one of: {SUPPORTED}")
     scheme = urlsplit(url).scheme.lower()
@@ -56,4 +57,6 @@ def open_store(url: str | None, **options: Any) -> Store:
             pool_size=options.get("pool_size", 4),
             notify=options.get("notify", True),
         )
-    raise InvalidArgument(f"unknown database URL scheme {scheme!r} in {url!r}; expected {SUPPORTED}")
+    raise InvalidArgument(
+        f"unknown database URL scheme {scheme!r} in {url!r}; expected {SUPPORTED}"
+    )

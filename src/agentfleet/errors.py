@@ -54,13 +54,16 @@ class LeaseLost(AgentFleetError):
         self.status = status
 
 
-class JobCancelled(AgentFleetError):
-    """The job was cancelled while the worker held its lease, so the worker should stop."""
+class JobCancelled(LeaseLost):
+    """The job was cancelled while running: its worker must stop it, then fail it.
+
+    A LeaseLost, so code that stops on a lost lease also stops on a cancel; unlike a lost
+    lease, the epoch still owns the job, so the worker's closing `fail` is accepted.
+    """
 
     def __init__(self, job_id: int, epoch: int) -> None:
-        super().__init__(f"job {job_id} was cancelled while running (lease epoch {epoch})")
-        self.job_id = job_id
-        self.epoch = epoch
+        super().__init__(job_id, epoch)
+        self.args = (f"job {job_id} was cancelled while running (lease epoch {epoch})",)
 
 
 class SchemaTooNew(AgentFleetError):

@@ -242,7 +242,9 @@ class Fleet:
                 checked_status = JobStatus(status)
             except ValueError:
                 choices = ", ".join(s.value for s in JobStatus)
-                raise InvalidArgument(f"unknown status {status!r}; expected one of {choices}")
+                raise InvalidArgument(
+                    f"unknown status {status!r}; expected one of {choices}"
+                ) from None
         return self.store.list_jobs(
             status=checked_status,
             queue=validate.optional_name(queue, "queue"),
@@ -263,7 +265,9 @@ class Fleet:
     ) -> list[Event]:
         if job_id is not None:
             validate.integer(job_id, "job_id")
-        return self.store.events(job_id, validate.integer(after_id, "after_id"), validate.limit(limit))
+        return self.store.events(
+            job_id, validate.integer(after_id, "after_id"), validate.limit(limit)
+        )
 
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
@@ -302,7 +306,7 @@ def _non_negative(value: object, what: str) -> float:
     return float(value)
 
 
-def open(url: str | None = None, **options: Any) -> Fleet:  # noqa: A001 - mirrors builtins
+def open(url: str | None = None, **options: Any) -> Fleet:
     """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
     or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
     retry_policy, reap_interval."""

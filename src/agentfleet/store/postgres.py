@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -139,6 +139,8 @@ class PostgresStore:
         self.url = url
         self.notify = notify
         try:
+            # Probe once so that a wrong URL fails at once instead of after the pool's retries.
+            psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -153,18 +155,20 @@ class PostgresStore:
             )
             self._pool.open(wait=True, timeout=15)
         except (psycopg.Error, Exception) as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {exc}"
+            ) from exc
         self._migrate()
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Row]]:
         with self._pool.connection() as conn:
-            yield conn
+            yield cast("psycopg.Connection[Row]", conn)
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Row]]:
         with self._pool.connection() as conn, conn.transaction():
-            yield conn
+            yield cast("psycopg.Connection[Row]", conn)
 
     def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Row | None:
         with self._conn() as conn:
@@ -193,7 +197,7 @@ class PostgresStore:
                 raise SchemaTooNew(current, LATEST_VERSION)
             for version, script in MIGRATIONS:
                 if version > current:
-                    conn.execute(script)  # type: ignore[arg-type]
+                    conn.execute(script.encode())
                     conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
     def schema_version(self) -> int:
@@ -600,7 +604,8 @@ class PostgresStore:
         bad = set(patch) - JOB_PATCHABLE_FIELDS
         if bad or not patch:
             raise InvalidArgument(
-                f"cannot patch {sorted(bad) or 'nothing'}; patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
+                f"cannot patch {sorted(bad) or 'nothing'}; "
+                f"patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
             )
         params: dict[str, Any] = {
             f"p_{key}": Jsonb(value) if key == "payload" else value for key, value in patch.items()

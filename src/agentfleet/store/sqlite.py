@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -390,7 +390,7 @@ class SqliteStore:
             rows.sort(key=lambda r: (-r["priority"], r["id"]))
             return self._open_runs(conn, rows, worker, ttl, now)
 
-    def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost | JobCancelled:
+    def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost:
         row = conn.execute(
             "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = ?", (lease.job_id,)
         ).fetchone()
@@ -405,6 +405,10 @@ class SqliteStore:
         return LeaseLost(
             lease.job_id, lease.epoch, current_epoch=row["lease_epoch"], status=row["status"]
         )
+
+    def _fenced_lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost:
+        lost = self._lost(conn, lease)
+        return LeaseLost(lease.job_id, lease.epoch) if isinstance(lost, JobCancelled) else lost
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
         with self._tx() as conn:
@@ -463,10 +467,11 @@ class SqliteStore:
                 {"id": lease.job_id, "epoch": lease.epoch, "now": now, "result": _dumps(result)},
             ).fetchone()
             if row is None:
-                lost = self._lost(conn, lease)
-                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+                raise self._fenced_lost(conn, lease)
             self._close_run(conn, lease, "succeeded", now, None, output)
-            self._event(conn, lease.job_id, "succeeded", now, epoch=lease.epoch, worker=lease.worker)
+            self._event(
+                conn, lease.job_id, "succeeded", now, epoch=lease.epoch, worker=lease.worker
+            )
 
     def fail(
         self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
@@ -499,8 +504,7 @@ class SqliteStore:
                 },
             ).fetchone()
             if row is None:
-                lost = self._lost(conn, lease)
-                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+                raise self._fenced_lost(conn, lease)
             status = JobStatus(row["status"])
             run_status = "cancelled" if status is JobStatus.CANCELLED else "failed"
             self._close_run(conn, lease, run_status, now, error, output)
@@ -509,7 +513,12 @@ class SqliteStore:
             if status is JobStatus.QUEUED:
                 data["retry_in"] = round(row["run_at"] - now, 3)
             self._event(
-                conn, lease.job_id, kind[status], now, epoch=lease.epoch, worker=lease.worker,
+                conn,
+                lease.job_id,
+                kind[status],
+                now,
+                epoch=lease.epoch,
+                worker=lease.worker,
                 data=data,
             )
             return status
@@ -530,13 +539,17 @@ class SqliteStore:
                 {"id": lease.job_id, "epoch": lease.epoch, "now": now},
             ).fetchone()
             if row is None:
-                lost = self._lost(conn, lease)
-                raise lost if isinstance(lost, LeaseLost) else LeaseLost(lease.job_id, lease.epoch)
+                raise self._fenced_lost(conn, lease)
             status = JobStatus(row["status"])
             run_status = "cancelled" if status is JobStatus.CANCELLED else "released"
             self._close_run(conn, lease, run_status, now, reason, None)
             self._event(
-                conn, lease.job_id, "released", now, epoch=lease.epoch, worker=lease.worker,
+                conn,
+                lease.job_id,
+                "released",
+                now,
+                epoch=lease.epoch,
+                worker=lease.worker,
                 data={"reason": reason},
             )
             return status
@@ -619,8 +632,13 @@ class SqliteStore:
                     (now, row["id"], row["lease_epoch"]),
                 )
                 self._event(
-                    conn, row["id"], "lease_expired", now, epoch=row["lease_epoch"],
-                    worker=row["worker"], data={"now": row["status"]},
+                    conn,
+                    row["id"],
+                    "lease_expired",
+                    now,
+                    epoch=row["lease_epoch"],
+                    worker=row["worker"],
+                    data={"now": row["status"]},
                 )
                 out.append((row["id"], JobStatus(row["status"])))
             return out
@@ -633,7 +651,8 @@ class SqliteStore:
         bad = set(patch) - JOB_PATCHABLE_FIELDS
         if bad or not patch:
             raise InvalidArgument(
-                f"cannot patch {sorted(bad) or 'nothing'}; patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
+                f"cannot patch {sorted(bad) or 'nothing'}; "
+                f"patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
             )
         values: dict[str, Any] = {}
         for key, value in patch.items():
@@ -688,9 +707,7 @@ class SqliteStore:
                 where.append(f"{column} = ?")
                 params.append(str(value))
         if label is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = ?)"
-            )
+            where.append("EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = ?)")
             params.append(label)
         sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?"
         with self._read() as conn:
@@ -727,10 +744,8 @@ class SqliteStore:
     def close(self) -> None:
         with self._registry_lock:
             for conn in self._connections:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._connections.clear()
         self._local = threading.local()
         self._shared = None
