@@ -21,6 +21,7 @@ from agentfleet.models import (
     Run,
     RunOutput,
     RunStatus,
+    WorkerInfo,
 )
 from agentfleet.retry import RetryPolicy
 
@@ -46,6 +47,7 @@ __all__ = [
     "RunStatus",
     "SchemaTooNew",
     "StoreUnavailable",
+    "WorkerInfo",
     "__version__",
     "open",
 ]

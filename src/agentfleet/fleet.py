@@ -15,7 +15,17 @@ from typing import Any
 from agentfleet import validate
 from agentfleet.connect import open_store
 from agentfleet.errors import InvalidArgument
-from agentfleet.models import Event, Job, JobStatus, Lease, MatchResult, NewJob, Run, RunOutput
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    WorkerInfo,
+)
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
 
@@ -196,6 +206,35 @@ class Fleet:
         """Hand an unfinished job back to the queue at once, giving back its attempt."""
         _check_lease(lease)
         return self.store.release(lease, reason)
+
+    def record_output(self, lease: Lease, output: RunOutput) -> None:
+        """Store a running attempt's output so far (for `logs --follow`); fenced."""
+        _check_lease(lease)
+        self.store.record_output(lease, output)
+
+    # -- workers ----------------------------------------------------------------------
+
+    def worker_seen(
+        self, name: str, *, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        """Register or refresh a worker's presence (its heartbeat)."""
+        self.store.worker_seen(
+            validate.name(name, "worker"),
+            host,
+            pid,
+            list(queues),
+            validate.integer(concurrency, "concurrency", minimum=1),
+        )
+
+    def worker_stopped(self, name: str) -> None:
+        self.store.worker_stopped(validate.name(name, "worker"))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        return self.store.list_workers()
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block until work may be ready (PostgreSQL NOTIFY) or the timeout passes."""
+        return self.store.wait_for_jobs(timeout)
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -130,6 +130,21 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker's self-reported presence; `last_seen` is on the store's clock."""
+
+    name: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None
+    running: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """A validated request to enqueue: what the Fleet hands the store."""
 

@@ -31,9 +31,7 @@ def test_32_threads_one_winner_every_round(env: StoreEnv) -> None:
         stored = env.fleet.get_job(job.id)
         assert stored.status is JobStatus.RUNNING and stored.lease_epoch == 1
         assert len(env.fleet.runs(job.id)) == 1
-    print(
-        f"\n[{env.backend}] {ROUNDS} rounds x {THREADS} threads: {Counter(winners)}"
-    )
+    print(f"\n[{env.backend}] {ROUNDS} rounds x {THREADS} threads: {Counter(winners)}")
 
 
 def test_broken_read_check_write_claim_double_claims(env: StoreEnv) -> None:

@@ -12,7 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from agentfleet.models import Event, Job, JobStatus, Lease, MatchResult, NewJob, Run, RunOutput
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    WorkerInfo,
+)
 
 # Fields of a job that update_if_match may change; status, epochs and leases only move
 # through the lifecycle verbs.
@@ -87,5 +97,23 @@ class Store(Protocol):
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
     ) -> MatchResult: ...
+
+    def record_output(self, lease: Lease, output: RunOutput) -> None:
+        """Store a running attempt's output so far; fenced like every lease write."""
+        ...
+
+    def worker_seen(
+        self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        """Register or refresh a worker's presence."""
+        ...
+
+    def worker_stopped(self, name: str) -> None: ...
+
+    def list_workers(self) -> list[WorkerInfo]: ...
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block until new work may be ready (True) or the timeout passes (False)."""
+        ...
 
     def close(self) -> None: ...

@@ -39,6 +39,7 @@ from agentfleet.models import (
     Run,
     RunOutput,
     RunStatus,
+    WorkerInfo,
 )
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
@@ -68,11 +69,12 @@ _CLAIM_SET = """
     rev = jobs.rev + 1, updated_at = now()
 """
 
-# Opening the run and logging the claim ride in the claiming statement.
+# Opening the run and logging the claim ride in the claiming statement. Run stamps use
+# clock_timestamp(), taken after the snapshot, so they order like the commits they record.
 _OPEN_RUNS = """
 , opened AS (
     INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at)
-    SELECT id, attempts, lease_epoch, worker, 'running', now() FROM claimed
+    SELECT id, attempts, lease_epoch, worker, 'running', clock_timestamp() FROM claimed
     RETURNING id AS run_id, job_id
 ), logged AS (
     INSERT INTO events (job_id, kind, at, epoch, worker, data)
@@ -138,6 +140,7 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 4, notify: bool = True) -> None:
         self.url = url
         self.notify = notify
+        self._listener: psycopg.Connection[Any] | None = None
         try:
             # Probe once so that a wrong URL fails at once instead of after the pool's retries.
             psycopg.connect(url, connect_timeout=10).close()
@@ -268,7 +271,8 @@ class PostgresStore:
                 FROM target WHERE jobs.id = target.id
                 RETURNING jobs.*, target.old_status
             ), closed AS (
-                UPDATE runs SET status = 'expired', finished_at = now(), error = 'lease expired'
+                UPDATE runs SET status = 'expired', finished_at = clock_timestamp(),
+                    error = 'lease expired'
                 WHERE job_id IN (SELECT id FROM claimed WHERE old_status = 'running')
                   AND status = 'running'
                 RETURNING job_id, epoch
@@ -369,7 +373,7 @@ class PostgresStore:
                     WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
                     RETURNING id
                 ), closed AS (
-                    UPDATE runs SET status = 'succeeded', finished_at = now(),
+                    UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp(),
                         exit_code = %(exit_code)s, stdout = %(stdout)s, stderr = %(stderr)s
                     WHERE job_id IN (SELECT id FROM done) AND epoch = %(epoch)s
                       AND status = 'running'
@@ -421,7 +425,8 @@ class PostgresStore:
                     UPDATE runs SET
                         status = CASE WHEN done.status = 'cancelled' THEN 'cancelled'
                                       ELSE 'failed' END,
-                        finished_at = now(), error = %(error)s, exit_code = %(exit_code)s,
+                        finished_at = clock_timestamp(), error = %(error)s,
+                        exit_code = %(exit_code)s,
                         stdout = %(stdout)s, stderr = %(stderr)s
                     FROM done
                     WHERE runs.job_id = done.id AND runs.epoch = %(epoch)s
@@ -469,7 +474,7 @@ class PostgresStore:
                     UPDATE runs SET
                         status = CASE WHEN done.status = 'cancelled' THEN 'cancelled'
                                       ELSE 'released' END,
-                        finished_at = now(), error = %(reason)s
+                        finished_at = clock_timestamp(), error = %(reason)s
                     FROM done
                     WHERE runs.job_id = done.id AND runs.epoch = %(epoch)s
                       AND runs.status = 'running'
@@ -578,7 +583,8 @@ class PostgresStore:
                   AND jobs.lease_expires_at < now()
                 RETURNING jobs.id, jobs.status, jobs.lease_epoch, jobs.worker
             ), closed AS (
-                UPDATE runs SET status = 'expired', finished_at = now(), error = 'lease expired'
+                UPDATE runs SET status = 'expired', finished_at = clock_timestamp(),
+                    error = 'lease expired'
                 FROM done
                 WHERE runs.job_id = done.id AND runs.epoch = done.lease_epoch
                   AND runs.status = 'running'
@@ -636,6 +642,80 @@ class PostgresStore:
             return MatchResult("conflict")
         job = _job(row)
         return MatchResult("ok", job, job.rev)
+
+    def record_output(self, lease: Lease, output: RunOutput) -> None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "UPDATE runs SET stdout = %s, stderr = %s "
+                "WHERE job_id = %s AND epoch = %s AND status = 'running' RETURNING id",
+                (output.stdout, output.stderr, lease.job_id, lease.epoch),
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+
+    def worker_seen(
+        self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                """
+                INSERT INTO workers (name, host, pid, queues, concurrency)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+                    queues = excluded.queues, concurrency = excluded.concurrency,
+                    last_seen = now(), stopped_at = NULL,
+                    started_at = CASE WHEN workers.stopped_at IS NOT NULL
+                                      OR workers.pid <> excluded.pid
+                                      THEN now() ELSE workers.started_at END
+                """,
+                (name, host, pid, Jsonb(list(queues)), concurrency),
+            )
+
+    def worker_stopped(self, name: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE workers SET stopped_at = now() WHERE name = %s AND stopped_at IS NULL",
+                (name,),
+            )
+
+    def list_workers(self) -> list[WorkerInfo]:
+        rows = self._all(
+            """
+            SELECT w.*, coalesce((SELECT array_agg(j.id ORDER BY j.id) FROM jobs j
+                                  WHERE j.status = 'running' AND j.worker = w.name),
+                                 '{}') AS running
+            FROM workers w ORDER BY w.name
+            """
+        )
+        return [
+            WorkerInfo(
+                name=r["name"],
+                host=r["host"],
+                pid=r["pid"],
+                queues=tuple(r["queues"]),
+                concurrency=r["concurrency"],
+                started_at=r["started_at"],
+                last_seen=r["last_seen"],
+                stopped_at=r["stopped_at"],
+                running=tuple(r["running"]),
+            )
+            for r in rows
+        ]
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """LISTEN on a dedicated connection: wakes within milliseconds of an enqueue."""
+        listener = self._listener
+        if listener is None or listener.closed:
+            listener = psycopg.connect(self.url, autocommit=True)
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listener = listener
+        try:
+            for _ in listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                return True
+        except psycopg.OperationalError:
+            listener.close()
+            self._listener = None
+        return False
 
     # -- reads ------------------------------------------------------------------------
 
@@ -714,6 +794,9 @@ class PostgresStore:
         ]
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         self._pool.close()
 
 

@@ -75,4 +75,23 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        """
+        CREATE TABLE workers (
+            name        text PRIMARY KEY,
+            host        text    NOT NULL,
+            pid         integer NOT NULL,
+            queues      jsonb   NOT NULL,
+            concurrency integer NOT NULL,
+            started_at  timestamptz NOT NULL DEFAULT now(),
+            last_seen   timestamptz NOT NULL DEFAULT now(),
+            stopped_at  timestamptz
+        );
+        CREATE INDEX jobs_by_worker ON jobs (worker) WHERE status = 'running';
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

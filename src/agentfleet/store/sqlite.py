@@ -40,6 +40,7 @@ from agentfleet.models import (
     Run,
     RunOutput,
     RunStatus,
+    WorkerInfo,
     utc_from_timestamp,
 )
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
@@ -681,6 +682,71 @@ class SqliteStore:
                 return MatchResult("ok", job, job.rev)
         except sqlite3.IntegrityError:
             return MatchResult("conflict")
+
+    def record_output(self, lease: Lease, output: RunOutput) -> None:
+        with self._tx() as conn:
+            row = conn.execute(
+                "UPDATE runs SET stdout = ?, stderr = ? "
+                "WHERE job_id = ? AND epoch = ? AND status = 'running' RETURNING id",
+                (output.stdout, output.stderr, lease.job_id, lease.epoch),
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+
+    def worker_seen(
+        self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        with self._tx() as conn:
+            now = self._now()
+            conn.execute(
+                """
+                INSERT INTO workers (name, host, pid, queues, concurrency, started_at, last_seen)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+                    queues = excluded.queues, concurrency = excluded.concurrency,
+                    last_seen = excluded.last_seen, stopped_at = NULL,
+                    started_at = CASE WHEN workers.stopped_at IS NOT NULL
+                                      OR workers.pid <> excluded.pid
+                                      THEN excluded.started_at ELSE workers.started_at END
+                """,
+                (name, host, pid, _dumps(list(queues)), concurrency, now, now),
+            )
+
+    def worker_stopped(self, name: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE workers SET stopped_at = ? WHERE name = ? AND stopped_at IS NULL",
+                (self._now(), name),
+            )
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM workers ORDER BY name").fetchall()
+            held = conn.execute(
+                "SELECT worker, id FROM jobs WHERE status = 'running' ORDER BY id"
+            ).fetchall()
+        running: dict[str, list[int]] = {}
+        for h in held:
+            running.setdefault(h["worker"], []).append(h["id"])
+        return [
+            WorkerInfo(
+                name=r["name"],
+                host=r["host"],
+                pid=r["pid"],
+                queues=tuple(json.loads(r["queues"])),
+                concurrency=r["concurrency"],
+                started_at=utc_from_timestamp(r["started_at"]),  # type: ignore[arg-type]
+                last_seen=utc_from_timestamp(r["last_seen"]),  # type: ignore[arg-type]
+                stopped_at=_ts(r["stopped_at"]),
+                running=tuple(running.get(r["name"], ())),
+            )
+            for r in rows
+        ]
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """SQLite has no notifications: the worker's poll with backoff is the wake-up."""
+        time.sleep(max(0.0, timeout))
+        return False
 
     # -- reads ------------------------------------------------------------------------
 

@@ -73,4 +73,23 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        """
+        CREATE TABLE workers (
+            name        TEXT PRIMARY KEY,
+            host        TEXT    NOT NULL,
+            pid         INTEGER NOT NULL,
+            queues      TEXT    NOT NULL,
+            concurrency INTEGER NOT NULL,
+            started_at  REAL    NOT NULL,
+            last_seen   REAL    NOT NULL,
+            stopped_at  REAL
+        );
+        CREATE INDEX jobs_by_worker ON jobs (worker) WHERE status = 'running';
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,357 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentfleet.engines import (
+    AGENT_ENGINES,
+    BUILTIN_ENGINES,
+    AgentCommand,
+    EngineConfig,
+    ExecutableNotFound,
+    build_agent_command,
+    engine_table,
+    load_engine_config,
+    parse_engine_config,
+    resolve_executable,
+)
+from agentfleet.errors import InvalidArgument
+
+PROMPT = "Fix the flaky test."
+
+EXPECTED: dict[str, tuple[list[str], list[str]]] = {
+    "claude": (
+        ["claude", "-p", "--model", "M", "--", PROMPT],
+        ["claude", "-p", "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
+    ),
+    "codex": (
+        ["codex", "exec", "--model", "M", "--", PROMPT],
+        [
+            "codex",
+            "exec",
+            "--model",
+            "M",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--",
+            PROMPT,
+        ],
+    ),
+    "gemini": (
+        ["gemini", "--model", "M", f"--prompt={PROMPT}"],
+        ["gemini", "--model", "M", "--yolo", f"--prompt={PROMPT}"],
+    ),
+    "aider": (
+        ["aider", "--no-pretty", "--model", "M", f"--message={PROMPT}"],
+        ["aider", "--no-pretty", "--model", "M", "--yes-always", f"--message={PROMPT}"],
+    ),
+    "opencode": (
+        ["opencode", "run", "--model", "M", "--", PROMPT],
+        ["opencode", "run", "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
+    ),
+    "devin": (
+        ["devin", "--model", "M", "-p", "--", PROMPT],
+        ["devin", "--model", "M", "--permission-mode", "bypass", "-p", "--", PROMPT],
+    ),
+}
+
+
+def payload(**extra: Any) -> dict[str, Any]:
+    return {"prompt": PROMPT, **extra}
+
+
+@pytest.mark.parametrize("engine", sorted(EXPECTED))
+@pytest.mark.parametrize("yolo", [False, True])
+def test_builtin_argv_with_model(engine: str, yolo: bool) -> None:
+    command = build_agent_command(engine, payload(model="M", yolo=yolo))
+    assert command.argv == EXPECTED[engine][int(yolo)]
+
+
+@pytest.mark.parametrize("engine", sorted(EXPECTED))
+def test_no_model_drops_the_model_flag(engine: str) -> None:
+    argv = build_agent_command(engine, payload()).argv
+    assert "--model" not in argv
+    assert argv == [a for a in EXPECTED[engine][0] if a not in ("--model", "M")]
+
+
+def test_yolo_flags_only_when_yolo() -> None:
+    dangerous = {"--dangerously-skip-permissions", "--yolo", "--yes-always", "bypass"}
+    for engine in EXPECTED:
+        assert not dangerous & set(build_agent_command(engine, payload()).argv)
+        assert not dangerous & set(build_agent_command(engine, payload(yolo=False)).argv)
+
+
+def test_every_builtin_is_tested_and_known() -> None:
+    assert set(EXPECTED) == set(AGENT_ENGINES)
+    assert frozenset(AGENT_ENGINES) | {"python", "shell", "approval"} == BUILTIN_ENGINES
+
+
+def test_prompt_starting_with_a_dash_stays_an_operand() -> None:
+    prompt = "- rename foo\n- keep {braces} and 100% of tests"
+    assert build_agent_command("claude", {"prompt": prompt}).argv[-2:] == ["--", prompt]
+    assert build_agent_command("gemini", {"prompt": prompt}).argv[-1] == f"--prompt={prompt}"
+
+
+def test_cwd_and_env_are_carried_over() -> None:
+    command = build_agent_command("claude", payload(cwd="/srv/repo", env={"A": "1"}))
+    assert command.cwd == "/srv/repo"
+    assert command.env == {"A": "1"}
+    assert "/srv/repo" not in command.argv
+
+
+def test_full_env_overlays_the_job_env() -> None:
+    command = AgentCommand(["x"], None, {"A": "job", "B": "2"})
+    assert command.full_env({"A": "base", "C": "3"}) == {"A": "job", "B": "2", "C": "3"}
+    assert command.full_env()["B"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("engine", "body", "fragment"),
+    [
+        ("claude", {}, "has no prompt"),
+        ("claude", {"prompt": "   "}, "has no prompt"),
+        ("claude", {"prompt": 3}, "'prompt' must be a string"),
+        ("claude", payload(yolo="yes"), "'yolo' must be true or false"),
+        ("claude", payload(model=["x"]), "'model' must be a string"),
+        ("claude", payload(env={"A": 1}), "'env' must map strings to strings"),
+        ("claude", payload(env=["A"]), "'env' must map strings to strings"),
+        ("shell", payload(), "'shell' is not an agent engine"),
+        ("python", payload(), "'python' is not an agent engine"),
+        ("cluade", payload(), "unknown agent engine 'cluade' (did you mean 'claude'?)"),
+    ],
+)
+def test_bad_payloads(engine: str, body: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        build_agent_command(engine, body)
+    assert fragment in str(info.value)
+
+
+def test_engine_table_matches_the_templates() -> None:
+    table = engine_table(prompt=PROMPT, model="M")
+    assert [row[0] for row in table] == sorted(EXPECTED)
+    for name, no_yolo, yolo in table:
+        assert (no_yolo, yolo) == EXPECTED[name]
+
+
+# -- custom engines ------------------------------------------------------------------------
+
+CUSTOM = """
+[worker]
+ignored = true
+
+[engines.mytool]
+argv = ["mytool", "--prompt", "{prompt}", ["--model", "{model}"], "--dir={cwd}", "{yolo_flags}",
+        "--literal={{x}}"]
+yolo_flags = ["--force"]
+description = "My tool."
+
+[engines.plain]
+argv = ["plain", "{prompt}", "{model}"]
+yolo_flags = ["--force", "--really"]
+
+[engines.claude]
+argv = ["claude-wrapper", "{prompt}"]
+"""
+
+
+@pytest.fixture
+def config() -> EngineConfig:
+    return parse_engine_config(CUSTOM, "engines.toml")
+
+
+def test_custom_engine_full(config: EngineConfig) -> None:
+    command = build_agent_command("mytool", payload(model="big", cwd="w", yolo=True), config)
+    assert command.argv == [
+        "mytool",
+        "--prompt",
+        PROMPT,
+        "--model",
+        "big",
+        "--dir=w",
+        "--force",
+        "--literal={x}",
+    ]
+    assert command.cwd == "w"
+
+
+def test_custom_engine_drops_items_without_values(config: EngineConfig) -> None:
+    command = build_agent_command("mytool", payload(), config)
+    assert command.argv == ["mytool", "--prompt", PROMPT, "--literal={x}"]
+
+
+def test_yolo_flags_are_appended_without_a_marker(config: EngineConfig) -> None:
+    assert build_agent_command("plain", payload(yolo=True), config).argv == [
+        "plain",
+        PROMPT,
+        "--force",
+        "--really",
+    ]
+    assert build_agent_command("plain", payload(model="m"), config).argv == ["plain", PROMPT, "m"]
+
+
+def test_custom_entry_overrides_builtin(config: EngineConfig) -> None:
+    assert build_agent_command("claude", payload(), config).argv == ["claude-wrapper", PROMPT]
+    assert build_agent_command("codex", payload(), config).argv[0] == "codex"
+
+
+def test_config_names_and_table(config: EngineConfig) -> None:
+    assert config.source == "engines.toml"
+    assert {"mytool", "plain", "claude", "shell"} <= config.engine_names()
+    assert "worker" not in config.engine_names()
+    names = [row[0] for row in engine_table(config)]
+    assert names == sorted(set(EXPECTED) | {"mytool", "plain"})
+    row = dict((n, (a, b)) for n, a, b in engine_table(config))["plain"]
+    assert row == (
+        ["plain", "PROMPT", "MODEL"],
+        ["plain", "PROMPT", "MODEL", "--force", "--really"],
+    )
+
+
+def test_unknown_custom_engine_lists_custom_names(config: EngineConfig) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        build_agent_command("mytol", payload(), config)
+    assert "did you mean 'mytool'?" in str(info.value)
+    assert "mytool, opencode, plain" in str(info.value)
+
+
+def test_load_engine_config_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "engines.toml"
+    path.write_text(CUSTOM, encoding="utf-8")
+    assert set(load_engine_config(path).engines) == {"mytool", "plain", "claude"}
+    assert load_engine_config(path).source == str(path)
+
+
+def test_empty_config_is_fine() -> None:
+    assert parse_engine_config("").engines == {}
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[engines.x\nargv = 1", "malformed TOML"),
+        ("engines = 3", "'engines' must be a table"),
+        ("[engines]\nx = 3", "engines.x must be a table"),
+        ("[engines.x]\nyolo_flags = []", "engines.x needs an argv array"),
+        ("[engines.x]\nargv = []", "argv must be a non-empty array"),
+        ("[engines.x]\nargv = 'x {prompt}'", "argv must be a non-empty array"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_flag = ["-y"]', "did you mean 'yolo_flags'"),
+        ('[engines.x]\nargv = ["x", "{prmpt}"]', "unknown placeholder {prmpt}"),
+        ('[engines.x]\nargv = ["x", "{prompt!r}"]', "unknown placeholder"),
+        ('[engines.x]\nargv = ["x", "{prompt"]', "unbalanced braces"),
+        ('[engines.x]\nargv = ["x", "--model", "{model}"]', "never uses {prompt}"),
+        ('[engines.x]\nargv = ["{model}", "{prompt}"]', "argv[0] must be the program name"),
+        ('[engines.x]\nargv = [["x"], "{prompt}"]', "argv[0] must be the program name"),
+        ('[engines.x]\nargv = ["x", [], "{prompt}"]', "empty group"),
+        ('[engines.x]\nargv = ["x", 3, "{prompt}"]', "argv[1] must be a string"),
+        ('[engines.x]\nargv = ["x", ["-m", 3], "{prompt}"]', "argv[1][1] must be a string"),
+        ('[engines.x]\nargv = ["x", ["{yolo_flags}"], "{prompt}"]', "must be an item of its own"),
+        (
+            '[engines.x]\nargv = ["x", "{yolo_flags}", "{yolo_flags}", "{prompt}"]',
+            "more than once",
+        ),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_flags = "-y"', "yolo_flags must be an array"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_flags = [""]', "yolo_flags must be an array"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\ndescription = 1', "description must be a string"),
+        ('[engines.Bad]\nargv = ["x", "{prompt}"]', "engine names are lowercase"),
+        ('[engines.shell]\nargv = ["x", "{prompt}"]', "built-in non-agent engine"),
+    ],
+)
+def test_bad_configs(toml: str, fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse_engine_config(toml, "engines.toml")
+    assert fragment in str(info.value)
+    assert str(info.value).startswith("engines.toml")
+
+
+def test_load_engine_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="cannot read engine config"):
+        load_engine_config(tmp_path / "nope.toml")
+
+
+# -- executables ---------------------------------------------------------------------------
+
+
+def make_executable(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def test_resolve_executable_uses_the_jobs_path(tmp_path: Path) -> None:
+    tool = make_executable(tmp_path / "claude", "#!/bin/sh\nexit 0\n")
+    assert resolve_executable(["claude", "-p"], {"PATH": str(tmp_path)}) == str(tool)
+
+
+def test_resolve_executable_missing(tmp_path: Path) -> None:
+    with pytest.raises(ExecutableNotFound) as info:
+        resolve_executable(["claude", "-p"], {"PATH": str(tmp_path)}, engine="claude")
+    assert "engine 'claude' needs the 'claude' executable on PATH" in str(info.value)
+    assert isinstance(info.value, InvalidArgument)
+
+
+def test_resolve_executable_explicit_path(tmp_path: Path) -> None:
+    with pytest.raises(ExecutableNotFound, match="missing or not executable"):
+        resolve_executable([str(tmp_path / "nope")], {})
+    with pytest.raises(InvalidArgument, match="empty command"):
+        resolve_executable([], {})
+
+
+def test_resolve_executable_falls_back_to_our_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    found = resolve_executable([os.path.basename(sys.executable)], {})
+    assert os.path.samefile(found, sys.executable)
+
+
+ARGV_DUMPER = """#!{python}
+import json, os, sys
+with open(os.environ["ARGV_LOG"], "a", encoding="utf-8") as handle:
+    handle.write(json.dumps({{"tool": os.path.basename(sys.argv[0]), "argv": sys.argv[1:],
+                            "cwd": os.getcwd()}}) + "\\n")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses executable scripts on PATH")
+@pytest.mark.parametrize("yolo", [False, True])
+def test_real_processes_receive_the_exact_argv(tmp_path: Path, yolo: bool) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "argv.jsonl"
+    for tool in ("claude", "codex", "gemini"):
+        make_executable(bin_dir / tool, ARGV_DUMPER.format(python=sys.executable))
+    prompt = "- a Markdown list\nwith 'quotes', $HOME and {braces}"
+    env = {"PATH": str(bin_dir), "ARGV_LOG": str(log)}
+    expected = {}
+    for tool in ("claude", "codex", "gemini"):
+        command = build_agent_command(
+            tool, {"prompt": prompt, "model": "M", "yolo": yolo, "cwd": str(work), "env": env}
+        )
+        program = resolve_executable(command.argv, command.full_env(), engine=tool)
+        assert program == str(bin_dir / tool)
+        done = subprocess.run(
+            [program, *command.argv[1:]],
+            cwd=command.cwd,
+            env=command.full_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        expected[tool] = command.argv[1:]
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert {r["tool"]: r["argv"] for r in records} == expected
+    assert all(Path(r["cwd"]) == work for r in records)
+    got = {r["tool"]: r["argv"] for r in records}
+    skip = ["--dangerously-skip-permissions"] if yolo else []
+    bypass = ["--dangerously-bypass-approvals-and-sandbox"] if yolo else []
+    assert got["claude"] == ["-p", "--model", "M", *skip, "--", prompt]
+    assert got["codex"] == ["exec", "--model", "M", *bypass, "--", prompt]
+    assert got["gemini"] == ["--model", "M", *(["--yolo"] if yolo else []), f"--prompt={prompt}"]
