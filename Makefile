@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[postgres,dev]'
+	$(PY) -m pip install --quiet -e '.[postgres,web,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

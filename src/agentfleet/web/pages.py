@@ -1,0 +1,322 @@
+"""The dashboard: server-rendered pages that refresh their live regions in place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+import yaml
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from agentfleet.errors import InvalidArgument
+from agentfleet.fleet import Fleet
+from agentfleet.models import Job, JobStatus
+from agentfleet.web import serialize
+from agentfleet.web.auth import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    Principal,
+    auth_of,
+)
+from agentfleet.web.errors import ApiError
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+LOG_TAIL = 64 * 1024
+PAGE_SIZE = 50
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def page_reader(request: Request) -> Principal:
+    """Dependency of every page: readers only, others are sent to the login form."""
+    auth = auth_of(request)
+    try:
+        return auth.require_read(request)
+    except ApiError:
+        if request.headers.get("x-live"):
+            raise  # a live refresh gets a 401 and tells the user, not a login page
+        raise LoginRequired(safe_next(request.url.path)) from None
+
+
+Reader = Annotated[Principal, Depends(page_reader)]
+
+
+def safe_next(path: str | None) -> str:
+    """Only local paths: never redirect to another site after signing in."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def fleet_of(request: Request) -> Fleet:
+    fleet: Fleet = request.app.state.fleet
+    return fleet
+
+
+router = APIRouter(include_in_schema=False)
+
+
+# -- helpers used by the templates --------------------------------------------------------
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = (now - value).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 1:
+        return "now"
+    if seconds < 60:
+        text = f"{int(seconds)}s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)}m"
+    elif seconds < 86400:
+        text = f"{int(seconds // 3600)}h"
+    else:
+        text = f"{int(seconds // 86400)}d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    if start is None:
+        return ""
+    seconds = max(0.0, ((end or now) - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m {int(seconds % 60)}s"
+    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60)}m"
+
+
+def utc(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def summary(job: Job, width: int = 90) -> str:
+    p = job.payload
+    for key in ("prompt", "cmd", "func", "message"):
+        value = p.get(key)
+        if isinstance(value, str) and value.strip():
+            line = value.strip().splitlines()[0]
+            return line if len(line) <= width else line[: width - 1] + "…"
+        if isinstance(value, list) and value:
+            text = " ".join(str(v) for v in value)
+            return text if len(text) <= width else text[: width - 1] + "…"
+    return ""
+
+
+def front_matter(job: Job) -> str:
+    """The job as its job file's front matter would state it."""
+    fields: dict[str, Any] = {"engine": job.engine, "queue": job.queue}
+    if job.priority:
+        fields["priority"] = job.priority
+    if job.lock:
+        fields["lock"] = job.lock
+    if job.timeout is not None:
+        fields["timeout"] = job.timeout
+    fields["max_attempts"] = job.max_attempts
+    fields.update({k: v for k, v in job.payload.items() if k != "prompt"})
+    return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).rstrip()
+
+
+def tail(text: str | None) -> tuple[str, bool]:
+    if not text:
+        return "", False
+    if len(text) <= LOG_TAIL:
+        return text, False
+    return text[-LOG_TAIL:], True
+
+
+def event_text(data: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items())
+
+
+TEMPLATES.env.globals.update(ago=ago, utc=utc, duration=duration, summary=summary)
+TEMPLATES.env.filters["event_text"] = event_text
+
+
+def render(request: Request, name: str, who: Principal, **context: Any) -> Response:
+    auth = auth_of(request)
+    fleet = fleet_of(request)
+    base = {
+        "who": who,
+        "signed_in": who != "anonymous",
+        "can_write": who in ("token", "session"),
+        "csrf": auth.csrf_token if who == "session" else "",
+        "public_read": auth.public_read,
+        "poll_ms": int(request.app.state.poll_interval * 1000),
+        "now": context.pop("now", None) or fleet.now(),
+        "path": request.url.path,
+        "statuses": [s.value for s in JobStatus],
+    }
+    response = TEMPLATES.TemplateResponse(request, name, {**base, **context})
+    response.headers["Cache-Control"] = "no-store"
+    body = bytes(response.body)
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-store"})
+    response.headers["ETag"] = etag
+    return response
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, who: Reader) -> Response:
+    fleet = fleet_of(request)
+    now = fleet.now()
+    window: float = request.app.state.worker_window
+    workers = [serialize.worker_view(w, now, window) for w in fleet.list_workers()]
+    workers.sort(key=lambda v: ({"alive": 0, "stale": 1, "stopped": 2}[v.state], v.info.name))
+    return render(
+        request,
+        "overview.html",
+        who,
+        now=now,
+        queues=serialize.queues(fleet.queue_counts()),
+        running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
+        failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
+        workers=workers,
+        plans_attention=[],
+    )
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(
+    request: Request,
+    who: Reader,
+    status: Annotated[str | None, Query()] = None,
+    queue: Annotated[str | None, Query()] = None,
+    engine: Annotated[str | None, Query()] = None,
+    label: Annotated[str | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
+) -> Response:
+    fleet = fleet_of(request)
+    filters = {"status": status, "queue": queue, "engine": engine, "label": label}
+    filters = {k: v.strip() for k, v in filters.items() if v and v.strip()}
+    problem = None
+    try:
+        jobs = fleet.list_jobs(
+            status=filters.get("status"),
+            queue=filters.get("queue"),
+            engine=filters.get("engine"),
+            label=filters.get("label"),
+            limit=limit,
+            offset=offset,
+        )
+    except InvalidArgument as exc:
+        jobs, problem = [], str(exc)
+
+    def page_link(new_offset: int) -> str:
+        return "/jobs?" + urlencode({**filters, "offset": new_offset, "limit": limit})
+
+    return render(
+        request,
+        "jobs.html",
+        who,
+        jobs=jobs,
+        filters=filters,
+        problem=problem,
+        offset=offset,
+        limit=limit,
+        prev_link=page_link(max(0, offset - limit)) if offset > 0 else None,
+        next_link=page_link(offset + limit) if len(jobs) == limit else None,
+    )
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: int, who: Reader) -> Response:
+    fleet = fleet_of(request)
+    job = fleet.get_job(job_id)
+    runs = list(reversed(fleet.runs(job_id)))
+    logs = {r.id: (tail(r.stdout), tail(r.stderr)) for r in runs}
+    events = fleet.events(job_id, limit=1000)
+    prompt = job.payload.get("prompt")
+    return render(
+        request,
+        "job.html",
+        who,
+        job=job,
+        runs=runs,
+        logs=logs,
+        events=events,
+        prompt=prompt if isinstance(prompt, str) else None,
+        front_matter=front_matter(job),
+        result_json=None if job.result is None else pretty_json(job.result),
+    )
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+# -- signing in ---------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/", error: str | None = None) -> Response:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "next": safe_next(next),
+            "error": error,
+            "signed_in": False,
+            "can_write": False,
+            "csrf": "",
+            "poll_ms": 0,
+            "path": "/login",
+        },
+        status_code=401 if error else 200,
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = (await request.body()).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    target = safe_next(form.get("next"))
+    auth = auth_of(request)
+    if not auth.token_ok(form.get("token", "").strip()):
+        query = urlencode({"next": target, "error": "That token is not right."})
+        return RedirectResponse(f"/login?{query}", status_code=303)
+    response = RedirectResponse(target, status_code=303)
+    set_session(response, request)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def set_session(response: Response, request: Request) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth_of(request).session_value,
+        max_age=SESSION_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

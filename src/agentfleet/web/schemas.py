@@ -1,0 +1,183 @@
+"""Request and response bodies of the JSON API (they make up its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EnqueueRequest(Strict):
+    engine: StrictStr = Field(min_length=1, max_length=200, examples=["shell"])
+    payload: dict[str, Any] = Field(default_factory=dict, examples=[{"cmd": "echo hi"}])
+    queue: StrictStr = Field(default="default", min_length=1, max_length=200)
+    priority: StrictInt = 0
+    lock: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    max_attempts: StrictInt = Field(default=3, ge=1, le=1000)
+    timeout: StrictFloat | StrictInt | None = Field(default=None, gt=0)
+    run_at: datetime | None = Field(
+        default=None, strict=False, description="An aware ISO 8601 time"
+    )
+    delay: StrictFloat | StrictInt | None = Field(
+        default=None, ge=0, description="Seconds from now (instead of run_at)"
+    )
+    dedupe_key: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+
+
+class JobOut(BaseModel):
+    id: int
+    queue: str
+    engine: str
+    status: str
+    payload: dict[str, Any]
+    priority: int
+    lock: str | None
+    max_attempts: int
+    attempts: int
+    lease_epoch: int
+    worker: str | None
+    lease_expires_at: str | None
+    timeout: float | None
+    run_at: str | None
+    dedupe_key: str | None
+    rev: int
+    result: Any
+    error: str | None
+    cancel_requested: bool
+    created_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    labels: list[str]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page, null on the last")
+
+
+class RunOut(BaseModel):
+    id: int
+    job_id: int
+    attempt: int
+    epoch: int
+    worker: str
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    exit_code: int | None
+    stdout: str | None = None
+    stderr: str | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class RunLog(BaseModel):
+    run_id: int
+    attempt: int
+    epoch: int
+    status: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+class LogList(BaseModel):
+    job_id: int
+    logs: list[RunLog]
+
+
+class EventOut(BaseModel):
+    id: int
+    job_id: int | None
+    kind: str
+    at: str | None
+    epoch: int | None
+    worker: str | None
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+    next_after_id: int = Field(description="Pass as after_id to read the events that follow")
+
+
+class CancelResult(BaseModel):
+    job_id: int
+    cancelled: bool
+    message: str
+
+
+class RetryResult(BaseModel):
+    job: JobOut
+    message: str
+
+
+class WorkerOut(BaseModel):
+    name: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: str | None
+    last_seen: str | None
+    stopped_at: str | None
+    running: list[int]
+    alive: bool
+    state: str = Field(description="alive, stale (no heartbeat within the window) or stopped")
+    seconds_since_seen: float
+
+
+class WorkerList(BaseModel):
+    now: str = Field(description="The store's clock, which liveness is judged by")
+    window: float = Field(description="A worker is alive if seen within this many seconds")
+    workers: list[WorkerOut]
+
+
+class QueueOut(BaseModel):
+    queue: str
+    counts: dict[str, int]
+    total: int
+
+
+class QueueList(BaseModel):
+    queues: list[QueueOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    ok: StrictBool
+    now: str
+
+
+__all__ = [
+    "CancelResult",
+    "EnqueueRequest",
+    "ErrorOut",
+    "EventList",
+    "Health",
+    "JobOut",
+    "JobPage",
+    "LogList",
+    "QueueList",
+    "RetryResult",
+    "RunList",
+    "WorkerList",
+]

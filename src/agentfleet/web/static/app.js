@@ -1,0 +1,132 @@
+// agentfleet dashboard: live regions and action buttons, no framework, no build step.
+(function () {
+  "use strict";
+  var pollMs = parseInt(document.body.getAttribute("data-poll-ms") || "0", 10);
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var etag = null;
+  var busy = false;
+  var dot = document.getElementById("live-dot");
+
+  function flash(text, bad) {
+    var el = document.getElementById("flash");
+    if (!el) return;
+    el.textContent = text;
+    el.className = bad ? "flash bad" : "flash";
+    el.hidden = false;
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(function () { el.hidden = true; }, bad ? 12000 : 8000);
+  }
+
+  // Keep what the reader opened or scrolled when a region is replaced.
+  function openKeys(root) {
+    var keys = {};
+    root.querySelectorAll("details[data-key]").forEach(function (d) {
+      keys[d.getAttribute("data-key")] = d.open;
+    });
+    return keys;
+  }
+  function scrolls(root) {
+    var out = [];
+    root.querySelectorAll("pre.log, ol.timeline").forEach(function (el) {
+      var atEnd = el.scrollTop + el.clientHeight >= el.scrollHeight - 4;
+      out.push({ top: el.scrollTop, atEnd: atEnd });
+    });
+    return out;
+  }
+
+  function swap(doc) {
+    document.querySelectorAll("[data-live][id]").forEach(function (region) {
+      var fresh = doc.getElementById(region.id);
+      if (!fresh || fresh.innerHTML === region.innerHTML) return;
+      var open = openKeys(region);
+      var sc = scrolls(region);
+      region.innerHTML = fresh.innerHTML;
+      region.querySelectorAll("details[data-key]").forEach(function (d) {
+        var key = d.getAttribute("data-key");
+        if (Object.prototype.hasOwnProperty.call(open, key)) d.open = open[key];
+      });
+      region.querySelectorAll("pre.log, ol.timeline").forEach(function (el, i) {
+        var s = sc[i];
+        if (!s) return;
+        el.scrollTop = s.atEnd ? el.scrollHeight : s.top;
+      });
+    });
+    var title = doc.querySelector("title");
+    if (title) document.title = title.textContent;
+  }
+
+  function refresh() {
+    if (busy || document.hidden) return Promise.resolve();
+    busy = true;
+    var headers = { "X-Live": "1" };
+    if (etag) headers["If-None-Match"] = etag;
+    return fetch(location.href, { headers: headers, cache: "no-store", credentials: "same-origin" })
+      .then(function (resp) {
+        if (dot) { dot.hidden = false; dot.classList.remove("stale"); }
+        if (resp.status === 304) return;
+        if (resp.status === 401) {
+          flash("Signed out: sign in again to see live updates.", true);
+          pollMs = 0;
+          return;
+        }
+        if (!resp.ok) { if (dot) dot.classList.add("stale"); return; }
+        etag = resp.headers.get("ETag");
+        return resp.text().then(function (html) {
+          swap(new DOMParser().parseFromString(html, "text/html"));
+        });
+      })
+      .catch(function () { if (dot) { dot.hidden = false; dot.classList.add("stale"); } })
+      .then(function () { busy = false; });
+  }
+
+  function loop() {
+    if (!pollMs) return;
+    refresh().then(function () { setTimeout(loop, pollMs); });
+  }
+
+  function describe(body, resp) {
+    if (body && body.message) return body.message;
+    if (body && body.error) return body.error.message || body.error.code;
+    return resp.ok ? "Done." : "Request failed (" + resp.status + ").";
+  }
+
+  function act(button) {
+    var url = button.getAttribute("data-action");
+    var question = button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) return;
+    var payload = {};
+    var field = button.getAttribute("data-field");
+    if (field) {
+      var input = document.getElementById(button.getAttribute("data-input"));
+      if (input && input.value.trim()) payload[field] = input.value.trim();
+    }
+    button.disabled = true;
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(payload)
+    })
+      .then(function (resp) {
+        return resp.json().catch(function () { return null; }).then(function (body) {
+          var bad = !resp.ok || (body && body.ok === false);
+          var text = describe(body, resp);
+          if (resp.status === 401) text = "Sign in to do that: " + text;
+          flash(text, bad);
+        });
+      })
+      .catch(function () { flash("The server did not answer.", true); })
+      .then(function () { button.disabled = false; etag = null; return refresh(); });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest("button[data-action]");
+    if (!button || button.disabled) return;
+    ev.preventDefault();
+    act(button);
+  });
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+
+  if (pollMs) setTimeout(loop, pollMs);
+})();
