@@ -23,6 +23,7 @@ from agentfleet.models import (
     RunOutput,
     WorkerInfo,
 )
+from agentfleet.plans.dialect import Dialect
 
 # Fields of a job that update_if_match may change; status, epochs and leases only move
 # through the lifecycle verbs.
@@ -114,6 +115,10 @@ class Store(Protocol):
 
     def wait_for_jobs(self, timeout: float) -> bool:
         """Block until new work may be ready (True) or the timeout passes (False)."""
+        ...
+
+    def plan_dialect(self) -> Dialect:
+        """The plan coordinator's way into this database."""
         ...
 
     def close(self) -> None: ...

@@ -41,6 +41,7 @@ from agentfleet.models import (
     RunStatus,
     WorkerInfo,
 )
+from agentfleet.plans.dialect import PostgresDialect
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 
@@ -55,10 +56,16 @@ _FIRST_OF_LOCK = """NOT EXISTS (
     WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= now()
       AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
       {queue_filter_e})"""
-_READY_ONE = f"j.status = 'queued' AND j.run_at <= now() AND (j.lock IS NULL OR {_LOCK_FREE})"
+# A plan's job starts only while its plan is running: the database says so, not the caller.
+_PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
+    SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+_READY_ONE = (
+    f"j.status = 'queued' AND j.run_at <= now() AND (j.lock IS NULL OR {_LOCK_FREE}) "
+    f"AND {_PLAN_RUNNING}"
+)
 _READY_BATCH = (
     "j.status = 'queued' AND j.run_at <= now() "
-    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK})) AND {_PLAN_RUNNING}"
 )
 _EXPIRED = """j.status = 'running' AND j.lease_expires_at < now()
     AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
@@ -112,6 +119,8 @@ def _job(row: Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        plan_id=row["plan_id"],
+        step=row["step"],
     )
 
 
@@ -789,9 +798,13 @@ class PostgresStore:
                 epoch=r["epoch"],
                 worker=r["worker"],
                 data=r["data"],
+                plan_id=r["plan_id"],
             )
             for r in rows
         ]
+
+    def plan_dialect(self) -> PostgresDialect:
+        return PostgresDialect(self, NOTIFY_CHANNEL)
 
     def close(self) -> None:
         if self._listener is not None:

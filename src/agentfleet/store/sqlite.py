@@ -43,6 +43,7 @@ from agentfleet.models import (
     WorkerInfo,
     utc_from_timestamp,
 )
+from agentfleet.plans.dialect import SqliteDialect
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
@@ -57,10 +58,16 @@ _FIRST_OF_LOCK = """NOT EXISTS (
     WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= :now
       AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
       {queue_filter_e})"""
-_READY_ONE = f"j.status = 'queued' AND j.run_at <= :now AND (j.lock IS NULL OR {_LOCK_FREE})"
+# A plan's job starts only while its plan is running: the database says so, not the caller.
+_PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
+    SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+_READY_ONE = (
+    f"j.status = 'queued' AND j.run_at <= :now AND (j.lock IS NULL OR {_LOCK_FREE}) "
+    f"AND {_PLAN_RUNNING}"
+)
 _READY_BATCH = (
     f"j.status = 'queued' AND j.run_at <= :now "
-    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK})) AND {_PLAN_RUNNING}"
 )
 # An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
 _EXPIRED = """j.status = 'running' AND j.lease_expires_at < :now
@@ -104,6 +111,8 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         created_at=utc_from_timestamp(row["created_at"]),  # type: ignore[arg-type]
         updated_at=utc_from_timestamp(row["updated_at"]),  # type: ignore[arg-type]
         finished_at=_ts(row["finished_at"]),
+        plan_id=row["plan_id"],
+        step=row["step"],
     )
 
 
@@ -133,6 +142,7 @@ def _event_from_row(row: sqlite3.Row) -> Event:
         epoch=row["epoch"],
         worker=row["worker"],
         data=json.loads(row["data"]),
+        plan_id=row["plan_id"],
     )
 
 
@@ -806,6 +816,9 @@ class SqliteStore:
                     (job_id, after_id, limit),
                 ).fetchall()
         return [_event_from_row(r) for r in rows]
+
+    def plan_dialect(self) -> SqliteDialect:
+        return SqliteDialect(self, None if self._memory else Path(self._path))
 
     def close(self) -> None:
         with self._registry_lock:
