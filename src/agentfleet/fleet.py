@@ -162,16 +162,71 @@ class Fleet:
     ) -> list[Lease]:
         """Claim up to `limit` ready jobs: highest priority first, then oldest."""
         worker = validate.name(worker, "worker")
-        if queues is not None:
-            if isinstance(queues, str):
-                raise InvalidArgument("queues must be a list of queue names, not one string")
-            queues = [validate.name(q, "queue") for q in queues]
-            if not queues:
-                raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        queues = self._checked_queues(queues)
         limit = validate.limit(limit)
         ttl = validate.positive_seconds(ttl, "ttl")
         self._maybe_reap()
         return self.store.claim_next(worker, queues, limit, ttl)
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> list[int]:
+        """Complete many jobs in one transaction, each fenced by its own epoch.
+
+        Returns the ids completed; a lease that lost its job is left out (and changes nothing).
+        """
+        checked = self._checked_batch(done)
+        completed, plans = self.store.complete_many(checked) if checked else ([], [])
+        self._advance_plans(plans)
+        return completed
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        *,
+        worker: str,
+        queues: Sequence[str] | None = None,
+        limit: int = 1,
+        ttl: float = DEFAULT_TTL,
+    ) -> tuple[list[int], list[Lease]]:
+        """Finish a batch and claim the next in one transaction: the fast path for short jobs.
+
+        Returns (ids completed, new leases).
+        """
+        checked = self._checked_batch(done)
+        worker = validate.name(worker, "worker")
+        queues = self._checked_queues(queues)
+        limit = validate.limit(limit)
+        ttl = validate.positive_seconds(ttl, "ttl")
+        self._maybe_reap()
+        completed, plans, leases = self.store.complete_and_claim(
+            checked, worker, queues, limit, ttl
+        )
+        self._advance_plans(plans)
+        return completed, leases
+
+    def _checked_batch(self, done: Sequence[tuple[Lease, Any]]) -> list[tuple[Lease, Any]]:
+        checked: list[tuple[Lease, Any]] = []
+        for item in done:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise InvalidArgument("each completion must be a (lease, result) pair")
+            lease, result = item
+            _check_lease(lease)
+            checked.append((lease, validate.json_value(result, "result")))
+        return checked
+
+    def _advance_plans(self, plan_ids: Iterable[int]) -> None:
+        for plan_id in plan_ids:
+            self.plans.advance(plan_id)
+
+    @staticmethod
+    def _checked_queues(queues: Sequence[str] | None) -> list[str] | None:
+        if queues is None:
+            return None
+        if isinstance(queues, str):
+            raise InvalidArgument("queues must be a list of queue names, not one string")
+        checked = [validate.name(q, "queue") for q in queues]
+        if not checked:
+            raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        return checked
 
     def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
         """Extend a lease; raises LeaseLost when fenced, JobCancelled when asked to stop."""

@@ -54,6 +54,21 @@ class Store(Protocol):
         self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
     ) -> list[Lease]: ...
 
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        """Complete each (lease, result) still owning its job; (completed ids, their plans)."""
+        ...
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """complete_many and claim_next in one transaction: (completed, their plans, leases)."""
+        ...
+
     def renew(self, lease: Lease, ttl: float) -> Lease: ...
 
     def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None: ...

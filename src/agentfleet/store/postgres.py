@@ -92,6 +92,50 @@ SELECT claimed.*, opened.run_id FROM claimed JOIN opened ON opened.job_id = clai
 ORDER BY claimed.priority DESC, claimed.id
 """
 
+_COMPLETE_BATCH = """
+    input AS (
+        SELECT * FROM unnest(%(d_ids)s::bigint[], %(d_epochs)s::bigint[], %(d_results)s::text[])
+            AS t (id, epoch, result)
+    ), done AS (
+        UPDATE jobs SET status = 'succeeded', result = input.result::jsonb, error = NULL,
+            finished_at = now(), updated_at = now(), lease_expires_at = NULL, rev = jobs.rev + 1
+        FROM input
+        WHERE jobs.id = input.id AND jobs.lease_epoch = input.epoch AND jobs.status = 'running'
+        RETURNING jobs.id, jobs.lease_epoch, jobs.worker, jobs.plan_id
+    ), closed AS (
+        UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp()
+        FROM done
+        WHERE runs.job_id = done.id AND runs.epoch = done.lease_epoch AND runs.status = 'running'
+    ), done_logged AS (
+        INSERT INTO events (job_id, kind, epoch, worker)
+        SELECT id, 'succeeded', lease_epoch, worker FROM done
+    )"""
+
+_CLAIM_BATCH = (
+    """
+    picked AS (
+        SELECT j.id FROM jobs j
+        WHERE {ready} {queue_filter}
+        ORDER BY j.priority DESC, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE jobs SET """
+    + _CLAIM_SET
+    + """
+        FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
+        RETURNING jobs.*
+    ), opened AS (
+        INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at)
+        SELECT id, attempts, lease_epoch, worker, 'running', clock_timestamp() FROM claimed
+        RETURNING id AS run_id, job_id
+    ), logged AS (
+        INSERT INTO events (job_id, kind, at, epoch, worker, data)
+        SELECT id, 'claimed', now(), lease_epoch, worker, jsonb_build_object('attempt', attempts)
+        FROM claimed
+    )"""
+)
+
 _LOST_SQL = "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = %s"
 
 
@@ -299,34 +343,81 @@ class PostgresStore:
     def claim_next(
         self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
     ) -> list[Lease]:
-        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
-        if queues is None:
-            queue_filter = queue_filter_e = ""
-        else:
-            params["queues"] = list(queues)
-            queue_filter = "AND j.queue = ANY(%(queues)s)"
-            queue_filter_e = "AND e.queue = ANY(%(queues)s)"
-        ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
-        sql = f"""
-            WITH picked AS (
-                SELECT j.id FROM jobs j
-                WHERE {ready} {queue_filter}
-                ORDER BY j.priority DESC, j.id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs SET {_CLAIM_SET}
-                FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
-                RETURNING jobs.*
-            ) {_OPEN_RUNS}
+        return self._batch([], worker, queues, limit, ttl)[2]
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        if not done:
+            return [], []
+        ids, plans, _ = self._batch(done, None, None, 0, 0.0)
+        return ids, plans
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        return self._batch(done, worker, queues, limit, ttl)
+
+    def _batch(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """Complete a batch and claim the next in one statement: one round trip, one commit.
+
+        The completing part is fenced per row by (id, epoch, status); the claiming part picks
+        with SKIP LOCKED. Both see one snapshot, so a lock freed by this batch's completions
+        is only taken by a later claim.
         """
+        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        ctes: list[str] = []
+        if done:
+            params["d_ids"] = [lease.job_id for lease, _ in done]
+            params["d_epochs"] = [lease.epoch for lease, _ in done]
+            params["d_results"] = [json.dumps(result) for _, result in done]
+            ctes.append(_COMPLETE_BATCH)
+        claiming = worker is not None and limit > 0
+        if claiming:
+            if queues is None:
+                queue_filter = queue_filter_e = ""
+            else:
+                params["queues"] = list(queues)
+                queue_filter = "AND j.queue = ANY(%(queues)s)"
+                queue_filter_e = "AND e.queue = ANY(%(queues)s)"
+            ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
+            ctes.append(_CLAIM_BATCH.format(ready=ready, queue_filter=queue_filter))
+        done_cols = (
+            "(SELECT coalesce(array_agg(id), '{}') FROM done) AS done_ids, "
+            "(SELECT coalesce(array_agg(DISTINCT plan_id) FILTER (WHERE plan_id IS NOT NULL),"
+            " '{}') FROM done) AS plan_ids"
+            if done
+            else "'{}'::bigint[] AS done_ids, '{}'::bigint[] AS plan_ids"
+        )
+        if claiming:
+            final = (
+                f"SELECT {done_cols}, c.* FROM (SELECT 1) AS one LEFT JOIN "
+                "(SELECT claimed.*, opened.run_id FROM claimed "
+                " JOIN opened ON opened.job_id = claimed.id) AS c ON true "
+                "ORDER BY c.priority DESC, c.id"
+            )
+        else:
+            final = f"SELECT {done_cols}"
+        sql = "WITH " + ",\n".join(ctes) + "\n" + final
         for _ in range(5):
             try:
                 rows = self._all(sql, params)
             except pg_errors.UniqueViolation:
                 continue  # two claimers met on one named lock; the index refused one
-            return [_lease(row, ttl) for row in rows]
-        return []
+            first = rows[0]
+            leases = [_lease(row, ttl) for row in rows if row.get("id") is not None]
+            return list(first["done_ids"]), list(first["plan_ids"]), leases
+        return [], [], []
 
     def _lost(self, conn: psycopg.Connection[Row], lease: Lease) -> LeaseLost:
         row = conn.execute(_LOST_SQL, (lease.job_id,)).fetchone()
@@ -823,4 +914,4 @@ def _redact(url: str) -> str:
     return url
 
 
-__all__ = ["NOTIFY_CHANNEL", "PostgresStore", "json"]
+__all__ = ["NOTIFY_CHANNEL", "PostgresStore"]
