@@ -263,6 +263,51 @@ class PostgresStore:
     # -- writes -----------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if len(jobs) > 1 and all(job.dedupe_key is None for job in jobs):
+            return self._enqueue_bulk(jobs)
+        return self._enqueue_each(jobs)
+
+    def _enqueue_bulk(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Many jobs without dedupe keys: one statement, ids assigned in input order."""
+        columns: dict[str, list[Any]] = {
+            "queue": [j.queue for j in jobs],
+            "engine": [j.engine for j in jobs],
+            "payload": [json.dumps(j.payload) for j in jobs],
+            "priority": [j.priority for j in jobs],
+            "lock": [j.lock for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "timeout": [j.timeout for j in jobs],
+            "run_at": [j.run_at for j in jobs],
+        }
+        with self._tx() as conn:
+            rows = conn.execute(
+                """
+                WITH ins AS (
+                    INSERT INTO jobs (queue, engine, payload, status, priority, lock,
+                        max_attempts, timeout, run_at)
+                    SELECT queue, engine, payload::jsonb, 'queued', priority, lock,
+                        max_attempts, timeout, coalesce(run_at, now())
+                    FROM unnest(%(queue)s::text[], %(engine)s::text[], %(payload)s::text[],
+                                %(priority)s::int[], %(lock)s::text[], %(max_attempts)s::int[],
+                                %(timeout)s::float8[], %(run_at)s::timestamptz[])
+                        WITH ORDINALITY AS t (queue, engine, payload, priority, lock,
+                                              max_attempts, timeout, run_at, ord)
+                    ORDER BY ord
+                    RETURNING *
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, data)
+                    SELECT id, 'enqueued', jsonb_build_object('queue', queue) FROM ins
+                )
+                SELECT * FROM ins ORDER BY id
+                """,
+                columns,
+            ).fetchall()
+            if self.notify:
+                for queue in sorted(set(columns["queue"])):
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
+        return [_job(row) for row in rows]
+
+    def _enqueue_each(self, jobs: Sequence[NewJob]) -> list[Job]:
         out: list[Job] = []
         queues: set[str] = set()
         with self._tx() as conn:
