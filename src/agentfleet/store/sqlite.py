@@ -411,7 +411,7 @@ class SqliteStore:
             f"""
             UPDATE jobs SET {_CLAIM_SET}
             WHERE id IN (
-                SELECT j.id FROM jobs j
+                SELECT j.id FROM jobs j INDEXED BY jobs_ready  -- claim order, no sort
                 WHERE {ready} {queue_filter}
                 ORDER BY j.priority DESC, j.id
                 LIMIT :limit)
@@ -436,7 +436,8 @@ class SqliteStore:
             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch,
                          json_extract(value, '$[2]') AS result
                   FROM json_each(:items)) AS i
-            WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch AND jobs.status = 'running'
+            WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch
+              AND +jobs.status = 'running' -- '+': look jobs up by id, not scan by status
             RETURNING jobs.id, jobs.lease_epoch, jobs.plan_id
             """,
             {"items": items, "now": now},
