@@ -23,6 +23,18 @@ from agentfleet.models import (
     RunStatus,
     WorkerInfo,
 )
+from agentfleet.plans import (
+    NotResumable,
+    Plan,
+    PlanConflict,
+    PlanMode,
+    PlanNotFound,
+    PlanSpec,
+    PlanStatus,
+    PlanStep,
+    Repair,
+    StepSpec,
+)
 from agentfleet.retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -41,11 +53,21 @@ __all__ = [
     "LeaseLost",
     "MatchResult",
     "NewJob",
+    "NotResumable",
+    "Plan",
+    "PlanConflict",
+    "PlanMode",
+    "PlanNotFound",
+    "PlanSpec",
+    "PlanStatus",
+    "PlanStep",
+    "Repair",
     "RetryPolicy",
     "Run",
     "RunOutput",
     "RunStatus",
     "SchemaTooNew",
+    "StepSpec",
     "StoreUnavailable",
     "WorkerInfo",
     "__version__",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,9 @@ from agentfleet.models import (
     RunOutput,
     WorkerInfo,
 )
+from agentfleet.plans.coordinator import PlanCoordinator
+from agentfleet.plans.model import DEFAULT_STALE_WINDOW, Plan, PlanSpec, PlanStatus, Repair
+from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
 
@@ -41,8 +45,13 @@ class Fleet:
         *,
         retry_policy: RetryPolicy | None = None,
         reap_interval: float = 1.0,
+        stale_window: float = DEFAULT_STALE_WINDOW,
     ) -> None:
         self.store = store
+        self.plans = PlanCoordinator(
+            store.plan_dialect(),
+            stale_window=validate.positive_seconds(stale_window, "stale_window"),
+        )
         self.retry_policy = retry_policy or RetryPolicy()
         self.reap_interval = reap_interval
         self._last_reap = float("-inf")
@@ -153,16 +162,71 @@ class Fleet:
     ) -> list[Lease]:
         """Claim up to `limit` ready jobs: highest priority first, then oldest."""
         worker = validate.name(worker, "worker")
-        if queues is not None:
-            if isinstance(queues, str):
-                raise InvalidArgument("queues must be a list of queue names, not one string")
-            queues = [validate.name(q, "queue") for q in queues]
-            if not queues:
-                raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        queues = self._checked_queues(queues)
         limit = validate.limit(limit)
         ttl = validate.positive_seconds(ttl, "ttl")
         self._maybe_reap()
         return self.store.claim_next(worker, queues, limit, ttl)
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> list[int]:
+        """Complete many jobs in one transaction, each fenced by its own epoch.
+
+        Returns the ids completed; a lease that lost its job is left out (and changes nothing).
+        """
+        checked = self._checked_batch(done)
+        completed, plans = self.store.complete_many(checked) if checked else ([], [])
+        self._advance_plans(plans)
+        return completed
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        *,
+        worker: str,
+        queues: Sequence[str] | None = None,
+        limit: int = 1,
+        ttl: float = DEFAULT_TTL,
+    ) -> tuple[list[int], list[Lease]]:
+        """Finish a batch and claim the next in one transaction: the fast path for short jobs.
+
+        Returns (ids completed, new leases).
+        """
+        checked = self._checked_batch(done)
+        worker = validate.name(worker, "worker")
+        queues = self._checked_queues(queues)
+        limit = validate.limit(limit)
+        ttl = validate.positive_seconds(ttl, "ttl")
+        self._maybe_reap()
+        completed, plans, leases = self.store.complete_and_claim(
+            checked, worker, queues, limit, ttl
+        )
+        self._advance_plans(plans)
+        return completed, leases
+
+    def _checked_batch(self, done: Sequence[tuple[Lease, Any]]) -> list[tuple[Lease, Any]]:
+        checked: list[tuple[Lease, Any]] = []
+        for item in done:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise InvalidArgument("each completion must be a (lease, result) pair")
+            lease, result = item
+            _check_lease(lease)
+            checked.append((lease, validate.json_value(result, "result")))
+        return checked
+
+    def _advance_plans(self, plan_ids: Iterable[int]) -> None:
+        for plan_id in plan_ids:
+            self.plans.advance(plan_id)
+
+    @staticmethod
+    def _checked_queues(queues: Sequence[str] | None) -> list[str] | None:
+        if queues is None:
+            return None
+        if isinstance(queues, str):
+            raise InvalidArgument("queues must be a list of queue names, not one string")
+        checked = [validate.name(q, "queue") for q in queues]
+        if not checked:
+            raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        return checked
 
     def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
         """Extend a lease; raises LeaseLost when fenced, JobCancelled when asked to stop."""
@@ -176,6 +240,7 @@ class Fleet:
         """Finish the job successfully; raises LeaseLost when fenced."""
         _check_lease(lease)
         self.store.complete(lease, validate.json_value(result, "result"), output)
+        self._plan_moved(lease)
 
     def fail(
         self,
@@ -200,12 +265,16 @@ class Fleet:
                 if delay is None
                 else _non_negative(delay, "delay")
             )
-        return self.store.fail(lease, error, retry_delay, output)
+        status = self.store.fail(lease, error, retry_delay, output)
+        self._plan_moved(lease)
+        return status
 
     def release(self, lease: Lease, *, reason: str = "worker stopping") -> JobStatus:
         """Hand an unfinished job back to the queue at once, giving back its attempt."""
         _check_lease(lease)
-        return self.store.release(lease, reason)
+        status = self.store.release(lease, reason)
+        self._plan_moved(lease)
+        return status
 
     def record_output(self, lease: Lease, output: RunOutput) -> None:
         """Store a running attempt's output so far (for `logs --follow`); fenced."""
@@ -243,7 +312,10 @@ class Fleet:
 
         Idempotent: returns False when there was nothing (more) to cancel.
         """
-        return self.store.cancel_job(validate.integer(job_id, "job_id"))
+        cancelled = self.store.cancel_job(validate.integer(job_id, "job_id"))
+        if cancelled:
+            self._advance_plan_of(job_id)
+        return cancelled
 
     def retry_job(self, job_id: int) -> Job:
         """Put a failed or cancelled job back in the queue with fresh attempts."""
@@ -252,7 +324,23 @@ class Fleet:
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         """Send jobs whose lease expired back to the queue (or to failed when spent)."""
         self._last_reap = time.monotonic()
-        return self.store.reap_expired()
+        reaped = self.store.reap_expired()
+        for job_id, _ in reaped:
+            self._advance_plan_of(job_id)
+        return reaped
+
+    def _plan_moved(self, lease: Lease) -> None:
+        """A plan step changed state: let its plan move on (promote, pause, finish)."""
+        plan_id = lease.job.plan_id if lease.job is not None else None
+        if plan_id is None and lease.job is None:
+            self._advance_plan_of(lease.job_id)
+        elif plan_id is not None:
+            self.plans.advance(plan_id)
+
+    def _advance_plan_of(self, job_id: int) -> None:
+        plan_id = self.store.get_job(job_id).plan_id
+        if plan_id is not None:
+            self.plans.advance(plan_id)
 
     def _maybe_reap(self) -> None:
         # The local clock only throttles how often we ask; expiry itself is the store's call.
@@ -333,6 +421,91 @@ class Fleet:
             checked["run_at"] = validate.run_at(checked["run_at"], self.store.now())
         return self.store.update_if_match(collection, doc_id, expected_rev, checked)
 
+    # -- plans ------------------------------------------------------------------------
+
+    def submit_plan(self, plan: PlanSpec | Mapping[str, Any] | str | Path) -> Plan:
+        """Create a plan and all its jobs in one transaction, and start it."""
+        if isinstance(plan, str | Path):
+            spec = load_plan_file(plan)
+        elif isinstance(plan, PlanSpec):
+            spec = plan
+        elif isinstance(plan, Mapping):
+            spec = parse_plan(dict(plan), Path.cwd())
+        else:
+            raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
+        return self.plans.submit(spec)
+
+    def get_plan(self, plan_id: int) -> Plan:
+        return self.plans.get(validate.integer(plan_id, "plan_id"))
+
+    def list_plans(
+        self, *, status: PlanStatus | str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Plan]:
+        checked = None
+        if status is not None:
+            try:
+                checked = PlanStatus(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in PlanStatus)
+                raise InvalidArgument(
+                    f"unknown plan status {status!r}; expected one of {choices}"
+                ) from None
+        return self.plans.list_plans(
+            checked, validate.limit(limit), validate.integer(offset, "offset", minimum=0)
+        )
+
+    def approve(self, plan_id: int, response: Any = None) -> Plan:
+        """Pass the checkpoint the plan waits at; the response is kept for dependents."""
+        return self.plans.approve(
+            validate.integer(plan_id, "plan_id"), validate.json_value(response, "response")
+        )
+
+    def reject(self, plan_id: int, feedback: str | None = None) -> Plan:
+        """With feedback: send the gate's job back for rework; without: cancel the plan."""
+        if feedback is not None and not isinstance(feedback, str):
+            raise InvalidArgument("feedback must be text")
+        return self.plans.reject(validate.integer(plan_id, "plan_id"), feedback or None)
+
+    def resume(self, plan_id: int) -> Plan:
+        """Resume a failed, paused or stale plan; raises NotResumable(status) otherwise."""
+        return self.plans.resume(validate.integer(plan_id, "plan_id"))
+
+    def cancel_plan(self, plan_id: int) -> bool:
+        """Idempotent: returns whether anything was cancelled."""
+        return self.plans.cancel(validate.integer(plan_id, "plan_id"))
+
+    def update_plan_fields(
+        self, plan_id: int, *, expected: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Plan:
+        """Change only plan-level fields, guarded by the expected status, rev or checkpoint."""
+        if "checkpoint_context" in fields and fields["checkpoint_context"] is not None:
+            validate.json_document(fields["checkpoint_context"], "checkpoint_context")
+        if "metadata" in fields:
+            validate.json_document(fields["metadata"], "metadata")
+        return self.plans.update_fields(
+            validate.integer(plan_id, "plan_id"), dict(expected or {}), fields
+        )
+
+    def find_resumable_plans(self) -> list[int]:
+        return self.plans.find_resumable()
+
+    def plan_inputs(self, job_id: int) -> dict[str, dict[str, Any]]:
+        """What a plan step's dependencies produced (status, result, last output)."""
+        return self.plans.inputs(validate.integer(job_id, "job_id"))
+
+    def reconcile(self) -> list[Repair] | None:
+        """One repair pass; None when another pass holds the lock somewhere in the fleet."""
+        with self.plans.db.exclusive("reconcile") as mine:
+            if not mine:
+                return None
+            # Orphaned plans first: reaping their steps would count as fresh activity.
+            repairs = self.plans.reconcile_orphans()
+            repairs += [
+                Repair("lease_expired", f"lease expired; job now {status.value}", job_id=job_id)
+                for job_id, status in self.reap_expired()
+            ]
+            return repairs + self.plans.reconcile_plans()
+
 
 def _check_lease(lease: object) -> None:
     if not isinstance(lease, Lease):
@@ -349,5 +522,7 @@ def open(url: str | None = None, **options: Any) -> Fleet:
     """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
     or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
     retry_policy, reap_interval."""
-    fleet_options = {k: options.pop(k) for k in ("retry_policy", "reap_interval") if k in options}
+    fleet_options = {
+        k: options.pop(k) for k in ("retry_policy", "reap_interval", "stale_window") if k in options
+    }
     return Fleet(open_store(url, **options), **fleet_options)

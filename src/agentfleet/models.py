@@ -15,6 +15,7 @@ from agentfleet.errors import InvalidTransition
 
 
 class JobStatus(StrEnum):
+    WAITING = "waiting"  # a plan step whose dependencies or plan are not ready yet
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -25,16 +26,20 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 LIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
+
 # Which status may follow which. `running -> queued` is a retry or an expired lease handed
 # back; `failed|cancelled -> queued` is an explicit retry by a person.
+# `waiting <-> queued` is a plan promoting a ready step, or holding it back while paused;
+# `succeeded -> waiting` is a plan sending a finished step back for rework after a rejection.
 JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.WAITING}),
     JobStatus.RUNNING: frozenset(
         {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}
     ),
-    JobStatus.SUCCEEDED: frozenset(),
-    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
-    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
+    JobStatus.SUCCEEDED: frozenset({JobStatus.WAITING}),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED, JobStatus.WAITING}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED, JobStatus.WAITING}),
 }
 
 
@@ -80,6 +85,8 @@ class Job:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    plan_id: int | None = None
+    step: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -127,6 +134,7 @@ class Event:
     epoch: int | None
     worker: str | None
     data: dict[str, Any]
+    plan_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,3 +129,34 @@ def test_named_locks_never_overlap(env: StoreEnv) -> None:
         for (_, end), (start, _) in itertools.pairwise(runs):
             assert end is not None and start >= end, f"run records of {lock} overlap"
     assert sum(len(s) for s in held.values()) == sum(1 for j in jobs if j.lock)
+
+
+def test_threads_drain_with_complete_and_claim_exactly_once(env: StoreEnv) -> None:
+    ids = _enqueue_batch(env.fleet, JOBS)
+    claimed: list[int] = []
+    completed: list[int] = []
+    guard = threading.Lock()
+    start = threading.Barrier(WORKERS)
+
+    def work(index: int) -> None:
+        fleet = env.open()
+        rng = random.Random(index)
+        start.wait()
+        held: list = []
+        while True:
+            done, held = fleet.complete_and_claim(
+                [(lease, index) for lease in held], worker=f"t{index}", limit=rng.randint(1, 32)
+            )
+            with guard:
+                completed.extend(done)
+                claimed.extend(lease.job_id for lease in held)
+            if not held:
+                break
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counter(completed) == Counter(ids)
+    _assert_drained_exactly(env.fleet, ids, claimed)

@@ -23,6 +23,7 @@ from agentfleet.models import (
     RunOutput,
     WorkerInfo,
 )
+from agentfleet.plans.dialect import Dialect
 
 # Fields of a job that update_if_match may change; status, epochs and leases only move
 # through the lifecycle verbs.
@@ -52,6 +53,21 @@ class Store(Protocol):
     def claim_next(
         self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
     ) -> list[Lease]: ...
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        """Complete each (lease, result) still owning its job; (completed ids, their plans)."""
+        ...
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """complete_many and claim_next in one transaction: (completed, their plans, leases)."""
+        ...
 
     def renew(self, lease: Lease, ttl: float) -> Lease: ...
 
@@ -114,6 +130,10 @@ class Store(Protocol):
 
     def wait_for_jobs(self, timeout: float) -> bool:
         """Block until new work may be ready (True) or the timeout passes (False)."""
+        ...
+
+    def plan_dialect(self) -> Dialect:
+        """The plan coordinator's way into this database."""
         ...
 
     def close(self) -> None: ...

@@ -41,6 +41,7 @@ from agentfleet.models import (
     RunStatus,
     WorkerInfo,
 )
+from agentfleet.plans.dialect import PostgresDialect
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 
@@ -55,10 +56,16 @@ _FIRST_OF_LOCK = """NOT EXISTS (
     WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= now()
       AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
       {queue_filter_e})"""
-_READY_ONE = f"j.status = 'queued' AND j.run_at <= now() AND (j.lock IS NULL OR {_LOCK_FREE})"
+# A plan's job starts only while its plan is running: the database says so, not the caller.
+_PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
+    SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+_READY_ONE = (
+    f"j.status = 'queued' AND j.run_at <= now() AND (j.lock IS NULL OR {_LOCK_FREE}) "
+    f"AND {_PLAN_RUNNING}"
+)
 _READY_BATCH = (
     "j.status = 'queued' AND j.run_at <= now() "
-    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK})) AND {_PLAN_RUNNING}"
 )
 _EXPIRED = """j.status = 'running' AND j.lease_expires_at < now()
     AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
@@ -84,6 +91,50 @@ _OPEN_RUNS = """
 SELECT claimed.*, opened.run_id FROM claimed JOIN opened ON opened.job_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.id
 """
+
+_COMPLETE_BATCH = """
+    input AS (
+        SELECT * FROM unnest(%(d_ids)s::bigint[], %(d_epochs)s::bigint[], %(d_results)s::text[])
+            AS t (id, epoch, result)
+    ), done AS (
+        UPDATE jobs SET status = 'succeeded', result = input.result::jsonb, error = NULL,
+            finished_at = now(), updated_at = now(), lease_expires_at = NULL, rev = jobs.rev + 1
+        FROM input
+        WHERE jobs.id = input.id AND jobs.lease_epoch = input.epoch AND jobs.status = 'running'
+        RETURNING jobs.id, jobs.lease_epoch, jobs.worker, jobs.plan_id
+    ), closed AS (
+        UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp()
+        FROM done
+        WHERE runs.job_id = done.id AND runs.epoch = done.lease_epoch AND runs.status = 'running'
+    ), done_logged AS (
+        INSERT INTO events (job_id, kind, epoch, worker)
+        SELECT id, 'succeeded', lease_epoch, worker FROM done
+    )"""
+
+_CLAIM_BATCH = (
+    """
+    picked AS (
+        SELECT j.id FROM jobs j
+        WHERE {ready} {queue_filter}
+        ORDER BY j.priority DESC, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE jobs SET """
+    + _CLAIM_SET
+    + """
+        FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
+        RETURNING jobs.*
+    ), opened AS (
+        INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at)
+        SELECT id, attempts, lease_epoch, worker, 'running', clock_timestamp() FROM claimed
+        RETURNING id AS run_id, job_id
+    ), logged AS (
+        INSERT INTO events (job_id, kind, at, epoch, worker, data)
+        SELECT id, 'claimed', now(), lease_epoch, worker, jsonb_build_object('attempt', attempts)
+        FROM claimed
+    )"""
+)
 
 _LOST_SQL = "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = %s"
 
@@ -112,6 +163,8 @@ def _job(row: Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        plan_id=row["plan_id"],
+        step=row["step"],
     )
 
 
@@ -210,6 +263,51 @@ class PostgresStore:
     # -- writes -----------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if len(jobs) > 1 and all(job.dedupe_key is None for job in jobs):
+            return self._enqueue_bulk(jobs)
+        return self._enqueue_each(jobs)
+
+    def _enqueue_bulk(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Many jobs without dedupe keys: one statement, ids assigned in input order."""
+        columns: dict[str, list[Any]] = {
+            "queue": [j.queue for j in jobs],
+            "engine": [j.engine for j in jobs],
+            "payload": [json.dumps(j.payload) for j in jobs],
+            "priority": [j.priority for j in jobs],
+            "lock": [j.lock for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "timeout": [j.timeout for j in jobs],
+            "run_at": [j.run_at for j in jobs],
+        }
+        with self._tx() as conn:
+            rows = conn.execute(
+                """
+                WITH ins AS (
+                    INSERT INTO jobs (queue, engine, payload, status, priority, lock,
+                        max_attempts, timeout, run_at)
+                    SELECT queue, engine, payload::jsonb, 'queued', priority, lock,
+                        max_attempts, timeout, coalesce(run_at, now())
+                    FROM unnest(%(queue)s::text[], %(engine)s::text[], %(payload)s::text[],
+                                %(priority)s::int[], %(lock)s::text[], %(max_attempts)s::int[],
+                                %(timeout)s::float8[], %(run_at)s::timestamptz[])
+                        WITH ORDINALITY AS t (queue, engine, payload, priority, lock,
+                                              max_attempts, timeout, run_at, ord)
+                    ORDER BY ord
+                    RETURNING *
+                ), logged AS (
+                    INSERT INTO events (job_id, kind, data)
+                    SELECT id, 'enqueued', jsonb_build_object('queue', queue) FROM ins
+                )
+                SELECT * FROM ins ORDER BY id
+                """,
+                columns,
+            ).fetchall()
+            if self.notify:
+                for queue in sorted(set(columns["queue"])):
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
+        return [_job(row) for row in rows]
+
+    def _enqueue_each(self, jobs: Sequence[NewJob]) -> list[Job]:
         out: list[Job] = []
         queues: set[str] = set()
         with self._tx() as conn:
@@ -290,34 +388,81 @@ class PostgresStore:
     def claim_next(
         self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
     ) -> list[Lease]:
-        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
-        if queues is None:
-            queue_filter = queue_filter_e = ""
-        else:
-            params["queues"] = list(queues)
-            queue_filter = "AND j.queue = ANY(%(queues)s)"
-            queue_filter_e = "AND e.queue = ANY(%(queues)s)"
-        ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
-        sql = f"""
-            WITH picked AS (
-                SELECT j.id FROM jobs j
-                WHERE {ready} {queue_filter}
-                ORDER BY j.priority DESC, j.id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs SET {_CLAIM_SET}
-                FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
-                RETURNING jobs.*
-            ) {_OPEN_RUNS}
+        return self._batch([], worker, queues, limit, ttl)[2]
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        if not done:
+            return [], []
+        ids, plans, _ = self._batch(done, None, None, 0, 0.0)
+        return ids, plans
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        return self._batch(done, worker, queues, limit, ttl)
+
+    def _batch(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """Complete a batch and claim the next in one statement: one round trip, one commit.
+
+        The completing part is fenced per row by (id, epoch, status); the claiming part picks
+        with SKIP LOCKED. Both see one snapshot, so a lock freed by this batch's completions
+        is only taken by a later claim.
         """
+        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        ctes: list[str] = []
+        if done:
+            params["d_ids"] = [lease.job_id for lease, _ in done]
+            params["d_epochs"] = [lease.epoch for lease, _ in done]
+            params["d_results"] = [json.dumps(result) for _, result in done]
+            ctes.append(_COMPLETE_BATCH)
+        claiming = worker is not None and limit > 0
+        if claiming:
+            if queues is None:
+                queue_filter = queue_filter_e = ""
+            else:
+                params["queues"] = list(queues)
+                queue_filter = "AND j.queue = ANY(%(queues)s)"
+                queue_filter_e = "AND e.queue = ANY(%(queues)s)"
+            ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
+            ctes.append(_CLAIM_BATCH.format(ready=ready, queue_filter=queue_filter))
+        done_cols = (
+            "(SELECT coalesce(array_agg(id), '{}') FROM done) AS done_ids, "
+            "(SELECT coalesce(array_agg(DISTINCT plan_id) FILTER (WHERE plan_id IS NOT NULL),"
+            " '{}') FROM done) AS plan_ids"
+            if done
+            else "'{}'::bigint[] AS done_ids, '{}'::bigint[] AS plan_ids"
+        )
+        if claiming:
+            final = (
+                f"SELECT {done_cols}, c.* FROM (SELECT 1) AS one LEFT JOIN "
+                "(SELECT claimed.*, opened.run_id FROM claimed "
+                " JOIN opened ON opened.job_id = claimed.id) AS c ON true "
+                "ORDER BY c.priority DESC, c.id"
+            )
+        else:
+            final = f"SELECT {done_cols}"
+        sql = "WITH " + ",\n".join(ctes) + "\n" + final
         for _ in range(5):
             try:
                 rows = self._all(sql, params)
             except pg_errors.UniqueViolation:
                 continue  # two claimers met on one named lock; the index refused one
-            return [_lease(row, ttl) for row in rows]
-        return []
+            first = rows[0]
+            leases = [_lease(row, ttl) for row in rows if row.get("id") is not None]
+            return list(first["done_ids"]), list(first["plan_ids"]), leases
+        return [], [], []
 
     def _lost(self, conn: psycopg.Connection[Row], lease: Lease) -> LeaseLost:
         row = conn.execute(_LOST_SQL, (lease.job_id,)).fetchone()
@@ -789,9 +934,13 @@ class PostgresStore:
                 epoch=r["epoch"],
                 worker=r["worker"],
                 data=r["data"],
+                plan_id=r["plan_id"],
             )
             for r in rows
         ]
+
+    def plan_dialect(self) -> PostgresDialect:
+        return PostgresDialect(self, NOTIFY_CHANNEL)
 
     def close(self) -> None:
         if self._listener is not None:
@@ -810,4 +959,4 @@ def _redact(url: str) -> str:
     return url
 
 
-__all__ = ["NOTIFY_CHANNEL", "PostgresStore", "json"]
+__all__ = ["NOTIFY_CHANNEL", "PostgresStore"]

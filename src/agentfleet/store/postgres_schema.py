@@ -17,7 +17,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             engine           text    NOT NULL,
             payload          jsonb   NOT NULL,
             status           text    NOT NULL CHECK (status IN
-                                 ('queued','running','succeeded','failed','cancelled')),
+                                 ('waiting','queued','running','succeeded','failed','cancelled')),
             priority         integer NOT NULL DEFAULT 0,
             lock             text,
             max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
@@ -90,6 +90,42 @@ MIGRATIONS.append(
             stopped_at  timestamptz
         );
         CREATE INDEX jobs_by_worker ON jobs (worker) WHERE status = 'running';
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        3,
+        """
+        CREATE TABLE plans (
+            id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name               text    NOT NULL,
+            mode               text    NOT NULL CHECK (mode IN ('auto', 'supervised')),
+            max_parallel       integer NOT NULL CHECK (max_parallel >= 1),
+            status             text    NOT NULL CHECK (status IN
+                ('pending','running','paused','completed','failed','cancelled')),
+            checkpoint         text,
+            checkpoint_context jsonb,
+            completed_at       timestamptz,
+            pr_url             text,
+            metadata           jsonb   NOT NULL DEFAULT '{}',
+            rev                bigint  NOT NULL DEFAULT 1,
+            created_at         timestamptz NOT NULL DEFAULT now(),
+            updated_at         timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX plans_by_status ON plans (status);
+        ALTER TABLE jobs ADD COLUMN plan_id bigint REFERENCES plans (id);
+        ALTER TABLE jobs ADD COLUMN step text;
+        CREATE INDEX jobs_by_plan ON jobs (plan_id, status) WHERE plan_id IS NOT NULL;
+        CREATE TABLE plan_deps (
+            plan_id    bigint NOT NULL REFERENCES plans (id),
+            job_id     bigint NOT NULL REFERENCES jobs (id),
+            depends_on bigint NOT NULL REFERENCES jobs (id),
+            PRIMARY KEY (job_id, depends_on)
+        );
+        ALTER TABLE events ADD COLUMN plan_id bigint;
+        CREATE INDEX events_by_plan ON events (plan_id, id) WHERE plan_id IS NOT NULL;
         """,
     )
 )

@@ -43,6 +43,7 @@ from agentfleet.models import (
     WorkerInfo,
     utc_from_timestamp,
 )
+from agentfleet.plans.dialect import SqliteDialect
 from agentfleet.store.base import JOB_PATCHABLE_FIELDS
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
@@ -57,10 +58,16 @@ _FIRST_OF_LOCK = """NOT EXISTS (
     WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= :now
       AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
       {queue_filter_e})"""
-_READY_ONE = f"j.status = 'queued' AND j.run_at <= :now AND (j.lock IS NULL OR {_LOCK_FREE})"
+# A plan's job starts only while its plan is running: the database says so, not the caller.
+_PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
+    SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+_READY_ONE = (
+    f"j.status = 'queued' AND j.run_at <= :now AND (j.lock IS NULL OR {_LOCK_FREE}) "
+    f"AND {_PLAN_RUNNING}"
+)
 _READY_BATCH = (
     f"j.status = 'queued' AND j.run_at <= :now "
-    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK}))"
+    f"AND (j.lock IS NULL OR ({_LOCK_FREE} AND {_FIRST_OF_LOCK})) AND {_PLAN_RUNNING}"
 )
 # An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
 _EXPIRED = """j.status = 'running' AND j.lease_expires_at < :now
@@ -104,6 +111,8 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         created_at=utc_from_timestamp(row["created_at"]),  # type: ignore[arg-type]
         updated_at=utc_from_timestamp(row["updated_at"]),  # type: ignore[arg-type]
         finished_at=_ts(row["finished_at"]),
+        plan_id=row["plan_id"],
+        step=row["step"],
     )
 
 
@@ -133,6 +142,7 @@ def _event_from_row(row: sqlite3.Row) -> Event:
         epoch=row["epoch"],
         worker=row["worker"],
         data=json.loads(row["data"]),
+        plan_id=row["plan_id"],
     )
 
 
@@ -302,32 +312,44 @@ class SqliteStore:
         return out
 
     def _open_runs(
-        self, conn: sqlite3.Connection, rows: list[sqlite3.Row], worker: str, ttl: float, now: float
+        self,
+        conn: sqlite3.Connection,
+        rows: list[sqlite3.Row],
+        worker: str,
+        ttl: float,
+        now: float,
+        *,
+        close_expired: bool = False,
     ) -> list[Lease]:
+        """Open one run and log one event per claimed row: three statements per batch."""
+        if not rows:
+            return []
+        ids = _dumps([row["id"] for row in rows])
+        if close_expired:
+            expired = conn.execute(
+                "UPDATE runs SET status = 'expired', finished_at = ?, error = 'lease expired' "
+                "WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'running' "
+                "RETURNING job_id, epoch",
+                (now, ids),
+            ).fetchall()
+            for old in expired:
+                self._event(conn, old["job_id"], "lease_expired", now, epoch=old["epoch"])
+        opened = conn.execute(
+            "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
+            "SELECT id, attempts, lease_epoch, worker, 'running', ? FROM jobs "
+            "WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, job_id",
+            (now, ids),
+        ).fetchall()
+        conn.execute(
+            "INSERT INTO events (job_id, kind, at, epoch, worker, data) "
+            "SELECT id, 'claimed', ?, lease_epoch, worker, json_object('attempt', attempts) "
+            "FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (now, ids),
+        )
+        run_ids = {r["job_id"]: r["id"] for r in opened}
         leases: list[Lease] = []
         for row in rows:
             job = _job_from_row(row)
-            expired = conn.execute(
-                "UPDATE runs SET status = 'expired', finished_at = ?, error = 'lease expired' "
-                "WHERE job_id = ? AND status = 'running' RETURNING epoch",
-                (now, job.id),
-            ).fetchall()
-            for old in expired:
-                self._event(conn, job.id, "lease_expired", now, epoch=old["epoch"])
-            run_id = conn.execute(
-                "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
-                "VALUES (?, ?, ?, ?, 'running', ?) RETURNING id",
-                (job.id, job.attempts, job.lease_epoch, worker, now),
-            ).fetchone()["id"]
-            self._event(
-                conn,
-                job.id,
-                "claimed",
-                now,
-                epoch=job.lease_epoch,
-                worker=worker,
-                data={"attempt": job.attempts},
-            )
             leases.append(
                 Lease(
                     job_id=job.id,
@@ -335,7 +357,7 @@ class SqliteStore:
                     worker=worker,
                     expires_at=job.lease_expires_at,  # type: ignore[arg-type]
                     attempt=job.attempts,
-                    run_id=run_id,
+                    run_id=run_ids[job.id],
                     ttl=ttl,
                     job=job,
                 )
@@ -358,14 +380,26 @@ class SqliteStore:
                 ).fetchall()
                 if not rows:
                     return None
-                return self._open_runs(conn, rows, worker, ttl, now)[0]
+                return self._open_runs(conn, rows, worker, ttl, now, close_expired=True)[0]
         except sqlite3.IntegrityError:
             return None  # the named lock is held: the index said no
 
     def claim_next(
         self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
     ) -> list[Lease]:
-        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        with self._tx() as conn:
+            return self._claim_next_in(conn, self._now(), worker, queues, limit, ttl)
+
+    def _claim_next_in(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> list[Lease]:
+        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit, "now": now}
         if queues is None:
             queue_filter, queue_filter_e = "", ""
         else:
@@ -373,23 +407,81 @@ class SqliteStore:
             queue_filter = "AND j.queue IN (SELECT value FROM json_each(:queues))"
             queue_filter_e = "AND e.queue IN (SELECT value FROM json_each(:queues))"
         ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
+        rows = conn.execute(
+            f"""
+            UPDATE jobs SET {_CLAIM_SET}
+            WHERE id IN (
+                SELECT j.id FROM jobs j INDEXED BY jobs_ready  -- claim order, no sort
+                WHERE {ready} {queue_filter}
+                ORDER BY j.priority DESC, j.id
+                LIMIT :limit)
+            RETURNING *
+            """,
+            params,
+        ).fetchall()
+        rows.sort(key=lambda r: (-r["priority"], r["id"]))
+        return self._open_runs(conn, rows, worker, ttl, now)
+
+    def _complete_many_in(
+        self, conn: sqlite3.Connection, now: float, done: Sequence[tuple[Lease, Any]]
+    ) -> tuple[list[int], list[int]]:
+        """Complete every lease that still owns its job, fenced per row; three statements."""
+        if not done:
+            return [], []
+        items = _dumps([[lease.job_id, lease.epoch, _dumps(result)] for lease, result in done])
+        rows = conn.execute(
+            """
+            UPDATE jobs SET status = 'succeeded', result = i.result, error = NULL,
+                finished_at = :now, updated_at = :now, lease_expires_at = NULL, rev = rev + 1
+            FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch,
+                         json_extract(value, '$[2]') AS result
+                  FROM json_each(:items)) AS i
+            WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch
+              AND +jobs.status = 'running' -- '+': look jobs up by id, not scan by status
+            RETURNING jobs.id, jobs.lease_epoch, jobs.plan_id
+            """,
+            {"items": items, "now": now},
+        ).fetchall()
+        if rows:
+            pairs = _dumps([[r["id"], r["lease_epoch"]] for r in rows])
+            conn.execute(
+                """
+                UPDATE runs SET status = 'succeeded', finished_at = :now
+                WHERE status = 'running' AND (job_id, epoch) IN (
+                    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+                    FROM json_each(:pairs))
+                """,
+                {"pairs": pairs, "now": now},
+            )
+            conn.execute(
+                """
+                INSERT INTO events (job_id, kind, at, epoch, worker, data)
+                SELECT j.id, 'succeeded', :now, j.lease_epoch, j.worker, '{}' FROM jobs j
+                WHERE j.id IN (SELECT json_extract(value, '$[0]') FROM json_each(:pairs))
+                ORDER BY j.id
+                """,
+                {"pairs": pairs, "now": now},
+            )
+        plans = sorted({r["plan_id"] for r in rows if r["plan_id"] is not None})
+        return [r["id"] for r in rows], plans
+
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        with self._tx() as conn:
+            return self._complete_many_in(conn, self._now(), done)
+
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """Complete a batch and claim the next in one transaction: one commit per batch."""
         with self._tx() as conn:
             now = self._now()
-            params["now"] = now
-            rows = conn.execute(
-                f"""
-                UPDATE jobs SET {_CLAIM_SET}
-                WHERE id IN (
-                    SELECT j.id FROM jobs j
-                    WHERE {ready} {queue_filter}
-                    ORDER BY j.priority DESC, j.id
-                    LIMIT :limit)
-                RETURNING *
-                """,
-                params,
-            ).fetchall()
-            rows.sort(key=lambda r: (-r["priority"], r["id"]))
-            return self._open_runs(conn, rows, worker, ttl, now)
+            completed, plans = self._complete_many_in(conn, now, done)
+            return completed, plans, self._claim_next_in(conn, now, worker, queues, limit, ttl)
 
     def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost:
         row = conn.execute(
@@ -806,6 +898,9 @@ class SqliteStore:
                     (job_id, after_id, limit),
                 ).fetchall()
         return [_event_from_row(r) for r in rows]
+
+    def plan_dialect(self) -> SqliteDialect:
+        return SqliteDialect(self, None if self._memory else Path(self._path))
 
     def close(self) -> None:
         with self._registry_lock:

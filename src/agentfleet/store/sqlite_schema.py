@@ -12,7 +12,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             engine           TEXT    NOT NULL,
             payload          TEXT    NOT NULL,
             status           TEXT    NOT NULL CHECK (status IN
-                                 ('queued','running','succeeded','failed','cancelled')),
+                                 ('waiting','queued','running','succeeded','failed','cancelled')),
             priority         INTEGER NOT NULL DEFAULT 0,
             lock             TEXT,
             max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
@@ -88,6 +88,42 @@ MIGRATIONS.append(
             stopped_at  REAL
         );
         CREATE INDEX jobs_by_worker ON jobs (worker) WHERE status = 'running';
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        3,
+        """
+        CREATE TABLE plans (
+            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            name               TEXT    NOT NULL,
+            mode               TEXT    NOT NULL CHECK (mode IN ('auto', 'supervised')),
+            max_parallel       INTEGER NOT NULL CHECK (max_parallel >= 1),
+            status             TEXT    NOT NULL CHECK (status IN
+                ('pending','running','paused','completed','failed','cancelled')),
+            checkpoint         TEXT,
+            checkpoint_context TEXT,
+            completed_at       REAL,
+            pr_url             TEXT,
+            metadata           TEXT    NOT NULL DEFAULT '{}',
+            rev                INTEGER NOT NULL DEFAULT 1,
+            created_at         REAL    NOT NULL,
+            updated_at         REAL    NOT NULL
+        );
+        CREATE INDEX plans_by_status ON plans (status);
+        ALTER TABLE jobs ADD COLUMN plan_id INTEGER REFERENCES plans (id);
+        ALTER TABLE jobs ADD COLUMN step TEXT;
+        CREATE INDEX jobs_by_plan ON jobs (plan_id, status) WHERE plan_id IS NOT NULL;
+        CREATE TABLE plan_deps (
+            plan_id    INTEGER NOT NULL REFERENCES plans (id),
+            job_id     INTEGER NOT NULL REFERENCES jobs (id),
+            depends_on INTEGER NOT NULL REFERENCES jobs (id),
+            PRIMARY KEY (job_id, depends_on)
+        );
+        ALTER TABLE events ADD COLUMN plan_id INTEGER;
+        CREATE INDEX events_by_plan ON events (plan_id, id) WHERE plan_id IS NOT NULL;
         """,
     )
 )

@@ -1,0 +1,27 @@
+"""Plans: DAGs of jobs with checkpoints, approval gates, guarded resume and cancel."""
+
+from agentfleet.plans.model import (
+    NotResumable,
+    Plan,
+    PlanConflict,
+    PlanMode,
+    PlanNotFound,
+    PlanSpec,
+    PlanStatus,
+    PlanStep,
+    Repair,
+    StepSpec,
+)
+
+__all__ = [
+    "NotResumable",
+    "Plan",
+    "PlanConflict",
+    "PlanMode",
+    "PlanNotFound",
+    "PlanSpec",
+    "PlanStatus",
+    "PlanStep",
+    "Repair",
+    "StepSpec",
+]

@@ -1,0 +1,610 @@
+"""Plan operations: submit, advance, approve, reject, resume, cancel, reconcile.
+
+Every plan move is a conditional write naming the state it expects. Plan-level writes
+touch only plan rows and job transitions only job rows, so a decision made from a stale
+snapshot can never erase a sibling's completion. Decisions about one plan are taken
+under that plan's lock (its row lock on PostgreSQL; SQLite's single write lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agentfleet.errors import InvalidArgument, InvalidTransition
+from agentfleet.models import JobStatus
+from agentfleet.plans.decide import Decision, StepState, decide
+from agentfleet.plans.dialect import Dialect, Tx, from_json, to_datetime, to_json
+from agentfleet.plans.model import (
+    APPROVAL_ENGINE,
+    DEFAULT_MAX_REJECTIONS,
+    ON_ERROR,
+    PLAN_FIELDS,
+    PRE_PR,
+    NotResumable,
+    Plan,
+    PlanConflict,
+    PlanMode,
+    PlanNotFound,
+    PlanSpec,
+    PlanStatus,
+    PlanStep,
+    Repair,
+    check_plan_transition,
+    predecessors,
+    topological_order,
+    validate_dag,
+)
+
+# The one definition of "resumable": failed, paused, or running with no activity (no plan
+# write and no job write) since the stale cutoff. Finding and resuming both use it.
+RESUMABLE = """(
+    plans.status IN ('failed', 'paused')
+    OR (plans.status = 'running' AND plans.updated_at < {cutoff}
+        AND NOT EXISTS (SELECT 1 FROM jobs a
+                        WHERE a.plan_id = plans.id AND a.updated_at >= {cutoff})))"""
+
+STALE_RUNNING = """(
+    plans.status = 'running' AND plans.updated_at < {cutoff}
+    AND NOT EXISTS (SELECT 1 FROM jobs a
+                    WHERE a.plan_id = plans.id AND a.updated_at >= {cutoff}))"""
+
+
+def _in(values: Any) -> str:
+    """A SQL list of status literals (from the closed enums only); never empty."""
+    names = sorted(v.value if hasattr(v, "value") else str(v) for v in values)
+    for name in names:
+        if not name.isidentifier():
+            raise InvalidArgument(f"not a status: {name!r}")
+    return ", ".join(f"'{n}'" for n in names) or "NULL"
+
+
+class PlanCoordinator:
+    def __init__(self, dialect: Dialect, *, stale_window: float) -> None:
+        self.db = dialect
+        self.stale_window = stale_window
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _plan(self, tx: Tx, plan_id: int) -> Plan:
+        rows = tx.q("SELECT * FROM plans WHERE id = :id", {"id": plan_id})
+        if not rows:
+            raise PlanNotFound(plan_id)
+        steps = tx.q(
+            "SELECT id, step, engine, status, attempts, result, error FROM jobs "
+            "WHERE plan_id = :id ORDER BY id",
+            {"id": plan_id},
+        )
+        deps = tx.q(
+            "SELECT d.job_id, j.step FROM plan_deps d JOIN jobs j ON j.id = d.depends_on "
+            "WHERE d.plan_id = :id ORDER BY j.id",
+            {"id": plan_id},
+        )
+        needs: dict[int, list[str]] = {}
+        for dep in deps:
+            needs.setdefault(dep["job_id"], []).append(dep["step"])
+        return _plan_from_row(
+            rows[0],
+            tuple(
+                PlanStep(
+                    name=s["step"],
+                    job_id=s["id"],
+                    engine=s["engine"],
+                    status=JobStatus(s["status"]),
+                    depends_on=tuple(needs.get(s["id"], ())),
+                    attempts=s["attempts"],
+                    result=from_json(s["result"]),
+                    error=s["error"],
+                )
+                for s in steps
+            ),
+        )
+
+    def get(self, plan_id: int) -> Plan:
+        with self.db.read() as tx:
+            return self._plan(tx, plan_id)
+
+    def list_plans(self, status: PlanStatus | None, limit: int, offset: int) -> list[Plan]:
+        with self.db.read() as tx:
+            where = "" if status is None else "WHERE status = :status"
+            rows = tx.q(
+                f"SELECT id FROM plans {where} ORDER BY id DESC LIMIT :limit OFFSET :offset",
+                {"status": status.value if status else None, "limit": limit, "offset": offset},
+            )
+            return [self._plan(tx, r["id"]) for r in rows]
+
+    def find_resumable(self) -> list[int]:
+        with self.db.read() as tx:
+            rows = tx.q(
+                f"SELECT id FROM plans WHERE {RESUMABLE} ORDER BY id", {"stale": self.stale_window}
+            )
+        return [r["id"] for r in rows]
+
+    def inputs(self, job_id: int) -> dict[str, dict[str, Any]]:
+        """What a plan step's dependencies produced: status, result and last output."""
+        with self.db.read() as tx:
+            rows = tx.q(
+                """
+                SELECT j.step, j.status, j.result,
+                       (SELECT r.stdout FROM runs r WHERE r.job_id = j.id
+                        ORDER BY r.epoch DESC LIMIT 1) AS stdout
+                FROM plan_deps d JOIN jobs j ON j.id = d.depends_on
+                WHERE d.job_id = :id ORDER BY j.id
+                """,
+                {"id": job_id},
+            )
+        return {
+            r["step"]: {
+                "status": r["status"],
+                "result": from_json(r["result"]),
+                "stdout": r["stdout"],
+            }
+            for r in rows
+        }
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _event(
+        self, tx: Tx, plan_id: int, kind: str, data: Mapping[str, Any], job_id: int | None = None
+    ) -> None:
+        tx.q(
+            "INSERT INTO events (job_id, plan_id, kind, at, data) "
+            "VALUES (:job, :plan, :kind, {now}, :data)",
+            {"job": job_id, "plan": plan_id, "kind": kind, "data": to_json(dict(data))},
+        )
+
+    def submit(self, spec: PlanSpec) -> Plan:
+        validate_dag(spec.steps)
+        with self.db.tx() as tx:
+            plan_id = tx.q(
+                """
+                INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
+                                   updated_at)
+                VALUES (:name, :mode, :max_parallel, 'pending', :metadata, {now}, {now})
+                RETURNING id
+                """,
+                {
+                    "name": spec.name,
+                    "mode": spec.mode.value,
+                    "max_parallel": spec.max_parallel,
+                    "metadata": to_json(spec.metadata),
+                },
+            )[0]["id"]
+            ids: dict[str, int] = {}
+            for step in topological_order(spec.steps):
+                job = step.job
+                payload = dict(job.payload)
+                if job.engine == APPROVAL_ENGINE:
+                    payload.setdefault("on_reject", step.on_reject)
+                    payload.setdefault("max_rejections", step.max_rejections)
+                ids[step.name] = tx.q(
+                    """
+                    INSERT INTO jobs (queue, engine, payload, status, priority, lock,
+                        max_attempts, timeout, run_at, plan_id, step, created_at, updated_at)
+                    VALUES (:queue, :engine, :payload, 'waiting', :priority, :lock,
+                        :max_attempts, :timeout, {now}, :plan, :step, {now}, {now})
+                    RETURNING id
+                    """,
+                    {
+                        "queue": job.queue,
+                        "engine": job.engine,
+                        "payload": to_json(payload),
+                        "priority": job.priority,
+                        "lock": job.lock,
+                        "max_attempts": job.max_attempts,
+                        "timeout": job.timeout,
+                        "plan": plan_id,
+                        "step": step.name,
+                    },
+                )[0]["id"]
+                self._event(tx, plan_id, "enqueued", {"step": step.name}, ids[step.name])
+                for dep in step.depends_on:
+                    tx.q(
+                        "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
+                        "VALUES (:plan, :job, :dep)",
+                        {"plan": plan_id, "job": ids[step.name], "dep": ids[dep]},
+                    )
+            self._set_status(tx, plan_id, PlanStatus.RUNNING, expected={"status": "pending"})
+            self._event(tx, plan_id, "plan_started", {"name": spec.name})
+            self._advance(tx, plan_id)
+            return self._plan(tx, plan_id)
+
+    def _set_status(
+        self,
+        tx: Tx,
+        plan_id: int,
+        status: PlanStatus,
+        *,
+        expected: Mapping[str, Any],
+        **fields: Any,
+    ) -> bool:
+        result = self._update(tx, plan_id, expected, {"status": status, **fields})
+        return result is not None
+
+    def _update(
+        self, tx: Tx, plan_id: int, expected: Mapping[str, Any], fields: Mapping[str, Any]
+    ) -> int | None:
+        """The scoped, guarded plan write: only plan columns, only from allowed states."""
+        sets = ["rev = rev + 1", "updated_at = {now}"]
+        params: dict[str, Any] = {"id": plan_id}
+        where = ["id = :id"]
+        for key, value in fields.items():
+            if key not in PLAN_FIELDS:
+                raise InvalidArgument(
+                    f"{key!r} is not a plan-level field; allowed: {sorted(PLAN_FIELDS)}"
+                )
+            if key == "status":
+                wanted = PlanStatus(value)
+                where.append(f"status IN ({_in(predecessors(wanted))})")
+                value = wanted.value
+                if wanted is PlanStatus.COMPLETED and "completed_at" not in fields:
+                    sets.append("completed_at = {now}")
+            if key in ("checkpoint_context", "metadata"):
+                value = to_json(value)
+            sets.append(f"{key} = :f_{key}")
+            params[f"f_{key}"] = value
+        for key, value in expected.items():
+            if key not in ("status", "rev", "checkpoint"):
+                raise InvalidArgument(f"cannot guard on {key!r}; use status, rev or checkpoint")
+            if key == "status" and isinstance(value, list | tuple | set | frozenset):
+                where.append(f"status IN ({_in(value)})")
+                continue
+            where.append(f"{key} = :e_{key}")
+            params[f"e_{key}"] = value.value if isinstance(value, PlanStatus) else value
+        rows = tx.q(
+            f"UPDATE plans SET {', '.join(sets)} WHERE {' AND '.join(where)} RETURNING rev",
+            params,
+        )
+        return rows[0]["rev"] if rows else None
+
+    def update_fields(
+        self, plan_id: int, expected: Mapping[str, Any], fields: Mapping[str, Any]
+    ) -> Plan:
+        if not fields:
+            raise InvalidArgument("update_plan_fields needs at least one field to change")
+        with self.db.tx() as tx:
+            if self._update(tx, plan_id, expected, fields) is None:
+                current = tx.q("SELECT status, rev FROM plans WHERE id = :id", {"id": plan_id})
+                if not current:
+                    raise PlanNotFound(plan_id)
+                status = PlanStatus(current[0]["status"])
+                if "status" in fields:
+                    check_plan_transition(status, PlanStatus(fields["status"]))
+                raise PlanConflict(plan_id, expected, status.value, current[0]["rev"])
+            self._event(tx, plan_id, "plan_updated", {"fields": sorted(fields)})
+            return self._plan(tx, plan_id)
+
+    def advance(self, plan_id: int) -> Decision | None:
+        with self.db.tx() as tx:
+            return self._advance(tx, plan_id)
+
+    def _advance(self, tx: Tx, plan_id: int) -> Decision | None:
+        """Move a running plan on: promote ready steps, stop at gates, finish or fail."""
+        tx.lock_plan(plan_id)
+        rows = tx.q("SELECT mode, max_parallel, status FROM plans WHERE id = :id", {"id": plan_id})
+        if not rows:
+            return None
+        if rows[0]["status"] == PlanStatus.CANCELLED.value:
+            self._cancel_steps(tx, plan_id)  # a step handed back after the cancel stays dead
+            return None
+        if rows[0]["status"] != PlanStatus.RUNNING.value:
+            self._hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
+            return None
+        steps = tx.q(
+            "SELECT id, step, engine, status, error, payload FROM jobs "
+            "WHERE plan_id = :id ORDER BY id",
+            {"id": plan_id},
+        )
+        deps = tx.q("SELECT job_id, depends_on FROM plan_deps WHERE plan_id = :id", {"id": plan_id})
+        needs: dict[int, list[int]] = {}
+        for dep in deps:
+            needs.setdefault(dep["job_id"], []).append(dep["depends_on"])
+        states = [
+            StepState(
+                job_id=s["id"],
+                name=s["step"],
+                engine=s["engine"],
+                status=JobStatus(s["status"]),
+                depends_on=tuple(needs.get(s["id"], ())),
+                error=s["error"],
+                message=(from_json(s["payload"]) or {}).get("message"),
+            )
+            for s in steps
+        ]
+        decision = decide(PlanMode(rows[0]["mode"]), rows[0]["max_parallel"], states)
+        guard = {"status": PlanStatus.RUNNING.value}
+        if decision.pause_at is not None:
+            if self._set_status(
+                tx,
+                plan_id,
+                PlanStatus.PAUSED,
+                expected=guard,
+                checkpoint=decision.pause_at,
+                checkpoint_context=decision.context,
+            ):
+                self._hold_queued(tx, plan_id)
+                self._event(tx, plan_id, "plan_paused", decision.context or {})
+        elif decision.fail:
+            if self._set_status(
+                tx, plan_id, PlanStatus.FAILED, expected=guard, checkpoint_context=decision.context
+            ):
+                self._hold_queued(tx, plan_id)
+                self._event(tx, plan_id, "plan_failed", decision.context or {})
+        elif decision.complete:
+            if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard):
+                self._event(tx, plan_id, "plan_completed", {})
+        elif decision.promote:
+            ids = ", ".join(str(int(i)) for i in decision.promote)
+            promoted = tx.q(
+                f"UPDATE jobs SET status = 'queued', run_at = {{now}}, updated_at = {{now}}, "
+                f"rev = rev + 1 WHERE id IN ({ids}) AND status = 'waiting' RETURNING id, step",
+            )
+            for row in promoted:
+                self._event(tx, plan_id, "promoted", {"step": row["step"]}, row["id"])
+            if promoted:
+                tx.notify()
+        return decision
+
+    def _cancel_steps(self, tx: Tx, plan_id: int) -> list[dict[str, Any]]:
+        return tx.q(
+            "UPDATE jobs SET status = 'cancelled', finished_at = {now}, updated_at = {now}, "
+            "rev = rev + 1 WHERE plan_id = :id AND status IN ('waiting', 'queued') RETURNING id",
+            {"id": plan_id},
+        )
+
+    def _hold_queued(self, tx: Tx, plan_id: int) -> None:
+        """A plan that stops starting work holds its queued steps back."""
+        tx.q(
+            "UPDATE jobs SET status = 'waiting', updated_at = {now}, rev = rev + 1 "
+            "WHERE plan_id = :id AND status = 'queued'",
+            {"id": plan_id},
+        )
+
+    def approve(self, plan_id: int, response: Any) -> Plan:
+        with self.db.tx() as tx:
+            tx.lock_plan(plan_id)
+            plan = self._plan(tx, plan_id)
+            if plan.status is not PlanStatus.PAUSED or plan.checkpoint is None:
+                raise InvalidTransition(f"plan {plan_id} (approve)", plan.status.value, "running")
+            context = plan.checkpoint_context or {}
+            guard = {"status": "paused", "checkpoint": plan.checkpoint}
+            if plan.checkpoint == ON_ERROR:
+                raise InvalidTransition(
+                    f"plan {plan_id} stopped on an error; fix it and resume (approve",
+                    "on_error",
+                    "running)",
+                )
+            if plan.checkpoint == PRE_PR:
+                if not self._set_status(
+                    tx, plan_id, PlanStatus.COMPLETED, expected=guard, checkpoint=None
+                ):
+                    raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+                self._event(tx, plan_id, "approved", {"checkpoint": PRE_PR, "response": response})
+                self._event(tx, plan_id, "plan_completed", {})
+                return self._plan(tx, plan_id)
+            gate_id = context.get("job_id")
+            if context.get("kind") == "approval" and gate_id is not None:
+                tx.q(
+                    "UPDATE jobs SET status = 'succeeded', result = :result, finished_at = {now}, "
+                    "updated_at = {now}, rev = rev + 1 WHERE id = :id AND status = 'waiting'",
+                    {
+                        "id": gate_id,
+                        "result": to_json(
+                            {**_gate_state(tx, gate_id), "approved": True, "response": response}
+                        ),
+                    },
+                )
+            if not self._set_status(
+                tx,
+                plan_id,
+                PlanStatus.RUNNING,
+                expected=guard,
+                checkpoint=None,
+                checkpoint_context=None,
+            ):
+                raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+            self._event(
+                tx, plan_id, "approved", {"checkpoint": plan.checkpoint, "response": response}
+            )
+            self._advance(tx, plan_id)
+            return self._plan(tx, plan_id)
+
+    def reject(self, plan_id: int, feedback: str | None) -> Plan:
+        with self.db.tx() as tx:
+            tx.lock_plan(plan_id)
+            plan = self._plan(tx, plan_id)
+            context = plan.checkpoint_context or {}
+            if plan.status is not PlanStatus.PAUSED or context.get("kind") != "approval":
+                raise InvalidTransition(
+                    f"plan {plan_id} is not waiting at an approval gate (reject",
+                    plan.status.value,
+                    "running)",
+                )
+            gate_id = int(context["job_id"])
+            gate = tx.q("SELECT payload FROM jobs WHERE id = :id", {"id": gate_id})[0]
+            payload = from_json(gate["payload"]) or {}
+            state = _gate_state(tx, gate_id)
+            rejections = int(state.get("rejections", 0)) + 1
+            limit = int(payload.get("max_rejections") or DEFAULT_MAX_REJECTIONS)
+            target_name = payload.get("on_reject") or next(
+                iter(plan.step(plan.checkpoint or "").depends_on), None
+            )
+            self._event(tx, plan_id, "rejected", {"gate": plan.checkpoint, "feedback": feedback})
+            if not feedback or rejections > limit or target_name is None:
+                reason = "rejected" if not feedback else "too many rejections"
+                self._cancel(tx, plan_id, reason)
+                return self._plan(tx, plan_id)
+            target = plan.step(target_name)
+            rows = tx.q("SELECT payload FROM jobs WHERE id = :id", {"id": target.job_id})
+            target_payload = from_json(rows[0]["payload"]) or {}
+            target_payload["feedback"] = [*target_payload.get("feedback", []), feedback]
+            if isinstance(target_payload.get("prompt"), str):
+                target_payload["prompt"] += (
+                    f"\n\nReviewer feedback (round {rejections}): {feedback}"
+                )
+            tx.q(
+                "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, result = NULL, "
+                "finished_at = NULL, cancel_requested = FALSE, payload = :payload, "
+                "updated_at = {now}, rev = rev + 1 "
+                "WHERE id = :id AND status IN ('succeeded', 'failed', 'cancelled')",
+                {"id": target.job_id, "payload": to_json(target_payload)},
+            )
+            tx.q(
+                "UPDATE jobs SET result = :result, updated_at = {now} WHERE id = :id",
+                {
+                    "id": gate_id,
+                    "result": to_json(
+                        {
+                            **state,
+                            "rejections": rejections,
+                            "feedback": [*state.get("feedback", []), feedback],
+                        }
+                    ),
+                },
+            )
+            guard = {"status": "paused", "checkpoint": plan.checkpoint}
+            if not self._set_status(
+                tx,
+                plan_id,
+                PlanStatus.RUNNING,
+                expected=guard,
+                checkpoint=None,
+                checkpoint_context=None,
+            ):
+                raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+            self._advance(tx, plan_id)
+            return self._plan(tx, plan_id)
+
+    def resume(self, plan_id: int) -> Plan:
+        """One conditional write decides; of racing resumers exactly one wins."""
+        with self.db.tx() as tx:
+            won = tx.q(
+                f"""
+                UPDATE plans SET status = 'running', checkpoint = NULL, checkpoint_context = NULL,
+                    rev = rev + 1, updated_at = {{now}}
+                WHERE id = :id AND {RESUMABLE}
+                RETURNING id
+                """,
+                {"id": plan_id, "stale": self.stale_window},
+            )
+            if not won:
+                current = tx.q("SELECT status FROM plans WHERE id = :id", {"id": plan_id})
+                if not current:
+                    raise PlanNotFound(plan_id)
+                raise NotResumable(plan_id, current[0]["status"])
+            requeued = tx.q(
+                "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, "
+                "finished_at = NULL, cancel_requested = FALSE, updated_at = {now}, rev = rev + 1 "
+                "WHERE plan_id = :id AND status IN ('failed', 'cancelled') RETURNING id",
+                {"id": plan_id},
+            )
+            self._event(tx, plan_id, "plan_resumed", {"requeued": [r["id"] for r in requeued]})
+            self._advance(tx, plan_id)
+            return self._plan(tx, plan_id)
+
+    def cancel(self, plan_id: int, reason: str = "cancelled") -> bool:
+        with self.db.tx() as tx:
+            return self._cancel(tx, plan_id, reason)
+
+    def _cancel(self, tx: Tx, plan_id: int, reason: str) -> bool:
+        """Idempotent: never touches a completed or cancelled plan; says if it cancelled."""
+        won = tx.q(
+            "UPDATE plans SET status = 'cancelled', rev = rev + 1, updated_at = {now} "
+            "WHERE id = :id AND status NOT IN ('completed', 'cancelled') RETURNING id",
+            {"id": plan_id},
+        )
+        if not won:
+            if not tx.q("SELECT 1 AS one FROM plans WHERE id = :id", {"id": plan_id}):
+                raise PlanNotFound(plan_id)
+            return False
+        stopped = self._cancel_steps(tx, plan_id)
+        asked = tx.q(
+            "UPDATE jobs SET cancel_requested = TRUE, updated_at = {now}, rev = rev + 1 "
+            "WHERE plan_id = :id AND status = 'running' AND cancel_requested = FALSE RETURNING id",
+            {"id": plan_id},
+        )
+        self._event(
+            tx,
+            plan_id,
+            "plan_cancelled",
+            {
+                "reason": reason,
+                "cancelled": [r["id"] for r in stopped],
+                "asked_to_stop": [r["id"] for r in asked],
+            },
+        )
+        return True
+
+    # -- reconciler -------------------------------------------------------------------
+
+    def reconcile_orphans(self) -> list[Repair]:
+        """Running plans with no activity past the stale window fail as `orphaned`."""
+        repairs: list[Repair] = []
+        with self.db.tx() as tx:
+            stale = tx.q(
+                f"""
+                UPDATE plans SET status = 'failed', checkpoint_context = :context,
+                    rev = rev + 1, updated_at = {{now}}
+                WHERE {STALE_RUNNING}
+                RETURNING id
+                """,
+                {"stale": self.stale_window, "context": to_json({"kind": "orphaned"})},
+            )
+            for row in stale:
+                self._hold_queued(tx, row["id"])
+                self._event(tx, row["id"], "repair", {"reason": "orphaned"})
+                repairs.append(Repair("plan_failed", "orphaned", plan_id=row["id"]))
+        return repairs
+
+    def reconcile_plans(self) -> list[Repair]:
+        """Repair plan drift; the caller holds the reconciler's exclusive lock."""
+        repairs: list[Repair] = []
+        with self.db.read() as tx:
+            running = [r["id"] for r in tx.q("SELECT id FROM plans WHERE status = 'running'")]
+        for plan_id in running:
+            with self.db.tx() as tx:
+                decision = self._advance(tx, plan_id)
+                if decision is None:
+                    continue
+                reason = _drift_reason(decision)
+                if reason:
+                    self._event(tx, plan_id, "repair", {"reason": reason})
+                    repairs.append(Repair("plan_advanced", reason, plan_id=plan_id))
+        return repairs
+
+
+def _drift_reason(decision: Decision) -> str | None:
+    if decision.complete:
+        return "all jobs done but plan still running"
+    if decision.fail:
+        return "a job failed for good but the plan was still running"
+    if decision.pause_at is not None:
+        return f"plan should have stopped at {decision.pause_at}"
+    if decision.promote:
+        return "ready jobs were not promoted"
+    return None
+
+
+def _gate_state(tx: Tx, gate_id: int) -> dict[str, Any]:
+    rows = tx.q("SELECT result FROM jobs WHERE id = :id", {"id": gate_id})
+    value = from_json(rows[0]["result"]) if rows else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _plan_from_row(row: Mapping[str, Any], steps: tuple[PlanStep, ...]) -> Plan:
+    return Plan(
+        id=row["id"],
+        name=row["name"],
+        mode=PlanMode(row["mode"]),
+        max_parallel=row["max_parallel"],
+        status=PlanStatus(row["status"]),
+        checkpoint=row["checkpoint"],
+        checkpoint_context=from_json(row["checkpoint_context"]),
+        completed_at=to_datetime(row["completed_at"]),
+        pr_url=row["pr_url"],
+        metadata=from_json(row["metadata"]) or {},
+        rev=row["rev"],
+        created_at=to_datetime(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=to_datetime(row["updated_at"]),  # type: ignore[arg-type]
+        jobs=steps,
+    )

@@ -1,0 +1,232 @@
+"""Plans: DAGs of jobs with checkpoints. Plain values and rules, with no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from agentfleet.errors import AgentFleetError, InvalidArgument, InvalidTransition
+from agentfleet.models import JobStatus, NewJob
+
+
+class PlanStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class PlanMode(StrEnum):
+    AUTO = "auto"  # runs straight through; a job that fails for good fails the plan
+    SUPERVISED = "supervised"  # stops at checkpoints for a person
+
+
+PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
+    PlanStatus.PENDING: frozenset({PlanStatus.RUNNING, PlanStatus.CANCELLED}),
+    PlanStatus.RUNNING: frozenset(
+        {PlanStatus.PAUSED, PlanStatus.COMPLETED, PlanStatus.FAILED, PlanStatus.CANCELLED}
+    ),
+    PlanStatus.PAUSED: frozenset({PlanStatus.RUNNING, PlanStatus.COMPLETED, PlanStatus.CANCELLED}),
+    PlanStatus.FAILED: frozenset({PlanStatus.RUNNING, PlanStatus.CANCELLED}),
+    PlanStatus.COMPLETED: frozenset(),
+    PlanStatus.CANCELLED: frozenset(),
+}
+
+TERMINAL_PLAN_STATUSES = frozenset({PlanStatus.COMPLETED, PlanStatus.CANCELLED})
+RESUMABLE_STATUSES = frozenset({PlanStatus.FAILED, PlanStatus.PAUSED})
+
+
+def predecessors(wanted: PlanStatus) -> frozenset[PlanStatus]:
+    """Statuses a plan may be in for a move to `wanted`: the WHERE clause of that write."""
+    return frozenset(s for s, nexts in PLAN_TRANSITIONS.items() if wanted in nexts)
+
+
+def check_plan_transition(current: PlanStatus, wanted: PlanStatus) -> None:
+    if wanted not in PLAN_TRANSITIONS[current]:
+        raise InvalidTransition("plan", current.value, wanted.value)
+
+
+# Checkpoint names the coordinator itself sets; approval gates use their job's name.
+ON_ERROR = "on_error"
+PRE_PR = "pre_pr"
+PRE_MERGE = "pre_merge"
+
+APPROVAL_ENGINE = "approval"
+DEFAULT_STALE_WINDOW = 15 * 60.0
+DEFAULT_MAX_REJECTIONS = 3
+
+# Plan-level fields: the only ones update_plan_fields may touch.
+PLAN_FIELDS = frozenset(
+    {"status", "checkpoint", "checkpoint_context", "completed_at", "pr_url", "metadata"}
+)
+
+
+class PlanNotFound(AgentFleetError, LookupError):
+    def __init__(self, plan_id: int) -> None:
+        super().__init__(f"plan {plan_id} not found")
+        self.plan_id = plan_id
+
+
+class NotResumable(AgentFleetError):
+    """Resume refused: the plan is not failed, paused or stale (or another resumer won)."""
+
+    def __init__(self, plan_id: int, status: str) -> None:
+        super().__init__(f"plan {plan_id} is not resumable (status: {status})")
+        self.plan_id = plan_id
+        self.status = status
+
+
+class PlanConflict(AgentFleetError):
+    """A guarded plan write found the plan no longer in the expected state."""
+
+    def __init__(self, plan_id: int, expected: Mapping[str, Any], status: str, rev: int) -> None:
+        super().__init__(
+            f"plan {plan_id} changed: expected {dict(expected)}, found status {status!r} "
+            f"at rev {rev}"
+        )
+        self.plan_id = plan_id
+        self.status = status
+        self.rev = rev
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One job of a plan before submission."""
+
+    name: str
+    job: NewJob
+    depends_on: tuple[str, ...] = ()
+    on_reject: str | None = None  # approval gates: the job a rejection sends back
+    max_rejections: int = DEFAULT_MAX_REJECTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSpec:
+    name: str
+    steps: tuple[StepSpec, ...]
+    mode: PlanMode = PlanMode.AUTO
+    max_parallel: int = 4
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    name: str
+    job_id: int
+    engine: str
+    status: JobStatus
+    depends_on: tuple[str, ...]
+    attempts: int
+    result: Any
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: int
+    name: str
+    mode: PlanMode
+    max_parallel: int
+    status: PlanStatus
+    checkpoint: str | None
+    checkpoint_context: dict[str, Any] | None
+    completed_at: datetime | None
+    pr_url: str | None
+    metadata: dict[str, Any]
+    rev: int
+    created_at: datetime
+    updated_at: datetime
+    jobs: tuple[PlanStep, ...] = ()
+
+    def step(self, name: str) -> PlanStep:
+        for step in self.jobs:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """One thing the reconciler fixed, with why."""
+
+    kind: str
+    reason: str
+    plan_id: int | None = None
+    job_id: int | None = None
+
+
+def validate_dag(steps: Sequence[StepSpec]) -> None:
+    """Refuse duplicate names, unknown dependencies and cycles, naming them."""
+    names = [s.name for s in steps]
+    if not steps:
+        raise InvalidArgument("a plan needs at least one job")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidArgument(f"duplicate job names in plan: {', '.join(dupes)}")
+    known = set(names)
+    for step in steps:
+        unknown = [d for d in step.depends_on if d not in known]
+        if unknown:
+            raise InvalidArgument(
+                f"job {step.name!r} depends on unknown job(s): {', '.join(unknown)}"
+            )
+        if step.name in step.depends_on:
+            raise InvalidArgument(f"job {step.name!r} depends on itself")
+        if step.on_reject is not None and step.on_reject not in known:
+            raise InvalidArgument(
+                f"approval gate {step.name!r} sends rejections to unknown job {step.on_reject!r}"
+            )
+    graph = {s.name: s.depends_on for s in steps}
+    cycle = _find_cycle(graph)
+    if cycle:
+        raise InvalidArgument(f"dependency cycle: {' -> '.join(cycle)}")
+
+
+def _find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = grey
+        stack.append(node)
+        for dep in graph[node]:
+            if color[dep] == grey:
+                return [*stack[stack.index(dep) :], dep]
+            if color[dep] == white:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = black
+        return None
+
+    for node in graph:
+        if color[node] == white:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def topological_order(steps: Sequence[StepSpec]) -> list[StepSpec]:
+    by_name = {s.name: s for s in steps}
+    done: set[str] = set()
+    order: list[StepSpec] = []
+
+    def add(name: str) -> None:
+        if name in done:
+            return
+        for dep in by_name[name].depends_on:
+            add(dep)
+        done.add(name)
+        order.append(by_name[name])
+
+    for step in steps:
+        add(step.name)
+    return order

@@ -1,0 +1,197 @@
+"""Scheduling, checkpoints, approval gates, resume and cancel on every store."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentfleet import (
+    Fleet,
+    InvalidTransition,
+    JobStatus,
+    NotResumable,
+    PlanConflict,
+    PlanNotFound,
+    PlanStatus,
+)
+from tests.conftest import StoreEnv
+from tests.plans.helpers import claim_all, drain, gate, plan, shell
+
+
+def test_jobs_start_only_when_dependencies_succeed(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b", "a"), shell("c", "a"), shell("d", "b", "c")))
+    first = claim_all(fleet)
+    assert [lease.job.step for lease in first if lease.job] == ["a"]
+    assert claim_all(fleet) == []
+    fleet.complete(first[0])
+    second = claim_all(fleet)
+    assert sorted(lease.job.step for lease in second if lease.job) == ["b", "c"]
+    fleet.complete(second[0])
+    assert claim_all(fleet) == []  # d still waits for the other
+    fleet.complete(second[1])
+    [last] = claim_all(fleet)
+    assert last.job is not None and last.job.step == "d"
+    fleet.complete(last)
+    done = fleet.get_plan(p.id)
+    assert done.status is PlanStatus.COMPLETED and done.completed_at is not None
+
+
+def test_max_parallel_caps_running_jobs(fleet: Fleet) -> None:
+    fleet.submit_plan(plan(*[shell(f"s{i}") for i in range(5)], max_parallel=2))
+    first = claim_all(fleet)
+    assert len(first) == 2
+    assert claim_all(fleet) == []
+    fleet.complete(first[0])
+    assert len(claim_all(fleet)) == 1
+
+
+def test_dependents_read_results_and_output(fleet: Fleet) -> None:
+    from agentfleet import RunOutput
+
+    p = fleet.submit_plan(plan(shell("build"), shell("test", "build")))
+    [build] = claim_all(fleet)
+    fleet.complete(build, result={"artifact": "app.whl"}, output=RunOutput(0, "built\n", ""))
+    test_job = fleet.get_plan(p.id).step("test").job_id
+    assert fleet.plan_inputs(test_job) == {
+        "build": {"status": "succeeded", "result": {"artifact": "app.whl"}, "stdout": "built\n"}
+    }
+
+
+def test_auto_plan_fails_when_a_job_fails_for_good(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    drain(fleet, fail={"a"})
+    failed = fleet.get_plan(p.id)
+    assert failed.status is PlanStatus.FAILED
+    assert failed.checkpoint_context == {
+        "job": "a",
+        "job_id": failed.step("a").job_id,
+        "kind": "failed",
+        "error": "a broke",
+    }
+    assert failed.step("b").status is JobStatus.WAITING
+
+
+def test_supervised_plan_pauses_on_error_then_resumes(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b"), shell("c", "a", "b"), mode="supervised"))
+    drain(fleet, fail={"a"})
+    paused = fleet.get_plan(p.id)
+    assert (paused.status, paused.checkpoint) == (PlanStatus.PAUSED, "on_error")
+    assert paused.checkpoint_context is not None and paused.checkpoint_context["job"] == "a"
+    assert paused.step("b").status is JobStatus.SUCCEEDED
+    with pytest.raises(InvalidTransition):
+        fleet.approve(p.id)
+    resumed = fleet.resume(p.id)
+    assert resumed.status is PlanStatus.RUNNING and resumed.checkpoint is None
+    assert resumed.step("a").status is JobStatus.QUEUED and resumed.step("a").attempts == 0
+    drain(fleet)
+    finished = fleet.get_plan(p.id)
+    assert (finished.status, finished.checkpoint) == (PlanStatus.PAUSED, "pre_pr")
+    assert fleet.approve(p.id).status is PlanStatus.COMPLETED
+
+
+def test_approval_gate_approve_passes_response_on(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), gate("review", "a"), shell("b", "review")))
+    drain(fleet)
+    waiting = fleet.get_plan(p.id)
+    assert (waiting.status, waiting.checkpoint) == (PlanStatus.PAUSED, "review")
+    assert waiting.checkpoint_context is not None
+    assert waiting.checkpoint_context["message"] == "approve review?"
+    approved = fleet.approve(p.id, response="ship it")
+    assert approved.status is PlanStatus.RUNNING
+    assert approved.step("review").result["response"] == "ship it"
+    b_id = approved.step("b").job_id
+    assert fleet.plan_inputs(b_id)["review"]["result"]["response"] == "ship it"
+    drain(fleet)
+    assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+
+
+def test_reject_with_feedback_reruns_the_named_job(fleet: Fleet) -> None:
+    p = fleet.submit_plan(
+        plan(
+            {"name": "code", "engine": "claude", "prompt": "write it"},
+            gate("review", "code", on_reject="code", max_rejections=2),
+        )
+    )
+    drain(fleet)
+    again = fleet.reject(p.id, "add tests")
+    assert again.status is PlanStatus.RUNNING
+    code = fleet.get_job(again.step("code").job_id)
+    assert code.status is JobStatus.QUEUED and code.payload["feedback"] == ["add tests"]
+    assert "Reviewer feedback (round 1): add tests" in code.payload["prompt"]
+    drain(fleet)
+    fleet.reject(p.id, "still no tests")
+    drain(fleet)
+    cancelled = fleet.reject(p.id, "third time")
+    assert cancelled.status is PlanStatus.CANCELLED
+
+
+def test_reject_without_feedback_cancels(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), gate("review", "a"), shell("b", "review")))
+    drain(fleet)
+    done = fleet.reject(p.id)
+    assert done.status is PlanStatus.CANCELLED
+    assert done.step("b").status is JobStatus.CANCELLED
+
+
+def test_cancel_twice_cancels_nothing_the_second_time(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b"), shell("c", "a"), max_parallel=1))
+    [running] = claim_all(fleet)
+    assert fleet.cancel_plan(p.id) is True
+    assert fleet.cancel_plan(p.id) is False
+    after = fleet.get_plan(p.id)
+    assert after.status is PlanStatus.CANCELLED
+    assert after.step("b").status is JobStatus.CANCELLED
+    assert fleet.get_job(running.job_id).cancel_requested
+    assert claim_all(fleet) == []
+    fleet.complete(running)  # a job that finishes anyway does not restart the plan
+    assert fleet.get_plan(p.id).status is PlanStatus.CANCELLED
+    assert claim_all(fleet) == []
+
+
+def test_cancel_never_touches_a_completed_plan(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    drain(fleet)
+    before = fleet.get_plan(p.id)
+    assert fleet.cancel_plan(p.id) is False
+    after = fleet.get_plan(p.id)
+    assert (after.status, after.rev, after.updated_at) == (
+        before.status,
+        before.rev,
+        before.updated_at,
+    )
+
+
+def test_resume_refuses_with_the_current_status(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    with pytest.raises(NotResumable) as refused:
+        fleet.resume(p.id)
+    assert refused.value.status == "running"
+    with pytest.raises(PlanNotFound):
+        fleet.resume(987654)
+    drain(fleet)
+    with pytest.raises(NotResumable, match="completed"):
+        fleet.resume(p.id)
+
+
+def test_stale_running_plan_becomes_resumable(env: StoreEnv) -> None:
+    if env.clock is None:
+        pytest.skip("needs a controllable clock to pass the stale window")
+    fleet = env.fleet
+    p = fleet.submit_plan(plan(shell("a")))
+    assert fleet.find_resumable_plans() == []
+    env.pass_time(16 * 60)
+    assert fleet.find_resumable_plans() == [p.id]
+    assert fleet.resume(p.id).status is PlanStatus.RUNNING
+    assert fleet.find_resumable_plans() == []
+
+
+def test_update_plan_fields_is_scoped_and_guarded(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    updated = fleet.update_plan_fields(
+        p.id, expected={"rev": p.rev}, pr_url="https://example.invalid/pr/1"
+    )
+    assert updated.pr_url == "https://example.invalid/pr/1" and updated.rev == p.rev + 1
+    with pytest.raises(PlanConflict):
+        fleet.update_plan_fields(p.id, expected={"rev": p.rev}, pr_url="stale")
+    with pytest.raises(InvalidTransition):
+        fleet.update_plan_fields(p.id, status="pending")
+    assert fleet.get_plan(p.id).pr_url == "https://example.invalid/pr/1"

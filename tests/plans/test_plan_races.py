@@ -1,0 +1,202 @@
+"""Plan races under true concurrency: resume, cancel, stale snapshots and reconcilers.
+
+UnguardedResume and save_whole_plan are deliberately broken variants kept in the suite:
+the same races must catch them, so these tests are shown able to fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from agentfleet import Fleet, JobStatus, NotResumable, Plan, PlanStatus
+from tests.conftest import StoreEnv
+from tests.plans.helpers import claim_all, plan, shell
+
+RESUMERS = 16
+ROUNDS = 10
+
+
+def _together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call in its own thread, released at once; results or exceptions."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=60)
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _paused_plan(fleet: Fleet) -> Plan:
+    p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    return fleet.update_plan_fields(
+        p.id, expected={"status": "running"}, status="paused", checkpoint="pre_merge"
+    )
+
+
+class UnguardedResume:
+    """DELIBERATELY BROKEN resume: read the status, check it in Python, then write."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.mark = "%s" if type(fleet.store).__name__ == "PostgresStore" else "?"
+
+    def __call__(self, plan_id: int) -> bool:
+        current = self.fleet.get_plan(plan_id)
+        if current.status not in (PlanStatus.PAUSED, PlanStatus.FAILED):
+            return False
+        time.sleep(0.002)
+        with self.fleet.store._tx() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                f"UPDATE plans SET status = 'running', checkpoint = NULL WHERE id = {self.mark}",
+                (plan_id,),
+            )
+        return True
+
+
+def test_16_resumers_exactly_one_wins(env: StoreEnv) -> None:
+    fleets = [env.open() for _ in range(RESUMERS)]
+    tally: Counter[str] = Counter()
+    for _ in range(ROUNDS):
+        p = _paused_plan(env.fleet)
+        results = _together([lambda f=f, i=p.id: f.resume(i) for f in fleets])
+        wins = [r for r in results if isinstance(r, Plan)]
+        losses = [r for r in results if isinstance(r, NotResumable)]
+        assert len(wins) == 1 and len(losses) == RESUMERS - 1, results
+        assert {loss.status for loss in losses} == {"running"}
+        tally["wins"] += len(wins)
+        tally["not_resumable"] += len(losses)
+        resumed = [e for e in env.fleet.events() if e.kind == "plan_resumed" and e.plan_id == p.id]
+        assert len(resumed) == 1
+    print(f"\n[{env.backend}] {ROUNDS} rounds x {RESUMERS} resumers: {dict(tally)}")
+
+
+def test_unguarded_resume_lets_two_resumers_win(env: StoreEnv) -> None:
+    fleets = [env.open() for _ in range(RESUMERS)]
+    most = 0
+    for _ in range(5):
+        p = _paused_plan(env.fleet)
+        results = _together([lambda f=f, i=p.id: UnguardedResume(f)(i) for f in fleets])
+        most = max(most, sum(1 for r in results if r is True))
+    assert most > 1, "the race failed to expose the unguarded resume"
+
+
+def test_resume_racing_cancel_ends_consistent(env: StoreEnv) -> None:
+    fleets = [env.open() for _ in range(8)]
+    for _ in range(ROUNDS):
+        p = env.fleet.submit_plan(plan(shell("a"), shell("b"), shell("c", "a"), max_parallel=1))
+        [lease] = claim_all(env.fleet)
+        env.fleet.update_plan_fields(
+            p.id, expected={"status": "running"}, status="paused", checkpoint="pre_merge"
+        )
+        calls: list[Callable[[], Any]] = []
+        for i, f in enumerate(fleets):
+            calls.append(
+                (lambda f=f, pid=p.id: f.resume(pid))
+                if i % 2
+                else (lambda f=f, pid=p.id: f.cancel_plan(pid))
+            )
+        results = _together(calls)
+        assert sum(1 for r in results if r is True) == 1  # exactly one cancel took effect
+        assert sum(1 for r in results if isinstance(r, Plan)) <= 1
+        final = env.fleet.get_plan(p.id)
+        assert final.status is PlanStatus.CANCELLED
+        for step in final.jobs:
+            job = env.fleet.get_job(step.job_id)
+            assert job.status in (JobStatus.CANCELLED, JobStatus.RUNNING)
+            if job.status is JobStatus.RUNNING:
+                assert job.cancel_requested and job.id == lease.job_id
+        assert claim_all(env.fleet) == []
+
+
+def save_whole_plan(fleet: Fleet, snapshot: Plan, **fields: Any) -> None:
+    """DELIBERATELY BROKEN: the seed's savePlan(staleSnapshot), writing every job state back."""
+    mark = "%s" if type(fleet.store).__name__ == "PostgresStore" else "?"
+    with fleet.store._tx() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            f"UPDATE plans SET checkpoint = {mark} WHERE id = {mark}",
+            (fields.get("checkpoint"), snapshot.id),
+        )
+        for step in snapshot.jobs:
+            conn.execute(
+                f"UPDATE jobs SET status = {mark} WHERE id = {mark}",
+                (step.status.value, step.job_id),
+            )
+
+
+def _stale_snapshot_setup(fleet: Fleet) -> tuple[Plan, int]:
+    p = fleet.submit_plan(plan(shell("a"), shell("b"), mode="supervised"))
+    leases = {lease.job.step: lease for lease in claim_all(fleet) if lease.job}
+    snapshot = fleet.get_plan(p.id)  # read before the sibling finished
+    fleet.complete(leases["b"], result={"sibling": "done"})  # the sibling completes
+    fleet.fail(leases["a"], "a broke", retry=False)
+    return snapshot, snapshot.step("b").job_id
+
+
+def test_checkpoint_from_a_stale_snapshot_keeps_the_sibling(env: StoreEnv) -> None:
+    snapshot, sibling = _stale_snapshot_setup(env.fleet)
+    assert snapshot.step("b").status is JobStatus.RUNNING
+    env.fleet.update_plan_fields(
+        snapshot.id,
+        expected={"status": ["running", "paused"]},
+        checkpoint="on_error",
+        checkpoint_context={"job": "a", "from": "stale snapshot"},
+    )
+    after = env.fleet.get_plan(snapshot.id)
+    assert after.step("b").status is JobStatus.SUCCEEDED
+    assert env.fleet.get_job(sibling).result == {"sibling": "done"}
+
+
+def test_whole_object_save_of_a_stale_snapshot_loses_the_sibling(env: StoreEnv) -> None:
+    snapshot, sibling = _stale_snapshot_setup(env.fleet)
+    save_whole_plan(env.fleet, snapshot, checkpoint="on_error")
+    assert env.fleet.get_job(sibling).status is JobStatus.RUNNING  # the seed's bug, reproduced
+
+
+def test_two_reconcilers_repair_each_drift_once(env: StoreEnv) -> None:
+    fleet = env.fleet
+    drifted = []
+    for _ in range(6):
+        p = fleet.submit_plan(plan(shell("only")))
+        [lease] = claim_all(fleet)
+        fleet.store.complete(lease, {"ok": True}, None)  # the plan misses this event
+        drifted.append(p.id)
+    assert all(fleet.get_plan(i).status is PlanStatus.RUNNING for i in drifted)
+    others = [env.open(), env.open()]
+    results = _together([others[0].reconcile, others[1].reconcile])
+    repairs = [r for result in results if result for r in result]
+    assert sorted(r.plan_id for r in repairs if r.plan_id) == sorted(drifted)
+    assert all(fleet.get_plan(i).status is PlanStatus.COMPLETED for i in drifted)
+    events = [e for e in fleet.events() if e.kind == "repair"]
+    assert Counter(e.plan_id for e in events) == Counter(drifted)
+    assert fleet.reconcile() == []
+
+
+def test_reconciler_fails_orphaned_plans_and_reaps(env: StoreEnv) -> None:
+    fleet = env.fleet
+    p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    assert claim_all(fleet)
+    env.pass_time(16 * 60 if env.clock else 0)
+    if env.clock is None:
+        return  # a 15-minute window cannot pass on the server's clock in a test
+    repairs = fleet.reconcile()
+    assert repairs is not None
+    kinds = Counter(r.kind for r in repairs)
+    assert kinds["plan_failed"] == 1 and kinds["lease_expired"] == 1
+    failed = fleet.get_plan(p.id)
+    assert failed.status is PlanStatus.FAILED
+    assert failed.checkpoint_context == {"kind": "orphaned"}
+    assert fleet.resume(p.id).status is PlanStatus.RUNNING
