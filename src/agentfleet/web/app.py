@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import agentfleet
 from agentfleet import logs
 from agentfleet.fleet import Fleet
-from agentfleet.web import api, errors, pages
+from agentfleet.web import api, api_plans, errors, pages
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
 from agentfleet.web.schemas import Health
@@ -81,6 +81,7 @@ def create_app(
         return RedirectResponse("/login?" + urlencode({"next": exc.next_path}), status_code=303)
 
     app.include_router(api.router)
+    app.include_router(api_plans.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

@@ -44,7 +44,7 @@ log = logging.getLogger("agentfleet.web")
 class ApiError(Exception):
     """An error a route raises on purpose, with its HTTP status and stable code."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -52,7 +52,7 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, /, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
@@ -61,6 +61,7 @@ def error_response(
     code: str,
     message: str,
     headers: Mapping[str, str] | None = None,
+    /,
     **extra: Any,
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
@@ -135,14 +136,14 @@ def install(app: FastAPI) -> None:
             exc.status_code, "invalid" if exc.status_code < 500 else "internal"
         )
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return error_response(exc.status_code, code, message, exc.headers)
 
     async def _known(request: Request, exc: Exception) -> Response:
         status, code, message, extra = for_exception(exc)
         if wants_page(request):
             return error_page(request, status, message)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, code, message, headers=headers, **extra)
+        return error_response(status, code, message, headers, **extra)
 
     app.add_exception_handler(ApiError, _known)
     app.add_exception_handler(AgentFleetError, _known)

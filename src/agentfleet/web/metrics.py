@@ -16,6 +16,9 @@ The server holds no jobs itself, so it measures the fleet from what the database
   hold a smaller id. :class:`EventTail` therefore keeps its cursor below the oldest id it has
   not yet seen and re-reads past it (ignoring ids already counted) until the gap fills or
   ``gap_timeout`` passes (the id of a rolled-back transaction never appears).
+* Plan moves (started, paused at a checkpoint, approved, rejected, resumed, completed, failed,
+  cancelled, repaired) are counted by kind; a plan step's queue latency starts when its
+  dependencies are done (its ``promoted`` event), not when the plan was submitted.
 * HTTP requests are counted per method, route template and status.
 
 Workers do not need to expose anything: every figure comes from the shared database.
@@ -47,6 +50,20 @@ RUN_ENDINGS = {
     "released": "released",
     "lease_expired": "expired",
 }
+
+PLAN_EVENTS = frozenset(
+    {
+        "plan_started",
+        "plan_paused",
+        "plan_failed",
+        "plan_completed",
+        "plan_cancelled",
+        "plan_resumed",
+        "approved",
+        "rejected",
+        "repair",
+    }
+)
 
 
 class EventTail:
@@ -156,6 +173,12 @@ class FleetMetrics:
             "agentfleet_releases", "Jobs handed back by a stopping worker", registry=r
         )
         self.enqueued = Counter("agentfleet_enqueued", "Jobs enqueued", registry=r)
+        self.plan_events = Counter(
+            "agentfleet_plan_events",
+            "Plan moves: started, paused at a checkpoint, approved, rejected, resumed, ...",
+            ["kind"],
+            registry=r,
+        )
         self.queue_latency = Histogram(
             "agentfleet_queue_latency_seconds",
             "From enqueue (or a retry coming due) to the claim; includes any run_at delay",
@@ -210,11 +233,15 @@ class FleetMetrics:
         for ev in events:
             self.events_seen.inc()
             kind = ev.kind
+            if kind in PLAN_EVENTS:
+                self.plan_events.labels(kind).inc()
             job = ev.job_id
             if job is None:
                 continue
             if kind == "enqueued":
                 self.enqueued.inc()
+                self._ready_at[job] = ev.at
+            elif kind == "promoted":  # a plan step whose dependencies are done
                 self._ready_at[job] = ev.at
             elif kind == "retried":
                 self.retries.labels("manual").inc()

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
+from agentfleet.plans.model import Plan, PlanStatus
 from agentfleet.web import serialize
 from agentfleet.web.auth import (
     SESSION_COOKIE,
@@ -25,6 +26,7 @@ from agentfleet.web.auth import (
     Principal,
     auth_of,
 )
+from agentfleet.web.dag import layout
 from agentfleet.web.errors import ApiError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -143,7 +145,35 @@ def event_text(data: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
-TEMPLATES.env.globals.update(ago=ago, utc=utc, duration=duration, summary=summary)
+def checkpoint_text(plan: Plan) -> str:
+    """One line on why a plan needs a person."""
+    ctx = plan.checkpoint_context or {}
+    if plan.status is PlanStatus.PAUSED and ctx.get("kind") == "approval":
+        message = ctx.get("message")
+        return f"waiting for approval at {plan.checkpoint}" + (f": {message}" if message else "")
+    if plan.status is PlanStatus.PAUSED and plan.checkpoint == "pre_pr":
+        return "all jobs done: approve to complete"
+    if ctx.get("job"):
+        return f"job {ctx.get('job')} {ctx.get('kind')}" + (
+            f": {ctx.get('error')}" if ctx.get("error") else ""
+        )
+    return plan.checkpoint or plan.status.value
+
+
+def result_text(value: Any, width: int = 140) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+TEMPLATES.env.globals.update(
+    ago=ago,
+    utc=utc,
+    duration=duration,
+    summary=summary,
+    checkpoint_text=checkpoint_text,
+    result_text=result_text,
+    pretty=lambda value: pretty_json(value),
+)
 TEMPLATES.env.filters["event_text"] = event_text
 
 
@@ -190,8 +220,15 @@ def overview(request: Request, who: Reader) -> Response:
         running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
         failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
         workers=workers,
-        plans_attention=[],
+        plans_attention=attention(fleet),
     )
+
+
+def attention(fleet: Fleet) -> list[Plan]:
+    """Plans a person has to act on: paused at a checkpoint, or failed."""
+    plans = fleet.list_plans(status=PlanStatus.PAUSED, limit=20)
+    plans += fleet.list_plans(status=PlanStatus.FAILED, limit=20)
+    return sorted(plans, key=lambda p: p.updated_at, reverse=True)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -262,6 +299,46 @@ def job_page(request: Request, job_id: int, who: Reader) -> Response:
 
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@router.get("/plans", response_class=HTMLResponse)
+def plans_page(
+    request: Request,
+    who: Reader,
+    status: Annotated[str | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
+) -> Response:
+    fleet = fleet_of(request)
+    status = status.strip() if status and status.strip() else None
+    problem = None
+    try:
+        plans = fleet.list_plans(status=status, limit=limit, offset=offset)
+    except InvalidArgument as exc:
+        plans, problem = [], str(exc)
+
+    def page_link(new_offset: int) -> str:
+        query = {"status": status} if status else {}
+        return "/plans?" + urlencode({**query, "offset": new_offset, "limit": limit})
+
+    return render(
+        request,
+        "plans.html",
+        who,
+        plans=plans,
+        status=status,
+        problem=problem,
+        plan_statuses=[s.value for s in PlanStatus],
+        prev_link=page_link(max(0, offset - limit)) if offset > 0 else None,
+        next_link=page_link(offset + limit) if len(plans) == limit else None,
+    )
+
+
+@router.get("/plans/{plan_id}", response_class=HTMLResponse)
+def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
+    plan = fleet_of(request).get_plan(plan_id)
+    done = sum(1 for s in plan.jobs if s.status is JobStatus.SUCCEEDED)
+    return render(request, "plan.html", who, plan=plan, dag=layout(plan), done=done)
 
 
 # -- signing in ---------------------------------------------------------------------------

@@ -53,6 +53,8 @@ class JobOut(BaseModel):
     updated_at: str | None
     finished_at: str | None
     labels: list[str]
+    plan_id: int | None = None
+    step: str | None = Field(default=None, description="The job's name in its plan")
 
 
 class JobPage(BaseModel):
@@ -104,6 +106,7 @@ class EventOut(BaseModel):
     epoch: int | None
     worker: str | None
     data: dict[str, Any]
+    plan_id: int | None = None
 
 
 class EventList(BaseModel):
@@ -151,6 +154,65 @@ class QueueOut(BaseModel):
 
 class QueueList(BaseModel):
     queues: list[QueueOut]
+
+
+class PlanStepOut(BaseModel):
+    name: str
+    job_id: int
+    engine: str
+    status: str
+    depends_on: list[str]
+    attempts: int
+    result: Any
+    error: str | None
+
+
+class PlanOut(BaseModel):
+    id: int
+    name: str
+    status: str = Field(description="pending, running, paused, completed, failed or cancelled")
+    mode: str = Field(description="auto or supervised")
+    max_parallel: int
+    checkpoint: str | None = Field(description="The checkpoint a paused plan waits at")
+    checkpoint_context: dict[str, Any] | None
+    completed_at: str | None
+    pr_url: str | None
+    metadata: dict[str, Any]
+    rev: int
+    created_at: str | None
+    updated_at: str | None
+    jobs: list[PlanStepOut]
+
+
+class PlanPage(BaseModel):
+    plans: list[PlanOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class PlanResult(BaseModel):
+    plan: PlanOut
+    message: str
+
+
+class PlanCancelResult(BaseModel):
+    plan_id: int
+    cancelled: bool
+    message: str
+
+
+class ApproveRequest(Strict):
+    response: Any = Field(default=None, description="Kept as the gate's result (any JSON)")
+
+
+class RejectRequest(Strict):
+    feedback: StrictStr | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Sends the gate's job back with this feedback; without it the plan is "
+        "cancelled",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentfleet.models import Event, Job, Run, WorkerInfo
+from agentfleet.plans.model import Plan, PlanStep
 
 
 def iso(value: datetime | None) -> str | None:
@@ -39,6 +40,8 @@ def job(j: Job) -> dict[str, Any]:
         "updated_at": iso(j.updated_at),
         "finished_at": iso(j.finished_at),
         "labels": labels(j),
+        "plan_id": j.plan_id,
+        "step": j.step,
     }
 
 
@@ -75,6 +78,7 @@ def event(e: Event) -> dict[str, Any]:
         "epoch": e.epoch,
         "worker": e.worker,
         "data": e.data,
+        "plan_id": e.plan_id,
     }
 
 
@@ -126,3 +130,35 @@ def queues(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
     return [
         {"queue": q, "counts": c, "total": sum(c.values())} for q, c in sorted(by_queue.items())
     ]
+
+
+def plan_step(s: PlanStep) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "job_id": s.job_id,
+        "engine": s.engine,
+        "status": s.status.value,
+        "depends_on": list(s.depends_on),
+        "attempts": s.attempts,
+        "result": s.result,
+        "error": s.error,
+    }
+
+
+def plan(p: Plan) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "status": p.status.value,
+        "mode": p.mode.value,
+        "max_parallel": p.max_parallel,
+        "checkpoint": p.checkpoint,
+        "checkpoint_context": p.checkpoint_context,
+        "completed_at": iso(p.completed_at),
+        "pr_url": p.pr_url,
+        "metadata": p.metadata,
+        "rev": p.rev,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "jobs": [plan_step(s) for s in p.jobs],
+    }

@@ -38,7 +38,16 @@
   function swap(doc) {
     document.querySelectorAll("[data-live][id]").forEach(function (region) {
       var fresh = doc.getElementById(region.id);
-      if (!fresh || fresh.innerHTML === region.innerHTML) return;
+      if (!fresh) return;
+      region.hidden = fresh.hidden;
+      if (region.className !== fresh.className) region.className = fresh.className;
+      // A region with a key (one holding inputs) is replaced only when its key changes.
+      var key = fresh.getAttribute("data-live-key");
+      if (key !== null) {
+        if (key === region.getAttribute("data-live-key")) return;
+        region.setAttribute("data-live-key", key);
+      }
+      if (fresh.innerHTML === region.innerHTML) return;
       var open = openKeys(region);
       var sc = scrolls(region);
       region.innerHTML = fresh.innerHTML;
@@ -94,13 +103,15 @@
   function act(button) {
     var url = button.getAttribute("data-action");
     var question = button.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) return;
     var payload = {};
     var field = button.getAttribute("data-field");
+    var input = null;
     if (field) {
-      var input = document.getElementById(button.getAttribute("data-input"));
+      input = document.getElementById(button.getAttribute("data-input"));
       if (input && input.value.trim()) payload[field] = input.value.trim();
+      if (!payload[field]) question = button.getAttribute("data-confirm-empty") || question;
     }
+    if (question && !window.confirm(question)) return;
     button.disabled = true;
     fetch(url, {
       method: "POST",
@@ -111,6 +122,7 @@
       .then(function (resp) {
         return resp.json().catch(function () { return null; }).then(function (body) {
           var bad = !resp.ok || (body && body.ok === false);
+          if (!bad && input) input.value = "";
           var text = describe(body, resp);
           if (resp.status === 401) text = "Sign in to do that: " + text;
           flash(text, bad);
