@@ -53,7 +53,14 @@ def test_flow_on_every_store(env: StoreEnv) -> None:
     assert queues == [
         {
             "queue": "default",
-            "counts": {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 0},
+            "counts": {
+                "waiting": 0,
+                "queued": 0,
+                "running": 0,
+                "succeeded": 1,
+                "failed": 0,
+                "cancelled": 0,
+            },
             "total": 1,
         }
     ]
