@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -50,11 +51,13 @@ def create_app(
     worker_window: float = 60.0,
     poll_interval: float = 0.8,
     metrics: FleetMetrics | None = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app over an open Fleet.
 
     `token` guards every change (and every read unless `public_read`); `allowed_hosts`
     limits the Host header (the server passes its loopback names, which stops DNS rebinding).
+    `on_shutdown` runs when the server stops gracefully (it closes the fleet).
     """
     auth = Auth(token, public_read)
     logs.register_secret(token)
@@ -68,6 +71,7 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan(on_shutdown),
     )
     app.state.fleet = fleet
     app.state.auth = auth
@@ -107,6 +111,16 @@ def create_app(
     app.add_middleware(TokenLink, auth=auth)
     app.add_middleware(Observe, app_state=app.state)
     return app
+
+
+def _lifespan(on_shutdown: Callable[[], None] | None) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
+    return lifespan
 
 
 class Observe:

@@ -102,8 +102,17 @@ def serve(
     logs.configure(os.environ.get("AGENTFLEET_LOG_LEVEL", "INFO").upper())
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     fleet = agentfleet.open(db_url)
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            fleet.close()
+            logs.event(log, "server.stop_completed", host=host, port=port)
+
     try:
-        app: ASGIApp = create_app(fleet, token=token, public_read=public_read)
+        app: ASGIApp = create_app(fleet, token=token, public_read=public_read, on_shutdown=close)
         if is_loopback(host):
             app = HostCheck(app, LOOPBACK_HOSTNAMES)
         url = base_url(host, port)
@@ -134,6 +143,5 @@ def serve(
             server_header=False,
             timeout_graceful_shutdown=5,
         )
-    finally:
-        fleet.close()
-        logs.event(log, "server.stop_completed", host=host, port=port)
+    finally:  # uvicorn re-raises SIGTERM/SIGINT after shutdown; the lifespan closed it then
+        close()
