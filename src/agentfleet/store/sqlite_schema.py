@@ -31,9 +31,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at       REAL    NOT NULL,
             finished_at      REAL
         );
+        -- Few indexes on purpose: every index is written on every claim and completion.
         CREATE INDEX jobs_ready ON jobs (priority DESC, id) WHERE status = 'queued';
         CREATE INDEX jobs_expiry ON jobs (lease_expires_at) WHERE status = 'running';
-        CREATE INDEX jobs_by_status ON jobs (status, queue);
         CREATE INDEX jobs_by_lock ON jobs (lock, status) WHERE lock IS NOT NULL;
         -- The named-lock rule, enforced by the database: one running job per lock.
         CREATE UNIQUE INDEX jobs_one_running_per_lock ON jobs (lock)
@@ -87,7 +87,6 @@ MIGRATIONS.append(
             last_seen   REAL    NOT NULL,
             stopped_at  REAL
         );
-        CREATE INDEX jobs_by_worker ON jobs (worker) WHERE status = 'running';
         """,
     )
 )
