@@ -43,7 +43,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 Reader = Annotated[Principal, Depends(read_access)]
 Writer = Annotated[Principal, Depends(write_access)]
-JobId = Annotated[int, "job id"]
 
 
 def fleet_of(request: Request) -> Fleet:
@@ -109,7 +108,7 @@ def enqueue(body: EnqueueRequest, fleet: FleetDep, _: Writer) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="One job")
-def show_job(job_id: JobId, fleet: FleetDep, _: Reader) -> dict[str, Any]:
+def show_job(job_id: int, fleet: FleetDep, _: Reader) -> dict[str, Any]:
     return serialize.job(fleet.get_job(job_id))
 
 
@@ -121,7 +120,7 @@ def show_job(job_id: JobId, fleet: FleetDep, _: Reader) -> dict[str, Any]:
     summary="A job's attempts",
 )
 def job_runs(
-    job_id: JobId,
+    job_id: int,
     fleet: FleetDep,
     _: Reader,
     output: Annotated[bool, Query(description="Include stdout and stderr")] = False,
@@ -137,7 +136,7 @@ def job_runs(
     summary="What each attempt printed (stdout and stderr)",
 )
 def job_logs(
-    job_id: JobId,
+    job_id: int,
     fleet: FleetDep,
     _: Reader,
     attempt: Annotated[int | None, Query(ge=1, description="Only this attempt")] = None,
@@ -168,7 +167,7 @@ def job_logs(
     summary="A job's events, oldest first",
 )
 def job_events(
-    job_id: JobId,
+    job_id: int,
     fleet: FleetDep,
     _: Reader,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -189,7 +188,7 @@ def job_events(
     summary="Cancel a queued job, or ask a running job's worker to stop it",
     responses=WRITE_ERRORS,
 )
-def cancel_job(job_id: JobId, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+def cancel_job(job_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
     cancelled = fleet.cancel_job(job_id)
     if cancelled:
         message = f"Job {job_id} cancelled; if it was running, its worker stops it now"
@@ -206,7 +205,7 @@ def cancel_job(job_id: JobId, fleet: FleetDep, _: Writer) -> dict[str, Any]:
     summary="Queue a failed or cancelled job again with fresh attempts",
     responses=WRITE_ERRORS,
 )
-def retry_job(job_id: JobId, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+def retry_job(job_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
     job = fleet.retry_job(job_id)
     logs.event(log, "job.retry_completed", job=job_id)
     return {"job": serialize.job(job), "message": f"Job {job_id} is queued again"}

@@ -90,8 +90,7 @@ class Auth:
 
 
 def unauthorized(message: str) -> ApiError:
-    error = ApiError(401, "unauthorized", message)
-    return error
+    return ApiError(401, "unauthorized", message)
 
 
 def auth_of(request: Request) -> Auth:
