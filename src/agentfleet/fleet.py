@@ -7,10 +7,10 @@ one atomic store primitive. It never reads, checks and then writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from agentfleet import validate
 from agentfleet.connect import open_store
@@ -28,8 +28,10 @@ from agentfleet.models import (
 )
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
+from agentfleet.tasks import REGISTRY, TaskRegistry
 
 DEFAULT_TTL = 30.0
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Fleet:
@@ -41,10 +43,12 @@ class Fleet:
         *,
         retry_policy: RetryPolicy | None = None,
         reap_interval: float = 1.0,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.store = store
         self.retry_policy = retry_policy or RetryPolicy()
         self.reap_interval = reap_interval
+        self.tasks = REGISTRY if tasks is None else tasks
         self._last_reap = float("-inf")
 
     @property
@@ -133,6 +137,26 @@ class Fleet:
                 raise InvalidArgument("enqueue_many takes NewJob values (see Fleet.new_job)")
         return self.store.enqueue(batch) if batch else []
 
+    # -- python tasks -----------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F) -> F: ...
+
+    @overload
+    def task(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+        """Register a function as a python task: ``@fleet.task`` or ``@fleet.task(name=...)``.
+
+        The default name is ``module:qualname``; enqueue it with
+        ``fleet.enqueue("python", {"func": name, "args": [...], "kwargs": {...}})``.
+        """
+
+        def register(target: Callable[..., Any]) -> Callable[..., Any]:
+            return self.tasks.register(target, name)
+
+        return register if fn is None else register(fn)
+
     # -- leases -----------------------------------------------------------------------
 
     def claim(self, job_id: int, *, worker: str, ttl: float = DEFAULT_TTL) -> Lease | None:
@@ -150,19 +174,20 @@ class Fleet:
         queues: Sequence[str] | None = None,
         limit: int = 1,
         ttl: float = DEFAULT_TTL,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
-        """Claim up to `limit` ready jobs: highest priority first, then oldest."""
+        """Claim up to `limit` ready jobs: highest priority first, then oldest.
+
+        `queues` and `engines` restrict what is claimed (None: any); a worker lists the
+        engines it can run, so it never takes a job it would only have to hand back.
+        """
         worker = validate.name(worker, "worker")
-        if queues is not None:
-            if isinstance(queues, str):
-                raise InvalidArgument("queues must be a list of queue names, not one string")
-            queues = [validate.name(q, "queue") for q in queues]
-            if not queues:
-                raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        queues = _names(queues, "queue")
+        engines = _names(engines, "engine")
         limit = validate.limit(limit)
         ttl = validate.positive_seconds(ttl, "ttl")
         self._maybe_reap()
-        return self.store.claim_next(worker, queues, limit, ttl)
+        return self.store.claim_next(worker, queues, limit, ttl, engines)
 
     def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
         """Extend a lease; raises LeaseLost when fenced, JobCancelled when asked to stop."""
@@ -334,6 +359,17 @@ class Fleet:
         return self.store.update_if_match(collection, doc_id, expected_rev, checked)
 
 
+def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise InvalidArgument(f"{what}s must be a list of {what} names, not one string")
+    checked = [validate.name(v, what) for v in values]
+    if not checked:
+        raise InvalidArgument(f"{what}s must name at least one {what} (or be None for all)")
+    return checked
+
+
 def _check_lease(lease: object) -> None:
     if not isinstance(lease, Lease):
         raise InvalidArgument(f"expected a Lease, not {type(lease).__name__}")
@@ -348,6 +384,8 @@ def _non_negative(value: object, what: str) -> float:
 def open(url: str | None = None, **options: Any) -> Fleet:
     """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
     or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
-    retry_policy, reap_interval."""
-    fleet_options = {k: options.pop(k) for k in ("retry_policy", "reap_interval") if k in options}
+    retry_policy, reap_interval, tasks (a TaskRegistry; default the process-wide one)."""
+    fleet_options = {
+        k: options.pop(k) for k in ("retry_policy", "reap_interval", "tasks") if k in options
+    }
     return Fleet(open_store(url, **options), **fleet_options)

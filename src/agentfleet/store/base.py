@@ -50,8 +50,15 @@ class Store(Protocol):
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None: ...
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
-    ) -> list[Lease]: ...
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Claim up to `limit` ready jobs of these queues and engines (None: any)."""
+        ...
 
     def renew(self, lease: Lease, ttl: float) -> Lease: ...
 

@@ -288,15 +288,20 @@ class PostgresStore:
         return None if row is None else _lease(row, ttl)
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
         params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
-        if queues is None:
-            queue_filter = queue_filter_e = ""
-        else:
-            params["queues"] = list(queues)
-            queue_filter = "AND j.queue = ANY(%(queues)s)"
-            queue_filter_e = "AND e.queue = ANY(%(queues)s)"
+        queue_filter = queue_filter_e = ""
+        for column, values in (("queue", queues), ("engine", engines)):
+            if values is not None:
+                params[column] = list(values)
+                queue_filter += f" AND j.{column} = ANY(%({column})s)"
+                queue_filter_e += f" AND e.{column} = ANY(%({column})s)"
         ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
         sql = f"""
             WITH picked AS (

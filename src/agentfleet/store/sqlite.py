@@ -363,15 +363,21 @@ class SqliteStore:
             return None  # the named lock is held: the index said no
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
         params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
-        if queues is None:
-            queue_filter, queue_filter_e = "", ""
-        else:
-            params["queues"] = _dumps(list(queues))
-            queue_filter = "AND j.queue IN (SELECT value FROM json_each(:queues))"
-            queue_filter_e = "AND e.queue IN (SELECT value FROM json_each(:queues))"
+        queue_filter, queue_filter_e = "", ""
+        for column, values in (("queue", queues), ("engine", engines)):
+            if values is not None:
+                params[column] = _dumps(list(values))
+                where = f"IN (SELECT value FROM json_each(:{column}))"
+                queue_filter += f" AND j.{column} {where}"
+                queue_filter_e += f" AND e.{column} {where}"
         ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
         with self._tx() as conn:
             now = self._now()
