@@ -24,6 +24,8 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.retry import RetryPolicy
+from agentfleet.tasks import TaskRegistry, task_name
+from agentfleet.worker import Worker, WorkerStats
 
 __version__ = "0.1.0"
 
@@ -47,7 +49,11 @@ __all__ = [
     "RunStatus",
     "SchemaTooNew",
     "StoreUnavailable",
+    "TaskRegistry",
+    "Worker",
     "WorkerInfo",
+    "WorkerStats",
     "__version__",
     "open",
+    "task_name",
 ]
