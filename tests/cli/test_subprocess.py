@@ -67,3 +67,12 @@ def test_follow_cancel_and_exit_codes_through_real_processes(tmp_path: Path) -> 
     assert cli("--db", f"sqlite:///{garbage}", "ls", env=env).returncode == 4
     help_text = cli("--help", env=env)
     assert help_text.returncode == 0 and "Exit codes" in help_text.stdout
+
+
+def test_demo_runs_end_to_end() -> None:
+    done = cli("demo", env=child_env(COLUMNS="120"), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "SIGKILL worker-" in out and "is refused" in out and "LeaseLost" in out
+    assert "summary" in out and "who ran what" in out
+    assert "expired" in out  # the killed worker's run

@@ -141,11 +141,28 @@ def worker(
 
 
 @app.command()
-def demo() -> None:
-    """Run a short tour of the core contract on a throwaway embedded SQLite database.
+def demo(
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Worker processes to start. e.g. --workers 3", min=2, max=8),
+    ] = 3,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the throwaway directory (database, git "
+            "repositories, logs) and print where it is. e.g. --keep",
+        ),
+    ] = False,
+) -> None:
+    """Watch a fleet of workers run fake agent jobs; one is killed mid-job.
+
+    Runs on a throwaway SQLite database and git repositories, with a stand-in `claude`:
+    no network, no API key. The killed worker's job comes back to another worker after the
+    lease ttl, and its late write is refused.
 
     Example: agentfleet demo
     """
-    from agentfleet.demo_basics import run_basics
+    from agentfleet.demo import run_demo
 
-    run_basics(console)
+    run_demo(console, workers=workers, keep=keep)
