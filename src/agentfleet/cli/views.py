@@ -66,7 +66,8 @@ def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
         table.add_column(column, no_wrap=True, justify="right" if column == "ID" else "left")
     table.add_column("WHAT", overflow="ellipsis", no_wrap=True, ratio=1, min_width=12)
     for job in jobs:
-        status = job.status.value + (" (cancelling)" if job.cancel_requested else "")
+        cancelling = job.cancel_requested and job.status.value == "running"
+        status = job.status.value + (" (cancelling)" if cancelling else "")
         labels = job.payload.get("labels") or []
         what = job_summary(job) + (f"  [{', '.join(labels)}]" if labels else "")
         table.add_row(
@@ -105,7 +106,7 @@ def job_fields(job: Job, now: datetime) -> Table:
     ]
     if job.lease_expires_at is not None:
         rows.append(("lease expires", ago(job.lease_expires_at, now)))
-    if job.cancel_requested:
+    if job.cancel_requested and job.status.value == "running":
         rows.append(("cancel", "requested; the worker stops it at its next heartbeat"))
     if job.error:
         rows.append(("error", Text(job.error, style="red")))
