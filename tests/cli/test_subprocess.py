@@ -32,7 +32,7 @@ def test_follow_cancel_and_exit_codes_through_real_processes(tmp_path: Path) -> 
         cli("enqueue", "--json", "--", f"echo $$ > {pid_file}; exec sleep 60", env=env).stdout
     )["id"]
     worker = spawn_worker(
-        url, "--concurrency", "2", "--ttl", "1.5s", "--name", "w1", log=tmp_path / "w1.log"
+        url, "--concurrency", "2", "--ttl", "3s", "--name", "w1", log=tmp_path / "w1.log"
     )
     try:
         followed = cli("logs", str(ticking_id), "--follow", env=env)

@@ -40,7 +40,7 @@ def test_sigterm_lets_short_jobs_finish_and_hands_the_rest_back_at_once(
         "--ttl",
         "60s",
         "--grace",
-        "1.5s",
+        "2.5s",
         "--name",
         "w1",
         log=log,
@@ -96,7 +96,7 @@ def test_sigkilled_worker_job_comes_back_and_its_late_writes_are_refused(
         },
     )
     log = tmp_path / "worker.log"
-    proc = spawn_worker(store.url, "--ttl", "1s", "--name", "doomed", log=log)
+    proc = spawn_worker(store.url, "--ttl", "2s", "--name", "doomed", log=log)
     try:
         orphan = wait_until(lambda: read_pid(pid_file), "the first attempt to start")
         first = fleet.get_job(job.id)
@@ -112,7 +112,7 @@ def test_sigkilled_worker_job_comes_back_and_its_late_writes_are_refused(
         expires_at=first.lease_expires_at,  # type: ignore[arg-type]
         attempt=first_run.attempt,
         run_id=first_run.id,
-        ttl=1.0,
+        ttl=2.0,
     )
     try:
         with worker_thread(fleet, name="rescuer"):

@@ -124,8 +124,8 @@ def test_approval_and_unknown_engines_are_never_claimed(store: StoreEnv) -> None
 
 def test_a_job_longer_than_its_ttl_stays_alive(store: StoreEnv) -> None:
     fleet = store.fleet
-    job = fleet.enqueue("shell", {"cmd": "sleep 2; echo done"})
-    run_burst(fleet, ttl=0.6, reap_every=0.1)  # heartbeat every 0.2 s, reaper racing it
+    job = fleet.enqueue("shell", {"cmd": "sleep 3.5; echo done"})
+    run_burst(fleet, ttl=1.5, reap_every=0.1)  # heartbeat every 0.5 s, reaper racing it
     done = fleet.get_job(job.id)
     assert (done.status, done.attempts, done.lease_epoch) == (JobStatus.SUCCEEDED, 1, 1)
     assert [r.status for r in fleet.runs(job.id)] == [RunStatus.SUCCEEDED]
@@ -158,7 +158,7 @@ def test_cancel_stops_a_running_job(store: StoreEnv, tmp_path: Path) -> None:
     fleet = store.fleet
     pid_file = tmp_path / "job.pid"
     job = fleet.enqueue("shell", {"cmd": f"echo $$ > {pid_file}; exec sleep 60"})
-    with worker_thread(fleet, ttl=0.6):
+    with worker_thread(fleet, ttl=1.5):
         pid = wait_until(lambda: read_pid(pid_file), "the job to start")
         assert fleet.cancel_job(job.id) is True
         wait_until(lambda: fleet.get_job(job.id).is_terminal, "the job to end")
