@@ -36,6 +36,8 @@ from agentfleet.plans import (
     StepSpec,
 )
 from agentfleet.retry import RetryPolicy
+from agentfleet.tasks import TaskRegistry, task_name
+from agentfleet.worker import Worker, WorkerStats
 
 __version__ = "0.1.0"
 
@@ -69,7 +71,11 @@ __all__ = [
     "SchemaTooNew",
     "StepSpec",
     "StoreUnavailable",
+    "TaskRegistry",
+    "Worker",
     "WorkerInfo",
+    "WorkerStats",
     "__version__",
     "open",
+    "task_name",
 ]

@@ -7,11 +7,11 @@ one atomic store primitive. It never reads, checks and then writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from agentfleet import validate
 from agentfleet.connect import open_store
@@ -32,8 +32,10 @@ from agentfleet.plans.model import DEFAULT_STALE_WINDOW, Plan, PlanSpec, PlanSta
 from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
+from agentfleet.tasks import REGISTRY, TaskRegistry
 
 DEFAULT_TTL = 30.0
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Fleet:
@@ -46,6 +48,7 @@ class Fleet:
         retry_policy: RetryPolicy | None = None,
         reap_interval: float = 1.0,
         stale_window: float = DEFAULT_STALE_WINDOW,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.store = store
         self.plans = PlanCoordinator(
@@ -54,6 +57,7 @@ class Fleet:
         )
         self.retry_policy = retry_policy or RetryPolicy()
         self.reap_interval = reap_interval
+        self.tasks = REGISTRY if tasks is None else tasks
         self._last_reap = float("-inf")
 
     @property
@@ -142,6 +146,26 @@ class Fleet:
                 raise InvalidArgument("enqueue_many takes NewJob values (see Fleet.new_job)")
         return self.store.enqueue(batch) if batch else []
 
+    # -- python tasks -----------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F) -> F: ...
+
+    @overload
+    def task(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+        """Register a function as a python task: ``@fleet.task`` or ``@fleet.task(name=...)``.
+
+        The default name is ``module:qualname``; enqueue it with
+        ``fleet.enqueue("python", {"func": name, "args": [...], "kwargs": {...}})``.
+        """
+
+        def register(target: Callable[..., Any]) -> Callable[..., Any]:
+            return self.tasks.register(target, name)
+
+        return register if fn is None else register(fn)
+
     # -- leases -----------------------------------------------------------------------
 
     def claim(self, job_id: int, *, worker: str, ttl: float = DEFAULT_TTL) -> Lease | None:
@@ -159,14 +183,20 @@ class Fleet:
         queues: Sequence[str] | None = None,
         limit: int = 1,
         ttl: float = DEFAULT_TTL,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
-        """Claim up to `limit` ready jobs: highest priority first, then oldest."""
+        """Claim up to `limit` ready jobs: highest priority first, then oldest.
+
+        `queues` and `engines` restrict what is claimed (None: any); a worker lists the
+        engines it can run, so it never takes a job it would only have to hand back.
+        """
         worker = validate.name(worker, "worker")
-        queues = self._checked_queues(queues)
+        queues = _names(queues, "queue")
+        engines = _names(engines, "engine")
         limit = validate.limit(limit)
         ttl = validate.positive_seconds(ttl, "ttl")
         self._maybe_reap()
-        return self.store.claim_next(worker, queues, limit, ttl)
+        return self.store.claim_next(worker, queues, limit, ttl, engines)
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> list[int]:
         """Complete many jobs in one transaction, each fenced by its own epoch.
@@ -186,6 +216,7 @@ class Fleet:
         queues: Sequence[str] | None = None,
         limit: int = 1,
         ttl: float = DEFAULT_TTL,
+        engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[Lease]]:
         """Finish a batch and claim the next in one transaction: the fast path for short jobs.
 
@@ -193,12 +224,13 @@ class Fleet:
         """
         checked = self._checked_batch(done)
         worker = validate.name(worker, "worker")
-        queues = self._checked_queues(queues)
+        queues = _names(queues, "queue")
+        engines = _names(engines, "engine")
         limit = validate.limit(limit)
         ttl = validate.positive_seconds(ttl, "ttl")
         self._maybe_reap()
         completed, plans, leases = self.store.complete_and_claim(
-            checked, worker, queues, limit, ttl
+            checked, worker, queues, limit, ttl, engines
         )
         self._advance_plans(plans)
         return completed, leases
@@ -216,17 +248,6 @@ class Fleet:
     def _advance_plans(self, plan_ids: Iterable[int]) -> None:
         for plan_id in plan_ids:
             self.plans.advance(plan_id)
-
-    @staticmethod
-    def _checked_queues(queues: Sequence[str] | None) -> list[str] | None:
-        if queues is None:
-            return None
-        if isinstance(queues, str):
-            raise InvalidArgument("queues must be a list of queue names, not one string")
-        checked = [validate.name(q, "queue") for q in queues]
-        if not checked:
-            raise InvalidArgument("queues must name at least one queue (or be None for all)")
-        return checked
 
     def renew(self, lease: Lease, *, ttl: float | None = None) -> Lease:
         """Extend a lease; raises LeaseLost when fenced, JobCancelled when asked to stop."""
@@ -507,6 +528,17 @@ class Fleet:
             return repairs + self.plans.reconcile_plans()
 
 
+def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise InvalidArgument(f"{what}s must be a list of {what} names, not one string")
+    checked = [validate.name(v, what) for v in values]
+    if not checked:
+        raise InvalidArgument(f"{what}s must name at least one {what} (or be None for all)")
+    return checked
+
+
 def _check_lease(lease: object) -> None:
     if not isinstance(lease, Lease):
         raise InvalidArgument(f"expected a Lease, not {type(lease).__name__}")
@@ -521,8 +553,11 @@ def _non_negative(value: object, what: str) -> float:
 def open(url: str | None = None, **options: Any) -> Fleet:
     """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
     or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
-    retry_policy, reap_interval."""
+    retry_policy, reap_interval, stale_window (plans), tasks (a TaskRegistry; default the
+    process-wide one)."""
     fleet_options = {
-        k: options.pop(k) for k in ("retry_policy", "reap_interval", "stale_window") if k in options
+        k: options.pop(k)
+        for k in ("retry_policy", "reap_interval", "stale_window", "tasks")
+        if k in options
     }
     return Fleet(open_store(url, **options), **fleet_options)

@@ -67,6 +67,8 @@ def test_bad_ttl_is_refused(fleet: Fleet, ttl: object) -> None:
         ({"worker": "w", "queues": []}, "at least one queue"),
         ({"worker": "w", "queues": "default"}, "list of queue names"),
         ({"worker": "w", "queues": [""]}, "queue must not be empty"),
+        ({"worker": "w", "engines": []}, "at least one engine"),
+        ({"worker": "w", "engines": "shell"}, "list of engine names"),
         ({"worker": "w", "limit": 0}, "limit must be at least 1"),
         ({"worker": "w", "limit": 10**9}, "limit must be at most"),
     ],

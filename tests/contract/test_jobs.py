@@ -80,6 +80,24 @@ def test_claim_next_filters_queues_and_skips_future_jobs(env: StoreEnv) -> None:
         assert [lease.job_id for lease in fleet.claim_next(worker="w", queues=["a"])] == [soon.id]
 
 
+def test_claim_next_filters_engines(fleet: Fleet) -> None:
+    gate = fleet.enqueue("approval", {}, priority=9)
+    shell = fleet.enqueue("shell", {})
+    agent = fleet.enqueue("claude", {"prompt": "x"})
+    got = fleet.claim_next(worker="w", engines=["shell", "claude"], limit=10)
+    assert sorted(lease.job_id for lease in got) == sorted([shell.id, agent.id])
+    assert fleet.claim_next(worker="w", engines=["shell", "claude"], limit=10) == []
+    assert fleet.get_job(gate.id).status.value == "queued"
+    assert [lease.job_id for lease in fleet.claim_next(worker="w", limit=10)] == [gate.id]
+
+
+def test_an_unlisted_engine_does_not_block_its_lock(fleet: Fleet) -> None:
+    fleet.enqueue("approval", {}, lock="repo", priority=5)
+    shell = fleet.enqueue("shell", {}, lock="repo")
+    got = fleet.claim_next(worker="w", engines=["shell"], limit=10)
+    assert [lease.job_id for lease in got] == [shell.id]
+
+
 def test_named_lock_blocks_while_held_and_one_per_batch(fleet: Fleet) -> None:
     r1 = fleet.enqueue("shell", {}, lock="repo")
     r2 = fleet.enqueue("shell", {}, lock="repo")

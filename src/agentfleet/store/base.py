@@ -51,8 +51,15 @@ class Store(Protocol):
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None: ...
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
-    ) -> list[Lease]: ...
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Claim up to `limit` ready jobs of these queues and engines (None: any)."""
+        ...
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
         """Complete each (lease, result) still owning its job; (completed ids, their plans)."""
@@ -65,6 +72,7 @@ class Store(Protocol):
         queues: Sequence[str] | None,
         limit: int,
         ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
         """complete_many and claim_next in one transaction: (completed, their plans, leases)."""
         ...

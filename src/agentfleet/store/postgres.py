@@ -386,9 +386,14 @@ class PostgresStore:
         return None if row is None else _lease(row, ttl)
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
-        return self._batch([], worker, queues, limit, ttl)[2]
+        return self._batch([], worker, queues, limit, ttl, engines)[2]
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
         if not done:
@@ -403,8 +408,9 @@ class PostgresStore:
         queues: Sequence[str] | None,
         limit: int,
         ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
-        return self._batch(done, worker, queues, limit, ttl)
+        return self._batch(done, worker, queues, limit, ttl, engines)
 
     def _batch(
         self,
@@ -413,6 +419,7 @@ class PostgresStore:
         queues: Sequence[str] | None,
         limit: int,
         ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
         """Complete a batch and claim the next in one statement: one round trip, one commit.
 
@@ -429,12 +436,12 @@ class PostgresStore:
             ctes.append(_COMPLETE_BATCH)
         claiming = worker is not None and limit > 0
         if claiming:
-            if queues is None:
-                queue_filter = queue_filter_e = ""
-            else:
-                params["queues"] = list(queues)
-                queue_filter = "AND j.queue = ANY(%(queues)s)"
-                queue_filter_e = "AND e.queue = ANY(%(queues)s)"
+            queue_filter = queue_filter_e = ""
+            for column, values in (("queue", queues), ("engine", engines)):
+                if values is not None:
+                    params[column] = list(values)
+                    queue_filter += f" AND j.{column} = ANY(%({column})s)"
+                    queue_filter_e += f" AND e.{column} = ANY(%({column})s)"
             ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
             ctes.append(_CLAIM_BATCH.format(ready=ready, queue_filter=queue_filter))
         done_cols = (

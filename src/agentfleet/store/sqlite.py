@@ -385,10 +385,15 @@ class SqliteStore:
             return None  # the named lock is held: the index said no
 
     def claim_next(
-        self, worker: str, queues: Sequence[str] | None, limit: int, ttl: float
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
         with self._tx() as conn:
-            return self._claim_next_in(conn, self._now(), worker, queues, limit, ttl)
+            return self._claim_next_in(conn, self._now(), worker, queues, limit, ttl, engines)
 
     def _claim_next_in(
         self,
@@ -398,14 +403,16 @@ class SqliteStore:
         queues: Sequence[str] | None,
         limit: int,
         ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> list[Lease]:
         params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit, "now": now}
-        if queues is None:
-            queue_filter, queue_filter_e = "", ""
-        else:
-            params["queues"] = _dumps(list(queues))
-            queue_filter = "AND j.queue IN (SELECT value FROM json_each(:queues))"
-            queue_filter_e = "AND e.queue IN (SELECT value FROM json_each(:queues))"
+        queue_filter, queue_filter_e = "", ""
+        for column, values in (("queue", queues), ("engine", engines)):
+            if values is not None:
+                params[column] = _dumps(list(values))
+                where = f"IN (SELECT value FROM json_each(:{column}))"
+                queue_filter += f" AND j.{column} {where}"
+                queue_filter_e += f" AND e.{column} {where}"
         ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
         rows = conn.execute(
             f"""
@@ -476,12 +483,14 @@ class SqliteStore:
         queues: Sequence[str] | None,
         limit: int,
         ttl: float,
+        engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
         """Complete a batch and claim the next in one transaction: one commit per batch."""
         with self._tx() as conn:
             now = self._now()
             completed, plans = self._complete_many_in(conn, now, done)
-            return completed, plans, self._claim_next_in(conn, now, worker, queues, limit, ttl)
+            leases = self._claim_next_in(conn, now, worker, queues, limit, ttl, engines)
+            return completed, plans, leases
 
     def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost:
         row = conn.execute(

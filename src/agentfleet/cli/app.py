@@ -1,0 +1,175 @@
+"""The Typer app, global options, and the plumbing every command shares: opening the
+store, JSON output and the documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+import agentfleet
+from agentfleet.connect import DEFAULT_URL
+from agentfleet.durations import parse_duration
+from agentfleet.engines import EngineConfig, load_engine_config
+from agentfleet.errors import (
+    AgentFleetError,
+    InvalidArgument,
+    InvalidTransition,
+    JobNotFound,
+    SchemaTooNew,
+    StoreUnavailable,
+)
+from agentfleet.fleet import Fleet
+from agentfleet.serialize import jsonable
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    REFUSED = 1
+    BAD_INPUT = 2
+    NOT_FOUND = 3
+    STORE_UNAVAILABLE = 4
+
+
+class RunNotFound(AgentFleetError, LookupError):
+    """A job exists but has no run with the asked number."""
+
+
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 refused (e.g. nothing to cancel, a running job cannot be retried); "
+    "2 bad input (bad option, value or job file; nothing was written); "
+    "3 not found (no such job or run); 4 store unavailable (cannot open or reach the database)."
+)
+
+app = typer.Typer(
+    help=(
+        "agentfleet: a durable job queue and workflow coordinator for fleets of AI coding "
+        "agents.\n\nExample: agentfleet submit jobs/ && agentfleet worker --concurrency 2"
+    ),
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ENGINES_ENV = "AGENTFLEET_ENGINES"
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of a table, for scripts. e.g. --json")
+]
+JobArg = Annotated[int, typer.Argument(help="The job id, as `ls` shows it. e.g. 42", min=1)]
+EnginesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--engines",
+        envvar=ENGINES_ENV,
+        help="TOML file with custom [engines.NAME] tables (or set AGENTFLEET_ENGINES). "
+        "e.g. --engines engines.toml",
+        show_default=False,
+    ),
+]
+
+
+# -- plumbing -------------------------------------------------------------------------
+
+
+def fail(message: str, code: ExitCode) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error | StoreUnavailable | SchemaTooNew):
+        return True
+    return type(exc).__module__.split(".")[0] in ("psycopg", "psycopg_pool")
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Map agentfleet's errors to messages and documented exit codes."""
+    try:
+        yield
+    except (JobNotFound, RunNotFound) as exc:
+        fail(str(exc), ExitCode.NOT_FOUND)
+    except InvalidTransition as exc:
+        fail(str(exc), ExitCode.REFUSED)
+    except InvalidArgument as exc:
+        fail(str(exc), ExitCode.BAD_INPUT)
+    except Exception as exc:
+        if _is_database_error(exc):
+            fail(f"store unavailable: {exc}", ExitCode.STORE_UNAVAILABLE)
+        raise
+
+
+def db_url(ctx: typer.Context) -> str | None:
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    url: str | None = obj.get("db")
+    return url
+
+
+def open_fleet(ctx: typer.Context) -> Fleet:
+    url = db_url(ctx)
+    try:
+        return agentfleet.open(url)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot open {url or DEFAULT_URL}: {exc}") from exc
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def seconds(value: str | None, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{what}: {exc}") from None
+
+
+def engine_config(path: Path | None) -> EngineConfig:
+    return EngineConfig() if path is None else load_engine_config(path)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"agentfleet {agentfleet.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="AGENTFLEET_DB",
+            help="Database URL (or set AGENTFLEET_DB). Default: the embedded SQLite file "
+            f"{DEFAULT_URL}. e.g. --db postgresql://user@host/fleet",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version. e.g. --version"
+        ),
+    ] = False,
+) -> None:
+    """agentfleet: a durable job queue and workflow coordinator for fleets of AI coding agents.
+
+    Example: agentfleet submit jobs/ && agentfleet worker --concurrency 2
+    """
+    ctx.ensure_object(dict)["db"] = db

@@ -1,0 +1,381 @@
+"""`agentfleet plan ...` and `agentfleet reconcile`: plans from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from agentfleet.cli.app import (
+    ExitCode,
+    JsonOpt,
+    app,
+    console,
+    err,
+    fail,
+    handled,
+    open_fleet,
+    print_json,
+)
+from agentfleet.cli.views import STATUS_STYLE
+from agentfleet.plans.model import NotResumable, Plan, PlanConflict, PlanNotFound, PlanStatus
+from agentfleet.serialize import jsonable
+
+plan_app = typer.Typer(
+    help="Plans: DAGs of jobs with checkpoints and approval gates.\n\n"
+    "Example: agentfleet plan submit plan.yaml && agentfleet plan show 1",
+    no_args_is_help=True,
+)
+app.add_typer(plan_app, name="plan")
+
+PlanArg = Annotated[int, typer.Argument(help="The plan id, as `plan ls` shows it. e.g. 3", min=1)]
+
+PLAN_STYLE = {
+    "pending": "cyan",
+    "running": "yellow",
+    "paused": "bold magenta",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+@contextmanager
+def plan_errors() -> Iterator[None]:
+    """Plan errors on top of the shared mapping: not found 3, refused 1."""
+    with handled():
+        try:
+            yield
+        except PlanNotFound as exc:
+            fail(str(exc), ExitCode.NOT_FOUND)
+        except (NotResumable, PlanConflict) as exc:
+            fail(str(exc), ExitCode.REFUSED)
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    data: dict[str, Any] = jsonable(
+        {
+            "id": plan.id,
+            "name": plan.name,
+            "mode": plan.mode,
+            "status": plan.status,
+            "max_parallel": plan.max_parallel,
+            "checkpoint": plan.checkpoint,
+            "checkpoint_context": plan.checkpoint_context,
+            "completed_at": plan.completed_at,
+            "pr_url": plan.pr_url,
+            "metadata": plan.metadata,
+            "rev": plan.rev,
+            "created_at": plan.created_at,
+            "updated_at": plan.updated_at,
+        }
+    )
+    data["jobs"] = [
+        jsonable(
+            {
+                "name": s.name,
+                "job_id": s.job_id,
+                "engine": s.engine,
+                "status": s.status,
+                "depends_on": list(s.depends_on),
+                "attempts": s.attempts,
+                "result": s.result,
+                "error": s.error,
+            }
+        )
+        for s in plan.jobs
+    ]
+    return data
+
+
+def _layers(plan: Plan) -> dict[str, int]:
+    """Each step's depth: 1 for steps with no dependencies, else 1 + the deepest one."""
+    needs = {s.name: s.depends_on for s in plan.jobs}
+    depth: dict[str, int] = {}
+
+    def of(name: str) -> int:
+        if name not in depth:
+            depth[name] = 1 + max((of(d) for d in needs[name]), default=0)
+        return depth[name]
+
+    for step in plan.jobs:
+        of(step.name)
+    return depth
+
+
+def _status(value: str, styles: dict[str, str] = STATUS_STYLE) -> Text:
+    return Text(value, style=styles.get(value, "white"))
+
+
+def _headline(plan: Plan) -> Text:
+    line = Text(f"plan {plan.id} ", style="bold")
+    line.append(plan.name, style="bold")
+    line.append("  ")
+    line.append_text(_status(plan.status.value, PLAN_STYLE))
+    line.append(f"  ({plan.mode.value}, max_parallel {plan.max_parallel})")
+    return line
+
+
+def draw_dag(plan: Plan) -> Table:
+    """The DAG as layers: each row a step, indented by depth, with what it waits for."""
+    depth = _layers(plan)
+    gate = plan.checkpoint if plan.status is PlanStatus.PAUSED else None
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold dim")
+    for column in ("", "step", "status", "needs", "job", "tries"):
+        table.add_column(column)
+    for step in sorted(plan.jobs, key=lambda s: (depth[s.name], s.job_id)):
+        level = depth[step.name]
+        shape = "◆" if step.engine == "approval" else "●"
+        branch = Text(("  " * (level - 1)) + ("└▶ " if level > 1 else "") + shape)
+        name = Text(step.name, style="bold" if step.name == gate else "")
+        status = _status(step.status.value)
+        if step.name == gate:
+            status.append("  ⏸ waiting for approval", style="bold magenta")
+        table.add_row(
+            branch,
+            name,
+            status,
+            ", ".join(step.depends_on) or "-",
+            f"#{step.job_id}",
+            str(step.attempts),
+        )
+    return table
+
+
+def _checkpoint(plan: Plan) -> str | None:
+    if plan.checkpoint is None:
+        return None
+    context = plan.checkpoint_context or {}
+    kind = context.get("kind")
+    if kind == "approval":
+        return (
+            f"waiting at approval gate {plan.checkpoint!r}: {context.get('message') or ''}\n"
+            f"  agentfleet plan approve {plan.id} [--response TEXT]   or   "
+            f"agentfleet plan reject {plan.id} --feedback TEXT"
+        )
+    if plan.checkpoint == "on_error":
+        return (
+            f"stopped on an error: job {context.get('job')!r} {context.get('kind')}: "
+            f"{context.get('error')}\n  fix it, then: agentfleet plan resume {plan.id}"
+        )
+    if plan.checkpoint == "pre_pr":
+        return f"every job is done; approve to complete: agentfleet plan approve {plan.id}"
+    return f"checkpoint {plan.checkpoint!r}: {context}"
+
+
+def show_plan(plan: Plan) -> None:
+    console.print(_headline(plan))
+    note = _checkpoint(plan)
+    if note:
+        console.print(escape(note), style="magenta", highlight=False)
+    if plan.status is PlanStatus.FAILED and plan.checkpoint_context:
+        console.print(escape(f"failed: {plan.checkpoint_context}"), style="red", highlight=False)
+    console.print(draw_dag(plan))
+
+
+@plan_app.command("submit")
+def submit_plan(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A plan YAML file. e.g. plan.yaml")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a plan and all its jobs in one transaction, and start it.
+
+    Example: agentfleet plan submit plan.yaml
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.submit_plan(file)
+    if as_json:
+        print_json(plan_dict(plan))
+    else:
+        show_plan(plan)
+
+
+@plan_app.command("ls")
+def list_plans(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help=f"Only plans in this status: {', '.join(s.value for s in PlanStatus)}. "
+            "e.g. --status paused",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="At most this many. e.g. -n 20", min=1)
+    ] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List plans, newest first.
+
+    Example: agentfleet plan ls --status paused
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plans = fleet.list_plans(status=status, limit=limit)
+    if as_json:
+        print_json([plan_dict(p) for p in plans])
+        return
+    table = Table(show_lines=False)
+    for column in ("plan", "name", "status", "mode", "checkpoint", "jobs done"):
+        table.add_column(column)
+    for p in plans:
+        done = sum(1 for s in p.jobs if s.status.value == "succeeded")
+        table.add_row(
+            f"#{p.id}",
+            p.name,
+            _status(p.status.value, PLAN_STYLE),
+            p.mode.value,
+            p.checkpoint or "-",
+            f"{done}/{len(p.jobs)}",
+        )
+    console.print(table)
+
+
+@plan_app.command("show")
+def show(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None:
+    """Show a plan: its status, the checkpoint it waits at, and its DAG with each job's status.
+
+    Example: agentfleet plan show 3
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.get_plan(plan_id)
+    if as_json:
+        print_json(plan_dict(plan))
+    else:
+        show_plan(plan)
+
+
+@plan_app.command("approve")
+def approve(
+    ctx: typer.Context,
+    plan_id: PlanArg,
+    response: Annotated[
+        str | None,
+        typer.Option(
+            "--response", "-r", help="A reply kept for the gate's dependents. e.g. -r 'ship it'"
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pass the checkpoint the plan waits at (an approval gate, or pre_pr to complete it).
+
+    Example: agentfleet plan approve 3 --response "looks good"
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.approve(plan_id, response)
+    _done(plan, as_json, "approved")
+
+
+@plan_app.command("reject")
+def reject(
+    ctx: typer.Context,
+    plan_id: PlanArg,
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            "--feedback",
+            "-f",
+            help="Send the gate's job back with this feedback; without it the plan is "
+            "cancelled. e.g. -f 'add tests'",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject the approval gate the plan waits at.
+
+    Example: agentfleet plan reject 3 --feedback "handle the empty cart"
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.reject(plan_id, feedback)
+    _done(plan, as_json, "rejected")
+
+
+@plan_app.command("resume")
+def resume(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None:
+    """Resume a failed, paused or stale plan: clears the checkpoint, re-queues failed jobs.
+
+    Exit code 1 (with the plan's status) when it is not resumable, for example because
+    someone else resumed it first.
+
+    Example: agentfleet plan resume 3
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.resume(plan_id)
+    _done(plan, as_json, "resumed")
+
+
+@plan_app.command("cancel")
+def cancel(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None:
+    """Cancel a plan: waiting jobs are cancelled, running ones asked to stop.
+
+    Idempotent; exit code 1 when there was nothing to cancel.
+
+    Example: agentfleet plan cancel 3
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        changed = fleet.cancel_plan(plan_id)
+        plan = fleet.get_plan(plan_id)
+    if as_json:
+        print_json({"plan": plan_id, "cancelled": changed, "status": plan.status.value})
+    elif changed:
+        console.print(f"plan {plan_id} cancelled")
+    else:
+        err.print(f"nothing to cancel: plan {plan_id} is {plan.status.value}", highlight=False)
+    if not changed:
+        raise typer.Exit(int(ExitCode.REFUSED))
+
+
+@plan_app.command("inputs")
+def inputs(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(help="A plan job's id. e.g. 12", min=1)],
+) -> None:
+    """Print (as JSON) what a plan job's dependencies produced: status, result, output.
+
+    A job reads its own inputs with `agentfleet plan inputs $AGENTFLEET_JOB_ID`.
+
+    Example: agentfleet plan inputs 12
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        print_json(fleet.plan_inputs(job_id))
+
+
+def _done(plan: Plan, as_json: bool, verb: str) -> None:
+    if as_json:
+        print_json(plan_dict(plan))
+        return
+    console.print(f"plan {plan.id} {verb}")
+    show_plan(plan)
+
+
+@app.command("reconcile")
+def reconcile(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Run one repair pass: expired leases, plans that missed an event, orphaned plans.
+
+    Only one pass runs at a time across every process and machine; if another one holds the
+    lock this one does nothing (exit code 0, and says so). Workers run it periodically.
+
+    Example: agentfleet reconcile
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        repairs = fleet.reconcile()
+    if as_json:
+        print_json(None if repairs is None else [dataclasses.asdict(r) for r in repairs])
+        return
+    if repairs is None:
+        console.print("another reconcile pass is running; nothing done")
+    elif not repairs:
+        console.print("nothing to repair")
+    for r in repairs or []:
+        target = f"plan {r.plan_id}" if r.plan_id else f"job {r.job_id}"
+        console.print(f"repaired {target}: {r.kind} ({r.reason})")

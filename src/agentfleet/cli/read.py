@@ -1,0 +1,263 @@
+"""Commands that read: ls, show, logs, workers, engines."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from agentfleet.cli import views
+from agentfleet.cli.app import (
+    EnginesOpt,
+    ExitCode,
+    JobArg,
+    JsonOpt,
+    RunNotFound,
+    app,
+    console,
+    engine_config,
+    err,
+    fail,
+    handled,
+    open_fleet,
+    print_json,
+)
+from agentfleet.fleet import Fleet
+from agentfleet.models import JobStatus, Run
+from agentfleet.serialize import event_dict, job_dict, run_dict, worker_dict
+
+# -- reading --------------------------------------------------------------------------
+
+
+@app.command("ls")
+def list_jobs(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only jobs in this status: "
+            f"{', '.join(s.value for s in JobStatus)}. e.g. --status running",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue", "-q", help="Only this queue. e.g. --queue builds", show_default=False
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", "-e", help="Only this engine. e.g. --engine claude", show_default=False
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            "-l",
+            help="Only jobs with this label. e.g. --label nightly",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", help="At most this many, newest first. e.g. -n 20", min=1),
+    ] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first.
+
+    Example: agentfleet ls --status running --label nightly
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        jobs = fleet.list_jobs(status=status, queue=queue, engine=engine, label=label, limit=limit)
+        now = fleet.now()
+    if as_json:
+        print_json([job_dict(job) for job in jobs])
+    elif not jobs:
+        console.print("no jobs")
+    else:
+        console.print(views.jobs_table(jobs, now))
+
+
+@app.command()
+def show(ctx: typer.Context, job_id: JobArg, as_json: JsonOpt = False) -> None:
+    """Show one job: its fields, its runs (attempts) and its events.
+
+    Example: agentfleet show 42
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        job = fleet.get_job(job_id)
+        runs = fleet.runs(job_id)
+        events = fleet.events(job_id)
+        now = fleet.now()
+    if as_json:
+        print_json(
+            {
+                "job": job_dict(job),
+                "runs": [run_dict(run, n) for n, run in enumerate(runs, start=1)],
+                "events": [event_dict(event) for event in events],
+            }
+        )
+        return
+    console.print(views.job_fields(job, now))
+    console.print()
+    console.print(views.runs_table(runs, now) if runs else "runs: none yet")
+    console.print()
+    console.print(views.events_table(events))
+
+
+def _pick_run(runs: list[Run], number: int | None, job_id: int) -> tuple[int, Run] | None:
+    if number is None:
+        return (len(runs), runs[-1]) if runs else None
+    if not 1 <= number <= len(runs):
+        raise RunNotFound(f"job {job_id} has no run {number} (it has {len(runs)})")
+    return number, runs[number - 1]
+
+
+class _Tail:
+    """Prints only what a growing (and possibly tail-truncated) text added since last time."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.shown = ""
+
+    def update(self, text: str | None) -> None:
+        text = text or ""
+        if text.startswith(self.shown):
+            new = text[len(self.shown) :]
+        else:  # the kept tail moved on: print from where the old tail ends
+            anchor = self.shown[-2048:]
+            at = text.find(anchor) if anchor else -1
+            new = text[at + len(anchor) :] if at >= 0 else text
+        if new:
+            self.stream.write(new)
+            self.stream.flush()
+        self.shown = text
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job_id: JobArg,
+    run: Annotated[
+        int | None,
+        typer.Option(
+            "--run",
+            "-r",
+            help="Which run (1 = the first, as numbered by `show`); "
+            "default: the latest. e.g. --run 2",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing output as it arrives until "
+            "the job ends (the latest run, across retries). e.g. -f",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a run's output: its stdout to stdout and its stderr to stderr.
+
+    Output is recorded while the job runs (about every second), so --follow shows progress.
+
+    Example: agentfleet logs 42 --follow
+    """
+    if as_json and follow:
+        fail("--json and --follow cannot be combined", ExitCode.BAD_INPUT)
+    with handled(), open_fleet(ctx) as fleet:
+        runs = fleet.runs(job_id)
+        if not runs:
+            fleet.get_job(job_id)  # raises JobNotFound for an unknown job
+        picked = _pick_run(runs, run, job_id)
+        if as_json:
+            shown = None if picked is None else run_dict(picked[1], picked[0], output=True)
+            print_json({"job": job_id, "run": shown})
+            return
+        if not follow:
+            if picked is None:
+                err.print(f"job {job_id} has not run yet", highlight=False)
+                return
+            sys.stdout.write(picked[1].stdout or "")
+            sys.stdout.flush()
+            sys.stderr.write(picked[1].stderr or "")
+            return
+        try:
+            _follow(fleet, job_id, run)
+        except KeyboardInterrupt:
+            return
+
+
+def _follow(fleet: Fleet, job_id: int, number: int | None) -> None:
+    current: int | None = None
+    out, errs = _Tail(sys.stdout), _Tail(sys.stderr)
+    while True:
+        runs = fleet.runs(job_id)
+        picked = _pick_run(runs, number, job_id) if runs or number else None
+        if picked is not None:
+            index, chosen = picked
+            if index != current:
+                if current is not None:
+                    err.print(
+                        f"--- run {index} (attempt {chosen.attempt}, "
+                        f"worker {escape(chosen.worker)}) ---",
+                        highlight=False,
+                    )
+                current = index
+                out, errs = _Tail(sys.stdout), _Tail(sys.stderr)
+            out.update(chosen.stdout)
+            errs.update(chosen.stderr)
+            if chosen.status.value != "running":
+                if number is not None:
+                    return
+                job = fleet.get_job(job_id)
+                if job.is_terminal and len(fleet.runs(job_id)) == index:
+                    return
+        elif fleet.get_job(job_id).is_terminal:
+            return
+        time.sleep(0.5)
+
+
+@app.command()
+def workers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List workers that have run against this database, and what each is running.
+
+    Example: agentfleet workers
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        found = fleet.list_workers()
+        now = fleet.now()
+    if as_json:
+        print_json([worker_dict(w) for w in found])
+    elif not found:
+        console.print("no workers yet")
+    else:
+        console.print(views.workers_table(found, now))
+
+
+@app.command("engines")
+def show_engines(engines: EnginesOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the exact command each agent engine runs, without and with yolo.
+
+    Example: agentfleet engines --engines engines.toml
+    """
+    from agentfleet.engines import engine_table
+
+    with handled():
+        config = engine_config(engines)
+    if as_json:
+        print_json([{"engine": n, "argv": a, "argv_yolo": y} for n, a, y in engine_table(config)])
+    else:
+        console.print(views.engines_table(config))

@@ -1,0 +1,60 @@
+"""`agentfleet serve`: the HTTP API, the dashboard and /metrics (needs the `web` extra)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentfleet.cli.app import ExitCode, app, db_url, err
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. e.g. --host 127.0.0.1")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on. e.g. --port 8700")] = 8700,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AGENTFLEET_TOKEN",
+            show_default=False,
+            help="Bearer token for the API (or set AGENTFLEET_TOKEN); generated and printed "
+            "once when unset, on loopback only. e.g. --token s3cret",
+        ),
+    ] = None,
+    public_read: Annotated[
+        bool,
+        typer.Option(
+            "--public-read",
+            help="Let anyone who can reach the server read without a token. e.g. --public-read",
+        ),
+    ] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="AGENTFLEET_DB",
+            show_default=False,
+            help="Database URL; overrides the global --db. e.g. --db sqlite:///fleet.db",
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API, the dashboard and /metrics.
+
+    Binding to anything but loopback needs an explicit token.
+
+    Example: agentfleet serve --port 8700
+    """
+    try:
+        from agentfleet.web import server
+    except ImportError as exc:
+        err.print(f"[red]error:[/] {exc.name} is missing: pip install 'agentfleet[web]'")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    try:
+        server.serve(db or db_url(ctx), host=host, port=port, token=token, public_read=public_read)
+    except server.ServeRefused as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None

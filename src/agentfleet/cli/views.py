@@ -1,0 +1,189 @@
+"""Rich renderings of jobs, runs, events and workers for the command line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+
+from agentfleet.durations import format_duration
+from agentfleet.engines import EngineConfig, engine_table
+from agentfleet.models import Event, Job, Run, WorkerInfo
+from agentfleet.serialize import job_summary
+
+__all__ = [
+    "STATUS_STYLE",
+    "ago",
+    "engines_table",
+    "events_table",
+    "job_fields",
+    "jobs_table",
+    "runs_table",
+    "workers_table",
+]
+
+STATUS_STYLE = {
+    "queued": "cyan",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "expired": "red",
+    "released": "blue",
+}
+
+
+def _cells(*values: str | Text) -> list[Text]:
+    """Table cells as plain text: job data must never be read as rich markup."""
+    return [value if isinstance(value, Text) else Text(value) for value in values]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = (now - moment).total_seconds()
+    if seconds < 0:
+        return "in " + format_duration(round(-seconds))
+    return format_duration(round(seconds)) + " ago" if seconds >= 1 else "just now"
+
+
+def _duration(start: datetime, end: datetime | None, now: datetime) -> str:
+    return format_duration(max(0.0, round(((end or now) - start).total_seconds(), 1)))
+
+
+def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
+    # Fixed columns keep their natural width; WHAT takes (and is cut to) what is left.
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+    for column in ("ID", "STATUS", "ENGINE", "QUEUE", "PRI", "TRIES", "WORKER", "UPDATED"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "ID" else "left")
+    table.add_column("WHAT", overflow="ellipsis", no_wrap=True, ratio=1, min_width=12)
+    for job in jobs:
+        cancelling = job.cancel_requested and job.status.value == "running"
+        status = job.status.value + (" (cancelling)" if cancelling else "")
+        labels = job.payload.get("labels") or []
+        what = job_summary(job) + (f"  [{', '.join(labels)}]" if labels else "")
+        table.add_row(
+            *_cells(
+                str(job.id),
+                Text(status, style=STATUS_STYLE.get(job.status.value, "")),
+                job.engine,
+                job.queue,
+                str(job.priority),
+                f"{job.attempts}/{job.max_attempts}",
+                job.worker or "-",
+                ago(job.updated_at, now),
+                what,
+            )
+        )
+    return table
+
+
+def job_fields(job: Job, now: datetime) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, str | Text]] = [
+        ("job", str(job.id)),
+        ("status", status_text(job.status.value)),
+        ("engine", job.engine),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempts", f"{job.attempts} of {job.max_attempts}"),
+        ("lease epoch", str(job.lease_epoch)),
+        ("worker", job.worker or "-"),
+        ("lock", job.lock or "-"),
+        ("timeout", format_duration(job.timeout) if job.timeout else "-"),
+        ("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} ({ago(job.created_at, now)})"),
+        ("updated", f"{job.updated_at:%Y-%m-%d %H:%M:%S} ({ago(job.updated_at, now)})"),
+    ]
+    if job.lease_expires_at is not None:
+        rows.append(("lease expires", ago(job.lease_expires_at, now)))
+    if job.cancel_requested and job.status.value == "running":
+        rows.append(("cancel", "requested; the worker stops it at its next heartbeat"))
+    if job.error:
+        rows.append(("error", Text(job.error, style="red")))
+    if job.result is not None:
+        rows.append(("result", json.dumps(job.result)))
+    rows.append(("payload", json.dumps(job.payload, ensure_ascii=False)))
+    for key, value in rows:
+        grid.add_row(key, value if isinstance(value, Text) else Text(value))
+    return grid
+
+
+def runs_table(runs: Sequence[Run], now: datetime) -> Table:
+    table = Table(title="runs", title_justify="left", box=None, header_style="bold")
+    for column in ("#", "ATTEMPT", "EPOCH", "WORKER", "STATUS", "STARTED", "TOOK", "EXIT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("ERROR", overflow="fold")
+    for number, run in enumerate(runs, start=1):
+        table.add_row(
+            *_cells(
+                str(number),
+                str(run.attempt),
+                str(run.epoch),
+                run.worker,
+                status_text(run.status.value),
+                f"{run.started_at:%H:%M:%S}",
+                _duration(run.started_at, run.finished_at, now),
+                "-" if run.exit_code is None else str(run.exit_code),
+                run.error or "",
+            )
+        )
+    return table
+
+
+def events_table(events: Sequence[Event]) -> Table:
+    table = Table(title="events", title_justify="left", box=None, header_style="bold")
+    for column in ("AT", "EVENT", "EPOCH", "WORKER"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
+    for event in events:
+        table.add_row(
+            *_cells(
+                f"{event.at:%H:%M:%S.%f}"[:-3],
+                event.kind,
+                "-" if event.epoch is None else str(event.epoch),
+                event.worker or "-",
+                json.dumps(event.data) if event.data else "",
+            )
+        )
+    return table
+
+
+def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "HOST", "PID", "QUEUES", "SLOTS", "RUNNING", "SEEN", "STATE"):
+        table.add_column(column, no_wrap=True)
+    for worker in workers:
+        state = "stopped" if worker.stopped_at else "up"
+        table.add_row(
+            *_cells(
+                worker.name,
+                worker.host,
+                str(worker.pid),
+                ",".join(worker.queues),
+                str(worker.concurrency),
+                ", ".join(str(j) for j in worker.running) or "-",
+                ago(worker.last_seen, now),
+                Text(state, style="dim" if worker.stopped_at else "green"),
+            )
+        )
+    return table
+
+
+def engines_table(config: EngineConfig) -> Table:
+    table = Table(box=None, header_style="bold", show_lines=False)
+    table.add_column("ENGINE", no_wrap=True)
+    table.add_column("yolo: false", overflow="fold")
+    table.add_column("yolo: true", overflow="fold")
+    for name, plain, yolo in engine_table(config):
+        table.add_row(name, shlex.join(plain), shlex.join(yolo))
+    return table

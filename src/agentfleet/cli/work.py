@@ -1,0 +1,168 @@
+"""Commands that run work: worker, demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+import agentfleet
+from agentfleet.cli.app import (
+    EnginesOpt,
+    app,
+    console,
+    engine_config,
+    handled,
+    open_fleet,
+    seconds,
+)
+from agentfleet.errors import (
+    InvalidArgument,
+)
+
+# -- the worker -----------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            help="Comma-separated queues to take jobs from; default: "
+            "every queue. e.g. --queues default,builds",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", "-c", help="Jobs run at once. e.g. --concurrency 4", min=1),
+    ] = 1,
+    ttl: Annotated[
+        str,
+        typer.Option(
+            "--ttl",
+            help="Lease length; renewed every ttl/3. A job whose worker "
+            "vanished comes back after this. e.g. --ttl 30s",
+        ),
+    ] = "30s",
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="On SIGTERM/SIGINT, time running jobs get to finish "
+            "before they are stopped and handed back. e.g. --grace 2m",
+        ),
+    ] = "30s",
+    kill_grace: Annotated[
+        str,
+        typer.Option(
+            "--kill-grace",
+            help="Time between SIGTERM and SIGKILL when a job is "
+            "stopped (timeout, cancel, shutdown). e.g. --kill-grace 5s",
+        ),
+    ] = "10s",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Worker name shown in `ls`, `show` and `workers`; default "
+            "HOST-PID. e.g. --name gpu-box-1",
+            show_default=False,
+        ),
+    ] = None,
+    engines: EnginesOpt = None,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            help="Import a module first, so its @fleet.task functions "
+            "are registered (repeatable). e.g. --import myproject.tasks",
+        ),
+    ] = None,
+    burst: Annotated[
+        bool,
+        typer.Option("--burst", help="Exit once no job is ready and none is running. e.g. --burst"),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Log only warnings and errors. e.g. --quiet")
+    ] = False,
+) -> None:
+    """Run jobs: claim, run (each in its own process group), heartbeat, finish.
+
+    SIGTERM or Ctrl-C: claim nothing more, let running jobs finish within --grace, then stop
+    the rest and hand them back to the queue at once. A second signal stops at once.
+
+    Example: agentfleet worker --queues default --concurrency 2 --ttl 30s --name w1
+    """
+    with handled():
+        queue_list = None
+        if queues is not None:
+            queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+            if not queue_list:
+                raise InvalidArgument("--queues names no queue")
+        config = engine_config(engines)
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # so module:function tasks resolve from here
+        for module in imports or []:
+            try:
+                __import__(module)
+            except Exception as exc:
+                raise InvalidArgument(f"--import {module}: {type(exc).__name__}: {exc}") from None
+        ttl_s, grace_s, kill_s = (
+            seconds(ttl, "--ttl"),
+            seconds(grace, "--grace"),
+            seconds(kill_grace, "--kill-grace"),
+        )
+        assert ttl_s is not None and grace_s is not None and kill_s is not None
+        with open_fleet(ctx) as fleet:
+            runner = agentfleet.Worker(
+                fleet,
+                name=name,
+                queues=queue_list,
+                concurrency=concurrency,
+                ttl=ttl_s,
+                grace=grace_s,
+                kill_grace=kill_s,
+                engines=config,
+                burst=burst,
+            )
+            logging.basicConfig(
+                stream=sys.stderr,
+                level=logging.WARNING if quiet else logging.INFO,
+                format=f"%(asctime)s {runner.name} %(levelname)s %(message)s",
+                datefmt="%H:%M:%S",
+            )
+            runner.run()
+
+
+@app.command()
+def demo(
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Worker processes to start. e.g. --workers 3", min=2, max=8),
+    ] = 3,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the throwaway directory (database, git "
+            "repositories, logs) and print where it is. e.g. --keep",
+        ),
+    ] = False,
+) -> None:
+    """Watch a fleet of workers run fake agent jobs; one is killed mid-job.
+
+    Runs on a throwaway SQLite database and git repositories, with a stand-in `claude`:
+    no network, no API key. The killed worker's job comes back to another worker after the
+    lease ttl, and its late write is refused.
+
+    Example: agentfleet demo
+    """
+    from agentfleet.demo import run_demo
+
+    run_demo(console, workers=workers, keep=keep)

@@ -1,0 +1,167 @@
+"""Turn a claimed job into the execution that runs it, by engine.
+
+* ``python``: a function (see :mod:`agentfleet.tasks`), called in a thread;
+* ``shell``: ``payload["cmd"]`` as a string runs through ``/bin/sh -c``; as a list it is the
+  argv itself; ``cwd`` and ``env`` apply;
+* any agent engine (built-in or from an engine config): the argv from
+  :func:`agentfleet.engines.build_agent_command`.
+
+Problems that no retry can fix (unknown engine, missing executable, bad payload, missing
+working directory) raise :class:`~agentfleet.errors.InvalidArgument`; the worker fails the
+attempt with that message and ``retry=False``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentfleet.connect import sqlite_path
+from agentfleet.engines import (
+    EngineConfig,
+    build_agent_command,
+    resolve_executable,
+)
+from agentfleet.errors import InvalidArgument
+from agentfleet.execution import Execution
+from agentfleet.models import Job, Lease
+from agentfleet.output import OUTPUT_LIMIT
+from agentfleet.runner import ProcessRun
+from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
+
+__all__ = [
+    "NOT_RUN_BY_WORKERS",
+    "RunContext",
+    "absolute_db_url",
+    "build_execution",
+    "job_env",
+    "runnable_engines",
+]
+
+# Plan gates: resolved by people, never claimed and run as a process.
+NOT_RUN_BY_WORKERS = frozenset({"approval"})
+SHELL = "/bin/sh"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every execution of one worker shares."""
+
+    db_url: str
+    worker: str
+    engines: EngineConfig = field(default_factory=EngineConfig)
+    tasks: TaskRegistry = REGISTRY
+    output_limit: int = OUTPUT_LIMIT
+
+
+def runnable_engines(engines: EngineConfig) -> list[str]:
+    """The engines a worker with this config claims: python, shell and every agent."""
+    return ["python", "shell", *engines.agent_engines()]
+
+
+def absolute_db_url(url: str) -> str:
+    """A relative SQLite URL made absolute, so a job with another cwd reaches the same file."""
+    if url.lower().startswith("sqlite:"):
+        path = sqlite_path(url)
+        if not path.is_absolute():
+            return f"sqlite:///{path.resolve()}"
+    return url
+
+
+def job_env(lease: Lease, ctx: RunContext) -> dict[str, str]:
+    """The variables every job's process gets (they win over the job's own env)."""
+    return {
+        "AGENTFLEET_JOB_ID": str(lease.job_id),
+        "AGENTFLEET_LEASE_EPOCH": str(lease.epoch),
+        "AGENTFLEET_ATTEMPT": str(lease.attempt),
+        "AGENTFLEET_DB": ctx.db_url,
+        "AGENTFLEET_WORKER": ctx.worker,
+    }
+
+
+def _env(payload: Mapping[str, Any]) -> dict[str, str]:
+    env = payload.get("env") or {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise InvalidArgument("payload 'env' must map names to string values")
+    return dict(env)
+
+
+def _cwd(payload: Mapping[str, Any]) -> str | None:
+    cwd = payload.get("cwd")
+    if cwd is None:
+        return None
+    if not isinstance(cwd, str) or not cwd:
+        raise InvalidArgument("payload 'cwd' must be a non-empty string")
+    if not Path(cwd).is_dir():
+        raise InvalidArgument(f"working directory {cwd!r} does not exist on this worker")
+    return cwd
+
+
+def _process(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    ctx: RunContext,
+    on_exit: Callable[[], None],
+    engine: str | None,
+) -> ProcessRun:
+    program = argv[0]
+    if cwd is not None and os.sep in program and not os.path.isabs(program):
+        # A relative program path means relative to the job's working directory.
+        resolve_executable([os.path.join(cwd, program)], env, engine=engine)
+        executable = os.path.abspath(os.path.join(cwd, program))
+    else:
+        executable = os.path.abspath(resolve_executable(argv, env, engine=engine))
+    return ProcessRun(
+        argv, executable=executable, cwd=cwd, env=env, limit=ctx.output_limit, on_exit=on_exit
+    )
+
+
+def _shell(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> ProcessRun:
+    payload = job.payload
+    cmd = payload.get("cmd")
+    if isinstance(cmd, str) and cmd.strip():
+        argv = [SHELL, "-c", cmd]
+    elif isinstance(cmd, list) and cmd and all(isinstance(p, str) for p in cmd) and cmd[0]:
+        argv = list(cmd)
+    else:
+        raise InvalidArgument(
+            "engine 'shell' needs payload 'cmd': a command string or a non-empty argv list"
+        )
+    env = {**os.environ, **_env(payload), **job_env(lease, ctx)}
+    return _process(argv, env, _cwd(payload), ctx, on_exit, None)
+
+
+def _agent(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> ProcessRun:
+    command = build_agent_command(job.engine, job.payload, ctx.engines)
+    env = command.full_env()
+    env.update(job_env(lease, ctx))
+    cwd = _cwd({"cwd": command.cwd}) if command.cwd is not None else None
+    return _process(command.argv, env, cwd, ctx, on_exit, job.engine)
+
+
+def _python(job: Job, ctx: RunContext, on_exit: Callable[[], None]) -> TaskRun:
+    func = job.payload.get("func")
+    if not isinstance(func, str) or not func.strip():
+        raise InvalidArgument("engine 'python' needs payload 'func': 'package.module:function'")
+    fn = ctx.tasks.resolve(func)
+    args, kwargs = call_arguments(job.payload)
+    return TaskRun(fn, args, kwargs, on_exit=on_exit)
+
+
+def build_execution(
+    job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]
+) -> Execution:
+    """The execution for one claimed job (not started); InvalidArgument when it cannot run."""
+    if job.engine in NOT_RUN_BY_WORKERS:
+        raise InvalidArgument(f"engine {job.engine!r} is resolved by people, not by workers")
+    if job.engine == "python":
+        return _python(job, ctx, on_exit)
+    if job.engine == "shell":
+        return _shell(job, lease, ctx, on_exit)
+    return _agent(job, lease, ctx, on_exit)

@@ -1,0 +1,173 @@
+"""Python tasks: a registry of functions, and running one in a thread of the worker.
+
+A job of engine ``python`` names its function in ``payload["func"]``: either a name
+registered with ``@fleet.task`` (by default ``module:qualname``) or any importable
+``package.module:function``. It is called with ``payload["args"]`` and ``payload["kwargs"]``;
+its return value (JSON) is the job's result. A coroutine function is run with asyncio.
+
+Python tasks run inside the worker's process: what they print goes to the worker's own
+output; an exception's traceback is kept as the run's stderr. A thread cannot be killed,
+so on a timeout, cancel or stop the attempt is closed and the thread is abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from agentfleet.errors import InvalidArgument
+from agentfleet.execution import Outcome
+from agentfleet.models import RunOutput
+
+__all__ = ["REGISTRY", "TaskNotFound", "TaskRegistry", "TaskRun", "task_name"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskNotFound(InvalidArgument):
+    """The function a python job names cannot be found or imported."""
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The default name of a task: ``module:qualname``."""
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+class TaskRegistry:
+    """Names to functions. Workers look names up here first, then import ``module:func``."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Callable[..., Any]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, fn: F, name: str | None = None) -> F:
+        if not callable(fn):
+            raise InvalidArgument(f"a task must be callable, not {type(fn).__name__}")
+        key = task_name(fn) if name is None else name
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidArgument("a task name must be a non-empty string")
+        with self._lock:
+            existing = self._tasks.get(key)
+            if existing is not None and existing is not fn:
+                raise InvalidArgument(f"another function is already registered as task {key!r}")
+            self._tasks[key] = fn
+        return fn
+
+    def get(self, name: str) -> Callable[..., Any] | None:
+        with self._lock:
+            return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._tasks)
+
+    def resolve(self, ref: str) -> Callable[..., Any]:
+        """A registered task, else ``package.module:function`` imported."""
+        found = self.get(ref)
+        if found is not None:
+            return found
+        module_name, sep, attr_path = ref.partition(":")
+        if not sep or not module_name or not attr_path:
+            raise TaskNotFound(
+                f"no task is registered as {ref!r}, and it is not of the form "
+                "'package.module:function'"
+            )
+        try:
+            target: Any = importlib.import_module(module_name)
+        except Exception as exc:
+            raise TaskNotFound(
+                f"cannot import module {module_name!r} for task {ref!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for part in attr_path.split("."):
+            if not hasattr(target, part):
+                raise TaskNotFound(f"module {module_name!r} has no attribute {attr_path!r}")
+            target = getattr(target, part)
+        if not callable(target):
+            raise TaskNotFound(f"{ref!r} is not callable")
+        found = self.get(ref)  # importing may have registered it under a custom name
+        return found or target
+
+
+REGISTRY = TaskRegistry()
+"""The process-wide registry ``@fleet.task`` registers into."""
+
+
+def call_arguments(payload: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    args = payload.get("args") or []
+    kwargs = payload.get("kwargs") or {}
+    if not isinstance(args, Sequence) or isinstance(args, str | bytes):
+        raise InvalidArgument("payload 'args' must be a list")
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidArgument("payload 'kwargs' must be a mapping with string keys")
+    return list(args), dict(kwargs)
+
+
+class TaskRun:
+    """A Python call in a daemon thread; ``on_exit`` is called from that thread."""
+
+    killable = False
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.args = list(args)
+        self.kwargs = dict(kwargs or {})
+        self._on_exit = on_exit
+        self._done = threading.Event()
+        self._outcome = Outcome(ok=False, error="the task has not finished")
+        self._stderr = ""
+
+    @property
+    def output_version(self) -> int:
+        return 1 if self._done.is_set() else 0
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True, name=f"task-{self.fn.__name__}").start()
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+            self._outcome = Outcome(ok=True, result=result)
+        except BaseException as exc:
+            self._stderr = traceback.format_exc()
+            self._outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", retry=True)
+        finally:
+            self._done.set()
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def terminate(self) -> None:
+        """A thread cannot be stopped; the worker abandons it instead."""
+
+    def kill(self) -> None:
+        """A thread cannot be stopped; the worker abandons it instead."""
+
+    def output(self) -> RunOutput:
+        return RunOutput(None, None, self._stderr or None)
+
+    def outcome(self) -> Outcome:
+        return self._outcome
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

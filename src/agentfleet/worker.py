@@ -1,0 +1,575 @@
+"""The worker: claims jobs up to its free capacity, runs each one, heartbeats, finishes it.
+
+One loop in one thread makes every store write; executions (subprocesses, Python threads)
+only run and report. The loop:
+
+* claims ``limit = free slots`` jobs at once; waits for new work with PostgreSQL
+  LISTEN/NOTIFY, or polls with exponential backoff (``poll_min`` up to ``poll_max``);
+* renews every lease every ``ttl / 3`` and records its output so far every ``output_every``;
+  a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
+  and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and
+  closes it ``cancelled``;
+* enforces each job's timeout: SIGTERM to the process group, SIGKILL ``kill_grace`` later,
+  and the attempt fails with ``timeout``;
+* reaps expired leases every ``reap_every`` seconds and publishes its presence;
+* on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
+  and gives running jobs ``grace`` seconds, then stops them and hands them back with
+  ``release`` (attempt given back, no wait for the ttl). A second request stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from agentfleet import validate
+from agentfleet.dispatch import RunContext, absolute_db_url, build_execution, runnable_engines
+from agentfleet.engines import EngineConfig
+from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
+from agentfleet.execution import Execution
+from agentfleet.fleet import DEFAULT_TTL, Fleet
+from agentfleet.models import Job, JobStatus, Lease
+from agentfleet.output import OUTPUT_LIMIT
+
+__all__ = ["Worker", "WorkerStats", "default_worker_name"]
+
+log = logging.getLogger("agentfleet.worker")
+
+MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class WorkerStats:
+    """What one :meth:`Worker.run` did."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+    released: int = 0
+    lost: int = 0  # leases lost: job taken over, or a late write refused
+
+
+@dataclass
+class _Slot:
+    lease: Lease
+    job: Job
+    execution: Execution
+    next_renew: float
+    next_output: float
+    deadline: float | None
+    reason: str | None = None  # why the worker stops it: timeout, cancelled, lease_lost, stopping
+    kill_at: float | None = None
+    sent_version: int = 0
+    next_finish: float = 0.0
+
+
+class _Waker:
+    """A self-pipe: safe to poke from signal handlers and other threads.
+
+    The pipe is closed only when nothing refers to the waker any more (executions keep a
+    reference to ``wake``), so a late ``wake`` can never write into a reused descriptor.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe is awake already
+            os.write(self._write, b"!")
+
+    def wait(self, timeout: float) -> None:
+        with contextlib.suppress(OSError, InterruptedError):
+            ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
+            if ready:
+                while os.read(self._read, 4096):
+                    pass
+
+    def __del__(self) -> None:
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@dataclass
+class _Timers:
+    next_claim: float = 0.0
+    poll: float = 0.05
+    next_seen: float = 0.0
+    next_reap: float = 0.0
+    stop_deadline: float = float("inf")
+
+
+class Worker:
+    """Runs jobs from a :class:`~agentfleet.Fleet` until stopped (or, with ``burst``, idle)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        name: str | None = None,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 1,
+        ttl: float = DEFAULT_TTL,
+        grace: float = 30.0,
+        kill_grace: float = 10.0,
+        engines: EngineConfig | None = None,
+        burst: bool = False,
+        poll_min: float = 0.05,
+        poll_max: float = 1.0,
+        reap_every: float = 5.0,
+        output_every: float = 1.0,
+        output_limit: int = OUTPUT_LIMIT,
+    ) -> None:
+        self.fleet = fleet
+        self.name = validate.name(name or default_worker_name(), "worker name")
+        if isinstance(queues, str):
+            raise InvalidArgument("queues must be a list of queue names, not one string")
+        self.queues = None if queues is None else [validate.name(q, "queue") for q in queues]
+        if self.queues is not None and not self.queues:
+            raise InvalidArgument("queues must name at least one queue (or be None for all)")
+        self.concurrency = validate.integer(concurrency, "concurrency", minimum=1)
+        self.ttl = validate.positive_seconds(ttl, "ttl")
+        self.grace = _non_negative(grace, "grace")
+        self.kill_grace = _non_negative(kill_grace, "kill_grace")
+        self.heartbeat = self.ttl / 3
+        self.burst = burst
+        self.poll_min = validate.positive_seconds(poll_min, "poll_min")
+        self.poll_max = max(self.poll_min, validate.positive_seconds(poll_max, "poll_max"))
+        self.reap_every = validate.positive_seconds(reap_every, "reap_every")
+        self.output_every = validate.positive_seconds(output_every, "output_every")
+        self.stats = WorkerStats()
+        self._ctx = RunContext(
+            db_url=absolute_db_url(fleet.url),
+            worker=self.name,
+            engines=engines or EngineConfig(),
+            tasks=fleet.tasks,
+            output_limit=output_limit,
+        )
+        # Only engines this worker can run are ever claimed: never `approval` (plan gates
+        # are resolved by people), never a custom engine another worker's config defines.
+        self.engines = runnable_engines(self._ctx.engines)
+        self._notify = fleet.url.lower().startswith(("postgresql:", "postgres:"))
+        self._slots: list[_Slot] = []
+        self._stop_requests = 0
+        self._stopping = False
+        self._grace_over = False
+        self._hard_stop = False
+        self._drained = False
+        self._notified = False
+        self._closing = threading.Event()
+        self._waker: _Waker | None = None
+        self._t = _Timers(poll=self.poll_min)
+
+    # -- control ----------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask the worker to stop: gracefully, or (second request, or ``now``) at once.
+
+        Safe to call from any thread and from signal handlers.
+        """
+        self._stop_requests = max(self._stop_requests + 1, 2 if now else 1)
+        if self._waker is not None:
+            self._waker.wake()
+
+    @property
+    def running_jobs(self) -> list[int]:
+        return [slot.lease.job_id for slot in self._slots]
+
+    def run(self, *, handle_signals: bool = True) -> WorkerStats:
+        """Work until stopped; SIGTERM/SIGINT stop it when run in the main thread."""
+        self._waker = _Waker()
+        previous = self._install_signals() if handle_signals else {}
+        listener = None
+        if self._notify:
+            listener = threading.Thread(target=self._listen, daemon=True, name="notify")
+            listener.start()
+        log.info(
+            "worker started: queues %s, concurrency %d, ttl %gs, grace %gs",
+            ",".join(self.queues) if self.queues else "(all)",
+            self.concurrency,
+            self.ttl,
+            self.grace,
+        )
+        try:
+            self._loop()
+        except BaseException:
+            self._abandon_all()
+            raise
+        finally:
+            self._closing.set()
+            if listener is not None:
+                listener.join(2.0)
+            try:
+                self.fleet.worker_stopped(self.name)
+            except Exception as exc:
+                log.warning("could not record that worker %s stopped: %s", self.name, exc)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._waker = None
+        log.info("worker stopped: %s", _format_stats(self.stats))
+        return self.stats
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _listen(self) -> None:
+        while not self._closing.is_set():
+            try:
+                if self.fleet.wait_for_jobs(0.2):
+                    self._notified = True
+                    if self._waker is not None:
+                        self._waker.wake()
+            except Exception as exc:
+                log.debug("waiting for notifications failed: %s", exc)
+                self._closing.wait(1.0)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        assert self._waker is not None
+        while True:
+            now = time.monotonic()
+            self._check_stop(now)
+            if self._stopping and not self._slots:
+                return
+            if not self._stopping:
+                self._claim(now)
+            for slot in list(self._slots):
+                self._tend(slot, time.monotonic())
+            now = time.monotonic()
+            self._periodic(now)
+            if self.burst and self._drained and not self._slots and not self._stopping:
+                log.info("no job is ready and none is running: leaving (burst mode)")
+                return
+            self._waker.wait(min(self._next_due(now) - now, MAX_SLEEP))
+
+    def _next_due(self, now: float) -> float:
+        due = [self._t.next_seen, self._t.next_reap]
+        if not self._stopping and len(self._slots) < self.concurrency:
+            due.append(now if self._notified else self._t.next_claim)
+        if self._stopping and not self._grace_over:
+            due.append(self._t.stop_deadline)
+        for slot in self._slots:
+            if slot.execution.done():
+                due.append(slot.next_finish)
+                continue
+            due.extend(t for t in (slot.deadline, slot.kill_at) if t is not None)
+            if slot.reason != "lease_lost":
+                due.extend((slot.next_renew, slot.next_output))
+        return min(due)
+
+    def _check_stop(self, now: float) -> None:
+        requests = self._stop_requests
+        if requests >= 1 and not self._stopping:
+            self._stopping = True
+            self._t.stop_deadline = now + self.grace
+            log.info(
+                "stopping: claiming nothing more; %d running job(s) get %gs to finish",
+                len(self._slots),
+                self.grace,
+            )
+        if requests >= 2 and not self._hard_stop:
+            self._hard_stop = self._grace_over = True
+            if self._slots:
+                log.info("stopping now: killing %d job(s) and handing them back", len(self._slots))
+            for slot in list(self._slots):
+                self._interrupt(slot, "stopping", now, hard=True)
+        elif self._stopping and not self._grace_over and now >= self._t.stop_deadline:
+            self._grace_over = True
+            for slot in list(self._slots):
+                if slot.reason is None:
+                    log.info("job %d did not finish within the grace period", slot.lease.job_id)
+                    self._interrupt(slot, "stopping", now)
+
+    def _periodic(self, now: float) -> None:
+        if now >= self._t.next_seen:
+            self._t.next_seen = now + self.heartbeat
+            try:
+                self.fleet.worker_seen(
+                    self.name,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    queues=self.queues or ["*"],
+                    concurrency=self.concurrency,
+                )
+            except Exception as exc:
+                log.warning("could not publish worker presence: %s", exc)
+        if now >= self._t.next_reap:
+            self._t.next_reap = now + self.reap_every
+            try:
+                for job_id, status in self.fleet.reap_expired():
+                    log.info("reaped job %d: its lease expired; it is now %s", job_id, status)
+            except Exception as exc:
+                log.warning("reaping expired leases failed: %s", exc)
+
+    # -- claiming and starting ----------------------------------------------------------
+
+    def _backoff(self, now: float) -> None:
+        self._t.next_claim = now + self._t.poll
+        self._t.poll = min(self._t.poll * 2, self.poll_max)
+
+    def _claim(self, now: float) -> None:
+        free = self.concurrency - len(self._slots)
+        if free <= 0:
+            return
+        if self._notified:
+            self._notified = False
+            self._t.next_claim = now
+        if now < self._t.next_claim:
+            return
+        try:
+            leases = self.fleet.claim_next(
+                worker=self.name,
+                queues=self.queues,
+                limit=free,
+                ttl=self.ttl,
+                engines=self.engines,
+            )
+        except Exception as exc:
+            log.warning("claiming jobs failed: %s", exc)
+            self._backoff(now)
+            return
+        if not leases:
+            self._drained = True
+            self._backoff(now)
+            return
+        self._drained = False
+        self._t.poll = self.poll_min
+        self._t.next_claim = now + (0.0 if len(leases) == free else self.poll_min)
+        for lease in leases:
+            self._start(lease)
+
+    def _start(self, lease: Lease) -> None:
+        assert self._waker is not None
+        self.stats.claimed += 1
+        try:
+            job = lease.job or self.fleet.get_job(lease.job_id)
+        except Exception as exc:
+            log.warning("job %d: cannot read it: %s; handing it back", lease.job_id, exc)
+            self._release(lease, "the worker could not read the job")
+            return
+        log.info(
+            "job %d claimed (%s, attempt %d/%d, epoch %d)",
+            job.id,
+            job.engine,
+            lease.attempt,
+            job.max_attempts,
+            lease.epoch,
+        )
+        try:
+            execution = build_execution(job, lease, self._ctx, self._waker.wake)
+            execution.start()
+        except InvalidArgument as exc:
+            self._fail_at_start(lease, str(exc))
+            return
+        except OSError as exc:
+            self._fail_at_start(lease, f"cannot start the job's process: {exc}")
+            return
+        now = time.monotonic()
+        self._slots.append(
+            _Slot(
+                lease=lease,
+                job=job,
+                execution=execution,
+                next_renew=now + self.heartbeat,
+                next_output=now + self.output_every,
+                deadline=None if job.timeout is None else now + job.timeout,
+            )
+        )
+
+    def _fail_at_start(self, lease: Lease, error: str) -> None:
+        log.error("job %d cannot run: %s", lease.job_id, error)
+        self.stats.failed += 1
+        try:
+            self.fleet.fail(lease, error, retry=False)
+        except LeaseLost as exc:
+            self._refused(lease, exc)
+        except Exception as exc:
+            log.warning("job %d: could not record the failure: %s", lease.job_id, exc)
+
+    def _release(self, lease: Lease, reason: str) -> None:
+        try:
+            status = self.fleet.release(lease, reason=reason)
+            self.stats.released += 1
+            log.info("job %d handed back (%s): now %s", lease.job_id, reason, status)
+        except LeaseLost as exc:
+            self._refused(lease, exc)
+        except Exception as exc:
+            log.warning("job %d: could not hand it back: %s", lease.job_id, exc)
+
+    def _refused(self, lease: Lease, exc: LeaseLost) -> None:
+        self.stats.lost += 1
+        log.warning("job %d: late write refused (%s)", lease.job_id, exc)
+
+    # -- tending running jobs -----------------------------------------------------------
+
+    def _tend(self, slot: _Slot, now: float) -> None:
+        if slot.execution.done():
+            if now >= slot.next_finish:
+                self._finish(slot, now)
+            return
+        if slot.reason is None and slot.deadline is not None and now >= slot.deadline:
+            log.warning("job %d hit its timeout; stopping it", slot.lease.job_id)
+            self._interrupt(slot, "timeout", now)
+            if slot not in self._slots:
+                return
+        if slot.kill_at is not None and now >= slot.kill_at:
+            log.warning("job %d ignored SIGTERM; killing its process group", slot.lease.job_id)
+            slot.execution.kill()
+            slot.kill_at = None
+        if slot.reason != "lease_lost" and now >= slot.next_renew:
+            self._renew(slot, now)
+        if slot.reason != "lease_lost" and now >= slot.next_output and slot in self._slots:
+            self._flush_output(slot, now)
+
+    def _interrupt(self, slot: _Slot, reason: str, now: float, *, hard: bool = False) -> None:
+        if slot.reason is None:
+            slot.reason = reason
+        if not slot.execution.killable:
+            # A thread cannot be stopped: close the attempt now and abandon the thread.
+            self._finish(slot, now)
+            return
+        if hard:
+            slot.execution.kill()
+            slot.kill_at = None
+        elif slot.kill_at is None:
+            slot.execution.terminate()
+            slot.kill_at = now + self.kill_grace
+
+    def _renew(self, slot: _Slot, now: float) -> None:
+        try:
+            slot.lease = self.fleet.renew(slot.lease, ttl=self.ttl)
+            slot.next_renew = now + self.heartbeat
+        except JobCancelled:
+            log.info("job %d was cancelled; stopping it", slot.lease.job_id)
+            slot.next_renew = float("inf")  # the lease stays ours until the closing write
+            self._interrupt(slot, "cancelled", now)
+        except LeaseLost as exc:
+            self._lose(slot, exc)
+        except Exception as exc:
+            log.warning("job %d: renewing the lease failed: %s", slot.lease.job_id, exc)
+            slot.next_renew = now + min(1.0, self.heartbeat)
+
+    def _lose(self, slot: _Slot, exc: LeaseLost) -> None:
+        self.stats.lost += 1
+        slot.reason = "lease_lost"
+        slot.kill_at = None
+        slot.execution.kill()
+        log.warning(
+            "job %d: lease lost (%s); killed its process group, its result will not be written",
+            slot.lease.job_id,
+            exc,
+        )
+        if not slot.execution.killable:
+            self._slots.remove(slot)
+
+    def _flush_output(self, slot: _Slot, now: float) -> None:
+        slot.next_output = now + self.output_every
+        version = slot.execution.output_version
+        if version == slot.sent_version:
+            return
+        try:
+            self.fleet.record_output(slot.lease, slot.execution.output())
+            slot.sent_version = version
+        except LeaseLost as exc:
+            self._lose(slot, exc)
+        except Exception as exc:
+            log.debug("job %d: recording output failed: %s", slot.lease.job_id, exc)
+
+    # -- finishing ----------------------------------------------------------------------
+
+    def _finish(self, slot: _Slot, now: float) -> None:
+        lease, reason = slot.lease, slot.reason
+        output = slot.execution.output()
+        try:
+            if reason == "lease_lost":
+                log.info("job %d: stopped after losing its lease; nothing written", lease.job_id)
+            elif reason == "stopping":
+                status = self.fleet.release(lease, reason="worker stopping")
+                self.stats.released += 1
+                log.info("job %d handed back unfinished: now %s", lease.job_id, status)
+            elif reason in ("timeout", "cancelled"):
+                status = self.fleet.fail(lease, reason, retry=reason == "timeout", output=output)
+                if reason == "timeout":
+                    self.stats.timed_out += 1
+                else:
+                    self.stats.cancelled += 1
+                log.info("job %d stopped (%s): now %s", lease.job_id, reason, status)
+            else:
+                self._settle(slot)
+        except LeaseLost as exc:
+            self._refused(lease, exc)
+        except Exception as exc:
+            log.warning("job %d: writing its outcome failed, will retry: %s", lease.job_id, exc)
+            slot.next_finish = now + 1.0
+            return
+        if slot in self._slots:
+            self._slots.remove(slot)
+        self._drained = False
+        self._t.next_claim = min(self._t.next_claim, now)
+
+    def _settle(self, slot: _Slot) -> None:
+        lease, execution = slot.lease, slot.execution
+        output = execution.output()
+        outcome = execution.outcome()
+        if outcome.ok:
+            try:
+                self.fleet.complete(lease, outcome.result, output=output)
+            except InvalidArgument as exc:
+                error = f"the result cannot be stored: {exc}"
+                self.fleet.fail(lease, error, retry=False, output=output)
+                self.stats.failed += 1
+                log.info("job %d failed: %s", lease.job_id, error)
+                return
+            self.stats.succeeded += 1
+            log.info("job %d succeeded", lease.job_id)
+            return
+        error = outcome.error or "failed"
+        status = self.fleet.fail(lease, error, retry=outcome.retry, output=output)
+        self.stats.failed += 1
+        retry = " (will retry)" if status is JobStatus.QUEUED else ""
+        log.info("job %d failed: %s%s", lease.job_id, error, retry)
+
+    def _abandon_all(self) -> None:
+        """The loop crashed: stop every job and hand it back, best effort."""
+        for slot in list(self._slots):
+            slot.execution.kill()
+            if slot.reason != "lease_lost":
+                self._release(slot.lease, "worker crashed")
+        self._slots.clear()
+
+
+def _non_negative(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidArgument(f"{what} must be a non-negative number of seconds")
+    return float(value)
+
+
+def _format_stats(stats: WorkerStats) -> str:
+    return ", ".join(f"{k} {v}" for k, v in vars(stats).items())
