@@ -77,7 +77,9 @@ def test_plan_errors_have_documented_exit_codes(run: Invoke, tmp_path: Path) -> 
     assert run("plan", "show", "99").code == 3
     assert run("plan", "resume", "99").code == 3
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\njobs:\n  - name: a\n    engine: shell\n    cmd: x\n    depends_on: [a]\n")
+    bad.write_text(
+        "name: x\njobs:\n  - name: a\n    engine: shell\n    cmd: x\n    depends_on: [a]\n"
+    )
     refused = run("plan", "submit", str(bad))
     assert refused.code == 2 and "depends on itself" in refused.err
     assert run("plan", "ls", "--status", "nope").code == 2
