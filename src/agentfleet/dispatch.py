@@ -73,13 +73,19 @@ def absolute_db_url(url: str) -> str:
 
 def job_env(lease: Lease, ctx: RunContext) -> dict[str, str]:
     """The variables every job's process gets (they win over the job's own env)."""
-    return {
+    env = {
         "AGENTFLEET_JOB_ID": str(lease.job_id),
         "AGENTFLEET_LEASE_EPOCH": str(lease.epoch),
         "AGENTFLEET_ATTEMPT": str(lease.attempt),
         "AGENTFLEET_DB": ctx.db_url,
         "AGENTFLEET_WORKER": ctx.worker,
     }
+    job = lease.job
+    if job is not None and job.plan_id is not None:
+        # A plan step reads its dependencies' results with `agentfleet plan inputs`.
+        env["AGENTFLEET_PLAN_ID"] = str(job.plan_id)
+        env["AGENTFLEET_STEP"] = job.step or ""
+    return env
 
 
 def _env(payload: Mapping[str, Any]) -> dict[str, str]:

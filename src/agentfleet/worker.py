@@ -11,7 +11,8 @@ only run and report. The loop:
   closes it ``cancelled``;
 * enforces each job's timeout: SIGTERM to the process group, SIGKILL ``kill_grace`` later,
   and the attempt fails with ``timeout``;
-* reaps expired leases every ``reap_every`` seconds and publishes its presence;
+* runs a reconcile pass (expired leases, plan drift) every ``reap_every`` seconds and
+  publishes its presence;
 * on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
   and gives running jobs ``grace`` seconds, then stops them and hands them back with
   ``release`` (attempt given back, no wait for the ttl). A second request stops at once.
@@ -323,10 +324,13 @@ class Worker:
         if now >= self._t.next_reap:
             self._t.next_reap = now + self.reap_every
             try:
-                for job_id, status in self.fleet.reap_expired():
-                    log.info("reaped job %d: its lease expired; it is now %s", job_id, status)
+                # One reconcile pass: expired leases back to the queue, plans that missed an
+                # event moved on, orphaned plans failed. Only one pass runs fleet-wide at a
+                # time; when another worker holds it this returns None and does nothing.
+                for repair in self.fleet.reconcile() or ():
+                    log.info("reconciled: %s (%s)", repair.kind, repair.reason)
             except Exception as exc:
-                log.warning("reaping expired leases failed: %s", exc)
+                log.warning("reconcile pass failed: %s", exc)
 
     # -- claiming and starting ----------------------------------------------------------
 
