@@ -20,6 +20,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -211,6 +212,22 @@ class Fleet:
         """Store a running attempt's output so far (for `logs --follow`); fenced."""
         _check_lease(lease)
         self.store.record_output(lease, output)
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        """Write `value` under `key` in the job's ledger, only while `lease` holds the job.
+
+        The check and the write are one statement: a worker whose lease was taken over (it
+        paused, its lease expired, another worker claimed the job) gets LeaseLost and
+        writes nothing. Writing a key again under the same lease replaces its value.
+        """
+        _check_lease(lease)
+        return self.store.fenced_write(
+            lease, validate.name(key, "key"), validate.json_value(value, "value")
+        )
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        """Everything the job wrote with fenced_write, by key then epoch."""
+        return self.store.ledger(validate.integer(job_id, "job_id"))
 
     # -- workers ----------------------------------------------------------------------
 

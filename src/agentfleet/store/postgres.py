@@ -34,6 +34,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -126,6 +127,17 @@ def _lease(row: Row, ttl: float) -> Lease:
         run_id=row["run_id"],
         ttl=ttl,
         job=job,
+    )
+
+
+def _ledger_entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        job_id=row["job_id"],
+        key=row["key"],
+        epoch=row["epoch"],
+        value=row["value"],
+        worker=row["worker"],
+        written_at=row["written_at"],
     )
 
 
@@ -652,6 +664,41 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 raise self._fenced_lost(conn, lease)
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        # One conditional statement. FOR SHARE makes a write that meets a concurrent claim
+        # (or any ending write) wait for it and then re-check the fence against the row it
+        # left: a plain snapshot read would accept a write from an epoch already replaced.
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH fence AS (
+                    SELECT id, lease_epoch FROM jobs
+                    WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                    FOR SHARE
+                )
+                INSERT INTO ledger (job_id, key, epoch, value, worker, written_at)
+                SELECT id, %(key)s, lease_epoch, %(value)s, %(worker)s, clock_timestamp()
+                FROM fence
+                ON CONFLICT (job_id, key, epoch) DO UPDATE SET value = excluded.value,
+                    worker = excluded.worker, written_at = excluded.written_at
+                RETURNING *
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "key": key,
+                    "value": Jsonb(value),
+                    "worker": lease.worker,
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+        return _ledger_entry(row)
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        rows = self._all("SELECT * FROM ledger WHERE job_id = %s ORDER BY key, epoch", (job_id,))
+        return [_ledger_entry(r) for r in rows]
 
     def worker_seen(
         self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
