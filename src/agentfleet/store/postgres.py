@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agentfleet.errors import (
     InvalidArgument,
@@ -177,12 +177,12 @@ class PostgresStore:
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Row]]:
-        with self._pool.connection() as conn:
+        with _unavailable_on_disconnect(), self._pool.connection() as conn:
             yield cast("psycopg.Connection[Row]", conn)
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Row]]:
-        with self._pool.connection() as conn, conn.transaction():
+        with _unavailable_on_disconnect(), self._pool.connection() as conn, conn.transaction():
             yield cast("psycopg.Connection[Row]", conn)
 
     def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Row | None:
@@ -845,6 +845,30 @@ class PostgresStore:
             self._listener.close()
             self._listener = None
         self._pool.close()
+
+
+def _lost_connection(exc: psycopg.OperationalError) -> bool:
+    """The connection broke or the server went away: not a refusal by a statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = exc.sqlstate
+    # No SQLSTATE: the socket broke; 08: connection exception; 57P: the server shut the
+    # session down (pg_terminate_backend, a restart, a crash).
+    return state is None or state.startswith(("08", "57P"))
+
+
+@contextmanager
+def _unavailable_on_disconnect() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if not _lost_connection(exc):
+            raise
+        raise StoreUnavailable(
+            f"lost the connection to PostgreSQL ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}); "
+            "a write in flight may or may not have been committed"
+        ) from exc
 
 
 def _redact(url: str) -> str:
