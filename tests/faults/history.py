@@ -64,6 +64,7 @@ ANOMALIES = (
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 CLAIMS = frozenset({"claim", "claim_next"})
 LEASE_WRITES = frozenset({"renew", "complete", "fail", "release", "fenced_write"})
+ENDINGS = frozenset({"complete", "fail", "release"})
 EPS = 1e-6  # store timestamps are floats (SQLite) or microseconds (PostgreSQL)
 
 
@@ -343,11 +344,16 @@ def _resolve_unknowns(
     report: Report,
 ) -> None:
     """Decide each ambiguous outcome from what the database holds, and count them."""
+    # An ending write (complete, fail, release) takes effect at most once per epoch: when a
+    # retry of it was acknowledged, the ambiguous attempt before it did not take effect.
+    acked_endings = {(op.f, op.job, op.epoch) for op in ops if op.type == "ok" and op.f in ENDINGS}
     for op in ops:
         if op.type != "unknown" or op.f in ("pause", "fault", "note"):
             continue
         run = run_at.get((op.job, op.epoch)) if op.job is not None else None
-        if op.f == "complete":
+        if (op.f, op.job, op.epoch) in acked_endings:
+            op.resolved = "fail"
+        elif op.f == "complete":
             op.resolved = "ok" if run is not None and run.status == "succeeded" else "fail"
         elif op.f == "fail":
             op.resolved = (
