@@ -340,6 +340,8 @@ class Controller:
                 proc.paused = True
             try:
                 self._one_pause(job.id, job.lease_epoch, proc, ttl)
+            except (AgentFleetError, *AMBIGUOUS) as exc:  # the server may be restarting
+                self.notes.append(f"a pause trial was abandoned: {type(exc).__name__}")
             finally:
                 proc.paused = False
 
@@ -558,6 +560,7 @@ class Controller:
             integrity = "; ".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
             conn.close()
         self._drop_database()
+        notes = [f"{n} (x{k})" if k > 1 else n for n, k in Counter(self.notes).items()]
         return RunResult(
             self.config.backend,
             self.config.scenario,
@@ -565,7 +568,7 @@ class Controller:
             self.faults,
             report,
             integrity,
-            self.notes,
+            notes,
         )
 
 

@@ -373,6 +373,8 @@ def _resolve_unknowns(
             op.resolved = "ok" if job is not None and job.status == "cancelled" else None
         elif op.f in CLAIMS:
             continue  # judged by the runs they left, in _check_run_records
+        # RESUME HOOK: when workers record "resume", resolve an unknown one here from the
+        # state it leaves (the run or plan it moved), as cancel is resolved above.
         else:  # renew, enqueue, retry: no durable trace of their own to judge by
             op.resolved = None
         report.stats["unknown"] += 1
