@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test faults lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The long fault run (minutes); see `$(PY) -m tests.faults.run --help` for every option.
+faults: $(STAMP)
+	$(PY) -m tests.faults.run --backend both --scenario each --duration 120
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -559,7 +559,10 @@ class Controller:
             conn = sqlite3.connect(self.url[len("sqlite:///") :])
             integrity = "; ".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
             conn.close()
-        self._drop_database()
+        if report.ok and integrity in (None, "ok"):
+            self._drop_database()
+        elif self.config.backend == "postgres":
+            self.notes.append(f"kept the database for a post-mortem: {self.db_name}")
         notes = [f"{n} (x{k})" if k > 1 else n for n, k in Counter(self.notes).items()]
         return RunResult(
             self.config.backend,

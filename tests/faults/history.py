@@ -346,12 +346,13 @@ def _resolve_unknowns(
     """Decide each ambiguous outcome from what the database holds, and count them."""
     # An ending write (complete, fail, release) takes effect at most once per epoch: when a
     # retry of it was acknowledged, the ambiguous attempt before it did not take effect.
-    acked_endings = {(op.f, op.job, op.epoch) for op in ops if op.type == "ok" and op.f in ENDINGS}
+    # Likewise, of several ambiguous attempts at one ending, at most one took effect.
+    taken = {(op.f, op.job, op.epoch) for op in ops if op.type == "ok" and op.f in ENDINGS}
     for op in ops:
         if op.type != "unknown" or op.f in ("pause", "fault", "note"):
             continue
         run = run_at.get((op.job, op.epoch)) if op.job is not None else None
-        if (op.f, op.job, op.epoch) in acked_endings:
+        if (op.f, op.job, op.epoch) in taken:
             op.resolved = "fail"
         elif op.f == "complete":
             op.resolved = "ok" if run is not None and run.status == "succeeded" else "fail"
@@ -377,6 +378,8 @@ def _resolve_unknowns(
         # state it leaves (the run or plan it moved), as cancel is resolved above.
         else:  # renew, enqueue, retry: no durable trace of their own to judge by
             op.resolved = None
+        if op.resolved == "ok" and op.f in ENDINGS:
+            taken.add((op.f, op.job, op.epoch))
         report.stats["unknown"] += 1
         report.stats[f"unknown.resolved_{op.resolved or 'undecided'}"] += 1
 

@@ -138,6 +138,18 @@ def test_an_unknown_complete_retried_with_success_did_not_take_effect() -> None:
     assert report.stats["unknown.resolved_fail"] == 1
 
 
+def test_of_two_unknown_completes_at_most_one_took_effect() -> None:
+    ops = [
+        claim("w1", 1, 1, 0.0, 0.1, expires=10.0),
+        complete("w1", 1, 1, 1.0, 1.1, "unknown"),  # the connection was cut
+        complete("w1", 1, 1, 1.2, None),  # the retry: the worker was killed before the reply
+    ]
+    final = state([JobRow(1, "succeeded", 1, None)], [RunRow(1, 1, "w1", "succeeded", 0.05, 1.05)])
+    report = check(ops, final)
+    assert report.ok, report.describe()
+    assert (report.stats["unknown.resolved_ok"], report.stats["unknown.resolved_fail"]) == (1, 1)
+
+
 def test_a_claim_whose_reply_was_lost_is_explained_by_its_run() -> None:
     ops = [
         op("w1", "claim_next", 0.0, None),  # killed: the claim committed, no reply recorded
