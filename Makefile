@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test browser lint typecheck check clean
+.PHONY: demo test browser faults lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null \
 		|| echo "could not install chromium; browser tests will skip (and fail under CI)"; \
 	fi
+
+# The long fault run (minutes); see `$(PY) -m tests.faults.run --help` for every option.
+faults: $(STAMP)
+	$(PY) -m tests.faults.run --backend both --scenario each --duration 120
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

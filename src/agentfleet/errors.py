@@ -12,7 +12,9 @@ class InvalidArgument(AgentFleetError, ValueError):
 
 
 class StoreUnavailable(AgentFleetError):
-    """The configured store cannot be used (missing driver, unreachable server)."""
+    """The configured store cannot be used (missing driver, unreachable server), or the
+    connection broke during a call: then a write in flight may or may not have been
+    committed, and a retry is judged by the same fence (a lease's epoch) as the first try."""
 
 
 class InvalidTransition(AgentFleetError):

@@ -21,6 +21,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -103,9 +104,9 @@ class Fleet:
             engine=validate.name(engine, "engine"),
             payload=validate.json_document({} if payload is None else payload, "payload"),
             queue=validate.name(queue, "queue"),
-            priority=validate.integer(priority, "priority"),
+            priority=validate.int32(priority, "priority"),
             lock=validate.optional_name(lock, "lock"),
-            max_attempts=validate.integer(max_attempts, "max_attempts", minimum=1),
+            max_attempts=validate.int32(max_attempts, "max_attempts", minimum=1),
             timeout=validate.optional_positive_seconds(timeout, "timeout"),
             run_at=validate.run_at(run_at, self.store.now()) if run_at is not None else None,
             dedupe_key=validate.optional_name(dedupe_key, "dedupe_key"),
@@ -144,7 +145,22 @@ class Fleet:
         for job in batch:
             if not isinstance(job, NewJob):
                 raise InvalidArgument("enqueue_many takes NewJob values (see Fleet.new_job)")
-        return self.store.enqueue(batch) if batch else []
+        # A NewJob can be built by hand: check it as new_job would, all before any write.
+        checked = [
+            self.new_job(
+                job.engine,
+                job.payload,
+                queue=job.queue,
+                priority=job.priority,
+                lock=job.lock,
+                max_attempts=job.max_attempts,
+                timeout=job.timeout,
+                run_at=job.run_at,
+                dedupe_key=job.dedupe_key,
+            )
+            for job in batch
+        ]
+        return self.store.enqueue(checked) if checked else []
 
     # -- python tasks -----------------------------------------------------------------
 
@@ -260,7 +276,7 @@ class Fleet:
     ) -> None:
         """Finish the job successfully; raises LeaseLost when fenced."""
         _check_lease(lease)
-        self.store.complete(lease, validate.json_value(result, "result"), output)
+        self.store.complete(lease, validate.json_value(result, "result"), _output(output))
         self._plan_moved(lease)
 
     def fail(
@@ -277,30 +293,50 @@ class Fleet:
         Returns the job's new status: queued (a retry is scheduled), failed or cancelled.
         """
         _check_lease(lease)
-        if not isinstance(error, str):
-            raise InvalidArgument("error must be a string")
+        error = validate.text(error, "error")
+        if not isinstance(retry, bool):
+            raise InvalidArgument(f"retry must be True or False, not {retry!r}")
         retry_delay: float | None = None
         if retry:
             retry_delay = (
                 self.retry_policy.delay(lease.attempt)
                 if delay is None
-                else _non_negative(delay, "delay")
+                else validate.non_negative_seconds(delay, "delay")
             )
-        status = self.store.fail(lease, error, retry_delay, output)
+        status = self.store.fail(lease, error, retry_delay, _output(output))
         self._plan_moved(lease)
         return status
 
     def release(self, lease: Lease, *, reason: str = "worker stopping") -> JobStatus:
         """Hand an unfinished job back to the queue at once, giving back its attempt."""
         _check_lease(lease)
-        status = self.store.release(lease, reason)
+        status = self.store.release(lease, validate.text(reason, "reason"))
         self._plan_moved(lease)
         return status
 
     def record_output(self, lease: Lease, output: RunOutput) -> None:
         """Store a running attempt's output so far (for `logs --follow`); fenced."""
         _check_lease(lease)
-        self.store.record_output(lease, output)
+        checked = _output(output)
+        if checked is None:
+            raise InvalidArgument("output must be a RunOutput")
+        self.store.record_output(lease, checked)
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        """Write `value` under `key` in the job's ledger, only while `lease` holds the job.
+
+        The check and the write are one statement: a worker whose lease was taken over (it
+        paused, its lease expired, another worker claimed the job) gets LeaseLost and
+        writes nothing. Writing a key again under the same lease replaces its value.
+        """
+        _check_lease(lease)
+        return self.store.fenced_write(
+            lease, validate.name(key, "key"), validate.json_value(value, "value")
+        )
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        """Everything the job wrote with fenced_write, by key then epoch."""
+        return self.store.ledger(validate.integer(job_id, "job_id"))
 
     # -- workers ----------------------------------------------------------------------
 
@@ -308,12 +344,14 @@ class Fleet:
         self, name: str, *, host: str, pid: int, queues: Sequence[str], concurrency: int
     ) -> None:
         """Register or refresh a worker's presence (its heartbeat)."""
+        if isinstance(queues, str) or not isinstance(queues, Sequence):
+            raise InvalidArgument("queues must be a list of queue names")
         self.store.worker_seen(
             validate.name(name, "worker"),
-            host,
-            pid,
-            list(queues),
-            validate.integer(concurrency, "concurrency", minimum=1),
+            validate.name(host, "host"),
+            validate.int32(pid, "pid", minimum=0),
+            [validate.name(q, "queue") for q in queues],
+            validate.int32(concurrency, "concurrency", minimum=1),
         )
 
     def worker_stopped(self, name: str) -> None:
@@ -324,7 +362,7 @@ class Fleet:
 
     def wait_for_jobs(self, timeout: float) -> bool:
         """Block until work may be ready (PostgreSQL NOTIFY) or the timeout passes."""
-        return self.store.wait_for_jobs(timeout)
+        return self.store.wait_for_jobs(validate.non_negative_seconds(timeout, "timeout"))
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -388,7 +426,7 @@ class Fleet:
         if status is not None:
             try:
                 checked_status = JobStatus(status)
-            except ValueError:
+            except (ValueError, TypeError):
                 choices = ", ".join(s.value for s in JobStatus)
                 raise InvalidArgument(
                     f"unknown status {status!r}; expected one of {choices}"
@@ -425,13 +463,15 @@ class Fleet:
         validate.integer(expected_rev, "expected_rev")
         if not isinstance(patch, Mapping):
             raise InvalidArgument("patch must be a mapping of field to value")
+        if not all(isinstance(key, str) for key in patch):
+            raise InvalidArgument("patch fields must be named by strings")
         checked: dict[str, Any] = dict(patch)
         if "payload" in checked:
             validate.json_document(checked["payload"], "payload")
         if "priority" in checked:
-            validate.integer(checked["priority"], "priority")
+            validate.int32(checked["priority"], "priority")
         if "max_attempts" in checked:
-            validate.integer(checked["max_attempts"], "max_attempts", minimum=1)
+            validate.int32(checked["max_attempts"], "max_attempts", minimum=1)
         if "queue" in checked:
             validate.name(checked["queue"], "queue")
         if "lock" in checked:
@@ -533,6 +573,10 @@ def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
         return None
     if isinstance(values, str):
         raise InvalidArgument(f"{what}s must be a list of {what} names, not one string")
+    if not isinstance(values, Sequence):
+        raise InvalidArgument(
+            f"{what}s must be a list of {what} names, not {type(values).__name__}"
+        )
     checked = [validate.name(v, what) for v in values]
     if not checked:
         raise InvalidArgument(f"{what}s must name at least one {what} (or be None for all)")
@@ -540,14 +584,25 @@ def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
 
 
 def _check_lease(lease: object) -> None:
+    """A Lease as claim made it: the fields its writes are fenced by must be sound."""
     if not isinstance(lease, Lease):
         raise InvalidArgument(f"expected a Lease, not {type(lease).__name__}")
+    validate.integer(lease.job_id, "lease.job_id")
+    validate.integer(lease.epoch, "lease.epoch")
+    validate.name(lease.worker, "lease.worker")
+    validate.positive_seconds(lease.ttl, "lease.ttl")
 
 
-def _non_negative(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidArgument(f"{what} must be a non-negative number of seconds")
-    return float(value)
+def _output(output: object) -> RunOutput | None:
+    if output is None:
+        return None
+    if not isinstance(output, RunOutput):
+        raise InvalidArgument(f"output must be a RunOutput, not {type(output).__name__}")
+    return RunOutput(
+        exit_code=validate.optional_int32(output.exit_code, "output.exit_code"),
+        stdout=validate.optional_text(output.stdout, "output.stdout"),
+        stderr=validate.optional_text(output.stderr, "output.stderr"),
+    )
 
 
 def open(url: str | None = None, **options: Any) -> Fleet:

@@ -202,7 +202,7 @@ class _Checker:
         if minimum is not None and value < minimum:
             self.bad(field, f"must be at least {minimum}, got {value}")
             return default
-        checked = self._store_rule(field, validate.integer, value)
+        checked = self._store_rule(field, validate.int32, value)
         return default if checked is None else checked
 
     def boolean(self, data: Mapping[str, Any], field: str) -> bool:
@@ -389,6 +389,8 @@ def _problems_or_spec(
         line = first_line + mark.line if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         return [JobFileProblem(source, None, f"bad YAML in front matter: {problem}", line)]
+    except RecursionError:
+        return [JobFileProblem(source, None, "front matter is nested too deeply", first_line)]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -405,6 +407,8 @@ def _problems_or_spec(
             check.bad(key, f"does not apply to engine {engine!r}; it is for {_owner(key)}")
     v = _fields(check, data)
     payload = _payload(check, engine, v, body.strip(), data) if engine else {}
+    for key, value in payload.items():  # what YAML allows but a store cannot keep
+        check._store_rule(key if key in FIELDS else "prompt", validate.json_value, value)
     if check.problems or engine is None:
         return sorted(check.problems, key=lambda p: p.line or 0)
     return JobSpec(

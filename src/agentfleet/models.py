@@ -176,6 +176,22 @@ class RunOutput:
     stderr: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A value a job wrote through the coordinator under its lease (a fenced write).
+
+    The ledger keeps one entry per (job, key, epoch): a stale epoch's write is refused, so
+    entries of one key only ever come from leases that held the job when they wrote.
+    """
+
+    job_id: int
+    key: str
+    epoch: int
+    value: Any
+    worker: str
+    written_at: datetime
+
+
 MatchStatus = Literal["ok", "conflict", "not_found"]
 
 

@@ -17,6 +17,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -124,6 +125,15 @@ class Store(Protocol):
 
     def record_output(self, lease: Lease, output: RunOutput) -> None:
         """Store a running attempt's output so far; fenced like every lease write."""
+        ...
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        """Write `value` under `key` in the job's ledger, in one statement that also checks
+        that the lease's epoch still holds the running job; raises LeaseLost otherwise."""
+        ...
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        """The job's ledger entries, by key then epoch."""
         ...
 
     def worker_seen(

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agentfleet.errors import (
     InvalidArgument,
@@ -34,6 +34,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -182,6 +183,17 @@ def _lease(row: Row, ttl: float) -> Lease:
     )
 
 
+def _ledger_entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        job_id=row["job_id"],
+        key=row["key"],
+        epoch=row["epoch"],
+        value=row["value"],
+        worker=row["worker"],
+        written_at=row["written_at"],
+    )
+
+
 def _output_params(output: RunOutput | None) -> dict[str, Any]:
     out = output or RunOutput()
     return {"exit_code": out.exit_code, "stdout": out.stdout, "stderr": out.stderr}
@@ -218,12 +230,12 @@ class PostgresStore:
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Row]]:
-        with self._pool.connection() as conn:
+        with _unavailable_on_disconnect(), self._pool.connection() as conn:
             yield cast("psycopg.Connection[Row]", conn)
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Row]]:
-        with self._pool.connection() as conn, conn.transaction():
+        with _unavailable_on_disconnect(), self._pool.connection() as conn, conn.transaction():
             yield cast("psycopg.Connection[Row]", conn)
 
     def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Row | None:
@@ -805,6 +817,41 @@ class PostgresStore:
             if row is None:
                 raise self._fenced_lost(conn, lease)
 
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        # One conditional statement. FOR SHARE makes a write that meets a concurrent claim
+        # (or any ending write) wait for it and then re-check the fence against the row it
+        # left: a plain snapshot read would accept a write from an epoch already replaced.
+        with self._conn() as conn:
+            row = conn.execute(
+                """
+                WITH fence AS (
+                    SELECT id, lease_epoch FROM jobs
+                    WHERE id = %(id)s AND lease_epoch = %(epoch)s AND status = 'running'
+                    FOR SHARE
+                )
+                INSERT INTO ledger (job_id, key, epoch, value, worker, written_at)
+                SELECT id, %(key)s, lease_epoch, %(value)s, %(worker)s, clock_timestamp()
+                FROM fence
+                ON CONFLICT (job_id, key, epoch) DO UPDATE SET value = excluded.value,
+                    worker = excluded.worker, written_at = excluded.written_at
+                RETURNING *
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "key": key,
+                    "value": Jsonb(value),
+                    "worker": lease.worker,
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+        return _ledger_entry(row)
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        rows = self._all("SELECT * FROM ledger WHERE job_id = %s ORDER BY key, epoch", (job_id,))
+        return [_ledger_entry(r) for r in rows]
+
     def worker_seen(
         self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
     ) -> None:
@@ -954,6 +1001,30 @@ class PostgresStore:
             self._listener.close()
             self._listener = None
         self._pool.close()
+
+
+def _lost_connection(exc: psycopg.OperationalError) -> bool:
+    """The connection broke or the server went away: not a refusal by a statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = exc.sqlstate
+    # No SQLSTATE: the socket broke; 08: connection exception; 57P: the server shut the
+    # session down (pg_terminate_backend, a restart, a crash).
+    return state is None or state.startswith(("08", "57P"))
+
+
+@contextmanager
+def _unavailable_on_disconnect() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if not _lost_connection(exc):
+            raise
+        raise StoreUnavailable(
+            f"lost the connection to PostgreSQL ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}); "
+            "a write in flight may or may not have been committed"
+        ) from exc
 
 
 def _redact(url: str) -> str:

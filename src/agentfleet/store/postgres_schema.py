@@ -130,4 +130,21 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        """
+        CREATE TABLE ledger (
+            job_id     bigint NOT NULL REFERENCES jobs (id),
+            key        text   NOT NULL,
+            epoch      bigint NOT NULL,
+            value      jsonb  NOT NULL,
+            worker     text   NOT NULL,
+            written_at timestamptz NOT NULL,
+            PRIMARY KEY (job_id, key, epoch)
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -35,6 +35,7 @@ from agentfleet.models import (
     Job,
     JobStatus,
     Lease,
+    LedgerEntry,
     MatchResult,
     NewJob,
     Run,
@@ -130,6 +131,17 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         exit_code=row["exit_code"],
         stdout=row["stdout"],
         stderr=row["stderr"],
+    )
+
+
+def _ledger_from_row(row: sqlite3.Row) -> LedgerEntry:
+    return LedgerEntry(
+        job_id=row["job_id"],
+        key=row["key"],
+        epoch=row["epoch"],
+        value=json.loads(row["value"]),
+        worker=row["worker"],
+        written_at=utc_from_timestamp(row["written_at"]),  # type: ignore[arg-type]
     )
 
 
@@ -793,6 +805,39 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 raise self._fenced_lost(conn, lease)
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        with self._tx() as conn:
+            # One conditional statement: the row to write exists only while the lease's
+            # epoch still holds the running job.
+            row = conn.execute(
+                """
+                INSERT INTO ledger (job_id, key, epoch, value, worker, written_at)
+                SELECT id, :key, lease_epoch, :value, :worker, :now FROM jobs
+                WHERE id = :id AND lease_epoch = :epoch AND status = 'running'
+                ON CONFLICT (job_id, key, epoch) DO UPDATE SET value = excluded.value,
+                    worker = excluded.worker, written_at = excluded.written_at
+                RETURNING *
+                """,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "key": key,
+                    "value": _dumps(value),
+                    "worker": lease.worker,
+                    "now": self._now(),
+                },
+            ).fetchone()
+            if row is None:
+                raise self._fenced_lost(conn, lease)
+            return _ledger_from_row(row)
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM ledger WHERE job_id = ? ORDER BY key, epoch", (job_id,)
+            ).fetchall()
+        return [_ledger_from_row(r) for r in rows]
 
     def worker_seen(
         self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int

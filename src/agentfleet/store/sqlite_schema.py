@@ -127,4 +127,22 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        """
+        -- Fenced writes: what a job wrote through the coordinator, one row per key and epoch.
+        CREATE TABLE ledger (
+            job_id     INTEGER NOT NULL REFERENCES jobs (id),
+            key        TEXT    NOT NULL,
+            epoch      INTEGER NOT NULL,
+            value      TEXT    NOT NULL,
+            worker     TEXT    NOT NULL,
+            written_at REAL    NOT NULL,
+            PRIMARY KEY (job_id, key, epoch)
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,78 @@
+"""The bounded fault runs: real worker processes, real faults, a few seconds each.
+
+The long version is ``python -m tests.faults.run`` (see its --help).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import pg_problem
+from tests.faults.harness import RunConfig, RunResult, run_scenario
+
+DURATION = float(os.environ.get("AGENTFLEET_FAULTS_SECONDS", "4"))
+
+
+def _run(backend: str, scenario: str, tmp_path: Path, **options: object) -> RunResult:
+    if backend == "postgres":
+        problem = pg_problem()
+        if problem is not None:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI is set but PostgreSQL is unavailable: {problem}")
+            pytest.skip(f"PostgreSQL tests skipped: {problem}")
+    config = RunConfig(
+        backend=backend,
+        scenario=scenario,
+        duration=float(options.pop("duration", DURATION)),  # type: ignore[arg-type]
+        out=tmp_path,
+        workers=3,
+        ttl=0.6,
+        seed=hash((backend, scenario)) & 0xFFFF,
+        kill_every=(0.5, 1.2),
+        drain_timeout=60,
+        **options,  # type: ignore[arg-type]
+    )
+    result = run_scenario(config)
+    print("\n" + result.describe())
+    assert result.ok, result.describe()
+    assert result.report.stats["jobs"] > 0 and result.report.stats["jobs.succeeded"] > 0
+    return result
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_loses_nothing_and_runs_nothing_twice(backend: str, tmp_path: Path) -> None:
+    result = _run(backend, "kill", tmp_path)
+    assert result.faults["sigkill"] >= 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_paused_holder_is_replaced_and_its_writes_refused(backend: str, tmp_path: Path) -> None:
+    # Longer than the others: on a loaded machine a short run may fit one trial only, and
+    # that trial's job may be cancelled by the harness's own random cancels.
+    result = _run(backend, "pause", tmp_path, duration=max(DURATION, 10.0))
+    assert result.faults["sigstop_replaced"] >= 1
+    assert result.report.stats["pause.woken_writes_refused"] >= 1
+
+
+@pytest.mark.postgres
+def test_terminated_connections_lose_nothing(tmp_path: Path) -> None:
+    result = _run("postgres", "terminate", tmp_path)
+    assert result.faults["pg_terminate_backend"] >= 3
+
+
+def test_sqlite_survives_kills_mid_write(tmp_path: Path) -> None:
+    result = _run("sqlite", "write-kill", tmp_path)
+    assert result.faults["sigkill"] >= 3
+    assert result.integrity == "ok"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_faults_at_once(backend: str, tmp_path: Path) -> None:
+    result = _run(backend, "all", tmp_path)
+    assert result.faults["sigkill"] >= 1 and result.faults["sigstop_trials"] >= 1
