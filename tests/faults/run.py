@@ -83,6 +83,23 @@ def table(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[RunResult]) -> str:
+    """The table as Markdown, for a README."""
+    head = ["backend", "scenario", "seconds", "faults injected", "jobs", "unknown (ok/fail/?)"]
+    head += [SHORT[a] for a in ANOMALIES]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in results:
+        s = r.report.stats
+        unknown = (
+            f"{s.get('unknown', 0)} ({s.get('unknown.resolved_ok', 0)}/"
+            f"{s.get('unknown.resolved_fail', 0)}/{s.get('unknown.resolved_undecided', 0)})"
+        )
+        cells = [r.backend, r.scenario, f"{r.seconds:.0f}", _faults(r), str(s.get("jobs", 0))]
+        cells += [unknown] + [str(r.report.counts[a]) for a in ANOMALIES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def totals(results: list[RunResult]) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = {}
     for r in results:
@@ -119,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="keep histories and logs here")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the table as Markdown")
     parser.add_argument("--pg-url", default=None, help="PostgreSQL admin URL (creates a db)")
     parser.add_argument(
         "--pg-restart-cmd",
@@ -185,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(< {args.require_stops})"
             )
             failed.append(results[0])
+    if args.markdown:
+        args.markdown.write_text(markdown(results) + "\n")
     if args.json:
         document: dict[str, Any] = {
             "command": "python -m tests.faults.run "
