@@ -15,7 +15,6 @@ import tempfile
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -367,10 +366,9 @@ TestSqliteModel = SqliteFleetMachine.TestCase
 TestSqliteModel.settings = _settings
 
 
-def test_the_resume_hook_is_still_off_until_modelled() -> None:
-    """When Fleet gains resume, this says where the model must learn it."""
-    if hasattr(Fleet, "resume") and not RESUME_MODELLED:
-        pytest.skip(
-            "Fleet.resume exists but the stateful model does not cover it yet: "
-            "see RESUME HOOK in tests/stateful/model.py and test_fleet_model.py"
-        )
+def test_resume_is_modelled_by_the_plan_machine() -> None:
+    """Resume is a plan verb: tests/stateful/test_plan_model.py models it (this machine keeps
+    to jobs, whose set its invariant compares whole)."""
+    from tests.stateful import test_plan_model
+
+    assert hasattr(test_plan_model.PlanMachine, "resume") and hasattr(Fleet, "resume")
