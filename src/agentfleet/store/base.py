@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from agentfleet.errors import InvalidArgument
 from agentfleet.models import (
     Event,
     Job,
@@ -31,6 +32,17 @@ from agentfleet.plans.dialect import Dialect
 JOB_PATCHABLE_FIELDS = frozenset(
     {"priority", "queue", "payload", "run_at", "max_attempts", "timeout", "lock"}
 )
+
+
+def check_job_patch(collection: str, patch: Mapping[str, Any]) -> None:
+    """The one rule for update_if_match: only jobs, only the patchable fields."""
+    if collection != "jobs":
+        raise InvalidArgument(f"unknown collection {collection!r}; expected 'jobs'")
+    bad = set(patch) - JOB_PATCHABLE_FIELDS
+    if bad or not patch:
+        raise InvalidArgument(
+            f"cannot patch {sorted(bad) or 'nothing'}; patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
+        )
 
 
 @runtime_checkable

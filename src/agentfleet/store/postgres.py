@@ -21,7 +21,6 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agentfleet.errors import (
-    InvalidArgument,
     InvalidTransition,
     JobCancelled,
     JobNotFound,
@@ -43,7 +42,7 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.plans.dialect import PostgresDialect
-from agentfleet.store.base import JOB_PATCHABLE_FIELDS
+from agentfleet.store.base import check_job_patch
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 
 Row = dict[str, Any]
@@ -769,14 +768,7 @@ class PostgresStore:
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
     ) -> MatchResult:
-        if collection != "jobs":
-            raise InvalidArgument(f"unknown collection {collection!r}; expected 'jobs'")
-        bad = set(patch) - JOB_PATCHABLE_FIELDS
-        if bad or not patch:
-            raise InvalidArgument(
-                f"cannot patch {sorted(bad) or 'nothing'}; "
-                f"patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
-            )
+        check_job_patch(collection, patch)
         params: dict[str, Any] = {
             f"p_{key}": Jsonb(value) if key == "payload" else value for key, value in patch.items()
         }

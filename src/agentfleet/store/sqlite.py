@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from agentfleet.errors import (
-    InvalidArgument,
     InvalidTransition,
     JobCancelled,
     JobNotFound,
@@ -45,7 +44,7 @@ from agentfleet.models import (
     utc_from_timestamp,
 )
 from agentfleet.plans.dialect import SqliteDialect
-from agentfleet.store.base import JOB_PATCHABLE_FIELDS
+from agentfleet.store.base import check_job_patch
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
@@ -760,14 +759,7 @@ class SqliteStore:
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
     ) -> MatchResult:
-        if collection != "jobs":
-            raise InvalidArgument(f"unknown collection {collection!r}; expected 'jobs'")
-        bad = set(patch) - JOB_PATCHABLE_FIELDS
-        if bad or not patch:
-            raise InvalidArgument(
-                f"cannot patch {sorted(bad) or 'nothing'}; "
-                f"patchable: {sorted(JOB_PATCHABLE_FIELDS)}"
-            )
+        check_job_patch(collection, patch)
         values: dict[str, Any] = {}
         for key, value in patch.items():
             if key == "payload":
