@@ -583,13 +583,21 @@ def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
     return checked
 
 
+_SOUND_WORKER_NAMES: set[str] = set()  # checked once each: a batch repeats one name
+
+
 def _check_lease(lease: object) -> None:
     """A Lease as claim made it: the fields its writes are fenced by must be sound."""
     if not isinstance(lease, Lease):
         raise InvalidArgument(f"expected a Lease, not {type(lease).__name__}")
     validate.integer(lease.job_id, "lease.job_id")
     validate.integer(lease.epoch, "lease.epoch")
-    validate.name(lease.worker, "lease.worker")
+    worker = lease.worker
+    if type(worker) is not str or worker not in _SOUND_WORKER_NAMES:
+        validate.name(worker, "lease.worker")
+        if len(_SOUND_WORKER_NAMES) > 4096:
+            _SOUND_WORKER_NAMES.clear()
+        _SOUND_WORKER_NAMES.add(worker)
     validate.positive_seconds(lease.ttl, "lease.ttl")
 
 

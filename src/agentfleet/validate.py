@@ -139,6 +139,8 @@ def json_document(value: object, what: str) -> dict[str, Any]:
 def json_value(value: object, what: str) -> Any:
     """A value every store keeps as JSON and gives back equal: string keys only (a key 1
     and a key "1" would collapse into one), text every store can hold, bounded nesting."""
+    if value is None or value is True or value is False:
+        return value  # the common result of a batch of short jobs: nothing to walk
     _walk_json(value, what, 0)
     try:
         json.dumps(value, allow_nan=False)
