@@ -287,7 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for workers in args.workers:
                 rows += drain(args.jobs, workers, batch)
     elif args.scenario == "sqlite":
-        rows += sqlite(args.jobs, 1, args.batch[0])
+        for batch in args.batch:
+            for workers in args.workers:
+                rows += sqlite(args.jobs, workers, batch)
         rows.append(latency(min(args.jobs, 1000), sqlite_file=True))
     elif args.scenario == "latency":
         rows.append(latency(args.jobs))

@@ -42,7 +42,12 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.plans.dialect import PostgresDialect
-from agentfleet.store.base import check_job_patch
+from agentfleet.store.base import (
+    JOB_COLUMNS,
+    JOB_STATUS_BY_NAME,
+    JOB_WIDTH,
+    check_job_patch,
+)
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 
 Row = dict[str, Any]
@@ -136,15 +141,6 @@ _CLAIM_BATCH = (
     )"""
 )
 
-# Job's fields in order: the batch path reads its rows as tuples (a dict per row and a
-# lookup per field cost more than the statement's own work per job at batch sizes of 1,000).
-_JOB_FIELDS = (
-    "id, queue, engine, payload, status, priority, lock, max_attempts, attempts, lease_epoch,"
-    " worker, lease_expires_at, timeout, run_at, dedupe_key, rev, result, error,"
-    " cancel_requested, created_at, updated_at, finished_at, plan_id, step"
-)
-_JOB_WIDTH = _JOB_FIELDS.count(",") + 1
-_STATUS = {status.value: status for status in JobStatus}
 
 _LOST_SQL = "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = %s"
 
@@ -179,11 +175,11 @@ def _job(row: Row) -> Job:
 
 
 def _job_from_tuple(row: tuple[Any, ...]) -> Job:
-    return Job(row[0], row[1], row[2], row[3], _STATUS[row[4]], *row[5:_JOB_WIDTH])
+    return Job(row[0], row[1], row[2], row[3], JOB_STATUS_BY_NAME[row[4]], *row[5:JOB_WIDTH])
 
 
 def _lease_from_tuple(row: tuple[Any, ...], ttl: float) -> Lease:
-    """A claimed row read as (_JOB_FIELDS..., run_id)."""
+    """A claimed row read as (JOB_COLUMNS..., run_id)."""
     job = _job_from_tuple(row)
     return Lease(
         job_id=job.id,
@@ -191,7 +187,7 @@ def _lease_from_tuple(row: tuple[Any, ...], ttl: float) -> Lease:
         worker=row[10],
         expires_at=row[11],
         attempt=job.attempts,
-        run_id=row[_JOB_WIDTH],
+        run_id=row[JOB_WIDTH],
         ttl=ttl,
         job=job,
     )
@@ -498,7 +494,7 @@ class PostgresStore:
             # claimed row made a batch's result (and its parsing) grow with its square.
             final = (
                 f"SELECT c.*, d.* FROM (SELECT {done_cols}, 1::bigint AS first) AS d "
-                f"FULL JOIN (SELECT {_JOB_FIELDS}, run_id, row_number() OVER "
+                f"FULL JOIN (SELECT {JOB_COLUMNS}, run_id, row_number() OVER "
                 "(ORDER BY priority DESC, id) AS rn FROM claimed "
                 " JOIN opened ON opened.job_id = claimed.id) AS c ON c.rn = d.first "
                 "ORDER BY c.rn NULLS FIRST"
@@ -516,7 +512,7 @@ class PostgresStore:
             first = rows[0]
             if not claiming:
                 return list(first[0]), list(first[1]), []
-            width = _JOB_WIDTH + 2  # the job, run_id, rn; then done ids and plan ids
+            width = JOB_WIDTH + 2  # the job, run_id, rn; then done ids and plan ids
             leases = [_lease_from_tuple(row, ttl) for row in rows if row[0] is not None]
             return list(first[width]), list(first[width + 1]), leases
         return [], [], []

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from agentfleet.models import (
     utc_from_timestamp,
 )
 from agentfleet.plans.dialect import SqliteDialect
-from agentfleet.store.base import check_job_patch
+from agentfleet.store.base import JOB_COLUMNS, JOB_STATUS_BY_NAME, check_job_patch
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
@@ -114,6 +114,64 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         plan_id=row["plan_id"],
         step=row["step"],
     )
+
+
+def _job_from_tuple(row: tuple[Any, ...]) -> Job:
+    """A row read as JOB_COLUMNS, without a mapping: the batch path's per-job cost."""
+    payload, result = row[3], row[16]
+    return Job(
+        row[0],
+        row[1],
+        row[2],
+        {} if payload == "{}" else json.loads(payload),
+        JOB_STATUS_BY_NAME[row[4]],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        _ts(row[11]),
+        row[12],
+        datetime.fromtimestamp(row[13], UTC),
+        row[14],
+        row[15],
+        None if result is None else json.loads(result),
+        row[17],
+        bool(row[18]),
+        datetime.fromtimestamp(row[19], UTC),
+        datetime.fromtimestamp(row[20], UTC),
+        _ts(row[21]),
+        row[22],
+        row[23],
+    )
+
+
+# Claimed rows (as JOB_COLUMNS tuples) and their run ids, from inside a transaction.
+_Claimed = tuple[list[tuple[Any, ...]], dict[int, int]]
+
+
+def _leases(jobs: list[Job], run_ids: dict[int, int], worker: str, ttl: float) -> list[Lease]:
+    return [
+        Lease(
+            job.id,
+            job.lease_epoch,
+            worker,
+            job.lease_expires_at,  # type: ignore[arg-type]
+            job.attempts,
+            run_ids[job.id],
+            ttl,
+            job,
+        )
+        for job in jobs
+    ]
+
+
+def _claimed_leases(claimed: _Claimed, worker: str, ttl: float) -> list[Lease]:
+    rows, run_ids = claimed
+    jobs = [_job_from_tuple(row) for row in rows]
+    jobs.sort(key=lambda job: (-job.priority, job.id))  # claim order
+    return _leases(jobs, run_ids, worker, ttl)
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:
@@ -323,19 +381,13 @@ class SqliteStore:
         return out
 
     def _open_runs(
-        self,
-        conn: sqlite3.Connection,
-        rows: list[sqlite3.Row],
-        worker: str,
-        ttl: float,
-        now: float,
-        *,
-        close_expired: bool = False,
-    ) -> list[Lease]:
-        """Open one run and log one event per claimed row: three statements per batch."""
-        if not rows:
-            return []
-        ids = _dumps([row["id"] for row in rows])
+        self, conn: sqlite3.Connection, job_ids: list[int], now: float, *, close_expired: bool
+    ) -> dict[int, int]:
+        """Open one run and log one event per claimed job (three statements per batch);
+        returns each job's run id."""
+        if not job_ids:
+            return {}
+        ids = _dumps(job_ids)
         if close_expired:
             expired = conn.execute(
                 "UPDATE runs SET status = 'expired', finished_at = ?, error = 'lease expired' "
@@ -348,32 +400,18 @@ class SqliteStore:
         opened = conn.execute(
             "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
             "SELECT id, attempts, lease_epoch, worker, 'running', ? FROM jobs "
-            "WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, job_id",
+            "WHERE id IN (SELECT value FROM json_each(?)) RETURNING job_id, id",
             (now, ids),
-        ).fetchall()
+        )
+        opened.row_factory = None
+        run_ids: dict[int, int] = dict(opened.fetchall())
         conn.execute(
             "INSERT INTO events (job_id, kind, at, epoch, worker, data) "
             "SELECT id, 'claimed', ?, lease_epoch, worker, json_object('attempt', attempts) "
             "FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
             (now, ids),
         )
-        run_ids = {r["job_id"]: r["id"] for r in opened}
-        leases: list[Lease] = []
-        for row in rows:
-            job = _job_from_row(row)
-            leases.append(
-                Lease(
-                    job_id=job.id,
-                    epoch=job.lease_epoch,
-                    worker=worker,
-                    expires_at=job.lease_expires_at,  # type: ignore[arg-type]
-                    attempt=job.attempts,
-                    run_id=run_ids[job.id],
-                    ttl=ttl,
-                    job=job,
-                )
-            )
-        return leases
+        return run_ids
 
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:
         try:
@@ -391,7 +429,9 @@ class SqliteStore:
                 ).fetchall()
                 if not rows:
                     return None
-                return self._open_runs(conn, rows, worker, ttl, now, close_expired=True)[0]
+                job = _job_from_row(rows[0])
+                run_ids = self._open_runs(conn, [job.id], now, close_expired=True)
+                return _leases([job], run_ids, worker, ttl)[0]
         except sqlite3.IntegrityError:
             return None  # the named lock is held: the index said no
 
@@ -404,7 +444,8 @@ class SqliteStore:
         engines: Sequence[str] | None = None,
     ) -> list[Lease]:
         with self._tx() as conn:
-            return self._claim_next_in(conn, self._now(), worker, queues, limit, ttl, engines)
+            claimed = self._claim_next_in(conn, self._now(), worker, queues, limit, ttl, engines)
+        return _claimed_leases(claimed, worker, ttl)
 
     def _claim_next_in(
         self,
@@ -415,7 +456,9 @@ class SqliteStore:
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
-    ) -> list[Lease]:
+    ) -> _Claimed:
+        """Claim in the caller's transaction; the rows become Leases after it commits, so
+        the write lock is not held while Python builds them."""
         params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit, "now": now}
         queue_filter, queue_filter_e = "", ""
         for column, values in (("queue", queues), ("engine", engines)):
@@ -425,7 +468,7 @@ class SqliteStore:
                 queue_filter += f" AND j.{column} {where}"
                 queue_filter_e += f" AND e.{column} {where}"
         ready = _READY_BATCH.format(queue_filter_e=queue_filter_e)
-        rows = conn.execute(
+        cursor = conn.execute(
             f"""
             UPDATE jobs SET {_CLAIM_SET}
             WHERE id IN (
@@ -433,12 +476,13 @@ class SqliteStore:
                 WHERE {ready} {queue_filter}
                 ORDER BY j.priority DESC, j.id
                 LIMIT :limit)
-            RETURNING *
+            RETURNING {JOB_COLUMNS}
             """,
             params,
-        ).fetchall()
-        rows.sort(key=lambda r: (-r["priority"], r["id"]))
-        return self._open_runs(conn, rows, worker, ttl, now)
+        )
+        cursor.row_factory = None
+        rows = cursor.fetchall()
+        return rows, self._open_runs(conn, [row[0] for row in rows], now, close_expired=False)
 
     def _complete_many_in(
         self, conn: sqlite3.Connection, now: float, done: Sequence[tuple[Lease, Any]]
@@ -446,7 +490,12 @@ class SqliteStore:
         """Complete every lease that still owns its job, fenced per row; three statements."""
         if not done:
             return [], []
-        items = _dumps([[lease.job_id, lease.epoch, _dumps(result)] for lease, result in done])
+        items = _dumps(
+            [
+                [lease.job_id, lease.epoch, "null" if result is None else _dumps(result)]
+                for lease, result in done
+            ]
+        )
         rows = conn.execute(
             """
             UPDATE jobs SET status = 'succeeded', result = i.result, error = NULL,
@@ -500,8 +549,8 @@ class SqliteStore:
         with self._tx() as conn:
             now = self._now()
             completed, plans = self._complete_many_in(conn, now, done)
-            leases = self._claim_next_in(conn, now, worker, queues, limit, ttl, engines)
-            return completed, plans, leases
+            claimed = self._claim_next_in(conn, now, worker, queues, limit, ttl, engines)
+        return completed, plans, _claimed_leases(claimed, worker, ttl)
 
     def _lost(self, conn: sqlite3.Connection, lease: Lease) -> LeaseLost:
         row = conn.execute(
