@@ -28,6 +28,7 @@ from agentfleet.errors import (
     JobNotFound,
     LeaseLost,
     SchemaTooNew,
+    StoreUnavailable,
 )
 from agentfleet.models import (
     Event,
@@ -174,6 +175,18 @@ def _claimed_leases(claimed: _Claimed, worker: str, ttl: float) -> list[Lease]:
     return _leases(jobs, run_ids, worker, ttl)
 
 
+def _completion_items(done: Sequence[tuple[Lease, Any]]) -> str | None:
+    """[[job_id, epoch, result JSON], ...] for the batch completion, or None for none."""
+    if not done:
+        return None
+    return _dumps(
+        [
+            [lease.job_id, lease.epoch, "null" if result is None else _dumps(result)]
+            for lease, result in done
+        ]
+    )
+
+
 def _run_from_row(row: sqlite3.Row) -> Run:
     return Run(
         id=row["id"],
@@ -278,13 +291,42 @@ class SqliteStore:
         """A write transaction holding the database write lock from its first statement."""
         with self._memory_lock if self._memory else _NULL_LOCK:
             conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(conn)
             try:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock, retrying every fraction of a millisecond while another
+        process holds it. SQLite's own busy handler sleeps 1, 2, 5, 10 ms and longer, so
+        two busy workers handed the lock back and forth late and mostly idled; the same
+        busy timeout still bounds the wait."""
+        if self._memory:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + self._busy_timeout
+            pause = 0.0001
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise StoreUnavailable(
+                            f"the SQLite database {self._path} stayed locked by another "
+                            f"writer for {self._busy_timeout:g} s"
+                        ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -485,17 +527,12 @@ class SqliteStore:
         return rows, self._open_runs(conn, [row[0] for row in rows], now, close_expired=False)
 
     def _complete_many_in(
-        self, conn: sqlite3.Connection, now: float, done: Sequence[tuple[Lease, Any]]
+        self, conn: sqlite3.Connection, now: float, items: str | None
     ) -> tuple[list[int], list[int]]:
-        """Complete every lease that still owns its job, fenced per row; three statements."""
-        if not done:
+        """Complete every lease that still owns its job, fenced per row; three statements.
+        `items` is _completion_items' JSON, built before the write lock is taken."""
+        if items is None:
             return [], []
-        items = _dumps(
-            [
-                [lease.job_id, lease.epoch, "null" if result is None else _dumps(result)]
-                for lease, result in done
-            ]
-        )
         rows = conn.execute(
             """
             UPDATE jobs SET status = 'succeeded', result = i.result, error = NULL,
@@ -533,8 +570,9 @@ class SqliteStore:
         return [r["id"] for r in rows], plans
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        items = _completion_items(done)
         with self._tx() as conn:
-            return self._complete_many_in(conn, self._now(), done)
+            return self._complete_many_in(conn, self._now(), items)
 
     def complete_and_claim(
         self,
@@ -546,9 +584,10 @@ class SqliteStore:
         engines: Sequence[str] | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
         """Complete a batch and claim the next in one transaction: one commit per batch."""
+        items = _completion_items(done)
         with self._tx() as conn:
             now = self._now()
-            completed, plans = self._complete_many_in(conn, now, done)
+            completed, plans = self._complete_many_in(conn, now, items)
             claimed = self._claim_next_in(conn, now, worker, queues, limit, ttl, engines)
         return completed, plans, _claimed_leases(claimed, worker, ttl)
 

@@ -145,4 +145,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        """
+        -- Every lookup of a run names its job (and mostly its epoch): the (job_id, epoch)
+        -- key serves them all, and this index was one more insert and delete per claim.
+        DROP INDEX runs_open;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
