@@ -41,7 +41,6 @@ JOB_COLUMNS = (
     " worker, lease_expires_at, timeout, run_at, dedupe_key, rev, result, error,"
     " cancel_requested, created_at, updated_at, finished_at, plan_id, step"
 )
-JOB_WIDTH = JOB_COLUMNS.count(",") + 1
 JOB_STATUS_BY_NAME = {status.value: status for status in JobStatus}
 
 

@@ -43,9 +43,6 @@ from agentfleet.models import (
 )
 from agentfleet.plans.dialect import PostgresDialect
 from agentfleet.store.base import (
-    JOB_COLUMNS,
-    JOB_STATUS_BY_NAME,
-    JOB_WIDTH,
     check_job_patch,
 )
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
@@ -174,23 +171,31 @@ def _job(row: Row) -> Job:
     )
 
 
-def _job_from_tuple(row: tuple[Any, ...]) -> Job:
-    return Job(row[0], row[1], row[2], row[3], JOB_STATUS_BY_NAME[row[4]], *row[5:JOB_WIDTH])
+# What a claimed row returns: the columns that differ per job. Status, worker, expiry and
+# updated_at are the same for every row of one claim and come once, with the batch.
+_CLAIMED_COLUMNS = (
+    "id, queue, engine, payload, priority, lock, max_attempts, attempts, lease_epoch,"
+    " timeout, run_at, dedupe_key, rev, result, error, cancel_requested, created_at,"
+    " finished_at, plan_id, step, run_id"
+)
+_CLAIMED_WIDTH = _CLAIMED_COLUMNS.count(",") + 1
 
 
-def _lease_from_tuple(row: tuple[Any, ...], ttl: float) -> Lease:
-    """A claimed row read as (JOB_COLUMNS..., run_id)."""
-    job = _job_from_tuple(row)
-    return Lease(
-        job_id=job.id,
-        epoch=job.lease_epoch,
-        worker=row[10],
-        expires_at=row[11],
-        attempt=job.attempts,
-        run_id=row[JOB_WIDTH],
-        ttl=ttl,
-        job=job,
-    )
+def _claimed_lease(
+    row: tuple[Any, ...], worker: str, expires: datetime, at: datetime, ttl: float
+) -> Lease:
+    """A claimed row read as _CLAIMED_COLUMNS, with the values its claim set for all."""
+    (
+        job_id, queue, engine, payload, priority, lock, max_attempts, attempts, epoch,
+        timeout, run_at, dedupe_key, rev, result, error, cancel_requested, created_at,
+        finished_at, plan_id, step, run_id,
+    ) = row[:_CLAIMED_WIDTH]  # fmt: skip
+    job = Job(
+        job_id, queue, engine, payload, JobStatus.RUNNING, priority, lock, max_attempts,
+        attempts, epoch, worker, expires, timeout, run_at, dedupe_key, rev, result, error,
+        cancel_requested, created_at, at, finished_at, plan_id, step,
+    )  # fmt: skip
+    return Lease(job_id, epoch, worker, expires, attempts, run_id, ttl, job)
 
 
 def _lease(row: Row, ttl: float) -> Lease:
@@ -490,11 +495,12 @@ class PostgresStore:
             else "'{}'::bigint[], '{}'::bigint[]"
         )
         if claiming:
-            # The completed ids ride on the first row only: repeating the array on every
-            # claimed row made a batch's result (and its parsing) grow with its square.
+            # The batch's own values ride on the first row only: repeating the completed
+            # ids on every claimed row made a batch's result grow with its square.
             final = (
-                f"SELECT c.*, d.* FROM (SELECT {done_cols}, 1::bigint AS first) AS d "
-                f"FULL JOIN (SELECT {JOB_COLUMNS}, run_id, row_number() OVER "
+                f"SELECT c.*, d.* FROM (SELECT {done_cols}, now() + %(ttl)s * interval "
+                "'1 second', now(), 1::bigint AS first) AS d "
+                f"FULL JOIN (SELECT {_CLAIMED_COLUMNS}, row_number() OVER "
                 "(ORDER BY priority DESC, id) AS rn FROM claimed "
                 " JOIN opened ON opened.job_id = claimed.id) AS c ON c.rn = d.first "
                 "ORDER BY c.rn NULLS FIRST"
@@ -512,9 +518,12 @@ class PostgresStore:
             first = rows[0]
             if not claiming:
                 return list(first[0]), list(first[1]), []
-            width = JOB_WIDTH + 2  # the job, run_id, rn; then done ids and plan ids
-            leases = [_lease_from_tuple(row, ttl) for row in rows if row[0] is not None]
-            return list(first[width]), list(first[width + 1]), leases
+            assert worker is not None
+            done_ids, plan_ids, expires, at = first[_CLAIMED_WIDTH + 1 : _CLAIMED_WIDTH + 5]
+            leases = [
+                _claimed_lease(row, worker, expires, at, ttl) for row in rows if row[0] is not None
+            ]
+            return list(done_ids), list(plan_ids), leases
         return [], [], []
 
     def _lost(self, conn: psycopg.Connection[Row], lease: Lease) -> LeaseLost:
