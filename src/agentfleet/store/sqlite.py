@@ -49,6 +49,7 @@ from agentfleet.store.base import JOB_COLUMNS, JOB_STATUS_BY_NAME, check_job_pat
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
+MMAP_BYTES = 256 * 1024 * 1024
 
 # A queued job is ready when its time has come and its named lock is free.
 _LOCK_FREE = """NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"""
@@ -270,6 +271,10 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        if not self._memory:
+            # Another process's commit empties this connection's page cache; mapped pages
+            # are then re-read from memory rather than by a system call each.
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._registry_lock:
             self._connections.append(conn)
