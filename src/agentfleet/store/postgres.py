@@ -176,19 +176,19 @@ def _job(row: Row) -> Job:
 _CLAIMED_COLUMNS = (
     "id, queue, engine, payload, priority, lock, max_attempts, attempts, lease_epoch,"
     " timeout, run_at, dedupe_key, rev, result, error, cancel_requested, created_at,"
-    " finished_at, plan_id, step, run_id"
+    " finished_at, plan_id, step"
 )
 _CLAIMED_WIDTH = _CLAIMED_COLUMNS.count(",") + 1
 
 
 def _claimed_lease(
-    row: tuple[Any, ...], worker: str, expires: datetime, at: datetime, ttl: float
+    row: tuple[Any, ...], worker: str, expires: datetime, at: datetime, run_id: int, ttl: float
 ) -> Lease:
     """A claimed row read as _CLAIMED_COLUMNS, with the values its claim set for all."""
     (
         job_id, queue, engine, payload, priority, lock, max_attempts, attempts, epoch,
         timeout, run_at, dedupe_key, rev, result, error, cancel_requested, created_at,
-        finished_at, plan_id, step, run_id,
+        finished_at, plan_id, step,
     ) = row[:_CLAIMED_WIDTH]  # fmt: skip
     job = Job(
         job_id, queue, engine, payload, JobStatus.RUNNING, priority, lock, max_attempts,
@@ -196,6 +196,11 @@ def _claimed_lease(
         cancel_requested, created_at, at, finished_at, plan_id, step,
     )  # fmt: skip
     return Lease(job_id, epoch, worker, expires, attempts, run_id, ttl, job)
+
+
+def _claim_order(lease: Lease) -> tuple[int, int]:
+    job = cast(Job, lease.job)
+    return (-job.priority, lease.job_id)
 
 
 def _lease(row: Row, ttl: float) -> Lease:
@@ -495,15 +500,16 @@ class PostgresStore:
             else "'{}'::bigint[], '{}'::bigint[]"
         )
         if claiming:
-            # The batch's own values ride on the first row only: repeating the completed
-            # ids on every claimed row made a batch's result grow with its square.
+            # One row carries the batch's own values (completed ids, the claim's expiry and
+            # time, the runs it opened); every other row is one claimed job's columns.
+            # Repeating the completed ids on every row made a batch's result grow with
+            # its square.
             final = (
-                f"SELECT c.*, d.* FROM (SELECT {done_cols}, now() + %(ttl)s * interval "
-                "'1 second', now(), 1::bigint AS first) AS d "
-                f"FULL JOIN (SELECT {_CLAIMED_COLUMNS}, row_number() OVER "
-                "(ORDER BY priority DESC, id) AS rn FROM claimed "
-                " JOIN opened ON opened.job_id = claimed.id) AS c ON c.rn = d.first "
-                "ORDER BY c.rn NULLS FIRST"
+                f"SELECT c.*, d.* FROM (SELECT {done_cols}, "
+                "now() + %(ttl)s * interval '1 second', now(), "
+                "(SELECT coalesce(array_agg(job_id), '{}') FROM opened), "
+                "(SELECT coalesce(array_agg(run_id), '{}') FROM opened)) AS d "
+                f"FULL JOIN (SELECT {_CLAIMED_COLUMNS} FROM claimed) AS c ON false"
             )
         else:
             final = f"SELECT {done_cols}"
@@ -519,10 +525,15 @@ class PostgresStore:
             if not claiming:
                 return list(first[0]), list(first[1]), []
             assert worker is not None
-            done_ids, plan_ids, expires, at = first[_CLAIMED_WIDTH + 1 : _CLAIMED_WIDTH + 5]
+            batch_row = next(row for row in rows if row[0] is None)
+            done_ids, plan_ids, expires, at, job_ids, run_ids = batch_row[_CLAIMED_WIDTH:]
+            run_of = dict(zip(job_ids, run_ids, strict=True))
             leases = [
-                _claimed_lease(row, worker, expires, at, ttl) for row in rows if row[0] is not None
+                _claimed_lease(row, worker, expires, at, run_of[row[0]], ttl)
+                for row in rows
+                if row[0] is not None
             ]
+            leases.sort(key=_claim_order)
             return list(done_ids), list(plan_ids), leases
         return [], [], []
 
