@@ -184,7 +184,7 @@ def latency(
     warmup: int = 20,
     sqlite_file: bool = False,
 ) -> Result:
-    """Enqueue-to-start latency: idle workers woken by LISTEN/NOTIFY (or SQLite polling)."""
+    """Enqueue-to-start latency: idle workers woken by LISTEN/NOTIFY (SQLite: data_version)."""
     from benchmarks.peers.common import WorkerPool
 
     def measure(url: str) -> Result:
@@ -213,7 +213,7 @@ def latency(
             percentile(values, 99),
             max(r.peak_rss_mb for r in reports),
             notes=f"one enqueue every {pause_ms:g} ms; "
-            + ("SQLite poll 50 ms-1 s" if sqlite_file else "LISTEN/NOTIFY wake-up"),
+            + ("SQLite data_version every 5 ms" if sqlite_file else "LISTEN/NOTIFY wake-up"),
         )
 
     if sqlite_file:

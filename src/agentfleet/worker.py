@@ -3,8 +3,9 @@
 One loop in one thread makes every store write; executions (subprocesses, Python threads)
 only run and report. The loop:
 
-* claims ``limit = free slots`` jobs at once; waits for new work with PostgreSQL
-  LISTEN/NOTIFY, or polls with exponential backoff (``poll_min`` up to ``poll_max``);
+* claims ``limit = free slots`` jobs at once; is woken for new work by PostgreSQL
+  LISTEN/NOTIFY or SQLite's data_version, and between wakes polls with exponential backoff
+  (``poll_min`` up to ``poll_max``);
 * renews every lease every ``ttl / 3`` and records its output so far every ``output_every``;
   a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
   and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and

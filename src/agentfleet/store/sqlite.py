@@ -50,6 +50,7 @@ from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
 MMAP_BYTES = 256 * 1024 * 1024
+WAKE_CHECK_SECONDS = 0.005  # how often an idle waiter looks for other connections' commits
 
 # A queued job is ready when its time has come and its named lock is free.
 _LOCK_FREE = """NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"""
@@ -975,8 +976,23 @@ class SqliteStore:
         ]
 
     def wait_for_jobs(self, timeout: float) -> bool:
-        """SQLite has no notifications: the worker's poll with backoff is the wake-up."""
-        time.sleep(max(0.0, timeout))
+        """Wake when another connection commits (SQLite has no notifications).
+
+        `PRAGMA data_version` changes when any other connection has committed; reading it
+        touches no table, so checking it every few milliseconds costs next to nothing and
+        an idle worker starts new work within that time instead of its backoff's. A wake
+        only says the database changed: the caller's claim decides whether there is work.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        if self._memory:
+            time.sleep(max(0.0, timeout))
+            return False
+        conn = self._conn()
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(WAKE_CHECK_SECONDS, left))
+            if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                return True
         return False
 
     # -- reads ------------------------------------------------------------------------
