@@ -50,7 +50,9 @@ from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
 MMAP_BYTES = 256 * 1024 * 1024
-WAKE_CHECK_SECONDS = 0.005  # how often an idle waiter looks for other connections' commits
+# How often a waiter looks for other connections' commits: often while they come, less
+# often as the database stays quiet.
+WAKE_CHECK_BUSY, WAKE_CHECK_QUIET = 0.005, 0.05
 
 # A queued job is ready when its time has come and its named lock is free.
 _LOCK_FREE = """NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"""
@@ -247,6 +249,7 @@ class SqliteStore:
         self._memory = path is None
         self._path = ":memory:" if path is None else str(path)
         self._busy_timeout = busy_timeout
+        self._wake_check = WAKE_CHECK_BUSY
         self._synchronous = synchronous
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -978,10 +981,11 @@ class SqliteStore:
     def wait_for_jobs(self, timeout: float) -> bool:
         """Wake when another connection commits (SQLite has no notifications).
 
-        `PRAGMA data_version` changes when any other connection has committed; reading it
-        touches no table, so checking it every few milliseconds costs next to nothing and
-        an idle worker starts new work within that time instead of its backoff's. A wake
-        only says the database changed: the caller's claim decides whether there is work.
+        `PRAGMA data_version` changes when any other connection has committed, and reading
+        it touches no table. It is checked every 5 ms while the database is busy, backing
+        off to every 50 ms while it is quiet, so an idle worker costs little CPU and starts
+        new work within that time instead of its poll backoff's. A wake only says the
+        database changed: the caller's claim decides whether there is work.
         """
         deadline = time.monotonic() + max(0.0, timeout)
         if self._memory:
@@ -990,9 +994,11 @@ class SqliteStore:
         conn = self._conn()
         seen = conn.execute("PRAGMA data_version").fetchone()[0]
         while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(WAKE_CHECK_SECONDS, left))
+            time.sleep(min(self._wake_check, left))
             if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                self._wake_check = WAKE_CHECK_BUSY
                 return True
+            self._wake_check = min(self._wake_check * 1.2, WAKE_CHECK_QUIET)
         return False
 
     # -- reads ------------------------------------------------------------------------
