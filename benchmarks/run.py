@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for workers in (1, 2):
         show(best_of(repeats, agentfleet_bench.sqlite, n, workers))
     show([agentfleet_bench.latency(1000 if not args.quick else 300)])
+    show([agentfleet_bench.latency(1000 if not args.quick else 300, sqlite_file=True)])
     show([pgqueuer_bench.latency(1000 if not args.quick else 300)])
     backlogs = [10_000] if args.quick else [10_000, 1_000_000]
     show([agentfleet_bench.backlog(size) for size in backlogs])
