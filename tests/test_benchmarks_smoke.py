@@ -20,3 +20,15 @@ def test_postgres_drain_smoke(pg_url: str) -> None:
     rows = agentfleet_bench.drain(400, workers=2, batch=50)
     drain = next(r for r in rows if r.scenario == "drain")
     assert drain.jobs == 400 and "leases+epochs+runs+events" in drain.notes
+
+
+def test_whatif_variants_still_match_the_batch_statement() -> None:
+    """The what-if drains edit the store's statement by text: if it changes, they must too."""
+    pytest.importorskip("psycopg")
+    from benchmarks import whatif
+
+    from agentfleet.store import postgres
+
+    parts = {part for variant in whatif.VARIANTS.values() for part in variant}
+    statement = postgres._COMPLETE_BATCH + postgres._CLAIM_BATCH
+    assert parts and all(part in statement for part in parts)
