@@ -10,14 +10,11 @@ variants break the contract on purpose (no events, no run closes) and exist only
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import agentfleet
-from agentfleet import Lease
 from agentfleet.store import postgres
-from benchmarks.agentfleet_bench import BATCH, _enqueue
+from benchmarks.agentfleet_bench import BATCH, _drain_body, _enqueue
 from benchmarks.peers.common import (
     Result,
     WorkerLink,
@@ -64,21 +61,7 @@ def _without(parts: tuple[str, ...]) -> None:
 
 def _body(link: WorkerLink, url: str, batch: int, variant: str) -> None:
     _without(VARIANTS[variant])
-    with agentfleet.open(url, reap_interval=3600) as fleet:
-        worker = f"whatif-{os.getpid()}"
-        link.ready()
-        link.wait_start()
-        held: list[Lease] = []
-        done = 0
-        while True:
-            completed, held = fleet.complete_and_claim(
-                [(lease, None) for lease in held], worker=worker, limit=batch, ttl=60
-            )
-            done += len(completed)
-            if not held:
-                break
-        link.done(done)
-        link.wait_stop()
+    _drain_body(link, url, batch)  # the benchmark's own drain loop, on the edited statement
 
 
 def _worker(link: WorkerLink, url: str, batch: int, variant: str) -> None:
