@@ -42,9 +42,7 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.plans.dialect import PostgresDialect
-from agentfleet.store.base import (
-    check_job_patch,
-)
+from agentfleet.store.base import check_job_patch
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 
 Row = dict[str, Any]
@@ -137,7 +135,6 @@ _CLAIM_BATCH = (
         FROM claimed
     )"""
 )
-
 
 _LOST_SQL = "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = %s"
 
@@ -516,8 +513,7 @@ class PostgresStore:
         sql = "WITH " + ",\n".join(ctes) + "\n" + final
         for _ in range(5):
             try:
-                with self._conn() as conn:
-                    cursor = conn.cursor(row_factory=tuple_row)
+                with self._conn() as conn, conn.cursor(row_factory=tuple_row) as cursor:
                     rows = cursor.execute(sql, params).fetchall()
             except pg_errors.UniqueViolation:
                 continue  # two claimers met on one named lock; the index refused one
