@@ -29,6 +29,7 @@ from benchmarks.peers.common import (
     fresh_database,
     percentile,
     run_drain,
+    run_latency,
     run_worker_safely,
 )
 
@@ -189,35 +190,29 @@ def latency(
     sqlite_file: bool = False,
 ) -> Result:
     """Enqueue-to-start latency: idle workers woken by LISTEN/NOTIFY (SQLite: data_version)."""
-    from benchmarks.peers.common import WorkerPool
+
+    def produce(url: str) -> float:
+        with agentfleet.open(url) as fleet:
+            time.sleep(0.3)
+            started = time.perf_counter()
+            for i in range(warmup + n_jobs):
+                fleet.enqueue("noop", {"t": repr(time.time()), "measure": i >= warmup})
+                time.sleep(pause_ms / 1000.0)
+            return time.perf_counter() - started
 
     def measure(url: str) -> Result:
-        with WorkerPool(_latency_worker, (url, batch), workers) as pool:
-            pool.wait_ready()
-            pool.go()
-            with agentfleet.open(url) as fleet:
-                time.sleep(0.3)
-                for i in range(warmup + n_jobs):
-                    fleet.enqueue("noop", {"t": repr(time.time()), "measure": i >= warmup})
-                    time.sleep(pause_ms / 1000.0)
-            pool.wait_progress(n_jobs, timeout=120.0)
-            pool.stop()
-            reports = pool.collect(60.0)
-        values = [v for r in reports for v in r.latencies_ms]
-        return Result(
+        wake = "SQLite data_version every 5-50 ms" if sqlite_file else "LISTEN/NOTIFY wake-up"
+        return run_latency(
             SYSTEM,
-            "latency" + ("_sqlite" if sqlite_file else ""),
+            _latency_worker,
+            (url, batch),
             workers,
-            batch,
-            len(values),
-            0.0,
-            0.0,
-            percentile(values, 50),
-            percentile(values, 95),
-            percentile(values, 99),
-            max(r.peak_rss_mb for r in reports),
-            notes=f"one enqueue every {pause_ms:g} ms; "
-            + ("SQLite data_version every 5 ms" if sqlite_file else "LISTEN/NOTIFY wake-up"),
+            n_jobs,
+            lambda: produce(url),
+            scenario="latency" + ("_sqlite" if sqlite_file else ""),
+            batch=batch,
+            timeout=120.0,
+            notes=f"one enqueue every {pause_ms:g} ms, {warmup} warm-up; {wake}",
         )
 
     if sqlite_file:

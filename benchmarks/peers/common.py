@@ -540,6 +540,71 @@ class DrainRun:
         )
 
 
+def run_latency(
+    system: str,
+    target: WorkerTarget,
+    args: Sequence[object],
+    workers: int,
+    n_jobs: int,
+    produce: Callable[[], float],
+    *,
+    scenario: str = "latency",
+    batch: int,
+    timeout: float,
+    wait_quiet: float = 0.0,
+    notes: str,
+) -> Result:
+    """Start ``workers`` idle workers, run ``produce`` (it enqueues the paced jobs and
+    returns the seconds it took), wait until the workers have measured ``n_jobs`` starts,
+    and report their enqueue-to-start percentiles."""
+    with WorkerPool(target, args, workers) as pool:
+        pool.wait_ready()
+        if wait_quiet > 0:
+            wait_for_quiet(timeout=wait_quiet)
+        background = machine_busy_fraction(0.5)
+        pool.go()
+        produce_s = produce()
+        pool.wait_progress(n_jobs, timeout)
+        pool.stop()
+        reports = pool.collect(timeout)
+    samples = [ms for r in reports for ms in r.latencies_ms]
+    return Result(
+        system=system,
+        scenario=scenario,
+        workers=workers,
+        batch=batch,
+        jobs=len(samples),
+        seconds=produce_s,
+        jobs_per_s=len(samples) / produce_s,
+        p50_ms=percentile(samples, 50),
+        p95_ms=percentile(samples, 95),
+        p99_ms=percentile(samples, 99),
+        peak_rss_mb=max(r.peak_rss_mb for r in reports),
+        notes=f"{notes}; background before start {background * 100:.0f}%",
+    )
+
+
+def peer_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every peer benchmark takes, before its own subcommands."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--json", type=Path, help="append results as JSON lines to this file")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement wait up to SECONDS for other CPU load to fade",
+    )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=1,
+        help="repeat a drain while other load took more than --max-other of the CPU",
+    )
+    parser.add_argument("--max-other", type=float, default=0.1, metavar="FRACTION")
+    return parser
+
+
 def run_drain(
     target: WorkerTarget,
     url: str,

@@ -25,7 +25,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import uvloop
@@ -41,16 +40,15 @@ from benchmarks.peers.common import (
     DrainRun,
     Result,
     WorkerLink,
-    WorkerPool,
     emit,
     fresh_database,
     install_termination_handler,
     least_disturbed,
-    machine_busy_fraction,
+    peer_parser,
     percentile,
     run_drain,
+    run_latency,
     run_worker_safely,
-    wait_for_quiet,
 )
 
 SYSTEM = "pgqueuer"
@@ -335,54 +333,25 @@ def latency(
         raise ValueError("need n_jobs >= 1 and workers >= 1")
     with fresh_database(f"pgqueuer_latency_w{workers}") as url:
         uvloop.run(_install(url, durability))
-        with WorkerPool(_latency_worker, (url, batch), workers) as pool:
-            pool.wait_ready()
-            if wait_quiet > 0:
-                wait_for_quiet(timeout=wait_quiet)
-            background = machine_busy_fraction(0.5)
-            pool.go()
-            produce_s = uvloop.run(_produce(url, n_jobs, warmup, pause_ms / 1000.0))
-            pool.wait_progress(n_jobs, timeout)
-            pool.stop()
-            reports = pool.collect(timeout)
-    samples = [ms for r in reports for ms in r.latencies_ms]
-    return Result(
-        system=SYSTEM,
-        scenario="latency",
-        workers=workers,
-        batch=batch,
-        jobs=len(samples),
-        seconds=produce_s,
-        jobs_per_s=len(samples) / produce_s,
-        p50_ms=percentile(samples, 50),
-        p95_ms=percentile(samples, 95),
-        p99_ms=percentile(samples, 99),
-        peak_rss_mb=max(r.peak_rss_mb for r in reports),
-        notes=f"asyncpg+uvloop, {durability}; paced {pause_ms:g} ms apart, "
-        f"{warmup} warm-up; background before start {background * 100:.0f}%",
-    )
+        return run_latency(
+            SYSTEM,
+            _latency_worker,
+            (url, batch),
+            workers,
+            n_jobs,
+            lambda: uvloop.run(_produce(url, n_jobs, warmup, pause_ms / 1000.0)),
+            batch=batch,
+            timeout=timeout,
+            wait_quiet=wait_quiet,
+            notes=f"asyncpg+uvloop, {durability}; paced {pause_ms:g} ms apart, {warmup} warm-up",
+        )
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--json", type=Path, help="append results as JSON lines to this file")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each measurement wait up to SECONDS for other CPU load to fade",
-    )
-    parser.add_argument(
-        "--attempts",
-        type=int,
-        default=1,
-        help="repeat a drain while other load took more than --max-other of the CPU",
-    )
-    parser.add_argument("--max-other", type=float, default=0.1, metavar="FRACTION")
+    parser = peer_parser(__doc__)
     parser.add_argument("--durability", choices=[d.value for d in Durability], default="durable")
     sub = parser.add_subparsers(dest="command", required=True)
 
