@@ -206,13 +206,9 @@ class Fleet:
         `queues` and `engines` restrict what is claimed (None: any); a worker lists the
         engines it can run, so it never takes a job it would only have to hand back.
         """
-        worker = validate.name(worker, "worker")
-        queues = _names(queues, "queue")
-        engines = _names(engines, "engine")
-        limit = validate.limit(limit)
-        ttl = validate.positive_seconds(ttl, "ttl")
+        claim = _claim_args(worker, queues, limit, ttl, engines)
         self._maybe_reap()
-        return self.store.claim_next(worker, queues, limit, ttl, engines)
+        return self.store.claim_next(*claim)
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> list[int]:
         """Complete many jobs in one transaction, each fenced by its own epoch.
@@ -239,15 +235,9 @@ class Fleet:
         Returns (ids completed, new leases).
         """
         checked = self._checked_batch(done)
-        worker = validate.name(worker, "worker")
-        queues = _names(queues, "queue")
-        engines = _names(engines, "engine")
-        limit = validate.limit(limit)
-        ttl = validate.positive_seconds(ttl, "ttl")
+        claim = _claim_args(worker, queues, limit, ttl, engines)
         self._maybe_reap()
-        completed, plans, leases = self.store.complete_and_claim(
-            checked, worker, queues, limit, ttl, engines
-        )
+        completed, plans, leases = self.store.complete_and_claim(checked, *claim)
         self._advance_plans(plans)
         return completed, leases
 
@@ -581,6 +571,26 @@ def _names(values: Sequence[str] | None, what: str) -> list[str] | None:
     if not checked:
         raise InvalidArgument(f"{what}s must name at least one {what} (or be None for all)")
     return checked
+
+
+def _claim_args(
+    worker: str,
+    queues: Sequence[str] | None,
+    limit: int,
+    ttl: float,
+    engines: Sequence[str] | None,
+) -> tuple[str, list[str] | None, int, float, list[str] | None]:
+    """A claim's arguments checked, in the order the store's claim primitives take them."""
+    checked_worker = validate.name(worker, "worker")
+    checked_queues = _names(queues, "queue")
+    checked_engines = _names(engines, "engine")
+    return (
+        checked_worker,
+        checked_queues,
+        validate.limit(limit),
+        validate.positive_seconds(ttl, "ttl"),
+        checked_engines,
+    )
 
 
 _SOUND_WORKER_NAMES: set[str] = set()  # checked once each: a batch repeats one name

@@ -221,6 +221,13 @@ class PlanCoordinator:
         result = self._update(tx, plan_id, expected, {"status": status, **fields})
         return result is not None
 
+    def _leave_checkpoint(self, tx: Tx, plan: Plan, status: PlanStatus, **fields: Any) -> None:
+        """Move a plan on from the checkpoint it is paused at, guarded by that checkpoint:
+        a racing approve, reject or cancel that got there first makes this a PlanConflict."""
+        guard = {"status": "paused", "checkpoint": plan.checkpoint}
+        if not self._set_status(tx, plan.id, status, expected=guard, checkpoint=None, **fields):
+            raise PlanConflict(plan.id, guard, plan.status.value, plan.rev)
+
     def _update(
         self, tx: Tx, plan_id: int, expected: Mapping[str, Any], fields: Mapping[str, Any]
     ) -> int | None:
@@ -367,7 +374,6 @@ class PlanCoordinator:
             if plan.status is not PlanStatus.PAUSED or plan.checkpoint is None:
                 raise InvalidTransition(f"plan {plan_id} (approve)", plan.status.value, "running")
             context = plan.checkpoint_context or {}
-            guard = {"status": "paused", "checkpoint": plan.checkpoint}
             if plan.checkpoint == ON_ERROR:
                 raise InvalidTransition(
                     f"plan {plan_id} stopped on an error; fix it and resume (approve",
@@ -375,10 +381,7 @@ class PlanCoordinator:
                     "running)",
                 )
             if plan.checkpoint == PRE_PR:
-                if not self._set_status(
-                    tx, plan_id, PlanStatus.COMPLETED, expected=guard, checkpoint=None
-                ):
-                    raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+                self._leave_checkpoint(tx, plan, PlanStatus.COMPLETED)
                 self._event(tx, plan_id, "approved", {"checkpoint": PRE_PR, "response": response})
                 self._event(tx, plan_id, "plan_completed", {})
                 return self._plan(tx, plan_id)
@@ -394,15 +397,7 @@ class PlanCoordinator:
                         ),
                     },
                 )
-            if not self._set_status(
-                tx,
-                plan_id,
-                PlanStatus.RUNNING,
-                expected=guard,
-                checkpoint=None,
-                checkpoint_context=None,
-            ):
-                raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+            self._leave_checkpoint(tx, plan, PlanStatus.RUNNING, checkpoint_context=None)
             self._event(
                 tx, plan_id, "approved", {"checkpoint": plan.checkpoint, "response": response}
             )
@@ -462,16 +457,7 @@ class PlanCoordinator:
                     ),
                 },
             )
-            guard = {"status": "paused", "checkpoint": plan.checkpoint}
-            if not self._set_status(
-                tx,
-                plan_id,
-                PlanStatus.RUNNING,
-                expected=guard,
-                checkpoint=None,
-                checkpoint_context=None,
-            ):
-                raise PlanConflict(plan_id, guard, plan.status.value, plan.rev)
+            self._leave_checkpoint(tx, plan, PlanStatus.RUNNING, checkpoint_context=None)
             self._advance(tx, plan_id)
             return self._plan(tx, plan_id)
 
