@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from agentfleet import logs
 from agentfleet.fleet import Fleet
-from agentfleet.models import JobStatus
+from agentfleet.models import Event, JobStatus
 from agentfleet.web import serialize
 from agentfleet.web.auth import Principal, read_access, write_access
 from agentfleet.web.errors import ApiError
@@ -174,11 +174,7 @@ def job_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     fleet.get_job(job_id)
-    events = fleet.events(job_id, after_id=after_id, limit=limit)
-    return {
-        "events": [serialize.event(e) for e in events],
-        "next_after_id": events[-1].id if events else after_id,
-    }
+    return _event_page(fleet.events(job_id, after_id=after_id, limit=limit), after_id)
 
 
 @router.post(
@@ -221,7 +217,11 @@ def all_events(
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    events = fleet.events(after_id=after_id, limit=limit)
+    return _event_page(fleet.events(after_id=after_id, limit=limit), after_id)
+
+
+def _event_page(events: list[Event], after_id: int) -> dict[str, Any]:
+    """A page of events and the cursor for the next one (unchanged when it was empty)."""
     return {
         "events": [serialize.event(e) for e in events],
         "next_after_id": events[-1].id if events else after_id,
