@@ -63,8 +63,8 @@ def _enqueue(url: str, n_jobs: int, single: int) -> tuple[float, list[float], fl
             left -= chunk
         batch_s = time.perf_counter() - started
         if url.startswith("postgresql"):
-            with fleet.store._conn() as conn:  # type: ignore[attr-defined]
-                conn.execute("ANALYZE jobs")  # as autovacuum would (untimed), as for the peers
+            with fleet.store.dialect.session() as tx:
+                tx.script("ANALYZE jobs")  # as autovacuum would (untimed), as for the peers
     return single_s, calls, batch_s
 
 
@@ -236,11 +236,11 @@ def backlog(
                 left -= chunk
             fill_s = time.perf_counter() - started
             fleet.enqueue_many([NewJob("noop", {}, priority=1) for _ in range(drained)])
-            with fleet.store._conn() as conn:  # type: ignore[attr-defined]
-                conn.execute("VACUUM ANALYZE jobs")
+            with fleet.store.dialect.session() as tx:
+                tx.script("VACUUM ANALYZE jobs")
                 # Untimed, like the fill: write out the fill's dirty pages now, or the
                 # measured window pays for evicting them (1M jobs outgrow shared_buffers).
-                conn.execute("CHECKPOINT")
+                tx.script("CHECKPOINT")
         run = run_drain(_backlog_worker, url, (batch, drained // workers), workers, 1800.0)
     return Result(
         SYSTEM,

@@ -53,7 +53,7 @@ class Fleet:
     ) -> None:
         self.store = store
         self.plans = PlanCoordinator(
-            store.plan_dialect(),
+            store,
             stale_window=validate.positive_seconds(stale_window, "stale_window"),
         )
         self.retry_policy = retry_policy or RetryPolicy()

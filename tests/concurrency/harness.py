@@ -49,24 +49,19 @@ class ReadCheckWriteClaim:
     """
 
     def __init__(self, fleet: Fleet, worker: str) -> None:
-        self.store = fleet.store
+        self.db = fleet.store.dialect
         self.worker = worker
-        self.mark = "%s" if type(self.store).__name__ == "PostgresStore" else "?"
 
     def __call__(self, job_id: int) -> bool:
-        m = self.mark
-        read = getattr(self.store, "_read", None) or self.store._conn  # type: ignore[attr-defined]
-        with read() as conn:
-            row = conn.execute(
-                f"SELECT status, lease_epoch FROM jobs WHERE id = {m}", (job_id,)
-            ).fetchone()
+        with self.db.session() as tx:
+            row = tx.one("SELECT status, lease_epoch FROM jobs WHERE id = :id", {"id": job_id})
         if row is None or row["status"] != "queued":
             return False
         time.sleep(0.002)
-        with self.store._tx() as conn:  # type: ignore[attr-defined]
-            conn.execute(
-                f"UPDATE jobs SET status = 'running', lease_epoch = {m}, worker = {m} "
-                f"WHERE id = {m}",
-                (row["lease_epoch"] + 1, self.worker, job_id),
+        with self.db.tx() as tx:
+            tx.q(
+                "UPDATE jobs SET status = 'running', lease_epoch = :epoch, worker = :worker "
+                "WHERE id = :id",
+                {"epoch": row["lease_epoch"] + 1, "worker": self.worker, "id": job_id},
             )
         return True

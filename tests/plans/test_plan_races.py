@@ -54,17 +54,16 @@ class UnguardedResume:
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
-        self.mark = "%s" if type(fleet.store).__name__ == "PostgresStore" else "?"
 
     def __call__(self, plan_id: int) -> bool:
         current = self.fleet.get_plan(plan_id)
         if current.status not in (PlanStatus.PAUSED, PlanStatus.FAILED):
             return False
         time.sleep(0.002)
-        with self.fleet.store._tx() as conn:  # type: ignore[attr-defined]
-            conn.execute(
-                f"UPDATE plans SET status = 'running', checkpoint = NULL WHERE id = {self.mark}",
-                (plan_id,),
+        with self.fleet.store.dialect.tx() as tx:
+            tx.q(
+                "UPDATE plans SET status = 'running', checkpoint = NULL WHERE id = :id",
+                {"id": plan_id},
             )
         return True
 
@@ -126,16 +125,15 @@ def test_resume_racing_cancel_ends_consistent(env: StoreEnv) -> None:
 
 def save_whole_plan(fleet: Fleet, snapshot: Plan, **fields: Any) -> None:
     """DELIBERATELY BROKEN: the seed's savePlan(staleSnapshot), writing every job state back."""
-    mark = "%s" if type(fleet.store).__name__ == "PostgresStore" else "?"
-    with fleet.store._tx() as conn:  # type: ignore[attr-defined]
-        conn.execute(
-            f"UPDATE plans SET checkpoint = {mark} WHERE id = {mark}",
-            (fields.get("checkpoint"), snapshot.id),
+    with fleet.store.dialect.tx() as tx:
+        tx.q(
+            "UPDATE plans SET checkpoint = :checkpoint WHERE id = :id",
+            {"checkpoint": fields.get("checkpoint"), "id": snapshot.id},
         )
         for step in snapshot.jobs:
-            conn.execute(
-                f"UPDATE jobs SET status = {mark} WHERE id = {mark}",
-                (step.status.value, step.job_id),
+            tx.q(
+                "UPDATE jobs SET status = :status WHERE id = :id",
+                {"status": step.status.value, "id": step.job_id},
             )
 
 

@@ -14,13 +14,13 @@ from typing import Any
 from agentfleet.errors import InvalidArgument, InvalidTransition
 from agentfleet.models import JobStatus
 from agentfleet.plans.decide import Decision, StepState, decide
-from agentfleet.plans.dialect import Dialect, Tx, from_json, to_datetime, to_json
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
     DEFAULT_MAX_REJECTIONS,
     ON_ERROR,
     PLAN_FIELDS,
     PRE_PR,
+    RESUMABLE_STATUSES,
     NotResumable,
     Plan,
     PlanConflict,
@@ -35,33 +35,23 @@ from agentfleet.plans.model import (
     topological_order,
     validate_dag,
 )
+from agentfleet.store import events, steps
+from agentfleet.store.base import Store
+from agentfleet.store.dialect import Dialect, Tx, status_list, to_json
 
-# The one definition of "resumable": failed, paused, or running with no activity (no plan
-# write and no job write) since the stale cutoff. Finding and resuming both use it.
-RESUMABLE = """(
-    plans.status IN ('failed', 'paused')
-    OR (plans.status = 'running' AND plans.updated_at < {cutoff}
-        AND NOT EXISTS (SELECT 1 FROM jobs a
-                        WHERE a.plan_id = plans.id AND a.updated_at >= {cutoff})))"""
-
+# A running plan that has gone quiet: no plan write and no job write since the stale
+# cutoff. It is both what the reconciler fails as orphaned and what resume may restart.
 STALE_RUNNING = """(
-    plans.status = 'running' AND plans.updated_at < {cutoff}
+    plans.status = 'running' AND plans.updated_at < {now-:stale}
     AND NOT EXISTS (SELECT 1 FROM jobs a
-                    WHERE a.plan_id = plans.id AND a.updated_at >= {cutoff}))"""
-
-
-def _in(values: Any) -> str:
-    """A SQL list of status literals (from the closed enums only); never empty."""
-    names = sorted(v.value if hasattr(v, "value") else str(v) for v in values)
-    for name in names:
-        if not name.isidentifier():
-            raise InvalidArgument(f"not a status: {name!r}")
-    return ", ".join(f"'{n}'" for n in names) or "NULL"
+                    WHERE a.plan_id = plans.id AND a.updated_at >= {now-:stale}))"""
+# The one definition of "resumable": failed, paused, or stale. Finding and resuming use it.
+RESUMABLE = f"(plans.status IN {status_list(RESUMABLE_STATUSES)} OR {STALE_RUNNING})"
 
 
 class PlanCoordinator:
-    def __init__(self, dialect: Dialect, *, stale_window: float) -> None:
-        self.db = dialect
+    def __init__(self, store: Store, *, stale_window: float) -> None:
+        self.db = store.dialect
         self.stale_window = stale_window
 
     # -- reads ------------------------------------------------------------------------
@@ -84,6 +74,7 @@ class PlanCoordinator:
         for dep in deps:
             needs.setdefault(dep["job_id"], []).append(dep["step"])
         return _plan_from_row(
+            self.db,
             rows[0],
             tuple(
                 PlanStep(
@@ -93,7 +84,7 @@ class PlanCoordinator:
                     status=JobStatus(s["status"]),
                     depends_on=tuple(needs.get(s["id"], ())),
                     attempts=s["attempts"],
-                    result=from_json(s["result"]),
+                    result=self.db.json_in(s["result"]),
                     error=s["error"],
                 )
                 for s in steps
@@ -101,11 +92,11 @@ class PlanCoordinator:
         )
 
     def get(self, plan_id: int) -> Plan:
-        with self.db.read() as tx:
+        with self.db.session() as tx:
             return self._plan(tx, plan_id)
 
     def list_plans(self, status: PlanStatus | None, limit: int, offset: int) -> list[Plan]:
-        with self.db.read() as tx:
+        with self.db.session() as tx:
             where = "" if status is None else "WHERE status = :status"
             rows = tx.q(
                 f"SELECT id FROM plans {where} ORDER BY id DESC LIMIT :limit OFFSET :offset",
@@ -114,7 +105,7 @@ class PlanCoordinator:
             return [self._plan(tx, r["id"]) for r in rows]
 
     def find_resumable(self) -> list[int]:
-        with self.db.read() as tx:
+        with self.db.session() as tx:
             rows = tx.q(
                 f"SELECT id FROM plans WHERE {RESUMABLE} ORDER BY id", {"stale": self.stale_window}
             )
@@ -122,7 +113,7 @@ class PlanCoordinator:
 
     def inputs(self, job_id: int) -> dict[str, dict[str, Any]]:
         """What a plan step's dependencies produced: status, result and last output."""
-        with self.db.read() as tx:
+        with self.db.session() as tx:
             rows = tx.q(
                 """
                 SELECT j.step, j.status, j.result,
@@ -136,7 +127,7 @@ class PlanCoordinator:
         return {
             r["step"]: {
                 "status": r["status"],
-                "result": from_json(r["result"]),
+                "result": self.db.json_in(r["result"]),
                 "stdout": r["stdout"],
             }
             for r in rows
@@ -147,11 +138,7 @@ class PlanCoordinator:
     def _event(
         self, tx: Tx, plan_id: int, kind: str, data: Mapping[str, Any], job_id: int | None = None
     ) -> None:
-        tx.q(
-            "INSERT INTO events (job_id, plan_id, kind, at, data) "
-            "VALUES (:job, :plan, :kind, {now}, :data)",
-            {"job": job_id, "plan": plan_id, "kind": kind, "data": to_json(dict(data))},
-        )
+        events.record(tx, job_id, kind, plan_id=plan_id, data=data)
 
     def submit(self, spec: PlanSpec) -> Plan:
         validate_dag(spec.steps)
@@ -160,7 +147,7 @@ class PlanCoordinator:
                 """
                 INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
                                    updated_at)
-                VALUES (:name, :mode, :max_parallel, 'pending', :metadata, {now}, {now})
+                VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
                 RETURNING id
                 """,
                 {
@@ -177,27 +164,7 @@ class PlanCoordinator:
                 if job.engine == APPROVAL_ENGINE:
                     payload.setdefault("on_reject", step.on_reject)
                     payload.setdefault("max_rejections", step.max_rejections)
-                ids[step.name] = tx.q(
-                    """
-                    INSERT INTO jobs (queue, engine, payload, status, priority, lock,
-                        max_attempts, timeout, run_at, plan_id, step, created_at, updated_at)
-                    VALUES (:queue, :engine, :payload, 'waiting', :priority, :lock,
-                        :max_attempts, :timeout, {now}, :plan, :step, {now}, {now})
-                    RETURNING id
-                    """,
-                    {
-                        "queue": job.queue,
-                        "engine": job.engine,
-                        "payload": to_json(payload),
-                        "priority": job.priority,
-                        "lock": job.lock,
-                        "max_attempts": job.max_attempts,
-                        "timeout": job.timeout,
-                        "plan": plan_id,
-                        "step": step.name,
-                    },
-                )[0]["id"]
-                self._event(tx, plan_id, "enqueued", {"step": step.name}, ids[step.name])
+                ids[step.name] = steps.insert(tx, plan_id, step.name, job, payload)
                 for dep in step.depends_on:
                     tx.q(
                         "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
@@ -242,19 +209,20 @@ class PlanCoordinator:
                 )
             if key == "status":
                 wanted = PlanStatus(value)
-                where.append(f"status IN ({_in(predecessors(wanted))})")
+                where.append(f"status IN {status_list(predecessors(wanted))}")
                 value = wanted.value
                 if wanted is PlanStatus.COMPLETED and "completed_at" not in fields:
                     sets.append("completed_at = {now}")
             if key in ("checkpoint_context", "metadata"):
                 value = to_json(value)
-            sets.append(f"{key} = :f_{key}")
+            json_field = key in ("checkpoint_context", "metadata")
+            sets.append(f"{key} = {{json:f_{key}}}" if json_field else f"{key} = :f_{key}")
             params[f"f_{key}"] = value
         for key, value in expected.items():
             if key not in ("status", "rev", "checkpoint"):
                 raise InvalidArgument(f"cannot guard on {key!r}; use status, rev or checkpoint")
             if key == "status" and isinstance(value, list | tuple | set | frozenset):
-                where.append(f"status IN ({_in(value)})")
+                where.append(f"status IN {status_list(value)}")
                 continue
             where.append(f"{key} = :e_{key}")
             params[f"e_{key}"] = value.value if isinstance(value, PlanStatus) else value
@@ -292,12 +260,12 @@ class PlanCoordinator:
         if not rows:
             return None
         if rows[0]["status"] == PlanStatus.CANCELLED.value:
-            self._cancel_steps(tx, plan_id)  # a step handed back after the cancel stays dead
+            steps.stop_unstarted(tx, plan_id)  # a step handed back after the cancel stays dead
             return None
         if rows[0]["status"] != PlanStatus.RUNNING.value:
-            self._hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
+            steps.hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
             return None
-        steps = tx.q(
+        step_rows = tx.q(
             "SELECT id, step, engine, status, error, payload FROM jobs "
             "WHERE plan_id = :id ORDER BY id",
             {"id": plan_id},
@@ -314,9 +282,9 @@ class PlanCoordinator:
                 status=JobStatus(s["status"]),
                 depends_on=tuple(needs.get(s["id"], ())),
                 error=s["error"],
-                message=(from_json(s["payload"]) or {}).get("message"),
+                message=(self.db.json_in(s["payload"]) or {}).get("message"),
             )
-            for s in steps
+            for s in step_rows
         ]
         decision = decide(PlanMode(rows[0]["mode"]), rows[0]["max_parallel"], states)
         guard = {"status": PlanStatus.RUNNING.value}
@@ -329,43 +297,20 @@ class PlanCoordinator:
                 checkpoint=decision.pause_at,
                 checkpoint_context=decision.context,
             ):
-                self._hold_queued(tx, plan_id)
+                steps.hold_queued(tx, plan_id)
                 self._event(tx, plan_id, "plan_paused", decision.context or {})
         elif decision.fail:
             if self._set_status(
                 tx, plan_id, PlanStatus.FAILED, expected=guard, checkpoint_context=decision.context
             ):
-                self._hold_queued(tx, plan_id)
+                steps.hold_queued(tx, plan_id)
                 self._event(tx, plan_id, "plan_failed", decision.context or {})
         elif decision.complete:
             if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard):
                 self._event(tx, plan_id, "plan_completed", {})
         elif decision.promote:
-            ids = ", ".join(str(int(i)) for i in decision.promote)
-            promoted = tx.q(
-                f"UPDATE jobs SET status = 'queued', run_at = {{now}}, updated_at = {{now}}, "
-                f"rev = rev + 1 WHERE id IN ({ids}) AND status = 'waiting' RETURNING id, step",
-            )
-            for row in promoted:
-                self._event(tx, plan_id, "promoted", {"step": row["step"]}, row["id"])
-            if promoted:
-                tx.notify()
+            steps.promote(tx, plan_id, decision.promote)
         return decision
-
-    def _cancel_steps(self, tx: Tx, plan_id: int) -> list[dict[str, Any]]:
-        return tx.q(
-            "UPDATE jobs SET status = 'cancelled', finished_at = {now}, updated_at = {now}, "
-            "rev = rev + 1 WHERE plan_id = :id AND status IN ('waiting', 'queued') RETURNING id",
-            {"id": plan_id},
-        )
-
-    def _hold_queued(self, tx: Tx, plan_id: int) -> None:
-        """A plan that stops starting work holds its queued steps back."""
-        tx.q(
-            "UPDATE jobs SET status = 'waiting', updated_at = {now}, rev = rev + 1 "
-            "WHERE plan_id = :id AND status = 'queued'",
-            {"id": plan_id},
-        )
 
     def approve(self, plan_id: int, response: Any) -> Plan:
         with self.db.tx() as tx:
@@ -387,16 +332,8 @@ class PlanCoordinator:
                 return self._plan(tx, plan_id)
             gate_id = context.get("job_id")
             if context.get("kind") == "approval" and gate_id is not None:
-                tx.q(
-                    "UPDATE jobs SET status = 'succeeded', result = :result, finished_at = {now}, "
-                    "updated_at = {now}, rev = rev + 1 WHERE id = :id AND status = 'waiting'",
-                    {
-                        "id": gate_id,
-                        "result": to_json(
-                            {**_gate_state(tx, gate_id), "approved": True, "response": response}
-                        ),
-                    },
-                )
+                state = self._gate_state(tx, gate_id)
+                steps.pass_gate(tx, gate_id, {**state, "approved": True, "response": response})
             self._leave_checkpoint(tx, plan, PlanStatus.RUNNING, checkpoint_context=None)
             self._event(
                 tx, plan_id, "approved", {"checkpoint": plan.checkpoint, "response": response}
@@ -417,8 +354,8 @@ class PlanCoordinator:
                 )
             gate_id = int(context["job_id"])
             gate = tx.q("SELECT payload FROM jobs WHERE id = :id", {"id": gate_id})[0]
-            payload = from_json(gate["payload"]) or {}
-            state = _gate_state(tx, gate_id)
+            payload = self.db.json_in(gate["payload"]) or {}
+            state = self._gate_state(tx, gate_id)
             rejections = int(state.get("rejections", 0)) + 1
             limit = int(payload.get("max_rejections") or DEFAULT_MAX_REJECTIONS)
             target_name = payload.get("on_reject") or next(
@@ -431,31 +368,16 @@ class PlanCoordinator:
                 return self._plan(tx, plan_id)
             target = plan.step(target_name)
             rows = tx.q("SELECT payload FROM jobs WHERE id = :id", {"id": target.job_id})
-            target_payload = from_json(rows[0]["payload"]) or {}
+            target_payload = self.db.json_in(rows[0]["payload"]) or {}
             target_payload["feedback"] = [*target_payload.get("feedback", []), feedback]
             if isinstance(target_payload.get("prompt"), str):
                 target_payload["prompt"] += (
                     f"\n\nReviewer feedback (round {rejections}): {feedback}"
                 )
-            tx.q(
-                "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, result = NULL, "
-                "finished_at = NULL, cancel_requested = FALSE, payload = :payload, "
-                "updated_at = {now}, rev = rev + 1 "
-                "WHERE id = :id AND status IN ('succeeded', 'failed', 'cancelled')",
-                {"id": target.job_id, "payload": to_json(target_payload)},
-            )
-            tx.q(
-                "UPDATE jobs SET result = :result, updated_at = {now} WHERE id = :id",
-                {
-                    "id": gate_id,
-                    "result": to_json(
-                        {
-                            **state,
-                            "rejections": rejections,
-                            "feedback": [*state.get("feedback", []), feedback],
-                        }
-                    ),
-                },
+            steps.send_back(tx, target.job_id, target_payload)
+            feedbacks = [*state.get("feedback", []), feedback]
+            steps.record_gate_state(
+                tx, gate_id, {**state, "rejections": rejections, "feedback": feedbacks}
             )
             self._leave_checkpoint(tx, plan, PlanStatus.RUNNING, checkpoint_context=None)
             self._advance(tx, plan_id)
@@ -478,13 +400,8 @@ class PlanCoordinator:
                 if not current:
                     raise PlanNotFound(plan_id)
                 raise NotResumable(plan_id, current[0]["status"])
-            requeued = tx.q(
-                "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, "
-                "finished_at = NULL, cancel_requested = FALSE, updated_at = {now}, rev = rev + 1 "
-                "WHERE plan_id = :id AND status IN ('failed', 'cancelled') RETURNING id",
-                {"id": plan_id},
-            )
-            self._event(tx, plan_id, "plan_resumed", {"requeued": [r["id"] for r in requeued]})
+            requeued = steps.restart_ended(tx, plan_id)
+            self._event(tx, plan_id, "plan_resumed", {"requeued": requeued})
             self._advance(tx, plan_id)
             return self._plan(tx, plan_id)
 
@@ -503,23 +420,24 @@ class PlanCoordinator:
             if not tx.q("SELECT 1 AS one FROM plans WHERE id = :id", {"id": plan_id}):
                 raise PlanNotFound(plan_id)
             return False
-        stopped = self._cancel_steps(tx, plan_id)
-        asked = tx.q(
-            "UPDATE jobs SET cancel_requested = TRUE, updated_at = {now}, rev = rev + 1 "
-            "WHERE plan_id = :id AND status = 'running' AND cancel_requested = FALSE RETURNING id",
-            {"id": plan_id},
-        )
+        stopped = steps.stop_unstarted(tx, plan_id)
+        asked = steps.ask_running_to_stop(tx, plan_id)
         self._event(
             tx,
             plan_id,
             "plan_cancelled",
             {
                 "reason": reason,
-                "cancelled": [r["id"] for r in stopped],
-                "asked_to_stop": [r["id"] for r in asked],
+                "cancelled": stopped,
+                "asked_to_stop": asked,
             },
         )
         return True
+
+    def _gate_state(self, tx: Tx, gate_id: int) -> dict[str, Any]:
+        row = tx.one("SELECT result FROM jobs WHERE id = :id", {"id": gate_id})
+        value = self.db.json_in(row["result"]) if row else None
+        return dict(value) if isinstance(value, dict) else {}
 
     # -- reconciler -------------------------------------------------------------------
 
@@ -529,7 +447,7 @@ class PlanCoordinator:
         with self.db.tx() as tx:
             stale = tx.q(
                 f"""
-                UPDATE plans SET status = 'failed', checkpoint_context = :context,
+                UPDATE plans SET status = 'failed', checkpoint_context = {{json:context}},
                     rev = rev + 1, updated_at = {{now}}
                 WHERE {STALE_RUNNING}
                 RETURNING id
@@ -537,7 +455,7 @@ class PlanCoordinator:
                 {"stale": self.stale_window, "context": to_json({"kind": "orphaned"})},
             )
             for row in stale:
-                self._hold_queued(tx, row["id"])
+                steps.hold_queued(tx, row["id"])
                 self._event(tx, row["id"], "repair", {"reason": "orphaned"})
                 repairs.append(Repair("plan_failed", "orphaned", plan_id=row["id"]))
         return repairs
@@ -545,7 +463,7 @@ class PlanCoordinator:
     def reconcile_plans(self) -> list[Repair]:
         """Repair plan drift; the caller holds the reconciler's exclusive lock."""
         repairs: list[Repair] = []
-        with self.db.read() as tx:
+        with self.db.session() as tx:
             running = [r["id"] for r in tx.q("SELECT id FROM plans WHERE status = 'running'")]
         for plan_id in running:
             with self.db.tx() as tx:
@@ -571,13 +489,7 @@ def _drift_reason(decision: Decision) -> str | None:
     return None
 
 
-def _gate_state(tx: Tx, gate_id: int) -> dict[str, Any]:
-    rows = tx.q("SELECT result FROM jobs WHERE id = :id", {"id": gate_id})
-    value = from_json(rows[0]["result"]) if rows else None
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _plan_from_row(row: Mapping[str, Any], steps: tuple[PlanStep, ...]) -> Plan:
+def _plan_from_row(db: Dialect, row: Mapping[str, Any], plan_steps: tuple[PlanStep, ...]) -> Plan:
     return Plan(
         id=row["id"],
         name=row["name"],
@@ -585,12 +497,12 @@ def _plan_from_row(row: Mapping[str, Any], steps: tuple[PlanStep, ...]) -> Plan:
         max_parallel=row["max_parallel"],
         status=PlanStatus(row["status"]),
         checkpoint=row["checkpoint"],
-        checkpoint_context=from_json(row["checkpoint_context"]),
-        completed_at=to_datetime(row["completed_at"]),
+        checkpoint_context=db.json_in(row["checkpoint_context"]),
+        completed_at=db.time_in(row["completed_at"]),
         pr_url=row["pr_url"],
-        metadata=from_json(row["metadata"]) or {},
+        metadata=db.json_in(row["metadata"]) or {},
         rev=row["rev"],
-        created_at=to_datetime(row["created_at"]),  # type: ignore[arg-type]
-        updated_at=to_datetime(row["updated_at"]),  # type: ignore[arg-type]
-        jobs=steps,
+        created_at=db.time_in(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=db.time_in(row["updated_at"]),  # type: ignore[arg-type]
+        jobs=plan_steps,
     )

@@ -25,23 +25,13 @@ from agentfleet.models import (
     RunOutput,
     WorkerInfo,
 )
-from agentfleet.plans.dialect import Dialect
+from agentfleet.store.dialect import Dialect
 
 # Fields of a job that update_if_match may change; status, epochs and leases only move
 # through the lifecycle verbs.
 JOB_PATCHABLE_FIELDS = frozenset(
     {"priority", "queue", "payload", "run_at", "max_attempts", "timeout", "lock"}
 )
-
-
-# Job's fields in declaration order: the batch paths read claimed rows as plain tuples
-# (a mapping per row and a lookup per field cost more than the SQL's own work per job).
-JOB_COLUMNS = (
-    "id, queue, engine, payload, status, priority, lock, max_attempts, attempts, lease_epoch,"
-    " worker, lease_expires_at, timeout, run_at, dedupe_key, rev, result, error,"
-    " cancel_requested, created_at, updated_at, finished_at, plan_id, step"
-)
-JOB_STATUS_BY_NAME = {status.value: status for status in JobStatus}
 
 
 def check_job_patch(collection: str, patch: Mapping[str, Any]) -> None:
@@ -60,6 +50,11 @@ class Store(Protocol):
     """Atomic primitives over jobs, runs and events."""
 
     url: str
+
+    @property
+    def dialect(self) -> Dialect:
+        """The public way into the store's database, for the layers above it."""
+        ...
 
     def schema_version(self) -> int: ...
 
@@ -170,10 +165,6 @@ class Store(Protocol):
 
     def wait_for_jobs(self, timeout: float) -> bool:
         """Block until new work may be ready (True) or the timeout passes (False)."""
-        ...
-
-    def plan_dialect(self) -> Dialect:
-        """The plan coordinator's way into this database."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,196 @@
+"""The dialect layer: one SQL text, run on SQLite or on PostgreSQL.
+
+Statements are written once, with `:name` parameters and a few tokens, and each dialect
+renders them for its driver and its clock. This is the public way into a store's database
+for everything above the driver (the shared SQL store, the plans layer, the benchmarks):
+nothing outside a backend touches its connections.
+
+Tokens:
+    {now}            the store's clock (SQLite: the clock read once per transaction;
+                     PostgreSQL: the server's now(), the one clock of the fleet)
+    {stamp}          a time that orders like the commits it records (run start and end;
+                     PostgreSQL's clock_timestamp(), taken after the snapshot)
+    {now+:name}      {now} plus the parameter `name`, in seconds; {now-:name} minus it
+    {for_update} {for_share} {skip_locked}
+                     row locks; empty on SQLite, whose write lock already serialises
+    {any:name}       membership in the list parameter `name` (`= ANY(...)` / json_each)
+    {json:name}      the parameter `name`, a JSON document passed as text (`to_json`)
+
+Parameters: a `datetime` is bound as the dialect stores time, a list or tuple as the
+dialect passes a list. Columns come back in each engine's own form; `json_in` and
+`time_in` turn them into Python values (a JSON string stays a string on both).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from agentfleet.errors import InvalidArgument
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+_TOKEN = re.compile(r"\{(now|stamp|for_update|for_share|skip_locked)\}|\{now([+-]):(\w+)\}")
+_ANY = re.compile(r"(\w+(?:\.\w+)?)\s*\{any:(\w+)\}")
+_JSON = re.compile(r"\{json:(\w+)\}")
+
+
+def to_json(value: Any) -> str:
+    """A JSON value as the text both engines accept for a JSON column (None is `null`)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def status_list(values: Any) -> str:
+    """A parenthesised SQL list of status literals; `(NULL)`, matching nothing, if empty."""
+    names = sorted(v.value if hasattr(v, "value") else str(v) for v in values)
+    for name in names:
+        if not name.isidentifier():
+            raise InvalidArgument(f"not a status: {name!r}")
+    return "(" + (", ".join(f"'{name}'" for name in names) or "NULL") + ")"
+
+
+class Tx(ABC):
+    """One connection inside a transaction (or, from `session`, outside any)."""
+
+    @abstractmethod
+    def q(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Run one statement; its rows as dicts (none for a statement without rows)."""
+
+    def one(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = self.q(sql, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    def tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows as tuples, for paths that read many rows."""
+
+    @abstractmethod
+    def script(self, text: str) -> None:
+        """Run schema DDL as written: no tokens, no parameters."""
+
+    @abstractmethod
+    def lock_plan(self, plan_id: int) -> None:
+        """Serialise decisions about one plan until the transaction ends."""
+
+    @abstractmethod
+    def notify(self, queue: str = "") -> None:
+        """Tell idle workers that work may be ready, once the transaction commits."""
+
+
+class Dialect(ABC):
+    """A database's driver: its transactions, its clock and its few syntax differences."""
+
+    name: ClassVar[str]
+    # The table that records applied schema migrations.
+    schema_table: ClassVar[str]
+
+    @abstractmethod
+    def tx(self) -> AbstractContextManager[Tx]:
+        """A write transaction: every statement in it commits together, or none does."""
+
+    @abstractmethod
+    def session(self) -> AbstractContextManager[Tx]:
+        """A connection outside any transaction: each statement is its own atomic step."""
+
+    @abstractmethod
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Try to become the only holder of `name` across processes; yields whether we are."""
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The store's clock: leases, run_at and the stale window are judged by it alone."""
+
+    @abstractmethod
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether a statement was refused by a unique index (a lock or dedupe key held)."""
+
+    @staticmethod
+    @abstractmethod
+    def json_in(value: Any) -> Any:
+        """A JSON column's value as Python (None stays None)."""
+
+    @staticmethod
+    @abstractmethod
+    def time_in(value: Any) -> datetime | None:
+        """A time column's value as an aware UTC datetime (None stays None)."""
+
+    @abstractmethod
+    def labels_contain(self, param: str) -> str:
+        """A condition: the job's payload lists the label bound to `param`."""
+
+    # -- rendering ------------------------------------------------------------------
+
+    # How each token reads in this dialect; `{now+:x}` and `{any:x}` are built from these.
+    tokens: ClassVar[Mapping[str, str]]
+
+    @abstractmethod
+    def shifted(self, sign: str, param: str) -> str:
+        """`{now+:param}` / `{now-:param}` in this dialect."""
+
+    @abstractmethod
+    def member_of(self, column: str, param: str) -> str:
+        """`column {any:param}` in this dialect."""
+
+    def json_param(self, param: str) -> str:
+        """`{json:param}` in this dialect (SQLite stores the text as it is)."""
+        return f":{param}"
+
+    def placeholder(self, text: str) -> str:
+        """Rewrite `:name` parameters for the driver (SQLite takes them as they are)."""
+        return text
+
+    def render(self, sql: str) -> str:
+        return _render(self, sql)
+
+    @abstractmethod
+    def bind(self, params: Params) -> dict[str, Any]:
+        """Parameters as this driver takes them."""
+
+
+@lru_cache(maxsize=2048)
+def _render(dialect: Dialect, sql: str) -> str:
+    tokens = dialect.tokens
+
+    def token(match: re.Match[str]) -> str:
+        if match.group(1):
+            return tokens[match.group(1)]
+        return dialect.shifted(match.group(2), match.group(3))
+
+    text = _ANY.sub(lambda m: dialect.member_of(m.group(1), m.group(2)), sql)
+    text = _JSON.sub(lambda m: dialect.json_param(m.group(1)), text)
+    return dialect.placeholder(_TOKEN.sub(token, text))
+
+
+def bind_with(
+    time_out: Callable[[datetime], Any], list_out: Callable[[Sequence[Any]], Any]
+) -> Callable[[Params], dict[str, Any]]:
+    """A parameter binder converting times and lists the way one driver takes them."""
+
+    def bind(params: Params) -> dict[str, Any]:
+        out = dict(params)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = time_out(value)
+            elif isinstance(value, list | tuple):
+                out[key] = list_out(value)
+        return out
+
+    return bind
+
+
+__all__ = [
+    "Dialect",
+    "Params",
+    "Row",
+    "Tx",
+    "bind_with",
+    "status_list",
+    "to_json",
+]

@@ -1,0 +1,134 @@
+"""The job rules as SQL: each transition's guard and outcome, written once for every store.
+
+Every move a job row can make is declared here as a `Move` (the statuses it starts from and
+those it may end in), and each is checked at import against `models.JOB_TRANSITIONS`, the
+one state machine; a test checks that the moves together cover that table exactly. The
+stores use the guards and CASE expressions below as the WHERE and SET clauses of their
+conditional writes, rendered by their dialect (see `store.dialect` for the tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agentfleet.models import TERMINAL_STATUSES, JobStatus, check_transition
+from agentfleet.store.dialect import status_list
+
+Q, R, S, F, C, W = (
+    JobStatus.QUEUED,
+    JobStatus.RUNNING,
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.WAITING,
+)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One kind of write to a job row: from which statuses, to which."""
+
+    verb: str
+    sources: frozenset[JobStatus]
+    targets: frozenset[JobStatus]
+
+    def __post_init__(self) -> None:
+        for source in self.sources:
+            for target in self.targets - {source}:
+                check_transition(source, target)
+
+    def guard(self, alias: str = "") -> str:
+        """The WHERE condition on the row's current status."""
+        column = f"{alias}.status" if alias else "status"
+        if len(self.sources) == 1:
+            return f"{column} = '{next(iter(self.sources)).value}'"
+        return f"{column} IN {status_list(self.sources)}"
+
+
+def _move(verb: str, sources: set[JobStatus], targets: set[JobStatus]) -> Move:
+    return Move(verb, frozenset(sources), frozenset(targets))
+
+
+# Jobs.
+CLAIM = _move("claim", {Q}, {R})
+TAKE_OVER = _move("take over an expired lease", {R}, {R})  # same status, a new epoch
+RENEW = _move("renew", {R}, {R})
+COMPLETE = _move("complete", {R}, {S})
+FAIL = _move("fail", {R}, {Q, F, C})
+RELEASE = _move("release", {R}, {Q, C})
+EXPIRE = _move("expire", {R}, {Q, F, C})
+CANCEL = _move("cancel", {Q}, {C})
+ASK_TO_STOP = _move("ask a running job to stop", {R}, {R})
+RETRY = _move("retry", {F, C}, {Q})
+PATCH = _move("patch fields", set(JobStatus), set())  # any status, status unchanged
+# Plan steps (the plans layer makes these through store.steps only).
+PROMOTE = _move("promote a ready step", {W}, {Q})
+HOLD = _move("hold a queued step back", {Q}, {W})
+STOP_UNSTARTED = _move("stop steps that have not started", {W, Q}, {C})
+PASS_GATE = _move("pass an approval gate", {W}, {S})
+REWORK = _move("send a step back for rework", {S, F, C}, {W})
+RESTART = _move("restart ended steps on resume", {F, C}, {W})
+
+MOVES = (
+    CLAIM, TAKE_OVER, RENEW, COMPLETE, FAIL, RELEASE, EXPIRE, CANCEL, ASK_TO_STOP, RETRY,
+    PATCH, PROMOTE, HOLD, STOP_UNSTARTED, PASS_GATE, REWORK, RESTART,
+)  # fmt: skip
+
+LIVE = status_list({Q, R})
+TERMINAL = status_list(TERMINAL_STATUSES)
+
+# -- readiness ------------------------------------------------------------------------
+
+# A queued job is ready when its time has come and its named lock is free.
+LOCK_FREE = "NOT EXISTS (SELECT 1 FROM jobs r WHERE r.lock = j.lock AND r.status = 'running')"
+# Among ready jobs sharing a lock only the first in claim order qualifies, so one batch
+# never takes two jobs of one lock. `{queue_filter_e}` restricts the rivals like the batch.
+FIRST_OF_LOCK = """NOT EXISTS (
+    SELECT 1 FROM jobs e
+    WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= {now}
+      AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
+      {queue_filter_e})"""
+# A plan's job starts only while its plan is running: the database says so, not the caller.
+PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
+    SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+READY_ONE = (
+    f"{CLAIM.guard('j')} AND j.run_at <= {{now}} AND (j.lock IS NULL OR {LOCK_FREE}) "
+    f"AND {PLAN_RUNNING}"
+)
+READY_BATCH = (
+    f"{CLAIM.guard('j')} AND j.run_at <= {{now}} "
+    f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) AND {PLAN_RUNNING}"
+)
+# An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
+EXPIRED = f"""{TAKE_OVER.guard("j")} AND j.lease_expires_at < {{now}}
+    AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
+
+# What every claim sets: a new epoch and attempt, the lease, the new rev.
+CLAIM_SET = """status = 'running', lease_epoch = lease_epoch + 1, attempts = attempts + 1,
+    worker = :worker, lease_expires_at = {now+:ttl}, rev = rev + 1, updated_at = {now}"""
+
+# -- outcomes -------------------------------------------------------------------------
+
+
+def after_attempt(retry: str) -> str:
+    """The status an attempt ends in when it did not succeed: cancelled if a cancel was
+    asked for, queued again if `retry` (a SQL condition) holds and attempts remain, else
+    failed. Fail, expiry and release all decide with this one expression."""
+    return (
+        "CASE WHEN cancel_requested THEN 'cancelled' "
+        f"WHEN ({retry}) AND attempts < max_attempts THEN 'queued' ELSE 'failed' END"
+    )
+
+
+def finished_at(next_status: str) -> str:
+    """`finished_at` for a row moving to `next_status`: stamped when that is terminal."""
+    return f"CASE WHEN ({next_status}) IN {TERMINAL} THEN {{now}} ELSE NULL END"
+
+
+AFTER_FAIL = after_attempt(":retry")
+AFTER_EXPIRY = after_attempt("1 = 1")
+# A release gives the attempt back, so the retry test always passes.
+AFTER_RELEASE = "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END"
+
+# The run a closing attempt leaves behind, by the job's new status.
+RUN_AFTER_FAIL = "CASE WHEN :status = 'cancelled' THEN 'cancelled' ELSE 'failed' END"

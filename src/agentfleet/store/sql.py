@@ -1,0 +1,624 @@
+"""The shared SQL store: every job operation written once, over a dialect.
+
+Each state change is one conditional write, or one transaction whose first write is
+conditional: the statement names the status, epoch or rev it expects, and whether it
+returned a row says whether it won. The guards and outcomes come from `store.rules`; the
+dialect renders the few tokens that differ between engines. A backend extends this class
+and overrides only what its engine forces (how it connects and locks, how idle workers are
+woken, the batched hot path, bulk enqueue), saying why.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from agentfleet.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    SchemaTooNew,
+)
+from agentfleet.models import (
+    Event,
+    Job,
+    JobStatus,
+    Lease,
+    LedgerEntry,
+    MatchResult,
+    NewJob,
+    Run,
+    RunOutput,
+    WorkerInfo,
+)
+from agentfleet.store import events, rules
+from agentfleet.store.base import check_job_patch
+from agentfleet.store.dialect import Dialect, Tx, to_json
+from agentfleet.store.rows import JOB_COLUMNS, Readers
+
+_INSERT_JOB = f"""
+    INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts, timeout,
+        run_at, dedupe_key, created_at, updated_at)
+    VALUES (:queue, :engine, {{json:payload}}, 'queued', :priority, :lock, :max_attempts,
+        :timeout, coalesce(:run_at, {{now}}), :dedupe_key, {{now}}, {{now}})
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN {rules.LIVE}
+    DO NOTHING
+    RETURNING {JOB_COLUMNS}"""
+
+_CLAIM_ONE = f"""
+    UPDATE jobs AS j SET {rules.CLAIM_SET}
+    WHERE j.id = :id AND (({rules.READY_ONE}) OR ({rules.EXPIRED}))
+    RETURNING {JOB_COLUMNS}"""
+
+_FENCE = "id = :id AND lease_epoch = :epoch AND status = 'running'"
+
+_CLOSE_RUN = """
+    UPDATE runs SET status = :run_status, finished_at = {stamp}, error = :error,
+        exit_code = :exit_code, stdout = :stdout, stderr = :stderr
+    WHERE job_id = :id AND epoch = :epoch AND status = 'running'"""
+
+_FAIL = f"""
+    UPDATE jobs SET status = {rules.AFTER_FAIL},
+        run_at = CASE WHEN ({rules.AFTER_FAIL}) = 'queued' THEN {{now+:delay}} ELSE run_at END,
+        finished_at = {rules.finished_at(rules.AFTER_FAIL)},
+        error = :error, lease_expires_at = NULL, updated_at = {{now}}, rev = rev + 1
+    WHERE {_FENCE}
+    RETURNING status, run_at, {{now}} AS decided_at"""
+
+_RELEASE = f"""
+    UPDATE jobs SET status = {rules.AFTER_RELEASE},
+        finished_at = {rules.finished_at(rules.AFTER_RELEASE)},
+        attempts = attempts - 1, run_at = {{now}}, lease_expires_at = NULL,
+        updated_at = {{now}}, rev = rev + 1
+    WHERE {_FENCE}
+    RETURNING status, queue"""
+
+_REAP = f"""
+    UPDATE jobs SET status = {rules.AFTER_EXPIRY},
+        finished_at = {rules.finished_at(rules.AFTER_EXPIRY)},
+        error = 'lease expired', lease_expires_at = NULL, run_at = {{now}},
+        updated_at = {{now}}, rev = rev + 1
+    WHERE id IN (SELECT id FROM jobs WHERE {rules.EXPIRE.guard()} AND lease_expires_at < {{now}}
+                 {{skip_locked}})
+      AND {rules.EXPIRE.guard()} AND lease_expires_at < {{now}}
+    RETURNING id, status, lease_epoch, worker, queue"""
+
+_RETRY = f"""
+    UPDATE jobs SET status = 'queued', attempts = 0, run_at = {{now}}, cancel_requested = FALSE,
+        error = NULL, result = NULL, finished_at = NULL, updated_at = {{now}}, rev = rev + 1
+    WHERE id = :id AND {rules.RETRY.guard()}
+    RETURNING {JOB_COLUMNS}"""
+
+# One conditional statement: the ledger row exists only while the lease's epoch still
+# holds the running job. FOR SHARE (PostgreSQL) makes a write that meets a concurrent
+# claim wait for it and re-check the fence against the row it left.
+_FENCED_WRITE = f"""
+    INSERT INTO ledger (job_id, key, epoch, value, worker, written_at)
+    SELECT id, :key, lease_epoch, {{json:value}}, :worker, {{stamp}} FROM jobs
+    WHERE {_FENCE} {{for_share}}
+    ON CONFLICT (job_id, key, epoch) DO UPDATE SET value = excluded.value,
+        worker = excluded.worker, written_at = excluded.written_at
+    RETURNING *"""
+
+_WORKER_SEEN = """
+    INSERT INTO workers (name, host, pid, queues, concurrency, started_at, last_seen)
+    VALUES (:name, :host, :pid, {json:queues}, :concurrency, {now}, {now})
+    ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+        queues = excluded.queues, concurrency = excluded.concurrency,
+        last_seen = excluded.last_seen, stopped_at = NULL,
+        started_at = CASE WHEN workers.stopped_at IS NOT NULL OR workers.pid <> excluded.pid
+                          THEN excluded.started_at ELSE workers.started_at END"""
+
+_FAIL_EVENT = {"queued": "retry_scheduled", "failed": "failed", "cancelled": "cancelled"}
+_NOT_NULL_FIELDS = frozenset({"priority", "queue", "payload", "run_at", "max_attempts"})
+
+
+class SqlStore(ABC):
+    """The Store protocol over one SQL database, through its dialect."""
+
+    url: str
+
+    def __init__(self, dialect: Dialect, *, url: str) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.read = Readers(dialect.json_in, dialect.time_in)
+
+    def now(self) -> datetime:
+        return self.dialect.now()
+
+    def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
+        """Apply the migrations this database lacks, in one transaction, in order."""
+        table = self.dialect.schema_table
+        with self.dialect.tx() as tx:
+            self.before_migrate(tx)
+            tx.script(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
+            row = tx.one(f"SELECT max(version) AS v FROM {table}")
+            current = int((row or {}).get("v") or 0)
+            if current > latest:
+                raise SchemaTooNew(current, latest)
+            for version, script in migrations:
+                if version > current:
+                    tx.script(script)
+                    tx.q(f"INSERT INTO {table} (version) VALUES (:v)", {"v": version})
+
+    def before_migrate(self, tx: Tx) -> None:
+        """What a backend must do before migrating (PostgreSQL: lock out other migrators)."""
+        return None
+
+    def schema_version(self) -> int:
+        with self.dialect.session() as tx:
+            row = tx.one(f"SELECT max(version) AS v FROM {self.dialect.schema_table}")
+        return int((row or {}).get("v") or 0)
+
+    # -- backend-specific --------------------------------------------------------------
+
+    @abstractmethod
+    def claim_next(
+        self,
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """The batched hot path: each backend's own statement shape (see its module)."""
+
+    @abstractmethod
+    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
+        """The batched hot path: each backend's own statement shape (see its module)."""
+
+    @abstractmethod
+    def complete_and_claim(
+        self,
+        done: Sequence[tuple[Lease, Any]],
+        worker: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        ttl: float,
+        engines: Sequence[str] | None = None,
+    ) -> tuple[list[int], list[int], list[Lease]]:
+        """The batched hot path: each backend's own statement shape (see its module)."""
+
+    @abstractmethod
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Each engine wakes idle workers its own way."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- enqueue and claim ----------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        out: list[Job] = []
+        with self.dialect.tx() as tx:
+            queues: set[str] = set()
+            for new in jobs:
+                job, inserted = self._insert_job(tx, new)
+                if inserted:
+                    events.record(tx, job.id, "enqueued", data={"queue": job.queue})
+                    queues.add(job.queue)
+                out.append(job)
+            for queue in sorted(queues):
+                tx.notify(queue)
+        return out
+
+    def _insert_job(self, tx: Tx, new: NewJob) -> tuple[Job, bool]:
+        """Insert, or find the live job holding the same dedupe key: (job, inserted)."""
+        params = {
+            "queue": new.queue,
+            "engine": new.engine,
+            "payload": to_json(new.payload),
+            "priority": new.priority,
+            "lock": new.lock,
+            "max_attempts": new.max_attempts,
+            "timeout": new.timeout,
+            "run_at": new.run_at,
+            "dedupe_key": new.dedupe_key,
+        }
+        for _ in range(2):  # the live duplicate may finish between the two statements
+            rows = tx.tuples(_INSERT_JOB, params)
+            if rows:
+                return self.read.job(rows[0]), True
+            rows = tx.tuples(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = :key "
+                f"AND status IN {rules.LIVE}",
+                {"key": new.dedupe_key},
+            )
+            if rows:
+                return self.read.job(rows[0]), False
+        raise InvalidTransition("dedupe_key", "live", "finished")
+
+    def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:
+        try:
+            with self.dialect.tx() as tx:
+                rows = tx.tuples(_CLAIM_ONE, {"id": job_id, "worker": worker, "ttl": ttl})
+                if not rows:
+                    return None
+                job = self.read.job(rows[0])
+                self._close_expired_run(tx, job)
+                run_id = self._open_run(tx, job)
+        except Exception as exc:
+            if self.dialect.is_unique_violation(exc):
+                return None  # the named lock is held: the index said no
+            raise
+        return Lease(job.id, job.lease_epoch, worker, job.lease_expires_at, job.attempts,  # type: ignore[arg-type]
+                     run_id, ttl, job)  # fmt: skip
+
+    def _close_expired_run(self, tx: Tx, job: Job) -> None:
+        """A take-over closes the run of the lease it replaced."""
+        closed = tx.q(
+            "UPDATE runs SET status = 'expired', finished_at = {stamp}, error = 'lease expired' "
+            "WHERE job_id = :id AND status = 'running' AND epoch < :epoch RETURNING epoch",
+            {"id": job.id, "epoch": job.lease_epoch},
+        )
+        for row in closed:
+            events.record(tx, job.id, "lease_expired", epoch=row["epoch"])
+
+    def _open_run(self, tx: Tx, job: Job) -> int:
+        row = tx.one(
+            "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
+            "VALUES (:id, :attempt, :epoch, :worker, 'running', {stamp}) RETURNING id",
+            {"id": job.id, "attempt": job.attempts, "epoch": job.lease_epoch, "worker": job.worker},
+        )
+        assert row is not None
+        events.record(
+            tx,
+            job.id,
+            "claimed",
+            epoch=job.lease_epoch,
+            worker=job.worker,
+            data={"attempt": job.attempts},
+        )
+        return int(row["id"])
+
+    # -- a lease's writes -----------------------------------------------------------
+
+    def _lost(self, tx: Tx, lease: Lease, *, cancelled_is_lost: bool = False) -> LeaseLost:
+        """Why a fenced write found nothing: a cancel asked for, or the lease gone."""
+        row = tx.one(
+            "SELECT status, lease_epoch, cancel_requested FROM jobs WHERE id = :id",
+            {"id": lease.job_id},
+        )
+        if row is None:
+            return LeaseLost(lease.job_id, lease.epoch)
+        held = row["status"] == "running" and row["lease_epoch"] == lease.epoch
+        if held and row["cancel_requested"]:
+            if cancelled_is_lost:
+                return LeaseLost(lease.job_id, lease.epoch)
+            return JobCancelled(lease.job_id, lease.epoch)
+        return LeaseLost(
+            lease.job_id, lease.epoch, current_epoch=row["lease_epoch"], status=row["status"]
+        )
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            row = tx.one(
+                "UPDATE jobs SET lease_expires_at = {now+:ttl}, rev = rev + 1, "
+                f"updated_at = {{now}} WHERE {_FENCE} AND NOT cancel_requested "
+                "RETURNING lease_expires_at",
+                {"id": lease.job_id, "epoch": lease.epoch, "ttl": ttl},
+            )
+            if row is None:
+                raise self._lost(tx, lease)
+        expires = self.dialect.time_in(row["lease_expires_at"])
+        return Lease(lease.job_id, lease.epoch, lease.worker, expires, lease.attempt,  # type: ignore[arg-type]
+                     lease.run_id, ttl, lease.job)  # fmt: skip
+
+    def _close_run(
+        self,
+        tx: Tx,
+        lease: Lease,
+        run_status: str,
+        error: str | None,
+        output: RunOutput | None,
+    ) -> None:
+        out = output or RunOutput()
+        tx.q(
+            _CLOSE_RUN,
+            {
+                "id": lease.job_id,
+                "epoch": lease.epoch,
+                "run_status": run_status,
+                "error": error,
+                "exit_code": out.exit_code,
+                "stdout": out.stdout,
+                "stderr": out.stderr,
+            },
+        )
+
+    def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None:
+        with self.dialect.tx() as tx:
+            row = tx.one(
+                "UPDATE jobs SET status = 'succeeded', result = {json:result}, error = NULL, "
+                "finished_at = {now}, updated_at = {now}, lease_expires_at = NULL, "
+                f"rev = rev + 1 WHERE {_FENCE} RETURNING id",
+                {"id": lease.job_id, "epoch": lease.epoch, "result": to_json(result)},
+            )
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+            self._close_run(tx, lease, "succeeded", None, output)
+            events.record(tx, lease.job_id, "succeeded", epoch=lease.epoch, worker=lease.worker)
+
+    def fail(
+        self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
+    ) -> JobStatus:
+        with self.dialect.tx() as tx:
+            row = tx.one(
+                _FAIL,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "error": error,
+                    "retry": retry_delay is not None,
+                    "delay": retry_delay or 0.0,
+                },
+            )
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+            status = JobStatus(row["status"])
+            run_status = "cancelled" if status is JobStatus.CANCELLED else "failed"
+            self._close_run(tx, lease, run_status, error, output)
+            data: dict[str, Any] = {"error": error}
+            if status is JobStatus.QUEUED:
+                run_at, decided = self.dialect.time_in(row["run_at"]), row["decided_at"]
+                delay = run_at - self.dialect.time_in(decided)  # type: ignore[operator]
+                data["retry_in"] = round(delay.total_seconds(), 3)
+            events.record(
+                tx,
+                lease.job_id,
+                _FAIL_EVENT[status],
+                epoch=lease.epoch,
+                worker=lease.worker,
+                data=data,
+            )
+            return status
+
+    def release(self, lease: Lease, reason: str) -> JobStatus:
+        with self.dialect.tx() as tx:
+            row = tx.one(_RELEASE, {"id": lease.job_id, "epoch": lease.epoch})
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+            status = JobStatus(row["status"])
+            run_status = "cancelled" if status is JobStatus.CANCELLED else "released"
+            self._close_run(tx, lease, run_status, reason, None)
+            events.record(
+                tx,
+                lease.job_id,
+                "released",
+                epoch=lease.epoch,
+                worker=lease.worker,
+                data={"reason": reason},
+            )
+            if status is JobStatus.QUEUED:
+                tx.notify(row["queue"])
+            return status
+
+    def record_output(self, lease: Lease, output: RunOutput) -> None:
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            row = tx.one(
+                "UPDATE runs SET stdout = :stdout, stderr = :stderr "
+                "WHERE job_id = :id AND epoch = :epoch AND status = 'running' RETURNING id",
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "stdout": output.stdout,
+                    "stderr": output.stderr,
+                },
+            )
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+
+    def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            row = tx.one(
+                _FENCED_WRITE,
+                {
+                    "id": lease.job_id,
+                    "epoch": lease.epoch,
+                    "key": key,
+                    "value": to_json(value),
+                    "worker": lease.worker,
+                },
+            )
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+        return self.read.ledger(row)
+
+    # -- operators' verbs -----------------------------------------------------------
+
+    def cancel_job(self, job_id: int) -> bool:
+        with self.dialect.tx() as tx:
+            row = tx.one(
+                "UPDATE jobs SET status = 'cancelled', finished_at = {now}, updated_at = {now}, "
+                f"rev = rev + 1 WHERE id = :id AND {rules.CANCEL.guard()} RETURNING id",
+                {"id": job_id},
+            )
+            if row is not None:
+                events.record(tx, job_id, "cancelled")
+                return True
+            row = tx.one(
+                "UPDATE jobs SET cancel_requested = TRUE, updated_at = {now}, rev = rev + 1 "
+                f"WHERE id = :id AND {rules.ASK_TO_STOP.guard()} AND NOT cancel_requested "
+                "RETURNING lease_epoch",
+                {"id": job_id},
+            )
+            if row is not None:
+                events.record(tx, job_id, "cancel_requested", epoch=row["lease_epoch"])
+                return True
+            if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:
+                raise JobNotFound(job_id)
+            return False
+
+    def retry_job(self, job_id: int) -> Job:
+        try:
+            with self.dialect.tx() as tx:
+                rows = tx.tuples(_RETRY, {"id": job_id})
+                if not rows:
+                    current = tx.one("SELECT status FROM jobs WHERE id = :id", {"id": job_id})
+                    if current is None:
+                        raise JobNotFound(job_id)
+                    raise InvalidTransition(f"job {job_id}", current["status"], "queued")
+                job = self.read.job(rows[0])
+                events.record(tx, job_id, "retried")
+                tx.notify(job.queue)
+                return job
+        except Exception as exc:
+            if not self.dialect.is_unique_violation(exc):
+                raise
+            raise InvalidTransition(
+                f"job {job_id} (another live job has its dedupe key)", "failed", "queued"
+            ) from exc
+
+    def reap_expired(self) -> list[tuple[int, JobStatus]]:
+        with self.dialect.tx() as tx:
+            rows = tx.q(_REAP)
+            for row in rows:
+                tx.q(
+                    "UPDATE runs SET status = 'expired', finished_at = {stamp}, "
+                    "error = 'lease expired' "
+                    "WHERE job_id = :id AND epoch = :epoch AND status = 'running'",
+                    {"id": row["id"], "epoch": row["lease_epoch"]},
+                )
+                events.record(
+                    tx,
+                    row["id"],
+                    "lease_expired",
+                    epoch=row["lease_epoch"],
+                    worker=row["worker"],
+                    data={"now": row["status"]},
+                )
+            for queue in sorted({r["queue"] for r in rows if r["status"] == "queued"}):
+                tx.notify(queue)
+        return [(row["id"], JobStatus(row["status"])) for row in rows]
+
+    def update_if_match(
+        self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
+    ) -> MatchResult:
+        check_job_patch(collection, patch)
+        nulls = sorted(key for key, value in patch.items() if value is None)
+        if set(nulls) & _NOT_NULL_FIELDS:
+            raise InvalidArgument(f"{', '.join(nulls)} cannot be null")
+        params = {
+            f"p_{key}": to_json(value) if key == "payload" else value
+            for key, value in patch.items()
+        }
+        assignments = ", ".join(
+            f"{key} = {{json:p_{key}}}" if key == "payload" else f"{key} = :p_{key}"
+            for key in patch
+        )
+        try:
+            with self.dialect.tx() as tx:
+                rows = tx.tuples(
+                    f"UPDATE jobs SET {assignments}, rev = rev + 1, updated_at = {{now}} "
+                    f"WHERE id = :id AND rev = :rev RETURNING {JOB_COLUMNS}",
+                    {**params, "id": doc_id, "rev": expected_rev},
+                )
+                if not rows:
+                    exists = tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": doc_id})
+                    return MatchResult("conflict" if exists else "not_found")
+                job = self.read.job(rows[0])
+                events.record(tx, doc_id, "updated", data={"fields": sorted(patch)})
+        except Exception as exc:
+            if self.dialect.is_unique_violation(exc):
+                return MatchResult("conflict")
+            raise
+        return MatchResult("ok", job, job.rev)
+
+    # -- workers ----------------------------------------------------------------------
+
+    def worker_seen(
+        self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            tx.q(
+                _WORKER_SEEN,
+                {
+                    "name": name,
+                    "host": host,
+                    "pid": pid,
+                    "queues": to_json(list(queues)),
+                    "concurrency": concurrency,
+                },
+            )
+
+    def worker_stopped(self, name: str) -> None:
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            tx.q(
+                "UPDATE workers SET stopped_at = {now} WHERE name = :name AND stopped_at IS NULL",
+                {"name": name},
+            )
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT * FROM workers ORDER BY name")
+            held = tx.q("SELECT worker, id FROM jobs WHERE status = 'running' ORDER BY id")
+        running: dict[str, list[int]] = {}
+        for h in held:
+            running.setdefault(h["worker"], []).append(h["id"])
+        return [self.read.worker(r, running.get(r["name"], ())) for r in rows]
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        with self.dialect.session() as tx:
+            rows = tx.tuples(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id})
+        if not rows:
+            raise JobNotFound(job_id)
+        return self.read.job(rows[0])
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]:
+        where = ["1 = 1"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        for column, value in (("status", status), ("queue", queue), ("engine", engine)):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = str(value)
+        if label is not None:
+            where.append(self.dialect.labels_contain("label"))
+            params["label"] = label
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+        )
+        with self.dialect.session() as tx:
+            rows = tx.tuples(sql, params)
+        return [self.read.job(r) for r in rows]
+
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status")
+        return {(r["queue"], r["status"]): r["n"] for r in rows}
+
+    def runs(self, job_id: int) -> list[Run]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
+        return [self.read.run(r) for r in rows]
+
+    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        where = "id > :after" if job_id is None else "job_id = :job AND id > :after"
+        with self.dialect.session() as tx:
+            rows = tx.q(
+                f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
+                {"job": job_id, "after": after_id, "limit": limit},
+            )
+        return [self.read.event(r) for r in rows]
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        with self.dialect.session() as tx:
+            rows = tx.q(
+                "SELECT * FROM ledger WHERE job_id = :id ORDER BY key, epoch", {"id": job_id}
+            )
+        return [self.read.ledger(r) for r in rows]

@@ -1,0 +1,134 @@
+"""The writes a plan makes to its steps' job rows: the only way the plans layer changes jobs.
+
+Each runs inside the plan coordinator's transaction (it holds the plan's lock), is guarded
+by the status its `rules.Move` starts from, and bumps `rev`, so an If-Match write made from
+a snapshot taken before the plan moved the step answers `conflict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agentfleet.models import NewJob
+from agentfleet.store import events, rules
+from agentfleet.store.dialect import Tx, to_json
+
+_TOUCH = "updated_at = {now}, rev = rev + 1"
+
+
+def insert(tx: Tx, plan_id: int, step: str, job: NewJob, payload: Mapping[str, Any]) -> int:
+    """A new step, waiting for its dependencies and its plan."""
+    row = tx.one(
+        """
+        INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts,
+            timeout, run_at, plan_id, step, created_at, updated_at)
+        VALUES (:queue, :engine, {json:payload}, 'waiting', :priority, :lock, :max_attempts,
+            :timeout, {now}, :plan, :step, {now}, {now})
+        RETURNING id
+        """,
+        {
+            "queue": job.queue,
+            "engine": job.engine,
+            "payload": to_json(dict(payload)),
+            "priority": job.priority,
+            "lock": job.lock,
+            "max_attempts": job.max_attempts,
+            "timeout": job.timeout,
+            "plan": plan_id,
+            "step": step,
+        },
+    )
+    assert row is not None
+    job_id = int(row["id"])
+    events.record(tx, job_id, "enqueued", plan_id=plan_id, data={"step": step})
+    return job_id
+
+
+def promote(tx: Tx, plan_id: int, job_ids: Sequence[int]) -> list[int]:
+    """Ready steps go to the queue; returns those promoted and wakes workers."""
+    if not job_ids:
+        return []
+    rows = tx.q(
+        f"UPDATE jobs SET status = 'queued', run_at = {{now}}, {_TOUCH} "
+        f"WHERE plan_id = :plan AND id {{any:ids}} AND {rules.PROMOTE.guard()} "
+        "RETURNING id, step, queue",
+        {"plan": plan_id, "ids": [int(i) for i in job_ids]},
+    )
+    for row in sorted(rows, key=lambda r: r["id"]):
+        events.record(tx, row["id"], "promoted", plan_id=plan_id, data={"step": row["step"]})
+    for queue in sorted({row["queue"] for row in rows}):
+        tx.notify(queue)
+    return sorted(row["id"] for row in rows)
+
+
+def hold_queued(tx: Tx, plan_id: int) -> list[int]:
+    """A plan that stops starting work holds its queued steps back."""
+    rows = tx.q(
+        f"UPDATE jobs SET status = 'waiting', {_TOUCH} "
+        f"WHERE plan_id = :plan AND {rules.HOLD.guard()} RETURNING id",
+        {"plan": plan_id},
+    )
+    return sorted(row["id"] for row in rows)
+
+
+def stop_unstarted(tx: Tx, plan_id: int) -> list[int]:
+    """Steps that have not started end cancelled (a cancelled plan starts nothing more)."""
+    rows = tx.q(
+        f"UPDATE jobs SET status = 'cancelled', finished_at = {{now}}, {_TOUCH} "
+        f"WHERE plan_id = :plan AND {rules.STOP_UNSTARTED.guard()} RETURNING id",
+        {"plan": plan_id},
+    )
+    return sorted(row["id"] for row in rows)
+
+
+def ask_running_to_stop(tx: Tx, plan_id: int) -> list[int]:
+    """Running steps are asked to stop; their workers see it on the next heartbeat."""
+    rows = tx.q(
+        f"UPDATE jobs SET cancel_requested = TRUE, {_TOUCH} "
+        f"WHERE plan_id = :plan AND {rules.ASK_TO_STOP.guard()} AND NOT cancel_requested "
+        "RETURNING id",
+        {"plan": plan_id},
+    )
+    return sorted(row["id"] for row in rows)
+
+
+def pass_gate(tx: Tx, gate_id: int, result: Any) -> bool:
+    """An approval gate's step succeeds with the approver's response."""
+    rows = tx.q(
+        f"UPDATE jobs SET status = 'succeeded', result = {{json:result}}, "
+        f"finished_at = {{now}}, {_TOUCH} WHERE id = :id AND {rules.PASS_GATE.guard()} "
+        "RETURNING id",
+        {"id": gate_id, "result": to_json(result)},
+    )
+    return bool(rows)
+
+
+def record_gate_state(tx: Tx, gate_id: int, result: Any) -> None:
+    """A waiting gate keeps its rejections and feedback in its result."""
+    tx.q(
+        f"UPDATE jobs SET result = {{json:result}}, {_TOUCH} WHERE id = :id",
+        {"id": gate_id, "result": to_json(result)},
+    )
+
+
+def send_back(tx: Tx, job_id: int, payload: Mapping[str, Any]) -> bool:
+    """A finished step goes back to waiting, with fresh attempts and its new payload."""
+    rows = tx.q(
+        "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, result = NULL, "
+        f"finished_at = NULL, cancel_requested = FALSE, payload = {{json:payload}}, {_TOUCH} "
+        f"WHERE id = :id AND {rules.REWORK.guard()} RETURNING id",
+        {"id": job_id, "payload": to_json(dict(payload))},
+    )
+    return bool(rows)
+
+
+def restart_ended(tx: Tx, plan_id: int) -> list[int]:
+    """On resume, failed and cancelled steps wait to run again with fresh attempts."""
+    rows = tx.q(
+        "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, finished_at = NULL, "
+        f"cancel_requested = FALSE, {_TOUCH} "
+        f"WHERE plan_id = :plan AND {rules.RESTART.guard()} RETURNING id",
+        {"plan": plan_id},
+    )
+    return sorted(row["id"] for row in rows)
