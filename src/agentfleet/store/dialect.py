@@ -13,8 +13,9 @@ Tokens:
     {now+:name}      {now} plus the parameter `name`, in seconds; {now-:name} minus it
     {for_update} {for_share} {skip_locked}
                      row locks; empty on SQLite, whose write lock already serialises
-    {any:name}       membership in the list parameter `name` (`= ANY(...)` / json_each)
+    col {any:name}   `col` is one of the list parameter `name`
     {json:name}      the parameter `name`, a JSON document passed as text (`to_json`)
+    {has_label:name} the job's payload lists the label in the parameter `name`
 
 Parameters: a `datetime` is bound as the dialect stores time, a list or tuple as the
 dialect passes a list. Columns come back in each engine's own form; `json_in` and
@@ -28,6 +29,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -37,9 +39,16 @@ from agentfleet.errors import InvalidArgument
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 
-_TOKEN = re.compile(r"\{(now|stamp|for_update|for_share|skip_locked)\}|\{now([+-]):(\w+)\}")
+_TOKEN = re.compile(
+    r"\{(now|stamp|for_update|for_share|skip_locked)\}"
+    r"|\{now([+-]):(\w+)\}|\{(json|has_label):(\w+)\}"
+)
 _ANY = re.compile(r"(\w+(?:\.\w+)?)\s*\{any:(\w+)\}")
-_JSON = re.compile(r"\{json:(\w+)\}")
+_LOCKS = {
+    "for_update": "FOR UPDATE",
+    "for_share": "FOR SHARE",
+    "skip_locked": "FOR UPDATE SKIP LOCKED",
+}
 
 
 def to_json(value: Any) -> str:
@@ -54,6 +63,26 @@ def status_list(values: Any) -> str:
         if not name.isidentifier():
             raise InvalidArgument(f"not a status: {name!r}")
     return "(" + (", ".join(f"'{name}'" for name in names) or "NULL") + ")"
+
+
+@dataclass(frozen=True)
+class Syntax:
+    """How the tokens read in one dialect. The defaults are SQLite's, the embedded store;
+    another engine names only where it differs. Templates take `{param}` (the parameter's
+    name), `{sign}` and `{column}`."""
+
+    now: str = ":now"  # bound per transaction from the store's clock
+    stamp: str = ":now"
+    row_locks: bool = False  # SQLite's one write lock already serialises every writer
+    shifted: str = "(:now {sign} :{param})"
+    member_of: str = "{column} IN (SELECT value FROM json_each(:{param}))"
+    json: str = ":{param}"
+    has_label: str = "EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = :{param})"
+
+    def token(self, name: str) -> str:
+        if name in _LOCKS:
+            return _LOCKS[name] if self.row_locks else ""
+        return str(getattr(self, name))
 
 
 class Tx(ABC):
@@ -73,7 +102,7 @@ class Tx(ABC):
 
     @abstractmethod
     def script(self, text: str) -> None:
-        """Run schema DDL as written: no tokens, no parameters."""
+        """Run schema DDL (or a maintenance command) as written: no tokens, no parameters."""
 
     @abstractmethod
     def lock_plan(self, plan_id: int) -> None:
@@ -88,8 +117,8 @@ class Dialect(ABC):
     """A database's driver: its transactions, its clock and its few syntax differences."""
 
     name: ClassVar[str]
-    # The table that records applied schema migrations.
-    schema_table: ClassVar[str]
+    schema_table: ClassVar[str]  # records the applied schema migrations
+    syntax: ClassVar[Syntax]
 
     @abstractmethod
     def tx(self) -> AbstractContextManager[Tx]:
@@ -121,50 +150,28 @@ class Dialect(ABC):
     def time_in(value: Any) -> datetime | None:
         """A time column's value as an aware UTC datetime (None stays None)."""
 
-    @abstractmethod
-    def labels_contain(self, param: str) -> str:
-        """A condition: the job's payload lists the label bound to `param`."""
-
-    # -- rendering ------------------------------------------------------------------
-
-    # How each token reads in this dialect; `{now+:x}` and `{any:x}` are built from these.
-    tokens: ClassVar[Mapping[str, str]]
-
-    @abstractmethod
-    def shifted(self, sign: str, param: str) -> str:
-        """`{now+:param}` / `{now-:param}` in this dialect."""
-
-    @abstractmethod
-    def member_of(self, column: str, param: str) -> str:
-        """`column {any:param}` in this dialect."""
-
-    def json_param(self, param: str) -> str:
-        """`{json:param}` in this dialect (SQLite stores the text as it is)."""
-        return f":{param}"
-
     def placeholder(self, text: str) -> str:
         """Rewrite `:name` parameters for the driver (SQLite takes them as they are)."""
         return text
 
     def render(self, sql: str) -> str:
+        """The statement as this driver runs it (cached: statements are few and reused)."""
         return _render(self, sql)
-
-    @abstractmethod
-    def bind(self, params: Params) -> dict[str, Any]:
-        """Parameters as this driver takes them."""
 
 
 @lru_cache(maxsize=2048)
 def _render(dialect: Dialect, sql: str) -> str:
-    tokens = dialect.tokens
+    syntax = dialect.syntax
 
     def token(match: re.Match[str]) -> str:
-        if match.group(1):
-            return tokens[match.group(1)]
-        return dialect.shifted(match.group(2), match.group(3))
+        simple, sign, shifted, kind, param = match.groups()
+        if simple:
+            return syntax.token(simple)
+        if sign:
+            return syntax.shifted.format(sign=sign, param=shifted)
+        return str(getattr(syntax, kind)).format(param=param)
 
-    text = _ANY.sub(lambda m: dialect.member_of(m.group(1), m.group(2)), sql)
-    text = _JSON.sub(lambda m: dialect.json_param(m.group(1)), text)
+    text = _ANY.sub(lambda m: syntax.member_of.format(column=m[1], param=m[2]), sql)
     return dialect.placeholder(_TOKEN.sub(token, text))
 
 
@@ -185,12 +192,4 @@ def bind_with(
     return bind
 
 
-__all__ = [
-    "Dialect",
-    "Params",
-    "Row",
-    "Tx",
-    "bind_with",
-    "status_list",
-    "to_json",
-]
+__all__ = ["Dialect", "Params", "Row", "Syntax", "Tx", "bind_with", "status_list", "to_json"]

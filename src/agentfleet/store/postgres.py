@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -25,10 +25,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from agentfleet.errors import StoreUnavailable
 from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import rules
-from agentfleet.store.dialect import Dialect, Params, Row, Tx, bind_with
+from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
-from agentfleet.store.sql import SqlStore
+from agentfleet.store.sql import Batch, SqlStore
 
 NOTIFY_CHANNEL = "agentfleet_jobs"
 _MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
@@ -65,17 +65,17 @@ class PostgresTx(Tx):
 class PostgresDialect(Dialect):
     """PostgreSQL's pool, clock and syntax."""
 
-    name = "postgresql"
-    schema_table = "schema_version"
-    tokens: ClassVar[Mapping[str, str]] = {
-        "now": "now()",
-        "stamp": "clock_timestamp()",
-        "for_update": "FOR UPDATE",
-        "for_share": "FOR SHARE",
-        "skip_locked": "FOR UPDATE SKIP LOCKED",
-    }
-    json_in = staticmethod(decoded)
-    time_in = staticmethod(decoded)
+    syntax = Syntax(
+        now="now()",
+        stamp="clock_timestamp()",
+        row_locks=True,
+        shifted="(now() {sign} :{param} * interval '1 second')",
+        member_of="{column} = ANY(:{param})",
+        json="CAST(:{param} AS jsonb)",
+        has_label="payload -> 'labels' ? :{param}",
+    )
+    json_in = time_in = staticmethod(decoded)  # the driver decodes JSON and times
+    name, schema_table = "postgresql", "schema_version"
 
     def __init__(self, url: str, *, pool_size: int, notify: bool) -> None:
         self.url = url
@@ -101,25 +101,8 @@ class PostgresDialect(Dialect):
                 f"cannot connect to PostgreSQL at {_redact(url)}: {exc}"
             ) from exc
 
-    # -- syntax -----------------------------------------------------------------------
-
-    def shifted(self, sign: str, param: str) -> str:
-        return f"(now() {sign} :{param} * interval '1 second')"
-
-    def member_of(self, column: str, param: str) -> str:
-        return f"{column} = ANY(:{param})"
-
-    def json_param(self, param: str) -> str:
-        return f"CAST(:{param} AS jsonb)"
-
-    def labels_contain(self, param: str) -> str:
-        return f"payload -> 'labels' ? :{param}"
-
     def placeholder(self, text: str) -> str:
         return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
-
-    def bind(self, params: Params) -> dict[str, Any]:
-        return _bind(params)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, pg_errors.UniqueViolation)
@@ -183,7 +166,7 @@ _COMPLETE_BATCH = """
 _CLAIM_BATCH = f"""
     picked AS (
         SELECT j.id FROM jobs j
-        WHERE {{ready}} {{queue_filter}}
+        WHERE {{ready}}
         ORDER BY j.priority DESC, j.id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
@@ -275,46 +258,12 @@ class PostgresStore(SqlStore):
     # Differs by necessity: completing a batch and claiming the next is one statement, one
     # round trip and one commit, which only data-modifying CTEs allow.
 
-    def claim_next(
-        self,
-        worker: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None = None,
-    ) -> list[Lease]:
-        return self._batch([], worker, queues, limit, ttl, engines)[2]
-
-    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
-        if not done:
-            return [], []
-        ids, plans, _ = self._batch(done, None, None, 0, 0.0)
-        return ids, plans
-
-    def complete_and_claim(
-        self,
-        done: Sequence[tuple[Lease, Any]],
-        worker: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None = None,
-    ) -> tuple[list[int], list[int], list[Lease]]:
-        return self._batch(done, worker, queues, limit, ttl, engines)
-
-    def _batch(
-        self,
-        done: Sequence[tuple[Lease, Any]],
-        worker: str | None,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None = None,
-    ) -> tuple[list[int], list[int], list[Lease]]:
+    def batch(self, done: Sequence[tuple[Lease, Any]], claim: rules.Claim | None) -> Batch:
         """Complete a batch and claim the next in one statement. Both parts see one
         snapshot, so a lock freed by this batch's completions is only taken by a later
         claim."""
-        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
+        claiming = claim is not None and claim.limit > 0
+        ready, params = claim.ready() if claim is not None else ("", {})
         ctes: list[str] = []
         if done:
             params["d_ids"] = [lease.job_id for lease, _ in done]
@@ -323,17 +272,8 @@ class PostgresStore(SqlStore):
                 "null" if result is None else json.dumps(result) for _, result in done
             ]
             ctes.append(_COMPLETE_BATCH)
-        claiming = worker is not None and limit > 0
         if claiming:
-            queue_filter = queue_filter_e = ""
-            for column, values in (("queue", queues), ("engine", engines)):
-                if values is not None:
-                    params[column] = list(values)
-                    queue_filter += f" AND j.{column} {{any:{column}}}"
-                    queue_filter_e += f" AND e.{column} {{any:{column}}}"
-            ready = rules.READY_BATCH.replace("{queue_filter_e}", queue_filter_e)
-            claim = _CLAIM_BATCH.replace("{ready}", ready)
-            ctes.append(claim.replace("{queue_filter}", queue_filter))
+            ctes.append(_CLAIM_BATCH.replace("{ready}", ready))
         done_cols = (
             "(SELECT coalesce(array_agg(id), '{}') FROM done), "
             "(SELECT coalesce(array_agg(DISTINCT plan_id) FILTER (WHERE plan_id IS NOT NULL),"
@@ -363,12 +303,12 @@ class PostgresStore(SqlStore):
                 continue  # two claimers met on one named lock; the index refused one
             if not claiming:
                 return list(rows[0][0]), list(rows[0][1]), []
-            assert worker is not None
+            assert claim is not None
             batch_row = next(row for row in rows if row[0] is None)
             done_ids, plan_ids, expires, at, job_ids, run_ids = batch_row[_CLAIMED_WIDTH:]
             run_of = dict(zip(job_ids, run_ids, strict=True))
             leases = [
-                _claimed_lease(row, worker, expires, at, run_of[row[0]], ttl)
+                _claimed_lease(row, claim.worker, expires, at, run_of[row[0]], claim.ttl)
                 for row in rows
                 if row[0] is not None
             ]

@@ -9,7 +9,9 @@ conditional writes, rendered by their dialect (see `store.dialect` for the token
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agentfleet.models import TERMINAL_STATUSES, JobStatus, check_transition
 from agentfleet.store.dialect import status_list
@@ -102,6 +104,30 @@ READY_BATCH = (
 # An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
 EXPIRED = f"""{TAKE_OVER.guard("j")} AND j.lease_expires_at < {{now}}
     AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a batch claims: up to `limit` ready jobs of these queues and engines (None:
+    any), leased to `worker` for `ttl` seconds."""
+
+    worker: str
+    queues: Sequence[str] | None
+    limit: int
+    ttl: float
+    engines: Sequence[str] | None = None
+
+    def ready(self) -> tuple[str, dict[str, Any]]:
+        """The readiness condition on `j` for this claim, and its parameters."""
+        params: dict[str, Any] = {"worker": self.worker, "ttl": self.ttl, "limit": self.limit}
+        on_j = on_rivals = ""
+        for column, values in (("queue", self.queues), ("engine", self.engines)):
+            if values is not None:
+                params[column] = list(values)
+                on_j += f" AND j.{column} {{any:{column}}}"
+                on_rivals += f" AND e.{column} {{any:{column}}}"
+        return READY_BATCH.replace("{queue_filter_e}", on_rivals) + on_j, params
+
 
 # What every claim sets: a new epoch and attempt, the lease, the new rev.
 CLAIM_SET = """status = 'running', lease_epoch = lease_epoch + 1, attempts = attempts + 1,

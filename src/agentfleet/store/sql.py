@@ -24,20 +24,18 @@ from agentfleet.errors import (
     SchemaTooNew,
 )
 from agentfleet.models import (
-    Event,
     Job,
     JobStatus,
     Lease,
     LedgerEntry,
     MatchResult,
     NewJob,
-    Run,
     RunOutput,
-    WorkerInfo,
 )
 from agentfleet.store import events, rules
 from agentfleet.store.base import check_job_patch
 from agentfleet.store.dialect import Dialect, Tx, to_json
+from agentfleet.store.reads import SqlReads
 from agentfleet.store.rows import JOB_COLUMNS, Readers
 
 _INSERT_JOB = f"""
@@ -113,11 +111,14 @@ _WORKER_SEEN = """
         started_at = CASE WHEN workers.stopped_at IS NOT NULL OR workers.pid <> excluded.pid
                           THEN excluded.started_at ELSE workers.started_at END"""
 
+# A batch's answer: the ids it completed, their plans, and the leases it claimed.
+Batch = tuple[list[int], list[int], list[Lease]]
+
 _FAIL_EVENT = {"queued": "retry_scheduled", "failed": "failed", "cancelled": "cancelled"}
 _NOT_NULL_FIELDS = frozenset({"priority", "queue", "payload", "run_at", "max_attempts"})
 
 
-class SqlStore(ABC):
+class SqlStore(SqlReads, ABC):
     """The Store protocol over one SQL database, through its dialect."""
 
     url: str
@@ -154,9 +155,13 @@ class SqlStore(ABC):
             row = tx.one(f"SELECT max(version) AS v FROM {self.dialect.schema_table}")
         return int((row or {}).get("v") or 0)
 
-    # -- backend-specific --------------------------------------------------------------
+    # -- what each backend does its own way --------------------------------------------
 
     @abstractmethod
+    def batch(self, done: Sequence[tuple[Lease, Any]], claim: rules.Claim | None) -> Batch:
+        """Complete `done` (each fenced by its own epoch) and then, if asked, claim: one
+        transaction, in each backend's own statement shape (the hot path)."""
+
     def claim_next(
         self,
         worker: str,
@@ -165,13 +170,14 @@ class SqlStore(ABC):
         ttl: float,
         engines: Sequence[str] | None = None,
     ) -> list[Lease]:
-        """The batched hot path: each backend's own statement shape (see its module)."""
+        return self.batch((), rules.Claim(worker, queues, limit, ttl, engines))[2]
 
-    @abstractmethod
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
-        """The batched hot path: each backend's own statement shape (see its module)."""
+        if not done:
+            return [], []
+        completed, plans, _ = self.batch(done, None)
+        return completed, plans
 
-    @abstractmethod
     def complete_and_claim(
         self,
         done: Sequence[tuple[Lease, Any]],
@@ -180,8 +186,8 @@ class SqlStore(ABC):
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
-    ) -> tuple[list[int], list[int], list[Lease]]:
-        """The batched hot path: each backend's own statement shape (see its module)."""
+    ) -> Batch:
+        return self.batch(done, rules.Claim(worker, queues, limit, ttl, engines))
 
     @abstractmethod
     def wait_for_jobs(self, timeout: float) -> bool:
@@ -551,74 +557,3 @@ class SqlStore(ABC):
                 "UPDATE workers SET stopped_at = {now} WHERE name = :name AND stopped_at IS NULL",
                 {"name": name},
             )
-
-    def list_workers(self) -> list[WorkerInfo]:
-        with self.dialect.session() as tx:
-            rows = tx.q("SELECT * FROM workers ORDER BY name")
-            held = tx.q("SELECT worker, id FROM jobs WHERE status = 'running' ORDER BY id")
-        running: dict[str, list[int]] = {}
-        for h in held:
-            running.setdefault(h["worker"], []).append(h["id"])
-        return [self.read.worker(r, running.get(r["name"], ())) for r in rows]
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get_job(self, job_id: int) -> Job:
-        with self.dialect.session() as tx:
-            rows = tx.tuples(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id})
-        if not rows:
-            raise JobNotFound(job_id)
-        return self.read.job(rows[0])
-
-    def list_jobs(
-        self,
-        *,
-        status: JobStatus | None,
-        queue: str | None,
-        engine: str | None,
-        label: str | None,
-        limit: int,
-        offset: int,
-    ) -> list[Job]:
-        where = ["1 = 1"]
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        for column, value in (("status", status), ("queue", queue), ("engine", engine)):
-            if value is not None:
-                where.append(f"{column} = :{column}")
-                params[column] = str(value)
-        if label is not None:
-            where.append(self.dialect.labels_contain("label"))
-            params["label"] = label
-        sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
-        )
-        with self.dialect.session() as tx:
-            rows = tx.tuples(sql, params)
-        return [self.read.job(r) for r in rows]
-
-    def count_jobs(self) -> dict[tuple[str, str], int]:
-        with self.dialect.session() as tx:
-            rows = tx.q("SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status")
-        return {(r["queue"], r["status"]): r["n"] for r in rows}
-
-    def runs(self, job_id: int) -> list[Run]:
-        with self.dialect.session() as tx:
-            rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
-        return [self.read.run(r) for r in rows]
-
-    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
-        where = "id > :after" if job_id is None else "job_id = :job AND id > :after"
-        with self.dialect.session() as tx:
-            rows = tx.q(
-                f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
-                {"job": job_id, "after": after_id, "limit": limit},
-            )
-        return [self.read.event(r) for r in rows]
-
-    def ledger(self, job_id: int) -> list[LedgerEntry]:
-        with self.dialect.session() as tx:
-            rows = tx.q(
-                "SELECT * FROM ledger WHERE job_id = :id ORDER BY key, epoch", {"id": job_id}
-            )
-        return [self.read.ledger(r) for r in rows]

@@ -18,18 +18,18 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from agentfleet.errors import StoreUnavailable
 from agentfleet.models import Lease, utc_from_timestamp
 from agentfleet.store import rules
-from agentfleet.store.dialect import Dialect, Params, Row, Tx, bind_with, to_json
+from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, to_json
 from agentfleet.store.rows import JOB_COLUMNS, claimed_leases, sqlite_json, sqlite_time
-from agentfleet.store.sql import SqlStore
+from agentfleet.store.sql import Batch, SqlStore
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
@@ -78,13 +78,7 @@ class SqliteDialect(Dialect):
 
     name = "sqlite"
     schema_table = "agentfleet_schema"
-    tokens: ClassVar[Mapping[str, str]] = {
-        "now": ":now",
-        "stamp": ":now",
-        "for_update": "",
-        "for_share": "",
-        "skip_locked": "",
-    }
+    syntax = Syntax()  # the defaults are SQLite's
     json_in = staticmethod(sqlite_json)
     time_in = staticmethod(sqlite_time)
 
@@ -103,20 +97,6 @@ class SqliteDialect(Dialect):
         self._memory_lock = threading.RLock()
         self._shared: sqlite3.Connection | None = None
         self._thread_locks: dict[str, threading.Lock] = {}
-
-    # -- syntax -----------------------------------------------------------------------
-
-    def shifted(self, sign: str, param: str) -> str:
-        return f"(:now {sign} :{param})"
-
-    def member_of(self, column: str, param: str) -> str:
-        return f"{column} IN (SELECT value FROM json_each(:{param}))"
-
-    def labels_contain(self, param: str) -> str:
-        return f"EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = :{param})"
-
-    def bind(self, params: Params) -> dict[str, Any]:
-        return _bind(params)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return (
@@ -300,63 +280,28 @@ class SqliteStore(SqlStore):
     # passes its ids as JSON and takes a few statements inside one write transaction;
     # rows become Jobs and Leases after the commit, not under the write lock.
 
-    def claim_next(
-        self,
-        worker: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None = None,
-    ) -> list[Lease]:
-        with self.dialect.tx() as tx:
-            rows, run_ids = self._claim_in(tx, worker, queues, limit, ttl, engines)
-        return claimed_leases([self.read.job(row) for row in rows], run_ids, ttl)
-
-    def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
-        items = _completion_items(done)
-        with self.dialect.tx() as tx:
-            return self._complete_in(tx, items)
-
-    def complete_and_claim(
-        self,
-        done: Sequence[tuple[Lease, Any]],
-        worker: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None = None,
-    ) -> tuple[list[int], list[int], list[Lease]]:
-        """Complete a batch and claim the next in one transaction: one commit per batch."""
+    def batch(self, done: Sequence[tuple[Lease, Any]], claim: rules.Claim | None) -> Batch:
         items = _completion_items(done)
         with self.dialect.tx() as tx:
             completed, plans = self._complete_in(tx, items)
-            rows, run_ids = self._claim_in(tx, worker, queues, limit, ttl, engines)
-        return completed, plans, claimed_leases([self.read.job(r) for r in rows], run_ids, ttl)
+            rows, run_ids = self._claim_in(tx, claim) if claim else ([], {})
+        return (
+            completed,
+            plans,
+            claimed_leases([self.read.job(r) for r in rows], run_ids, claim.ttl if claim else 0.0),
+        )
 
     def _claim_in(
-        self,
-        tx: SqliteTx,
-        worker: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        ttl: float,
-        engines: Sequence[str] | None,
+        self, tx: SqliteTx, claim: rules.Claim
     ) -> tuple[list[tuple[Any, ...]], dict[int, int]]:
         """Claim in the caller's transaction: the claimed rows, and each one's run id."""
-        params: dict[str, Any] = {"worker": worker, "ttl": ttl, "limit": limit}
-        queue_filter, queue_filter_e = "", ""
-        for column, values in (("queue", queues), ("engine", engines)):
-            if values is not None:
-                params[column] = list(values)
-                queue_filter += f" AND j.{column} {{any:{column}}}"
-                queue_filter_e += f" AND e.{column} {{any:{column}}}"
-        ready = rules.READY_BATCH.replace("{queue_filter_e}", queue_filter_e)
+        ready, params = claim.ready()
         rows = tx.tuples(
             f"""
             UPDATE jobs SET {rules.CLAIM_SET}
             WHERE id IN (
                 SELECT j.id FROM jobs j INDEXED BY jobs_ready  -- claim order, no sort
-                WHERE {ready} {queue_filter}
+                WHERE {ready}
                 ORDER BY j.priority DESC, j.id
                 LIMIT :limit)
             RETURNING {JOB_COLUMNS}

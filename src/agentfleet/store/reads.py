@@ -1,0 +1,89 @@
+"""What the shared SQL store reads: jobs, runs, events, the ledger and the workers.
+
+Plain reads on one connection, outside any transaction; nothing here decides a race.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentfleet.errors import JobNotFound
+from agentfleet.models import Event, Job, JobStatus, LedgerEntry, Run, WorkerInfo
+from agentfleet.store.dialect import Dialect
+from agentfleet.store.rows import JOB_COLUMNS, Readers
+
+
+class SqlReads:
+    """The Store protocol's reads, over a dialect."""
+
+    dialect: Dialect
+    read: Readers
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT * FROM workers ORDER BY name")
+            held = tx.q("SELECT worker, id FROM jobs WHERE status = 'running' ORDER BY id")
+        running: dict[str, list[int]] = {}
+        for h in held:
+            running.setdefault(h["worker"], []).append(h["id"])
+        return [self.read.worker(r, running.get(r["name"], ())) for r in rows]
+
+    def get_job(self, job_id: int) -> Job:
+        with self.dialect.session() as tx:
+            rows = tx.tuples(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id})
+        if not rows:
+            raise JobNotFound(job_id)
+        return self.read.job(rows[0])
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]:
+        where = ["1 = 1"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        for column, value in (("status", status), ("queue", queue), ("engine", engine)):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = str(value)
+        if label is not None:
+            where.append("{has_label:label}")
+            params["label"] = label
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+        )
+        with self.dialect.session() as tx:
+            rows = tx.tuples(sql, params)
+        return [self.read.job(r) for r in rows]
+
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status")
+        return {(r["queue"], r["status"]): r["n"] for r in rows}
+
+    def runs(self, job_id: int) -> list[Run]:
+        with self.dialect.session() as tx:
+            rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
+        return [self.read.run(r) for r in rows]
+
+    def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        where = "id > :after" if job_id is None else "job_id = :job AND id > :after"
+        with self.dialect.session() as tx:
+            rows = tx.q(
+                f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
+                {"job": job_id, "after": after_id, "limit": limit},
+            )
+        return [self.read.event(r) for r in rows]
+
+    def ledger(self, job_id: int) -> list[LedgerEntry]:
+        with self.dialect.session() as tx:
+            rows = tx.q(
+                "SELECT * FROM ledger WHERE job_id = :id ORDER BY key, epoch", {"id": job_id}
+            )
+        return [self.read.ledger(r) for r in rows]
