@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -26,7 +26,7 @@ from agentfleet.cli.app import (
 )
 from agentfleet.cli.views import STATUS_STYLE
 from agentfleet.plans.model import NotResumable, Plan, PlanConflict, PlanNotFound, PlanStatus
-from agentfleet.serialize import jsonable
+from agentfleet.serialize import plan_dict
 
 plan_app = typer.Typer(
     help="Plans: DAGs of jobs with checkpoints and approval gates.\n\n"
@@ -57,42 +57,6 @@ def plan_errors() -> Iterator[None]:
             fail(str(exc), ExitCode.NOT_FOUND)
         except (NotResumable, PlanConflict) as exc:
             fail(str(exc), ExitCode.REFUSED)
-
-
-def plan_dict(plan: Plan) -> dict[str, Any]:
-    data: dict[str, Any] = jsonable(
-        {
-            "id": plan.id,
-            "name": plan.name,
-            "mode": plan.mode,
-            "status": plan.status,
-            "max_parallel": plan.max_parallel,
-            "checkpoint": plan.checkpoint,
-            "checkpoint_context": plan.checkpoint_context,
-            "completed_at": plan.completed_at,
-            "pr_url": plan.pr_url,
-            "metadata": plan.metadata,
-            "rev": plan.rev,
-            "created_at": plan.created_at,
-            "updated_at": plan.updated_at,
-        }
-    )
-    data["jobs"] = [
-        jsonable(
-            {
-                "name": s.name,
-                "job_id": s.job_id,
-                "engine": s.engine,
-                "status": s.status,
-                "depends_on": list(s.depends_on),
-                "attempts": s.attempts,
-                "result": s.result,
-                "error": s.error,
-            }
-        )
-        for s in plan.jobs
-    ]
-    return data
 
 
 def _layers(plan: Plan) -> dict[str, int]:

@@ -13,7 +13,7 @@ from rich.text import Text
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
-from agentfleet.serialize import job_summary
+from agentfleet.serialize import job_labels, job_summary, worker_view
 
 __all__ = [
     "STATUS_STYLE",
@@ -35,6 +35,7 @@ STATUS_STYLE = {
     "expired": "red",
     "released": "blue",
 }
+WORKER_STYLE = {"alive": "green", "stale": "yellow", "stopped": "dim"}
 
 
 def _cells(*values: str | Text) -> list[Text]:
@@ -68,7 +69,7 @@ def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
     for job in jobs:
         cancelling = job.cancel_requested and job.status.value == "running"
         status = job.status.value + (" (cancelling)" if cancelling else "")
-        labels = job.payload.get("labels") or []
+        labels = job_labels(job)
         what = job_summary(job) + (f"  [{', '.join(labels)}]" if labels else "")
         table.add_row(
             *_cells(
@@ -163,7 +164,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
     for column in ("NAME", "HOST", "PID", "QUEUES", "SLOTS", "RUNNING", "SEEN", "STATE"):
         table.add_column(column, no_wrap=True)
     for worker in workers:
-        state = "stopped" if worker.stopped_at else "up"
+        state = worker_view(worker, now).state
         table.add_row(
             *_cells(
                 worker.name,
@@ -173,7 +174,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
                 str(worker.concurrency),
                 ", ".join(str(j) for j in worker.running) or "-",
                 ago(worker.last_seen, now),
-                Text(state, style="dim" if worker.stopped_at else "green"),
+                Text(state, style=WORKER_STYLE[state]),
             )
         )
     return table

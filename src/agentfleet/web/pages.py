@@ -19,7 +19,7 @@ from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
 from agentfleet.plans.model import Plan, PlanStatus
-from agentfleet.web import serialize
+from agentfleet.serialize import job_summary, queue_dicts, worker_view
 from agentfleet.web.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -106,19 +106,6 @@ def utc(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def summary(job: Job, width: int = 90) -> str:
-    p = job.payload
-    for key in ("prompt", "cmd", "func", "message"):
-        value = p.get(key)
-        if isinstance(value, str) and value.strip():
-            line = value.strip().splitlines()[0]
-            return line if len(line) <= width else line[: width - 1] + "…"
-        if isinstance(value, list) and value:
-            text = " ".join(str(v) for v in value)
-            return text if len(text) <= width else text[: width - 1] + "…"
-    return ""
-
-
 def front_matter(job: Job) -> str:
     """The job as its job file's front matter would state it."""
     fields: dict[str, Any] = {"engine": job.engine, "queue": job.queue}
@@ -169,7 +156,7 @@ TEMPLATES.env.globals.update(
     ago=ago,
     utc=utc,
     duration=duration,
-    summary=summary,
+    summary=job_summary,
     checkpoint_text=checkpoint_text,
     result_text=result_text,
     pretty=lambda value: pretty_json(value),
@@ -209,14 +196,14 @@ def overview(request: Request, who: Reader) -> Response:
     fleet = fleet_of(request)
     now = fleet.now()
     window: float = request.app.state.worker_window
-    workers = [serialize.worker_view(w, now, window) for w in fleet.list_workers()]
+    workers = [worker_view(w, now, window) for w in fleet.list_workers()]
     workers.sort(key=lambda v: ({"alive": 0, "stale": 1, "stopped": 2}[v.state], v.info.name))
     return render(
         request,
         "overview.html",
         who,
         now=now,
-        queues=serialize.queues(fleet.queue_counts()),
+        queues=queue_dicts(fleet.queue_counts()),
         running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
         failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
         workers=workers,
