@@ -14,9 +14,9 @@ from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
 from agentfleet.serialize import job_labels, job_summary, worker_view
+from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text
 
 __all__ = [
-    "STATUS_STYLE",
     "ago",
     "engines_table",
     "events_table",
@@ -26,25 +26,10 @@ __all__ = [
     "workers_table",
 ]
 
-STATUS_STYLE = {
-    "queued": "cyan",
-    "running": "yellow",
-    "succeeded": "green",
-    "failed": "red",
-    "cancelled": "magenta",
-    "expired": "red",
-    "released": "blue",
-}
-WORKER_STYLE = {"alive": "green", "stale": "yellow", "stopped": "dim"}
-
 
 def _cells(*values: str | Text) -> list[Text]:
     """Table cells as plain text: job data must never be read as rich markup."""
     return [value if isinstance(value, Text) else Text(value) for value in values]
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -174,7 +159,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
                 str(worker.concurrency),
                 ", ".join(str(j) for j in worker.running) or "-",
                 ago(worker.last_seen, now),
-                Text(state, style=WORKER_STYLE[state]),
+                status_text(state, WORKER_STYLE),
             )
         )
     return table
