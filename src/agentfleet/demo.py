@@ -26,13 +26,12 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 import agentfleet
-from agentfleet.cli.views import STATUS_STYLE
 from agentfleet.errors import LeaseLost
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, Job, Lease
+from agentfleet.styles import status_text
 
 __all__ = ["run_demo"]
 
@@ -187,7 +186,7 @@ class _Demo:
             table.add_row(
                 str(job.id),
                 self.state.repo_of.get(job.id, "?"),
-                Text(job.status.value, style=STATUS_STYLE.get(job.status.value, "")),
+                status_text(job.status.value),
                 worker,
                 str(job.attempts),
                 str(job.lease_epoch),
@@ -306,7 +305,7 @@ class _Demo:
             table.add_row(
                 str(job.id),
                 self.state.repo_of.get(job.id, "?"),
-                Text(job.status.value, style=STATUS_STYLE.get(job.status.value, "")),
+                status_text(job.status.value),
                 str(job.attempts),
                 ", ".join(f"{r.worker}: {r.status.value}" for r in runs),
                 f"{took_s:.1f}s",

@@ -1,16 +1,42 @@
-"""Plain JSON-ready dicts of the domain values, for ``--json`` output and other surfaces."""
+"""The one JSON view of the domain values, for every surface.
+
+The HTTP API answers with these dicts (their field names are its public contract, described
+by the OpenAPI schemas in :mod:`agentfleet.web.schemas`), and the command line's ``--json``
+prints the very same ones. Times are ISO 8601 strings (UTC), statuses their value.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from agentfleet.models import Event, Job, Run, WorkerInfo
+from agentfleet.models import Event, Job, JobStatus, Run, WorkerInfo
+from agentfleet.plans.model import Plan, PlanStep
 
-__all__ = ["event_dict", "job_dict", "job_summary", "jsonable", "run_dict", "worker_dict"]
+__all__ = [
+    "WORKER_WINDOW",
+    "WorkerView",
+    "event_dict",
+    "job_dict",
+    "job_labels",
+    "job_summary",
+    "jsonable",
+    "plan_dict",
+    "queue_dicts",
+    "run_dict",
+    "worker_dict",
+    "worker_view",
+]
+
+# A worker is alive while its last heartbeat is at most this many seconds old (on the
+# store's clock); older, it is stale. The default of every surface that says so.
+WORKER_WINDOW = 60.0
+
+WorkerState = Literal["alive", "stale", "stopped"]
 
 
 def jsonable(value: Any) -> Any:
@@ -26,12 +52,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _fields(value: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        f.name: jsonable(getattr(value, f.name))
-        for f in dataclasses.fields(value)
-        if f.name not in skip
-    }
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# -- jobs, runs, events ---------------------------------------------------------------------
 
 
 def job_summary(job: Job, width: int = 60) -> str:
@@ -39,7 +64,7 @@ def job_summary(job: Job, width: int = 60) -> str:
     payload = job.payload
     if job.engine == "shell":
         cmd = payload.get("cmd")
-        text = shlex.join(cmd) if isinstance(cmd, list) else str(cmd or "")
+        text = shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd or "")
     elif job.engine == "python":
         text = f"{payload.get('func', '?')}(...)"
     elif job.engine == "approval":
@@ -51,26 +76,167 @@ def job_summary(job: Job, width: int = 60) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
+def job_labels(job: Job) -> list[str]:
+    raw = job.payload.get("labels")
+    return [str(x) for x in raw] if isinstance(raw, list) else []
+
+
 def job_dict(job: Job) -> dict[str, Any]:
-    data = _fields(job)
-    data["labels"] = list(job.payload.get("labels") or [])
-    data["summary"] = job_summary(job)
-    return data
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "engine": job.engine,
+        "status": job.status.value,
+        "payload": job.payload,
+        "priority": job.priority,
+        "lock": job.lock,
+        "max_attempts": job.max_attempts,
+        "attempts": job.attempts,
+        "lease_epoch": job.lease_epoch,
+        "worker": job.worker,
+        "lease_expires_at": _iso(job.lease_expires_at),
+        "timeout": job.timeout,
+        "run_at": _iso(job.run_at),
+        "dedupe_key": job.dedupe_key,
+        "rev": job.rev,
+        "result": job.result,
+        "error": job.error,
+        "cancel_requested": job.cancel_requested,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "finished_at": _iso(job.finished_at),
+        "labels": job_labels(job),
+        "summary": job_summary(job),
+        "plan_id": job.plan_id,
+        "step": job.step,
+    }
 
 
-def run_dict(run: Run, number: int | None = None, *, output: bool = False) -> dict[str, Any]:
-    """A run; ``number`` is its 1-based position in the job's run list (as ``logs --run``)."""
-    data = _fields(run, () if output else ("stdout", "stderr"))
-    if number is not None:
-        data = {"number": number, **data}
-    if run.finished_at is not None:
-        data["duration"] = round((run.finished_at - run.started_at).total_seconds(), 3)
+def run_dict(run: Run, number: int, *, output: bool = False) -> dict[str, Any]:
+    """A run; ``number`` is its 1-based place in the job's run list (as ``logs --run``).
+
+    ``stdout`` and ``stderr`` are there only with ``output``.
+    """
+    data: dict[str, Any] = {
+        "id": run.id,
+        "number": number,
+        "job_id": run.job_id,
+        "attempt": run.attempt,
+        "epoch": run.epoch,
+        "worker": run.worker,
+        "status": run.status.value,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration": None
+        if run.finished_at is None
+        else round((run.finished_at - run.started_at).total_seconds(), 3),
+        "error": run.error,
+        "exit_code": run.exit_code,
+    }
+    if output:
+        data["stdout"] = run.stdout
+        data["stderr"] = run.stderr
     return data
 
 
 def event_dict(event: Event) -> dict[str, Any]:
-    return _fields(event)
+    return {
+        "id": event.id,
+        "job_id": event.job_id,
+        "kind": event.kind,
+        "at": _iso(event.at),
+        "epoch": event.epoch,
+        "worker": event.worker,
+        "data": event.data,
+        "plan_id": event.plan_id,
+    }
 
 
-def worker_dict(worker: WorkerInfo) -> dict[str, Any]:
-    return _fields(worker)
+# -- workers and queues ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker as seen at ``now`` on the store's clock: alive, stale or stopped."""
+
+    info: WorkerInfo
+    state: WorkerState
+    seconds_since_seen: float
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "alive"
+
+
+def worker_view(w: WorkerInfo, now: datetime, window: float = WORKER_WINDOW) -> WorkerView:
+    state: WorkerState
+    if w.stopped_at is not None:
+        state = "stopped"
+    elif now - w.last_seen <= timedelta(seconds=window):
+        state = "alive"
+    else:
+        state = "stale"
+    return WorkerView(w, state, max(0.0, (now - w.last_seen).total_seconds()))
+
+
+def worker_dict(view: WorkerView) -> dict[str, Any]:
+    w = view.info
+    return {
+        "name": w.name,
+        "host": w.host,
+        "pid": w.pid,
+        "queues": list(w.queues),
+        "concurrency": w.concurrency,
+        "started_at": _iso(w.started_at),
+        "last_seen": _iso(w.last_seen),
+        "stopped_at": _iso(w.stopped_at),
+        "running": list(w.running),
+        "alive": view.alive,
+        "state": view.state,
+        "seconds_since_seen": round(view.seconds_since_seen, 3),
+    }
+
+
+def queue_dicts(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """Jobs per status in each queue (every status present), by queue name."""
+    by_queue: dict[str, dict[str, int]] = {}
+    for (queue, status), n in counts.items():
+        by_queue.setdefault(queue, {s.value: 0 for s in JobStatus})[status] = n
+    return [
+        {"queue": q, "counts": c, "total": sum(c.values())} for q, c in sorted(by_queue.items())
+    ]
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+def _plan_step_dict(s: PlanStep) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "job_id": s.job_id,
+        "engine": s.engine,
+        "status": s.status.value,
+        "depends_on": list(s.depends_on),
+        "attempts": s.attempts,
+        "result": s.result,
+        "error": s.error,
+    }
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "status": plan.status.value,
+        "mode": plan.mode.value,
+        "max_parallel": plan.max_parallel,
+        "checkpoint": plan.checkpoint,
+        "checkpoint_context": plan.checkpoint_context,
+        "completed_at": _iso(plan.completed_at),
+        "pr_url": plan.pr_url,
+        "metadata": plan.metadata,
+        "rev": plan.rev,
+        "created_at": _iso(plan.created_at),
+        "updated_at": _iso(plan.updated_at),
+        "jobs": [_plan_step_dict(s) for s in plan.jobs],
+    }

@@ -103,6 +103,7 @@ def test_init_enqueue_ls_show(run: Invoke) -> None:
     assert table.code == 0 and "echo hi | tr a-z A-Z" in table.out and "nightly" in table.out
     shown = run("show", str(shell["id"]), "--json").json()
     assert shown["job"]["id"] == shell["id"] and shown["runs"] == []
+    assert shown["job"]["summary"] == "echo hi" and shown["job"]["labels"] == ["nightly"]
     assert [e["kind"] for e in shown["events"]] == ["enqueued"]
     assert "events" in run("show", str(shell["id"])).out
 
@@ -121,11 +122,14 @@ def test_worker_burst_then_logs_and_show(run: Invoke, tmp_path: Path) -> None:
     assert (followed.code, followed.out) == (0, "out\n")
     shown = run("show", str(failing["id"]), "--json").json()
     assert shown["job"]["status"] == "failed" and shown["job"]["error"] == "exit code 7"
-    assert [r["exit_code"] for r in shown["runs"]] == [7]
+    assert [(r["number"], r["exit_code"]) for r in shown["runs"]] == [(1, 7)]
+    assert shown["runs"][0]["duration"] >= 0
     assert run("logs", str(job["id"]), "--run", "2").code == ExitCode.NOT_FOUND
     assert run("logs", str(job["id"]), "--json", "--follow").code == ExitCode.BAD_INPUT
     workers = run("workers", "--json").json()
     assert [(w["name"], w["stopped_at"] is not None) for w in workers] == [("cli-w", True)]
+    assert (workers[0]["state"], workers[0]["alive"]) == ("stopped", False)
+    assert "stopped" in run("workers").out
 
 
 def test_cancel_retry_reap_and_refusals(run: Invoke, db: str) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -24,9 +24,9 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
-from agentfleet.cli.views import STATUS_STYLE
 from agentfleet.plans.model import NotResumable, Plan, PlanConflict, PlanNotFound, PlanStatus
-from agentfleet.serialize import jsonable
+from agentfleet.serialize import plan_dict
+from agentfleet.styles import PLAN_STYLE, status_text
 
 plan_app = typer.Typer(
     help="Plans: DAGs of jobs with checkpoints and approval gates.\n\n"
@@ -36,15 +36,6 @@ plan_app = typer.Typer(
 app.add_typer(plan_app, name="plan")
 
 PlanArg = Annotated[int, typer.Argument(help="The plan id, as `plan ls` shows it. e.g. 3", min=1)]
-
-PLAN_STYLE = {
-    "pending": "cyan",
-    "running": "yellow",
-    "paused": "bold magenta",
-    "completed": "green",
-    "failed": "red",
-    "cancelled": "magenta",
-}
 
 
 @contextmanager
@@ -57,42 +48,6 @@ def plan_errors() -> Iterator[None]:
             fail(str(exc), ExitCode.NOT_FOUND)
         except (NotResumable, PlanConflict) as exc:
             fail(str(exc), ExitCode.REFUSED)
-
-
-def plan_dict(plan: Plan) -> dict[str, Any]:
-    data: dict[str, Any] = jsonable(
-        {
-            "id": plan.id,
-            "name": plan.name,
-            "mode": plan.mode,
-            "status": plan.status,
-            "max_parallel": plan.max_parallel,
-            "checkpoint": plan.checkpoint,
-            "checkpoint_context": plan.checkpoint_context,
-            "completed_at": plan.completed_at,
-            "pr_url": plan.pr_url,
-            "metadata": plan.metadata,
-            "rev": plan.rev,
-            "created_at": plan.created_at,
-            "updated_at": plan.updated_at,
-        }
-    )
-    data["jobs"] = [
-        jsonable(
-            {
-                "name": s.name,
-                "job_id": s.job_id,
-                "engine": s.engine,
-                "status": s.status,
-                "depends_on": list(s.depends_on),
-                "attempts": s.attempts,
-                "result": s.result,
-                "error": s.error,
-            }
-        )
-        for s in plan.jobs
-    ]
-    return data
 
 
 def _layers(plan: Plan) -> dict[str, int]:
@@ -110,15 +65,11 @@ def _layers(plan: Plan) -> dict[str, int]:
     return depth
 
 
-def _status(value: str, styles: dict[str, str] = STATUS_STYLE) -> Text:
-    return Text(value, style=styles.get(value, "white"))
-
-
 def _headline(plan: Plan) -> Text:
     line = Text(f"plan {plan.id} ", style="bold")
     line.append(plan.name, style="bold")
     line.append("  ")
-    line.append_text(_status(plan.status.value, PLAN_STYLE))
+    line.append_text(status_text(plan.status.value, PLAN_STYLE))
     line.append(f"  ({plan.mode.value}, max_parallel {plan.max_parallel})")
     return line
 
@@ -135,7 +86,7 @@ def draw_dag(plan: Plan) -> Table:
         shape = "◆" if step.engine == "approval" else "●"
         branch = Text(("  " * (level - 1)) + ("└▶ " if level > 1 else "") + shape)
         name = Text(step.name, style="bold" if step.name == gate else "")
-        status = _status(step.status.value)
+        status = status_text(step.status.value)
         if step.name == gate:
             status.append("  ⏸ waiting for approval", style="bold magenta")
         table.add_row(
@@ -233,7 +184,7 @@ def list_plans(
         table.add_row(
             f"#{p.id}",
             p.name,
-            _status(p.status.value, PLAN_STYLE),
+            status_text(p.status.value, PLAN_STYLE),
             p.mode.value,
             p.checkpoint or "-",
             f"{done}/{len(p.jobs)}",

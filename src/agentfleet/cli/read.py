@@ -27,7 +27,7 @@ from agentfleet.cli.app import (
 )
 from agentfleet.fleet import Fleet
 from agentfleet.models import JobStatus, Run
-from agentfleet.serialize import event_dict, job_dict, run_dict, worker_dict
+from agentfleet.serialize import event_dict, job_dict, run_dict, worker_dict, worker_view
 
 # -- reading --------------------------------------------------------------------------
 
@@ -240,7 +240,7 @@ def workers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         found = fleet.list_workers()
         now = fleet.now()
     if as_json:
-        print_json([worker_dict(w) for w in found])
+        print_json([worker_dict(worker_view(w, now)) for w in found])
     elif not found:
         console.print("no workers yet")
     else:

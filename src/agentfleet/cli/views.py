@@ -13,10 +13,10 @@ from rich.text import Text
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
-from agentfleet.serialize import job_summary
+from agentfleet.serialize import job_labels, job_summary, worker_view
+from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text
 
 __all__ = [
-    "STATUS_STYLE",
     "ago",
     "engines_table",
     "events_table",
@@ -26,24 +26,10 @@ __all__ = [
     "workers_table",
 ]
 
-STATUS_STYLE = {
-    "queued": "cyan",
-    "running": "yellow",
-    "succeeded": "green",
-    "failed": "red",
-    "cancelled": "magenta",
-    "expired": "red",
-    "released": "blue",
-}
-
 
 def _cells(*values: str | Text) -> list[Text]:
     """Table cells as plain text: job data must never be read as rich markup."""
     return [value if isinstance(value, Text) else Text(value) for value in values]
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -68,7 +54,7 @@ def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
     for job in jobs:
         cancelling = job.cancel_requested and job.status.value == "running"
         status = job.status.value + (" (cancelling)" if cancelling else "")
-        labels = job.payload.get("labels") or []
+        labels = job_labels(job)
         what = job_summary(job) + (f"  [{', '.join(labels)}]" if labels else "")
         table.add_row(
             *_cells(
@@ -163,7 +149,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
     for column in ("NAME", "HOST", "PID", "QUEUES", "SLOTS", "RUNNING", "SEEN", "STATE"):
         table.add_column(column, no_wrap=True)
     for worker in workers:
-        state = "stopped" if worker.stopped_at else "up"
+        state = worker_view(worker, now).state
         table.add_row(
             *_cells(
                 worker.name,
@@ -173,7 +159,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
                 str(worker.concurrency),
                 ", ".join(str(j) for j in worker.running) or "-",
                 ago(worker.last_seen, now),
-                Text(state, style="dim" if worker.stopped_at else "green"),
+                status_text(state, WORKER_STYLE),
             )
         )
     return table

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from agentfleet import logs
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, JobStatus
-from agentfleet.web import serialize
+from agentfleet.serialize import (
+    event_dict,
+    job_dict,
+    queue_dicts,
+    run_dict,
+    worker_dict,
+    worker_view,
+)
 from agentfleet.web.auth import Principal, read_access, write_access
 from agentfleet.web.errors import ApiError
 from agentfleet.web.schemas import (
@@ -73,7 +80,7 @@ def list_jobs(
         status=status, queue=queue, engine=engine, label=label, limit=limit, offset=offset
     )
     return {
-        "jobs": [serialize.job(j) for j in jobs],
+        "jobs": [job_dict(j) for j in jobs],
         "limit": limit,
         "offset": offset,
         "next_offset": offset + len(jobs) if len(jobs) == limit else None,
@@ -104,12 +111,12 @@ def enqueue(body: EnqueueRequest, fleet: FleetDep, _: Writer) -> dict[str, Any]:
         dedupe_key=body.dedupe_key,
     )
     logs.event(log, "job.enqueue_completed", job=job.id, queue=job.queue, engine=job.engine)
-    return serialize.job(job)
+    return job_dict(job)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="One job")
 def show_job(job_id: int, fleet: FleetDep, _: Reader) -> dict[str, Any]:
-    return serialize.job(fleet.get_job(job_id))
+    return job_dict(fleet.get_job(job_id))
 
 
 @router.get(
@@ -126,7 +133,9 @@ def job_runs(
     output: Annotated[bool, Query(description="Include stdout and stderr")] = False,
 ) -> dict[str, Any]:
     fleet.get_job(job_id)  # 404 for a job that does not exist, rather than an empty list
-    return {"runs": [serialize.run(r, output=output) for r in fleet.runs(job_id)]}
+    return {
+        "runs": [run_dict(r, n, output=output) for n, r in enumerate(fleet.runs(job_id), start=1)]
+    }
 
 
 @router.get(
@@ -204,7 +213,7 @@ def cancel_job(job_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
 def retry_job(job_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
     job = fleet.retry_job(job_id)
     logs.event(log, "job.retry_completed", job=job_id)
-    return {"job": serialize.job(job), "message": f"Job {job_id} is queued again"}
+    return {"job": job_dict(job), "message": f"Job {job_id} is queued again"}
 
 
 # -- events, workers, queues ------------------------------------------------------------
@@ -223,7 +232,7 @@ def all_events(
 def _event_page(events: list[Event], after_id: int) -> dict[str, Any]:
     """A page of events and the cursor for the next one (unchanged when it was empty)."""
     return {
-        "events": [serialize.event(e) for e in events],
+        "events": [event_dict(e) for e in events],
         "next_after_id": events[-1].id if events else after_id,
     }
 
@@ -237,14 +246,14 @@ def _event_page(events: list[Event], after_id: int) -> dict[str, Any]:
 def list_workers(fleet: FleetDep, _: Reader, request: Request) -> dict[str, Any]:
     window: float = request.app.state.worker_window
     now = fleet.now()
-    views = [serialize.worker_view(w, now, window) for w in fleet.list_workers()]
+    views = [worker_view(w, now, window) for w in fleet.list_workers()]
     return {
         "now": now.isoformat(),
         "window": window,
-        "workers": [serialize.worker(v) for v in views],
+        "workers": [worker_dict(v) for v in views],
     }
 
 
 @router.get("/queues", response_model=QueueList, tags=["queues"], summary="Jobs per status")
 def list_queues(fleet: FleetDep, _: Reader) -> dict[str, Any]:
-    return {"queues": serialize.queues(fleet.queue_counts())}
+    return {"queues": queue_dicts(fleet.queue_counts())}

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from agentfleet import logs
 from agentfleet.errors import InvalidTransition
 from agentfleet.plans.model import NotResumable, PlanConflict, PlanStatus
-from agentfleet.web import serialize
+from agentfleet.serialize import plan_dict
 from agentfleet.web.api import ERRORS, WRITE_ERRORS, FleetDep, Reader, Writer
 from agentfleet.web.errors import ApiError
 from agentfleet.web.schemas import (
@@ -96,7 +96,7 @@ def list_plans(
 ) -> dict[str, Any]:
     plans = fleet.list_plans(status=status, limit=limit, offset=offset)
     return {
-        "plans": [serialize.plan(p) for p in plans],
+        "plans": [plan_dict(p) for p in plans],
         "limit": limit,
         "offset": offset,
         "next_offset": offset + len(plans) if len(plans) == limit else None,
@@ -122,12 +122,12 @@ def list_plans(
 def submit_plan(fleet: FleetDep, _: Writer, spec: PlanBody) -> dict[str, Any]:
     plan = fleet.submit_plan(spec)
     logs.event(log, "plan.submit_completed", plan=plan.id, jobs=len(plan.jobs))
-    return serialize.plan(plan)
+    return plan_dict(plan)
 
 
 @router.get("/{plan_id}", response_model=PlanOut, summary="One plan with its jobs")
 def show_plan(plan_id: int, fleet: FleetDep, _: Reader) -> dict[str, Any]:
-    return serialize.plan(fleet.get_plan(plan_id))
+    return plan_dict(fleet.get_plan(plan_id))
 
 
 @router.post(
@@ -146,7 +146,7 @@ def approve(
     except PlanConflict as exc:
         raise _changed(plan_id, exc) from None
     logs.event(log, "plan.approve_completed", plan=plan_id, status=plan.status.value)
-    return {"plan": serialize.plan(plan), "message": f"Approved. Plan {plan_id} is {plan.status}."}
+    return {"plan": plan_dict(plan), "message": f"Approved. Plan {plan_id} is {plan.status}."}
 
 
 @router.post(
@@ -172,7 +172,7 @@ def reject(
         message = (
             f"Rejected: the job goes back with your feedback. Plan {plan_id} is {plan.status}."
         )
-    return {"plan": serialize.plan(plan), "message": message}
+    return {"plan": plan_dict(plan), "message": message}
 
 
 @router.post(
@@ -193,7 +193,7 @@ def resume(plan_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
         logs.event(log, "plan.resume_rejected", plan=plan_id, status=status)
         raise ApiError(409, "not_resumable", message, status=status) from None
     logs.event(log, "plan.resume_completed", plan=plan_id)
-    return {"plan": serialize.plan(plan), "message": f"Resumed. Plan {plan_id} is {plan.status}."}
+    return {"plan": plan_dict(plan), "message": f"Resumed. Plan {plan_id} is {plan.status}."}
 
 
 @router.post(

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import agentfleet
 from agentfleet import logs
 from agentfleet.fleet import Fleet
+from agentfleet.serialize import WORKER_WINDOW
 from agentfleet.web import api, api_plans, errors, pages
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
@@ -48,7 +49,7 @@ def create_app(
     public_read: bool = False,
     allowed_hosts: Sequence[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
-    worker_window: float = 60.0,
+    worker_window: float = WORKER_WINDOW,
     poll_interval: float = 0.8,
     metrics: FleetMetrics | None = None,
     on_shutdown: Callable[[], None] | None = None,

@@ -69,9 +69,6 @@ class Auth:
             return "session"
         return "anonymous"
 
-    def can_read(self, request: Request) -> bool:
-        return self.public_read or self.identify(request) != "anonymous"
-
     def require_read(self, request: Request) -> Principal:
         who = self.identify(request)
         if who == "anonymous" and not self.public_read:

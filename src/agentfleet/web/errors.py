@@ -37,6 +37,7 @@ from agentfleet.errors import (
     JobNotFound,
     StoreUnavailable,
 )
+from agentfleet.web.templating import TEMPLATES
 
 log = logging.getLogger("agentfleet.web")
 
@@ -110,8 +111,6 @@ def wants_page(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    from agentfleet.web.pages import TEMPLATES
-
     context = {"status": status, "message": message, "can_write": False, "csrf": ""}
     context.update({"poll_ms": 0, "path": request.url.path, "signed_in": False})
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)

@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, JobStatus
+from agentfleet.serialize import WORKER_WINDOW, worker_view
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
@@ -135,7 +136,7 @@ class FleetMetrics:
         self,
         fleet: Fleet,
         *,
-        worker_window: float = 60.0,
+        worker_window: float = WORKER_WINDOW,
         start_after: int | None = None,
         gap_timeout: float = 30.0,
     ) -> None:
@@ -330,13 +331,11 @@ class _ScrapeTimeGauges(Collector):
         )
         states = {"alive": 0, "stale": 0, "stopped": 0}
         for w in fleet.list_workers():
-            seconds = max(0.0, (now - w.last_seen).total_seconds())
-            if w.stopped_at is not None:
-                states["stopped"] += 1
-                continue
-            states["alive" if seconds <= self.m.worker_window else "stale"] += 1
-            age.add_metric([w.name], seconds)
-            held.add_metric([w.name], len(w.running))
+            view = worker_view(w, now, self.m.worker_window)
+            states[view.state] += 1
+            if view.state != "stopped":
+                age.add_metric([w.name], view.seconds_since_seen)
+                held.add_metric([w.name], len(w.running))
         for state, n in states.items():
             workers.add_metric([state], n)
         yield workers

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
 from agentfleet.plans.model import Plan, PlanStatus
-from agentfleet.web import serialize
+from agentfleet.serialize import queue_dicts, worker_view
 from agentfleet.web.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -28,8 +23,8 @@ from agentfleet.web.auth import (
 )
 from agentfleet.web.dag import layout
 from agentfleet.web.errors import ApiError
+from agentfleet.web.templating import TEMPLATES, pretty_json
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 LOG_TAIL = 64 * 1024
 PAGE_SIZE = 50
 
@@ -69,56 +64,6 @@ def fleet_of(request: Request) -> Fleet:
 router = APIRouter(include_in_schema=False)
 
 
-# -- helpers used by the templates --------------------------------------------------------
-
-
-def ago(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "never"
-    seconds = (now - value).total_seconds()
-    future = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 1:
-        return "now"
-    if seconds < 60:
-        text = f"{int(seconds)}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m"
-    elif seconds < 86400:
-        text = f"{int(seconds // 3600)}h"
-    else:
-        text = f"{int(seconds // 86400)}d"
-    return f"in {text}" if future else f"{text} ago"
-
-
-def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:
-    if start is None:
-        return ""
-    seconds = max(0.0, ((end or now) - start).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60)}s"
-    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60)}m"
-
-
-def utc(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def summary(job: Job, width: int = 90) -> str:
-    p = job.payload
-    for key in ("prompt", "cmd", "func", "message"):
-        value = p.get(key)
-        if isinstance(value, str) and value.strip():
-            line = value.strip().splitlines()[0]
-            return line if len(line) <= width else line[: width - 1] + "…"
-        if isinstance(value, list) and value:
-            text = " ".join(str(v) for v in value)
-            return text if len(text) <= width else text[: width - 1] + "…"
-    return ""
-
-
 def front_matter(job: Job) -> str:
     """The job as its job file's front matter would state it."""
     fields: dict[str, Any] = {"engine": job.engine, "queue": job.queue}
@@ -139,42 +84,6 @@ def tail(text: str | None) -> tuple[str, bool]:
     if len(text) <= LOG_TAIL:
         return text, False
     return text[-LOG_TAIL:], True
-
-
-def event_text(data: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in data.items())
-
-
-def checkpoint_text(plan: Plan) -> str:
-    """One line on why a plan needs a person."""
-    ctx = plan.checkpoint_context or {}
-    if plan.status is PlanStatus.PAUSED and ctx.get("kind") == "approval":
-        message = ctx.get("message")
-        return f"waiting for approval at {plan.checkpoint}" + (f": {message}" if message else "")
-    if plan.status is PlanStatus.PAUSED and plan.checkpoint == "pre_pr":
-        return "all jobs done: approve to complete"
-    if ctx.get("job"):
-        return f"job {ctx.get('job')} {ctx.get('kind')}" + (
-            f": {ctx.get('error')}" if ctx.get("error") else ""
-        )
-    return plan.checkpoint or plan.status.value
-
-
-def result_text(value: Any, width: int = 140) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-TEMPLATES.env.globals.update(
-    ago=ago,
-    utc=utc,
-    duration=duration,
-    summary=summary,
-    checkpoint_text=checkpoint_text,
-    result_text=result_text,
-    pretty=lambda value: pretty_json(value),
-)
-TEMPLATES.env.filters["event_text"] = event_text
 
 
 def render(request: Request, name: str, who: Principal, **context: Any) -> Response:
@@ -209,14 +118,14 @@ def overview(request: Request, who: Reader) -> Response:
     fleet = fleet_of(request)
     now = fleet.now()
     window: float = request.app.state.worker_window
-    workers = [serialize.worker_view(w, now, window) for w in fleet.list_workers()]
+    workers = [worker_view(w, now, window) for w in fleet.list_workers()]
     workers.sort(key=lambda v: ({"alive": 0, "stale": 1, "stopped": 2}[v.state], v.info.name))
     return render(
         request,
         "overview.html",
         who,
         now=now,
-        queues=serialize.queues(fleet.queue_counts()),
+        queues=queue_dicts(fleet.queue_counts()),
         running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
         failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
         workers=workers,
@@ -295,10 +204,6 @@ def job_page(request: Request, job_id: int, who: Reader) -> Response:
         front_matter=front_matter(job),
         result_json=None if job.result is None else pretty_json(job.result),
     )
-
-
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 @router.get("/plans", response_class=HTMLResponse)

@@ -53,6 +53,7 @@ class JobOut(BaseModel):
     updated_at: str | None
     finished_at: str | None
     labels: list[str]
+    summary: str = Field(description="One line on what the job does: prompt, command or call")
     plan_id: int | None = None
     step: str | None = Field(default=None, description="The job's name in its plan")
 
@@ -66,6 +67,7 @@ class JobPage(BaseModel):
 
 class RunOut(BaseModel):
     id: int
+    number: int = Field(description="1-based place in the job's run list (`logs --run N`)")
     job_id: int
     attempt: int
     epoch: int
@@ -73,6 +75,7 @@ class RunOut(BaseModel):
     status: str
     started_at: str | None
     finished_at: str | None
+    duration: float | None = Field(description="Seconds from start to finish; null while running")
     error: str | None
     exit_code: int | None
     stdout: str | None = None
