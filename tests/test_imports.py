@@ -25,13 +25,6 @@ SURFACES: dict[str, set[str]] = {
     "agentfleet.demo": set(),
 }
 
-# Known arrows against the layering, to delete once they are gone.
-KNOWN_EXCEPTIONS = {
-    # The store builds the plans' SQL from plans.dialect; the store rewrite removes it.
-    ("agentfleet.store", "agentfleet.plans.dialect"),
-}
-
-
 @dataclass(frozen=True)
 class Arrow:
     source: str
@@ -187,7 +180,6 @@ def test_the_store_never_imports_plans() -> None:
         for a in arrows()
         if within(a.source, "agentfleet.store")
         and within(a.target, "agentfleet.plans")
-        and ("agentfleet.store", a.target) not in KNOWN_EXCEPTIONS
     ]
     assert wrong == [], "\n".join(wrong)
 
