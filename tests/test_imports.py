@@ -25,6 +25,7 @@ SURFACES: dict[str, set[str]] = {
     "agentfleet.demo": set(),
 }
 
+
 @dataclass(frozen=True)
 class Arrow:
     source: str
@@ -178,8 +179,7 @@ def test_the_store_never_imports_plans() -> None:
     wrong = [
         str(a)
         for a in arrows()
-        if within(a.source, "agentfleet.store")
-        and within(a.target, "agentfleet.plans")
+        if within(a.source, "agentfleet.store") and within(a.target, "agentfleet.plans")
     ]
     assert wrong == [], "\n".join(wrong)
 
