@@ -546,7 +546,7 @@ class Fleet:
 
     def reconcile(self) -> list[Repair] | None:
         """One repair pass; None when another pass holds the lock somewhere in the fleet."""
-        with self.plans.db.exclusive("reconcile") as mine:
+        with self.store.single_flight("reconcile") as mine:
             if not mine:
                 return None
             # Orphaned plans first: reaping their steps would count as fresh activity.

@@ -461,7 +461,7 @@ class PlanCoordinator:
         return repairs
 
     def reconcile_plans(self) -> list[Repair]:
-        """Repair plan drift; the caller holds the reconciler's exclusive lock."""
+        """Repair plan drift; the caller holds the reconciler's single-flight name."""
         repairs: list[Repair] = []
         with self.db.session() as tx:
             running = [r["id"] for r in tx.q("SELECT id FROM plans WHERE status = 'running'")]

@@ -9,6 +9,7 @@ races, in the database.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,6 +152,10 @@ class Store(Protocol):
 
     def ledger(self, job_id: int) -> list[LedgerEntry]:
         """The job's ledger entries, by key then epoch."""
+        ...
+
+    def single_flight(self, name: str, ttl: float = ...) -> AbstractContextManager[bool]:
+        """Hold `name` alone across the fleet while the block runs; yields whether we do."""
         ...
 
     def worker_seen(

@@ -129,10 +129,6 @@ class Dialect(ABC):
         """A connection outside any transaction: each statement is its own atomic step."""
 
     @abstractmethod
-    def exclusive(self, name: str) -> AbstractContextManager[bool]:
-        """Try to become the only holder of `name` across processes; yields whether we are."""
-
-    @abstractmethod
     def now(self) -> datetime:
         """The store's clock: leases, run_at and the stale window are judged by it alone."""
 

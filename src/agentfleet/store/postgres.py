@@ -126,20 +126,6 @@ class PostgresDialect(Dialect):
         with _unavailable_on_disconnect(), self.pool.connection() as conn, conn.transaction():
             yield PostgresTx(self, cast("psycopg.Connection[Row]", conn))
 
-    @contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
-        """A session advisory lock, keyed by the name."""
-        key = int.from_bytes(name.encode()[:7].ljust(7, b"\0"), "big")
-        with self.session() as tx:
-            row = tx.one("SELECT pg_try_advisory_lock(:key) AS ok", {"key": key})
-            if not (row and row["ok"]):
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                tx.q("SELECT pg_advisory_unlock(:key)", {"key": key})
-
 
 # The batch's completing part: fenced per row by (id, epoch, status).
 _COMPLETE_BATCH = """

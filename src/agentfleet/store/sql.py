@@ -10,8 +10,10 @@ woken, the batched hot path, bulk enqueue), saying why.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +115,14 @@ _WORKER_SEEN = """
 
 # A batch's answer: the ids it completed, their plans, and the leases it claimed.
 Batch = tuple[list[int], list[int], list[Lease]]
+
+_TAKE_SINGLE_FLIGHT = """
+    INSERT INTO single_flight (name, holder, expires_at) VALUES (:name, :holder, {now+:ttl})
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE single_flight.expires_at < {now}
+    RETURNING holder"""
+# How long a single-flight holder may go before others may take the name over.
+SINGLE_FLIGHT_TTL = 120.0
 
 _FAIL_EVENT = {"queued": "retry_scheduled", "failed": "failed", "cancelled": "cancelled"}
 _NOT_NULL_FIELDS = frozenset({"priority", "queue", "payload", "run_at", "max_attempts"})
@@ -533,6 +543,30 @@ class SqlStore(SqlReads, ABC):
                 return MatchResult("conflict")
             raise
         return MatchResult("ok", job, job.rev)
+
+    # -- single flight ----------------------------------------------------------------
+
+    @contextmanager
+    def single_flight(self, name: str, ttl: float = SINGLE_FLIGHT_TTL) -> Iterator[bool]:
+        """Hold `name` alone across the fleet while the block runs; yields whether we do.
+
+        A claim like a job's: one conditional write wins a free or lapsed name, and the lease
+        lapses after `ttl` if the holder dies, so a crash never leaves the name taken.
+        """
+        holder = uuid.uuid4().hex
+        with self.dialect.session() as tx:  # one statement: its own transaction
+            won = tx.one(_TAKE_SINGLE_FLIGHT, {"name": name, "holder": holder, "ttl": ttl})
+        if won is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self.dialect.session() as tx:
+                tx.q(
+                    "DELETE FROM single_flight WHERE name = :name AND holder = :holder",
+                    {"name": name, "holder": holder},
+                )
 
     # -- workers ----------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ truth for the SQL semantics, not a second implementation.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sqlite3
 import threading
@@ -96,7 +95,6 @@ class SqliteDialect(Dialect):
         # Memory: one connection, one lock, no yield between compare and set.
         self._memory_lock = threading.RLock()
         self._shared: sqlite3.Connection | None = None
-        self._thread_locks: dict[str, threading.Lock] = {}
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return (
@@ -191,31 +189,6 @@ class SqliteDialect(Dialect):
                 pause = min(pause * 2, 0.001)
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-
-    @contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
-        """A thread lock within the process and, for a file, a file lock across processes."""
-        lock = self._thread_locks.setdefault(name, threading.Lock())
-        if not lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            if self.memory:
-                yield True
-                return
-            path = Path(self.path)
-            with path.with_name(f"{path.name}.{name}.lock").open("a") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    yield False
-                    return
-                try:
-                    yield True
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-        finally:
-            lock.release()
 
     def close(self) -> None:
         with self._registry_lock:

@@ -156,4 +156,22 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        """
+        -- Each pause of a plan gets the next number, so an approval meant for one pause of
+        -- a checkpoint can never pass a later pause of the same checkpoint.
+        ALTER TABLE plans ADD COLUMN pauses INTEGER NOT NULL DEFAULT 0;
+        -- Single-flight passes (the reconciler): one holder per name until it lets go or
+        -- its lease runs out, decided by a conditional write like every other claim.
+        CREATE TABLE single_flight (
+            name       TEXT PRIMARY KEY,
+            holder     TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
