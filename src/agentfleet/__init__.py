@@ -25,6 +25,7 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.plans import (
+    CheckpointConflict,
     NotResumable,
     Plan,
     PlanConflict,
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentFleetError",
+    "CheckpointConflict",
     "Event",
     "Fleet",
     "InvalidArgument",

@@ -29,7 +29,14 @@ from agentfleet.models import (
     WorkerInfo,
 )
 from agentfleet.plans.coordinator import PlanCoordinator
-from agentfleet.plans.model import DEFAULT_STALE_WINDOW, Plan, PlanSpec, PlanStatus, Repair
+from agentfleet.plans.model import (
+    DEFAULT_STALE_WINDOW,
+    Plan,
+    PlanSpec,
+    PlanStatus,
+    Repair,
+    parse_checkpoint,
+)
 from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
@@ -505,17 +512,29 @@ class Fleet:
             checked, validate.limit(limit), validate.integer(offset, "offset", minimum=0)
         )
 
-    def approve(self, plan_id: int, response: Any = None) -> Plan:
-        """Pass the checkpoint the plan waits at; the response is kept for dependents."""
+    def approve(self, plan_id: int, response: Any = None, *, checkpoint: str | None = None) -> Plan:
+        """Pass the checkpoint the plan waits at; the response is kept for dependents.
+
+        `checkpoint` names the pause the caller saw (`plan.pending`, e.g. "review#2", or
+        just "review"): if the plan waits elsewhere by now, nothing changes and
+        CheckpointConflict says where it waits.
+        """
         return self.plans.approve(
-            validate.integer(plan_id, "plan_id"), validate.json_value(response, "response")
+            validate.integer(plan_id, "plan_id"),
+            validate.json_value(response, "response"),
+            _checkpoint(checkpoint),
         )
 
-    def reject(self, plan_id: int, feedback: str | None = None) -> Plan:
-        """With feedback: send the gate's job back for rework; without: cancel the plan."""
+    def reject(
+        self, plan_id: int, feedback: str | None = None, *, checkpoint: str | None = None
+    ) -> Plan:
+        """With feedback: send the gate's job back for rework; without: cancel the plan.
+        `checkpoint` guards it as for `approve`."""
         if feedback is not None and not isinstance(feedback, str):
             raise InvalidArgument("feedback must be text")
-        return self.plans.reject(validate.integer(plan_id, "plan_id"), feedback or None)
+        return self.plans.reject(
+            validate.integer(plan_id, "plan_id"), feedback or None, _checkpoint(checkpoint)
+        )
 
     def resume(self, plan_id: int) -> Plan:
         """Resume a failed, paused or stale plan; raises NotResumable(status) otherwise."""
@@ -556,6 +575,14 @@ class Fleet:
                 for job_id, status in self.reap_expired()
             ]
             return repairs + self.plans.reconcile_plans()
+
+
+def _checkpoint(checkpoint: str | None) -> str | None:
+    if checkpoint is None:
+        return None
+    text = validate.name(checkpoint, "checkpoint")
+    parse_checkpoint(text)
+    return text
 
 
 def _names(values: Sequence[str] | None, what: str) -> list[str] | None:

@@ -231,6 +231,8 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "mode": plan.mode.value,
         "max_parallel": plan.max_parallel,
         "checkpoint": plan.checkpoint,
+        "pending": plan.pending,
+        "pauses": plan.pauses,
         "checkpoint_context": plan.checkpoint_context,
         "completed_at": _iso(plan.completed_at),
         "pr_url": plan.pr_url,

@@ -48,14 +48,19 @@ def test_submit_show_approve_reject_resume_cancel(run: Invoke, db: str, tmp_path
     _drain(db)
     shown = run("plan", "show", str(plan_id))
     assert shown.code == 0
-    assert "waiting at approval gate 'review'" in shown.out
+    assert "waiting at approval gate review#1" in shown.out
+    assert f"plan approve {plan_id} --at review#1" in shown.out
     assert "waiting for approval" in shown.out and "backend" in shown.out
 
     rejected = run("plan", "reject", str(plan_id), "--feedback", "add tests", "--json")
     assert rejected.code == 0 and rejected.json()["status"] == "running"
+    assert f"answering review#1 (the checkpoint plan {plan_id} waits at)" in rejected.err
     _drain(db)
-    approved = run("plan", "approve", str(plan_id), "--response", "ship it", "--json")
-    assert approved.json()["status"] == "running"
+    stale = run("plan", "approve", str(plan_id), "--at", "review#1")  # the pause before rework
+    assert stale.code == 1 and "no longer waits at review#1: it now waits at review#2" in stale.err
+    approved = run("plan", "approve", str(plan_id), "--at", "review#2", "-r", "ship it", "--json")
+    assert approved.code == 0 and approved.json()["status"] == "running"
+    assert "answering" not in approved.err
     _drain(db, fail="frontend")
     stopped = run("plan", "show", str(plan_id), "--json").json()
     assert (stopped["status"], stopped["checkpoint"]) == ("paused", "on_error")

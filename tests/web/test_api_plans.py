@@ -241,3 +241,22 @@ def test_metrics_count_plan_moves(web: Web) -> None:
     text = web.client.get("/metrics").text
     assert 'agentfleet_plan_events_total{kind="plan_paused"} 1.0' in text
     assert 'agentfleet_plan_events_total{kind="approved"} 1.0' in text
+
+
+def test_a_second_approval_of_one_pause_is_refused_naming_where_the_plan_waits(web: Web) -> None:
+    spec = plan(shell("build"), gate("review", "build"), shell("ship", "review"), mode="supervised")
+    plan_id = submit(web, spec)["id"]
+    drain(web.fleet)
+    shown = web.client.get(f"/api/plans/{plan_id}").json()
+    assert (shown["pending"], shown["pauses"]) == ("review#1", 1)
+    first = web.client.post(f"/api/plans/{plan_id}/approve", json={"checkpoint": "review#1"})
+    assert first.status_code == 200, first.text
+    drain(web.fleet)  # ship runs: the plan now waits at pre_pr
+    second = web.client.post(f"/api/plans/{plan_id}/approve", json={"checkpoint": "review#1"})
+    err = code(second, 409, "checkpoint_conflict")
+    assert err["pending"] == "pre_pr#2" and "pre_pr#2" in err["message"]
+    refused = web.client.post(
+        f"/api/plans/{plan_id}/reject", json={"checkpoint": "review#1", "feedback": "late"}
+    )
+    code(refused, 409, "checkpoint_conflict")
+    assert web.fleet.get_plan(plan_id).pending == "pre_pr#2"

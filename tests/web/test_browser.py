@@ -296,3 +296,40 @@ def test_the_page_reads_without_javascript_errors(page: Any, server: ServeProces
         page.goto(f"{server.url}{path}")
         page.wait_for_timeout(1200)  # a couple of live refreshes
     assert errors == []
+
+
+def test_two_people_at_one_gate_the_second_is_told_where_the_plan_waits(
+    chromium: Any, page: Any, server: ServeProcess, api: httpx.Client, worker: TestWorker
+) -> None:
+    spec = {
+        "name": "two-reviewers",
+        "mode": "supervised",
+        "jobs": [
+            {"name": "build", "engine": "shell", "cmd": "build it"},
+            {"name": "review", "engine": "approval", "message": "ok?", "depends_on": ["build"]},
+            {"name": "ship", "engine": "shell", "cmd": "ship it", "depends_on": ["review"]},
+        ],
+    }
+    r = api.post("/api/plans", json=spec)
+    assert r.status_code == 201, r.text
+    plan = r.json()["id"]
+    page.goto(f"{server.url}plans/{plan}")
+    page.wait_for_selector("#plan-actions:has-text('Waiting for approval at review')")
+
+    # A second reviewer whose page saw the same gate and has not refreshed since.
+    context = chromium.new_context(viewport=LAPTOP)
+    stale = context.new_page()
+    stale.set_default_timeout(TIMEOUT)
+    stale.goto(f"{server.url}?token={TOKEN}")
+    stale.goto(f"{server.url}plans/{plan}")
+    stale.wait_for_selector("#plan-actions:has-text('Waiting for approval at review')")
+    stale.route("**/*", lambda route: route.abort() if route.request.headers.get("x-live")
+                else route.continue_())  # fmt: skip
+
+    page.click("#plan-actions button:has-text('Approve')")
+    page.wait_for_selector("#plan-actions:has-text('All jobs are done')")
+    stale.click("#plan-actions button:has-text('Approve')")
+    stale.wait_for_selector("#flash:has-text('no longer waits at review#1')")
+    assert "pre_pr#2" in stale.inner_text("#flash")
+    context.close()
+    assert api.get(f"/api/plans/{plan}").json()["pending"] == "pre_pr#2"  # not completed

@@ -24,7 +24,15 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
-from agentfleet.plans.model import NotResumable, Plan, PlanConflict, PlanNotFound, PlanStatus
+from agentfleet.fleet import Fleet
+from agentfleet.plans.model import (
+    CheckpointConflict,
+    NotResumable,
+    Plan,
+    PlanConflict,
+    PlanNotFound,
+    PlanStatus,
+)
 from agentfleet.serialize import plan_dict
 from agentfleet.styles import PLAN_STYLE, status_text
 
@@ -46,7 +54,7 @@ def plan_errors() -> Iterator[None]:
             yield
         except PlanNotFound as exc:
             fail(str(exc), ExitCode.NOT_FOUND)
-        except (NotResumable, PlanConflict) as exc:
+        except (NotResumable, PlanConflict, CheckpointConflict) as exc:
             fail(str(exc), ExitCode.REFUSED)
 
 
@@ -107,9 +115,9 @@ def _checkpoint(plan: Plan) -> str | None:
     kind = context.get("kind")
     if kind == "approval":
         return (
-            f"waiting at approval gate {plan.checkpoint!r}: {context.get('message') or ''}\n"
-            f"  agentfleet plan approve {plan.id} [--response TEXT]   or   "
-            f"agentfleet plan reject {plan.id} --feedback TEXT"
+            f"waiting at approval gate {plan.pending}: {context.get('message') or ''}\n"
+            f"  agentfleet plan approve {plan.id} --at {plan.pending} [--response TEXT]   or   "
+            f"agentfleet plan reject {plan.id} --at {plan.pending} --feedback TEXT"
         )
     if plan.checkpoint == "on_error":
         return (
@@ -117,7 +125,10 @@ def _checkpoint(plan: Plan) -> str | None:
             f"{context.get('error')}\n  fix it, then: agentfleet plan resume {plan.id}"
         )
     if plan.checkpoint == "pre_pr":
-        return f"every job is done; approve to complete: agentfleet plan approve {plan.id}"
+        return (
+            "every job is done; approve to complete: "
+            f"agentfleet plan approve {plan.id} --at {plan.pending}"
+        )
     return f"checkpoint {plan.checkpoint!r}: {context}"
 
 
@@ -206,6 +217,25 @@ def show(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None
         show_plan(plan)
 
 
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="The checkpoint you answer, as `plan show` prints it (e.g. review#2, or review): "
+        "if the plan waits elsewhere by now, nothing changes. Default: where it waits now.",
+    ),
+]
+
+
+def _answering(fleet: Fleet, plan_id: int, at: str | None) -> str | None:
+    """The pause this command answers; says so when it was not given."""
+    if at is None:
+        at = fleet.get_plan(plan_id).pending
+        if at is not None:
+            err.print(f"answering {at} (the checkpoint plan {plan_id} waits at)", highlight=False)
+    return at
+
+
 @plan_app.command("approve")
 def approve(
     ctx: typer.Context,
@@ -216,14 +246,15 @@ def approve(
             "--response", "-r", help="A reply kept for the gate's dependents. e.g. -r 'ship it'"
         ),
     ] = None,
+    at: AtOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Pass the checkpoint the plan waits at (an approval gate, or pre_pr to complete it).
 
-    Example: agentfleet plan approve 3 --response "looks good"
+    Example: agentfleet plan approve 3 --at review#1 --response "looks good"
     """
     with plan_errors(), open_fleet(ctx) as fleet:
-        plan = fleet.approve(plan_id, response)
+        plan = fleet.approve(plan_id, response, checkpoint=_answering(fleet, plan_id, at))
     _done(plan, as_json, "approved")
 
 
@@ -240,14 +271,15 @@ def reject(
             "cancelled. e.g. -f 'add tests'",
         ),
     ] = None,
+    at: AtOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reject the approval gate the plan waits at.
 
-    Example: agentfleet plan reject 3 --feedback "handle the empty cart"
+    Example: agentfleet plan reject 3 --at review#1 --feedback "handle the empty cart"
     """
     with plan_errors(), open_fleet(ctx) as fleet:
-        plan = fleet.reject(plan_id, feedback)
+        plan = fleet.reject(plan_id, feedback, checkpoint=_answering(fleet, plan_id, at))
     _done(plan, as_json, "rejected")
 
 

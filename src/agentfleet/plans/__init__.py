@@ -1,6 +1,7 @@
 """Plans: DAGs of jobs with checkpoints, approval gates, guarded resume and cancel."""
 
 from agentfleet.plans.model import (
+    CheckpointConflict,
     NotResumable,
     Plan,
     PlanConflict,
@@ -14,6 +15,7 @@ from agentfleet.plans.model import (
 )
 
 __all__ = [
+    "CheckpointConflict",
     "NotResumable",
     "Plan",
     "PlanConflict",

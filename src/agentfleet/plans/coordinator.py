@@ -21,6 +21,7 @@ from agentfleet.plans.model import (
     PLAN_FIELDS,
     PRE_PR,
     RESUMABLE_STATUSES,
+    CheckpointConflict,
     NotResumable,
     Plan,
     PlanConflict,
@@ -31,6 +32,7 @@ from agentfleet.plans.model import (
     PlanStep,
     Repair,
     check_plan_transition,
+    parse_checkpoint,
     predecessors,
     topological_order,
     validate_dag,
@@ -191,7 +193,7 @@ class PlanCoordinator:
     def _leave_checkpoint(self, tx: Tx, plan: Plan, status: PlanStatus, **fields: Any) -> None:
         """Move a plan on from the checkpoint it is paused at, guarded by that checkpoint:
         a racing approve, reject or cancel that got there first makes this a PlanConflict."""
-        guard = {"status": "paused", "checkpoint": plan.checkpoint}
+        guard = {"status": "paused", "checkpoint": plan.checkpoint, "pauses": plan.pauses}
         if not self._set_status(tx, plan.id, status, expected=guard, checkpoint=None, **fields):
             raise PlanConflict(plan.id, guard, plan.status.value, plan.rev)
 
@@ -213,13 +215,15 @@ class PlanCoordinator:
                 value = wanted.value
                 if wanted is PlanStatus.COMPLETED and "completed_at" not in fields:
                     sets.append("completed_at = {now}")
+                if wanted is PlanStatus.PAUSED:
+                    sets.append("pauses = pauses + 1")  # each pause gets its own number
             if key in ("checkpoint_context", "metadata"):
                 value = to_json(value)
             json_field = key in ("checkpoint_context", "metadata")
             sets.append(f"{key} = {{json:f_{key}}}" if json_field else f"{key} = :f_{key}")
             params[f"f_{key}"] = value
         for key, value in expected.items():
-            if key not in ("status", "rev", "checkpoint"):
+            if key not in ("status", "rev", "checkpoint", "pauses"):
                 raise InvalidArgument(f"cannot guard on {key!r}; use status, rev or checkpoint")
             if key == "status" and isinstance(value, list | tuple | set | frozenset):
                 where.append(f"status IN {status_list(value)}")
@@ -312,10 +316,19 @@ class PlanCoordinator:
             steps.promote(tx, plan_id, decision.promote)
         return decision
 
-    def approve(self, plan_id: int, response: Any) -> Plan:
+    def _check_pending(self, plan: Plan, checkpoint: str | None) -> None:
+        """An approve or reject names the pause it answers; another pause refuses it."""
+        if checkpoint is None:
+            return
+        name, pause = parse_checkpoint(checkpoint)
+        if plan.pending is None or plan.checkpoint != name or pause not in (None, plan.pauses):
+            raise CheckpointConflict(plan.id, checkpoint, plan.pending, plan.status.value)
+
+    def approve(self, plan_id: int, response: Any, checkpoint: str | None = None) -> Plan:
         with self.db.tx() as tx:
             tx.lock_plan(plan_id)
             plan = self._plan(tx, plan_id)
+            self._check_pending(plan, checkpoint)
             if plan.status is not PlanStatus.PAUSED or plan.checkpoint is None:
                 raise InvalidTransition(f"plan {plan_id} (approve)", plan.status.value, "running")
             context = plan.checkpoint_context or {}
@@ -341,10 +354,11 @@ class PlanCoordinator:
             self._advance(tx, plan_id)
             return self._plan(tx, plan_id)
 
-    def reject(self, plan_id: int, feedback: str | None) -> Plan:
+    def reject(self, plan_id: int, feedback: str | None, checkpoint: str | None = None) -> Plan:
         with self.db.tx() as tx:
             tx.lock_plan(plan_id)
             plan = self._plan(tx, plan_id)
+            self._check_pending(plan, checkpoint)
             context = plan.checkpoint_context or {}
             if plan.status is not PlanStatus.PAUSED or context.get("kind") != "approval":
                 raise InvalidTransition(
@@ -505,4 +519,5 @@ def _plan_from_row(db: Dialect, row: Mapping[str, Any], plan_steps: tuple[PlanSt
         created_at=db.time_in(row["created_at"]),  # type: ignore[arg-type]
         updated_at=db.time_in(row["updated_at"]),  # type: ignore[arg-type]
         jobs=plan_steps,
+        pauses=row["pauses"],
     )

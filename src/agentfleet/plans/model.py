@@ -81,6 +81,30 @@ class NotResumable(AgentFleetError):
         self.status = status
 
 
+class CheckpointConflict(AgentFleetError):
+    """An approve or reject meant for one pause of a checkpoint found the plan elsewhere:
+    another person (or a double click) got there first. Nothing was changed."""
+
+    def __init__(self, plan_id: int, asked: str, pending: str | None, status: str) -> None:
+        now = f"it now waits at {pending}" if pending else f"it is {status} and waits at nothing"
+        super().__init__(f"plan {plan_id} no longer waits at {asked}: {now}")
+        self.plan_id = plan_id
+        self.asked = asked
+        self.pending = pending
+        self.status = status
+
+
+def parse_checkpoint(text: str) -> tuple[str, int | None]:
+    """`name` or `name#pause`, as `Plan.pending` writes it: (name, pause number or None)."""
+    name, mark, number = text.partition("#")
+    if not name or (mark and not number.isdigit()):
+        raise InvalidArgument(
+            f"checkpoint {text!r} must be a checkpoint name, optionally with its pause "
+            "number as `plan show` prints it (for example review#2)"
+        )
+    return name, int(number) if mark else None
+
+
 class PlanConflict(AgentFleetError):
     """A guarded plan write found the plan no longer in the expected state."""
 
@@ -142,6 +166,15 @@ class Plan:
     created_at: datetime
     updated_at: datetime
     jobs: tuple[PlanStep, ...] = ()
+    pauses: int = 0  # how many times the plan has paused; numbers each pause
+
+    @property
+    def pending(self) -> str | None:
+        """The pause the plan waits at, as `checkpoint#pause`: what approve and reject take
+        so that they answer the pause the caller saw, and no later one."""
+        if self.status is not PlanStatus.PAUSED or self.checkpoint is None:
+            return None
+        return f"{self.checkpoint}#{self.pauses}"
 
     def step(self, name: str) -> PlanStep:
         for step in self.jobs:

@@ -35,7 +35,8 @@ PLAN_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **WRITE_ERRORS,
     409: {
         "model": ErrorOut,
-        "description": "not_resumable (with the plan's status) or conflict (wrong state)",
+        "description": "not_resumable (with the plan's status), checkpoint_conflict (the plan "
+        "waits at another pause by now: `pending` says where) or conflict (wrong state)",
     },
 }
 JSON_TYPES = ("application/json",)
@@ -140,7 +141,11 @@ def approve(
     plan_id: int, fleet: FleetDep, _: Writer, body: ApproveRequest | None = None
 ) -> dict[str, Any]:
     try:
-        plan = fleet.approve(plan_id, None if body is None else body.response)
+        plan = fleet.approve(
+            plan_id,
+            None if body is None else body.response,
+            checkpoint=None if body is None else body.checkpoint,
+        )
     except InvalidTransition as exc:
         raise _not_waiting(plan_id, exc) from None
     except PlanConflict as exc:
@@ -160,7 +165,7 @@ def reject(
 ) -> dict[str, Any]:
     feedback = None if body is None else body.feedback
     try:
-        plan = fleet.reject(plan_id, feedback)
+        plan = fleet.reject(plan_id, feedback, checkpoint=None if body is None else body.checkpoint)
     except InvalidTransition as exc:
         raise _not_waiting(plan_id, exc) from None
     except PlanConflict as exc:

@@ -75,6 +75,9 @@ def for_exception(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
     # Plans raise NotResumable/PlanNotFound; matched by name so this module works before
     # and after plans exist, and whichever module defines them.
     kind = type(exc).__name__
+    if kind == "CheckpointConflict":
+        pending = getattr(exc, "pending", None)
+        return 409, "checkpoint_conflict", str(exc), {"pending": pending}
     if kind == "NotResumable":
         status = getattr(exc, "status", None)
         return 409, "not_resumable", str(exc), {"status": None if status is None else str(status)}

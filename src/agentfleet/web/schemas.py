@@ -177,6 +177,11 @@ class PlanOut(BaseModel):
     mode: str = Field(description="auto or supervised")
     max_parallel: int
     checkpoint: str | None = Field(description="The checkpoint a paused plan waits at")
+    pending: str | None = Field(
+        description="The pause it waits at, as checkpoint#pause: send it with approve and "
+        "reject so that they answer this pause and no later one"
+    )
+    pauses: int = Field(description="How many times the plan has paused")
     checkpoint_context: dict[str, Any] | None
     completed_at: str | None
     pr_url: str | None
@@ -205,8 +210,18 @@ class PlanCancelResult(BaseModel):
     message: str
 
 
+_CHECKPOINT = Field(
+    default=None,
+    max_length=200,
+    description="The pause this answers, as the plan's `pending` (e.g. review#2) or just the "
+    "checkpoint's name; if the plan waits elsewhere by now, nothing changes (409 "
+    "checkpoint_conflict)",
+)
+
+
 class ApproveRequest(Strict):
     response: Any = Field(default=None, description="Kept as the gate's result (any JSON)")
+    checkpoint: StrictStr | None = _CHECKPOINT
 
 
 class RejectRequest(Strict):
@@ -216,6 +231,7 @@ class RejectRequest(Strict):
         description="Sends the gate's job back with this feedback; without it the plan is "
         "cancelled",
     )
+    checkpoint: StrictStr | None = _CHECKPOINT
 
 
 class ErrorDetail(BaseModel):

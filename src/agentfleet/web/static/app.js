@@ -111,6 +111,8 @@
       if (input && input.value.trim()) payload[field] = input.value.trim();
       if (!payload[field]) question = button.getAttribute("data-confirm-empty") || question;
     }
+    var checkpoint = button.getAttribute("data-checkpoint");
+    if (checkpoint) payload.checkpoint = checkpoint;  // the pause this page showed
     if (question && !window.confirm(question)) return;
     button.disabled = true;
     fetch(url, {
