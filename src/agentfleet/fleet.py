@@ -568,12 +568,13 @@ class Fleet:
         with self.store.single_flight("reconcile") as mine:
             if not mine:
                 return None
-            # Orphaned plans first: reaping their steps would count as fresh activity.
-            repairs = self.plans.reconcile_orphans()
-            repairs += [
+            # Expired leases first: a dead worker's step goes back to the queue, and its
+            # plan, which can move again, is not orphaned.
+            repairs = [
                 Repair("lease_expired", f"lease expired; job now {status.value}", job_id=job_id)
                 for job_id, status in self.reap_expired()
             ]
+            repairs += self.plans.reconcile_orphans()
             return repairs + self.plans.reconcile_plans()
 
 

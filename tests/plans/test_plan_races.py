@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from agentfleet import Fleet, JobStatus, NotResumable, Plan, PlanStatus
 from tests.conftest import StoreEnv
 from tests.plans.helpers import claim_all, plan, shell
@@ -183,20 +181,3 @@ def test_two_reconcilers_repair_each_drift_once(env: StoreEnv) -> None:
     events = [e for e in fleet.events() if e.kind == "repair"]
     assert Counter(e.plan_id for e in events) == Counter(drifted)
     assert fleet.reconcile() == []
-
-
-def test_reconciler_fails_orphaned_plans_and_reaps(env: StoreEnv) -> None:
-    if env.clock is None:
-        pytest.skip("a 15-minute stale window cannot pass on the server's clock in a test")
-    fleet = env.fleet
-    p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
-    assert claim_all(fleet)
-    env.pass_time(16 * 60)
-    repairs = fleet.reconcile()
-    assert repairs is not None
-    kinds = Counter(r.kind for r in repairs)
-    assert kinds["plan_failed"] == 1 and kinds["lease_expired"] == 1
-    failed = fleet.get_plan(p.id)
-    assert failed.status is PlanStatus.FAILED
-    assert failed.checkpoint_context == {"kind": "orphaned"}
-    assert fleet.resume(p.id).status is PlanStatus.RUNNING

@@ -49,6 +49,18 @@ STALE_RUNNING = """(
                     WHERE a.plan_id = plans.id AND a.updated_at >= {now-:stale}))"""
 # The one definition of "resumable": failed, paused, or stale. Finding and resuming use it.
 RESUMABLE = f"(plans.status IN {status_list(RESUMABLE_STATUSES)} OR {STALE_RUNNING})"
+# What can still move a plan on: a queued step (waiting for a worker, capacity or its
+# lock), a step running under a live lease, or a waiting step whose dependencies are done.
+CAN_PROGRESS = """EXISTS (
+    SELECT 1 FROM jobs a WHERE a.plan_id = plans.id AND (
+        a.status = 'queued'
+        OR (a.status = 'running' AND a.lease_expires_at >= {now})
+        OR (a.status = 'waiting' AND NOT EXISTS (
+            SELECT 1 FROM plan_deps d JOIN jobs b ON b.id = d.depends_on
+            WHERE d.job_id = a.id AND b.status <> 'succeeded'))))"""
+# Orphaned: stale, and nothing can make progress. A quiet plan whose steps wait in a queue
+# or behind a lock is healthy, however long the wait.
+ORPHANED = f"({STALE_RUNNING} AND NOT {CAN_PROGRESS})"
 
 
 class PlanCoordinator:
@@ -456,14 +468,14 @@ class PlanCoordinator:
     # -- reconciler -------------------------------------------------------------------
 
     def reconcile_orphans(self) -> list[Repair]:
-        """Running plans with no activity past the stale window fail as `orphaned`."""
+        """Running plans that are stale and can no longer move fail as `orphaned`."""
         repairs: list[Repair] = []
         with self.db.tx() as tx:
             stale = tx.q(
                 f"""
                 UPDATE plans SET status = 'failed', checkpoint_context = {{json:context}},
                     rev = rev + 1, updated_at = {{now}}
-                WHERE {STALE_RUNNING}
+                WHERE {ORPHANED}
                 RETURNING id
                 """,
                 {"stale": self.stale_window, "context": to_json({"kind": "orphaned"})},
