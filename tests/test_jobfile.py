@@ -126,8 +126,14 @@ def test_python_job() -> None:
 
 
 def test_approval_job() -> None:
-    assert parse_job_text(job("engine: approval", "Ship it?")).payload == {"message": "Ship it?"}
-    assert parse_job_text(job("engine: approval", "")).payload == {}
+    gate = parse_job_text(job("engine: approval", "Ship it?"), in_plan=True)
+    assert gate.payload == {"message": "Ship it?"}
+    assert parse_job_text(job("engine: approval", ""), in_plan=True).payload == {}
+
+
+def test_an_approval_job_file_alone_is_refused_naming_why() -> None:
+    with pytest.raises(JobFileErrors, match="only exists inside a plan"):
+        parse_job_text(job("engine: approval", "Ship it?"))
 
 
 def test_custom_engine() -> None:
@@ -310,7 +316,9 @@ def test_python_needs_func_in_the_right_shape() -> None:
     ],
 )
 def test_fields_that_do_not_apply(front: str, field: str, owner: str) -> None:
-    problem = only(job(front))
+    with pytest.raises(JobFileErrors) as info:
+        parse_job_text(job(front), "job.md", in_plan=True)  # an approval gate is a plan's step
+    (problem,) = info.value.problems
     assert problem.field == field
     assert "does not apply to engine" in problem.reason
     assert owner in problem.reason

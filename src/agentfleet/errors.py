@@ -20,8 +20,9 @@ class StoreUnavailable(AgentFleetError):
 class InvalidTransition(AgentFleetError):
     """A state change was asked for that the state machine does not allow."""
 
-    def __init__(self, what: str, current: str, wanted: str) -> None:
-        super().__init__(f"{what}: cannot go from {current!r} to {wanted!r}")
+    def __init__(self, what: str, current: str, wanted: str, message: str | None = None) -> None:
+        """`message`, when given, says in people's words what happened and what to do."""
+        super().__init__(message or f"{what}: cannot go from {current!r} to {wanted!r}")
         self.what = what
         self.current = current
         self.wanted = wanted

@@ -30,6 +30,7 @@ from agentfleet.models import (
 )
 from agentfleet.plans.coordinator import PlanCoordinator
 from agentfleet.plans.model import (
+    APPROVAL_ENGINE,
     DEFAULT_STALE_WINDOW,
     Plan,
     PlanSpec,
@@ -107,6 +108,11 @@ class Fleet:
         dedupe_key: str | None = None,
     ) -> NewJob:
         """Validate one job request without writing it."""
+        if engine == APPROVAL_ENGINE:
+            raise InvalidArgument(
+                "an approval job only exists as a gate inside a plan (it would wait in the "
+                "queue for ever); put it in a plan file with depends_on"
+            )
         return NewJob(
             engine=validate.name(engine, "engine"),
             payload=validate.json_document({} if payload is None else payload, "payload"),
@@ -543,6 +549,12 @@ class Fleet:
     def cancel_plan(self, plan_id: int) -> bool:
         """Idempotent: returns whether anything was cancelled."""
         return self.plans.cancel(validate.integer(plan_id, "plan_id"))
+
+    def abandon_plan(self, plan_id: int) -> bool:
+        """Give up a failed or paused plan for good: terminal, never resumable, its waiting
+        and queued steps ended. Idempotent (False once it has ended); a running plan raises
+        InvalidTransition pointing to cancel."""
+        return self.plans.abandon(validate.integer(plan_id, "plan_id"))
 
     def update_plan_fields(
         self, plan_id: int, *, expected: Mapping[str, Any] | None = None, **fields: Any

@@ -268,8 +268,17 @@ def _unknown_field(name: object) -> str:
     return f"unknown field {text!r}; known fields: {', '.join(FIELDS)}"
 
 
-def _check_engine(check: _Checker, data: Mapping[str, Any], known: Sequence[str]) -> str | None:
+def _check_engine(
+    check: _Checker, data: Mapping[str, Any], known: Sequence[str], in_plan: bool
+) -> str | None:
     engine = check.text(data, "engine", required=True)
+    if engine == "approval" and not in_plan:
+        check.bad(
+            "engine",
+            "an approval gate only exists inside a plan (alone it would wait for ever): "
+            "name this file in a plan's jobs, with depends_on",
+        )
+        return None
     if engine is None or engine in known:
         return engine
     close = difflib.get_close_matches(engine, known, n=1)
@@ -376,7 +385,7 @@ def _payload(
 
 
 def _problems_or_spec(
-    text: str, source: str | None, known: Sequence[str]
+    text: str, source: str | None, known: Sequence[str], in_plan: bool = False
 ) -> JobSpec | list[JobFileProblem]:
     split = _split_front_matter(text)
     if isinstance(split, str):
@@ -398,7 +407,7 @@ def _problems_or_spec(
         return [JobFileProblem(source, None, reason, first_line)]
 
     check = _Checker(source, _key_lines(front, first_line))
-    engine = _check_engine(check, data, known)
+    engine = _check_engine(check, data, known, in_plan)
     allowed = _allowed_fields(engine) if engine else FIELDS
     for key in data:
         if key not in FIELDS:
@@ -429,10 +438,15 @@ def _known(known_engines: Iterable[str]) -> list[str]:
 
 
 def parse_job_text(
-    text: str, source: str | None = None, known_engines: Iterable[str] = BUILTIN_ENGINES
+    text: str,
+    source: str | None = None,
+    known_engines: Iterable[str] = BUILTIN_ENGINES,
+    *,
+    in_plan: bool = False,
 ) -> JobSpec:
-    """Parse one job file's text; raises :class:`JobFileErrors` listing all its problems."""
-    result = _problems_or_spec(text, source, _known(known_engines))
+    """Parse one job file's text; raises :class:`JobFileErrors` listing all its problems.
+    `in_plan`: the job is a plan's step, so it may be an approval gate."""
+    result = _problems_or_spec(text, source, _known(known_engines), in_plan)
     if isinstance(result, list):
         raise JobFileErrors(result)
     return result
@@ -448,13 +462,16 @@ def _read(path: Path) -> str | JobFileProblem:
 
 
 def load_job_file(
-    path: str | os.PathLike[str], known_engines: Iterable[str] = BUILTIN_ENGINES
+    path: str | os.PathLike[str],
+    known_engines: Iterable[str] = BUILTIN_ENGINES,
+    *,
+    in_plan: bool = False,
 ) -> JobSpec:
     """Read and parse one job file."""
     text = _read(Path(path))
     if isinstance(text, JobFileProblem):
         raise JobFileErrors([text])
-    return parse_job_text(text, os.fspath(path), known_engines)
+    return parse_job_text(text, os.fspath(path), known_engines, in_plan=in_plan)
 
 
 def _collect(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[JobFileProblem]]:

@@ -147,7 +147,7 @@ def test_cancel_retry_reap_and_refusals(run: Invoke, db: str) -> None:
     retried = run("retry", str(job["id"]), "--json").json()
     assert retried["status"] == "queued"
     refused = run("retry", str(job["id"]))
-    assert refused.code == ExitCode.REFUSED and "cannot go from 'queued'" in refused.err
+    assert refused.code == ExitCode.REFUSED and "is queued: it has not run yet" in refused.err
     with agentfleet.open(db) as fleet:
         assert fleet.claim(job["id"], worker="gone", ttl=0.01) is not None
         import time

@@ -103,3 +103,26 @@ def test_reconcile_and_inputs(run: Invoke, db: str, tmp_path: Path) -> None:
     assert "nothing to repair" in run("reconcile").out
     inputs = run("plan", "inputs", str(review_id)).json()
     assert inputs["backend"]["result"] == {"built": True}
+
+
+def test_abandon_a_failed_plan(run: Invoke, db: str, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(PLAN.replace("mode: supervised", "mode: auto"))
+    plan_id = run("plan", "submit", str(plan_file), "--json").json()["id"]
+    refused = run("plan", "abandon", str(plan_id))
+    assert refused.code == 1 and f"cancel it (agentfleet plan cancel {plan_id})" in refused.err
+    _drain(db, fail="backend")
+    with agentfleet.open(db) as fleet:
+        assert fleet.get_plan(plan_id).status.value in ("failed", "running")
+        _drain(db, fail="backend")  # the retries fail too
+        assert fleet.get_plan(plan_id).status.value == "failed"
+    done = run("plan", "abandon", str(plan_id))
+    assert done.code == 0 and f"plan {plan_id} abandoned" in done.out
+    again = run("plan", "abandon", str(plan_id), "--json")
+    assert again.code == 1 and again.json() == {
+        "plan": plan_id,
+        "abandoned": False,
+        "status": "abandoned",
+    }
+    shown = run("plan", "show", str(plan_id))
+    assert "approve" not in shown.out and "resume" not in shown.out

@@ -81,7 +81,7 @@ def test_claim_next_filters_queues_and_skips_future_jobs(env: StoreEnv) -> None:
 
 
 def test_claim_next_filters_engines(fleet: Fleet) -> None:
-    gate = fleet.enqueue("approval", {}, priority=9)
+    gate = fleet.enqueue("custom-review", {}, priority=9)
     shell = fleet.enqueue("shell", {})
     agent = fleet.enqueue("claude", {"prompt": "x"})
     got = fleet.claim_next(worker="w", engines=["shell", "claude"], limit=10)
@@ -92,7 +92,7 @@ def test_claim_next_filters_engines(fleet: Fleet) -> None:
 
 
 def test_an_unlisted_engine_does_not_block_its_lock(fleet: Fleet) -> None:
-    fleet.enqueue("approval", {}, lock="repo", priority=5)
+    fleet.enqueue("custom-review", {}, lock="repo", priority=5)
     shell = fleet.enqueue("shell", {}, lock="repo")
     got = fleet.claim_next(worker="w", engines=["shell"], limit=10)
     assert [lease.job_id for lease in got] == [shell.id]

@@ -67,7 +67,14 @@ def test_auto_plan_fails_when_a_job_fails_for_good(fleet: Fleet) -> None:
         "kind": "failed",
         "error": "a broke",
     }
-    assert failed.step("b").status is JobStatus.WAITING
+    # "b" will not run unless the plan is resumed: it ends, saying why, instead of waiting
+    assert (failed.step("b").status, failed.step("b").error) == (
+        JobStatus.CANCELLED,
+        "not run: the plan failed",
+    )
+    resumed = fleet.resume(p.id)
+    assert [s.status for s in resumed.jobs] == [JobStatus.QUEUED, JobStatus.WAITING]
+    assert drain(fleet) == ["a", "b"]
 
 
 def test_supervised_plan_pauses_on_error_then_resumes(fleet: Fleet) -> None:

@@ -260,3 +260,25 @@ def test_a_second_approval_of_one_pause_is_refused_naming_where_the_plan_waits(w
     )
     code(refused, 409, "checkpoint_conflict")
     assert web.fleet.get_plan(plan_id).pending == "pre_pr#2"
+
+
+def test_abandon_a_failed_plan_then_nothing_to_abandon(web: Web) -> None:
+    plan_id = failed_plan(web.fleet, web)
+    first = web.client.post(f"/api/plans/{plan_id}/abandon")
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "plan_id": plan_id,
+        "abandoned": True,
+        "message": f"Abandoned plan {plan_id}: it will not be resumed.",
+    }
+    assert web.client.get(f"/api/plans/{plan_id}").json()["status"] == "abandoned"
+    again = web.client.post(f"/api/plans/{plan_id}/abandon").json()
+    assert again["abandoned"] is False and "already ended (abandoned)" in again["message"]
+    code(web.client.post(f"/api/plans/{plan_id}/resume"), 409, "not_resumable")
+
+
+def test_abandon_of_a_running_plan_is_refused_pointing_to_cancel(web: Web) -> None:
+    plan_id = submit(web, plan(shell("a")))["id"]
+    err = code(web.client.post(f"/api/plans/{plan_id}/abandon"), 409, "conflict")
+    assert "cancel it" in err["message"]
+    assert web.fleet.get_plan(plan_id).status is PlanStatus.RUNNING

@@ -333,3 +333,24 @@ def test_two_people_at_one_gate_the_second_is_told_where_the_plan_waits(
     assert "pre_pr#2" in stale.inner_text("#flash")
     context.close()
     assert api.get(f"/api/plans/{plan}").json()["pending"] == "pre_pr#2"  # not completed
+
+
+def test_abandon_a_failed_plan_from_its_page(
+    page: Any, server: ServeProcess, api: httpx.Client, worker: TestWorker
+) -> None:
+    spec = {
+        "name": "doomed",
+        "jobs": [{"name": "break", "engine": "shell", "cmd": "break --fail"}],
+    }
+    r = api.post("/api/plans", json=spec)
+    assert r.status_code == 201, r.text
+    plan = r.json()["id"]
+    page.goto(f"{server.url}plans/{plan}")
+    page.wait_for_selector("#plan-actions:has-text('The plan failed')")
+    page.click("#plan-actions button:has-text('Abandon plan')")  # the dialog is accepted
+    page.wait_for_selector("#flash:has-text('Abandoned plan')")
+    page.wait_for_selector("#plan-head .badge.s-abandoned")
+    page.wait_for_selector("#plan-actions:has-text('given up for good')")
+    assert page.locator("#plan-actions button").count() == 0
+    shot(page, "plan-abandoned.png")
+    assert api.get(f"/api/plans/{plan}").json()["status"] == "abandoned"

@@ -2,7 +2,7 @@
 
 A job's payload steers it: ``lines`` lines of output, one every ``interval`` seconds, then
 success; ``hold: true`` (or ``--hold`` in its ``cmd``, for plan jobs) keeps it running,
-renewing its lease, until someone cancels it.
+renewing its lease, until someone cancels it; ``--fail`` in its ``cmd`` fails it for good.
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ class TestWorker:
                     fleet.release(lease)
                     return
                 lease = fleet.renew(lease)
+            if "--fail" in str(payload.get("cmd", "")):
+                out += "it broke\n"
+                fleet.fail(
+                    lease, "it broke", retry=False, output=RunOutput(exit_code=3, stdout=out)
+                )
+                return
             fleet.complete(lease, {"lines": lines}, output=RunOutput(exit_code=0, stdout=out))
         except JobCancelled:
             out += "stopped: the job was cancelled\n"

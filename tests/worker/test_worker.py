@@ -111,15 +111,24 @@ def test_missing_executable_fails_once_with_a_clear_reason(store: StoreEnv, tmp_
 
 def test_approval_and_unknown_engines_are_never_claimed(store: StoreEnv) -> None:
     fleet = store.fleet
-    gate = fleet.enqueue("approval", {"message": "ship it?"})
+    plan = fleet.submit_plan(
+        {"name": "p", "jobs": [{"name": "gate", "engine": "approval", "message": "ship it?"}]}
+    )
     custom = fleet.enqueue("someone-elses-agent", {"prompt": "x"})
     shell = fleet.enqueue("shell", {"cmd": "true"})
     worker = run_burst(fleet)
     assert "approval" not in worker.engines
     assert fleet.get_job(shell.id).status is JobStatus.SUCCEEDED
-    for untouched in (gate, custom):
-        job = fleet.get_job(untouched.id)
-        assert (job.status, job.lease_epoch) == (JobStatus.QUEUED, 0)
+    job = fleet.get_job(custom.id)
+    assert (job.status, job.lease_epoch) == (JobStatus.QUEUED, 0)
+    gate = fleet.get_job(plan.step("gate").job_id)
+    assert gate.lease_epoch == 0 and fleet.get_plan(plan.id).pending == "gate#1"
+
+
+def test_an_approval_job_outside_a_plan_is_refused(store: StoreEnv) -> None:
+    with pytest.raises(InvalidArgument, match="only exists as a gate inside a plan"):
+        store.fleet.enqueue("approval", {"message": "ship it?"})
+    assert store.fleet.list_jobs() == []
 
 
 def test_a_job_longer_than_its_ttl_stays_alive(store: StoreEnv) -> None:

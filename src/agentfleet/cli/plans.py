@@ -109,7 +109,8 @@ def draw_dag(plan: Plan) -> Table:
 
 
 def _checkpoint(plan: Plan) -> str | None:
-    if plan.checkpoint is None:
+    """What a paused plan waits for, and the command that answers it; nothing otherwise."""
+    if plan.status is not PlanStatus.PAUSED or plan.checkpoint is None:
         return None
     context = plan.checkpoint_context or {}
     kind = context.get("kind")
@@ -314,6 +315,28 @@ def cancel(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> No
         console.print(f"plan {plan_id} cancelled")
     else:
         err.print(f"nothing to cancel: plan {plan_id} is {plan.status.value}", highlight=False)
+    if not changed:
+        raise typer.Exit(int(ExitCode.REFUSED))
+
+
+@plan_app.command("abandon")
+def abandon(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None:
+    """Give up a failed or paused plan for good: it can never be resumed, and its jobs that
+    have not run are ended. A running plan is refused (cancel it instead).
+
+    Idempotent; exit code 1 when the plan had already ended or is running.
+
+    Example: agentfleet plan abandon 3
+    """
+    with plan_errors(), open_fleet(ctx) as fleet:
+        changed = fleet.abandon_plan(plan_id)
+        plan = fleet.get_plan(plan_id)
+    if as_json:
+        print_json({"plan": plan_id, "abandoned": changed, "status": plan.status.value})
+    elif changed:
+        console.print(f"plan {plan_id} abandoned: it will not be resumed")
+    else:
+        err.print(f"nothing to abandon: plan {plan_id} is {plan.status.value}", highlight=False)
     if not changed:
         raise typer.Exit(int(ExitCode.REFUSED))
 

@@ -21,6 +21,7 @@ from agentfleet.plans.model import (
     PLAN_FIELDS,
     PRE_PR,
     RESUMABLE_STATUSES,
+    TERMINAL_PLAN_STATUSES,
     CheckpointConflict,
     NotResumable,
     Plan,
@@ -262,6 +263,11 @@ class PlanCoordinator:
                 if "status" in fields:
                     check_plan_transition(status, PlanStatus(fields["status"]))
                 raise PlanConflict(plan_id, expected, status.value, current[0]["rev"])
+            if "status" in fields and PlanStatus(fields["status"]) in TERMINAL_PLAN_STATUSES:
+                # A plan set to an end by hand ends its steps too: none is left waiting.
+                ended = PlanStatus(fields["status"]).value
+                steps.stop_unstarted(tx, plan_id, f"not run: the plan was set {ended}")
+                steps.ask_running_to_stop(tx, plan_id)
             self._event(tx, plan_id, "plan_updated", {"fields": sorted(fields)})
             return self._plan(tx, plan_id)
 
@@ -275,8 +281,9 @@ class PlanCoordinator:
         rows = tx.q("SELECT mode, max_parallel, status FROM plans WHERE id = :id", {"id": plan_id})
         if not rows:
             return None
-        if rows[0]["status"] == PlanStatus.CANCELLED.value:
-            steps.stop_unstarted(tx, plan_id)  # a step handed back after the cancel stays dead
+        if rows[0]["status"] in (PlanStatus.CANCELLED.value, PlanStatus.ABANDONED.value):
+            # A step handed back after the plan ended stays dead.
+            steps.stop_unstarted(tx, plan_id, f"not run: the plan was {rows[0]['status']}")
             return None
         if rows[0]["status"] != PlanStatus.RUNNING.value:
             steps.hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
@@ -319,7 +326,9 @@ class PlanCoordinator:
             if self._set_status(
                 tx, plan_id, PlanStatus.FAILED, expected=guard, checkpoint_context=decision.context
             ):
-                steps.hold_queued(tx, plan_id)
+                # Nothing more of a failed plan runs until it is resumed, which restarts
+                # these; left waiting, they would count as work to do for ever.
+                steps.stop_unstarted(tx, plan_id, "not run: the plan failed")
                 self._event(tx, plan_id, "plan_failed", decision.context or {})
         elif decision.complete:
             if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard):
@@ -436,29 +445,53 @@ class PlanCoordinator:
             return self._cancel(tx, plan_id, reason)
 
     def _cancel(self, tx: Tx, plan_id: int, reason: str) -> bool:
-        """Idempotent: never touches a completed or cancelled plan; says if it cancelled."""
+        """Idempotent: never touches a plan that has ended; says if it cancelled."""
+        return self._end(tx, plan_id, PlanStatus.CANCELLED, reason)
+
+    def abandon(self, plan_id: int) -> bool:
+        """Give up a failed or paused plan for good; idempotent like cancel. A running plan
+        is refused: it is cancelled instead, which asks its running steps to stop."""
+        with self.db.tx() as tx:
+            if self._end(tx, plan_id, PlanStatus.ABANDONED, "abandoned"):
+                return True
+            status = PlanStatus(self._status(tx, plan_id))
+            if status in TERMINAL_PLAN_STATUSES:
+                return False
+            raise InvalidTransition(
+                f"plan {plan_id}",
+                status.value,
+                PlanStatus.ABANDONED.value,
+                f"plan {plan_id} is {status.value}: only a failed or paused plan can be "
+                f"abandoned; to stop it, cancel it (agentfleet plan cancel {plan_id})",
+            )
+
+    def _end(self, tx: Tx, plan_id: int, status: PlanStatus, reason: str) -> bool:
+        """The one guarded move to a terminal status by a person: the checkpoint is cleared,
+        steps that have not started end, running ones are asked to stop."""
         won = tx.q(
-            "UPDATE plans SET status = 'cancelled', rev = rev + 1, updated_at = {now} "
-            "WHERE id = :id AND status NOT IN ('completed', 'cancelled') RETURNING id",
-            {"id": plan_id},
+            "UPDATE plans SET status = :status, checkpoint = NULL, rev = rev + 1, "
+            f"updated_at = {{now}} WHERE id = :id AND status IN "
+            f"{status_list(predecessors(status))} RETURNING id",
+            {"id": plan_id, "status": status.value},
         )
         if not won:
-            if not tx.q("SELECT 1 AS one FROM plans WHERE id = :id", {"id": plan_id}):
-                raise PlanNotFound(plan_id)
+            self._status(tx, plan_id)  # PlanNotFound when there is no such plan
             return False
-        stopped = steps.stop_unstarted(tx, plan_id)
+        stopped = steps.stop_unstarted(tx, plan_id, f"not run: the plan was {status.value}")
         asked = steps.ask_running_to_stop(tx, plan_id)
         self._event(
             tx,
             plan_id,
-            "plan_cancelled",
-            {
-                "reason": reason,
-                "cancelled": stopped,
-                "asked_to_stop": asked,
-            },
+            f"plan_{status.value}",
+            {"reason": reason, "cancelled": stopped, "asked_to_stop": asked},
         )
         return True
+
+    def _status(self, tx: Tx, plan_id: int) -> str:
+        row = tx.one("SELECT status FROM plans WHERE id = :id", {"id": plan_id})
+        if row is None:
+            raise PlanNotFound(plan_id)
+        return str(row["status"])
 
     def _gate_state(self, tx: Tx, gate_id: int) -> dict[str, Any]:
         row = tx.one("SELECT result FROM jobs WHERE id = :id", {"id": gate_id})

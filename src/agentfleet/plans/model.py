@@ -19,6 +19,7 @@ class PlanStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    ABANDONED = "abandoned"  # a failed or paused plan given up for good
 
 
 class PlanMode(StrEnum):
@@ -31,13 +32,20 @@ PLAN_TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
     PlanStatus.RUNNING: frozenset(
         {PlanStatus.PAUSED, PlanStatus.COMPLETED, PlanStatus.FAILED, PlanStatus.CANCELLED}
     ),
-    PlanStatus.PAUSED: frozenset({PlanStatus.RUNNING, PlanStatus.COMPLETED, PlanStatus.CANCELLED}),
-    PlanStatus.FAILED: frozenset({PlanStatus.RUNNING, PlanStatus.CANCELLED}),
+    PlanStatus.PAUSED: frozenset(
+        {PlanStatus.RUNNING, PlanStatus.COMPLETED, PlanStatus.CANCELLED, PlanStatus.ABANDONED}
+    ),
+    PlanStatus.FAILED: frozenset({PlanStatus.RUNNING, PlanStatus.CANCELLED, PlanStatus.ABANDONED}),
     PlanStatus.COMPLETED: frozenset(),
     PlanStatus.CANCELLED: frozenset(),
+    PlanStatus.ABANDONED: frozenset(),
 }
 
-TERMINAL_PLAN_STATUSES = frozenset({PlanStatus.COMPLETED, PlanStatus.CANCELLED})
+TERMINAL_PLAN_STATUSES = frozenset(
+    {PlanStatus.COMPLETED, PlanStatus.CANCELLED, PlanStatus.ABANDONED}
+)
+# Abandon gives up only a plan that has stopped; a running one is cancelled instead.
+ABANDONABLE_STATUSES = frozenset({PlanStatus.FAILED, PlanStatus.PAUSED})
 RESUMABLE_STATUSES = frozenset({PlanStatus.FAILED, PlanStatus.PAUSED})
 
 

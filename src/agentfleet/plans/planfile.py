@@ -55,7 +55,7 @@ def _job_from_inline(entry: Mapping[str, Any], where: str) -> JobSpec:
     if not isinstance(body, str):
         raise InvalidArgument(f"{where}: 'prompt' must be text")
     text = "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n" + body + "\n"
-    return parse_job_text(text, source=where)
+    return parse_job_text(text, source=where, in_plan=True)
 
 
 def _new_job(spec: JobSpec) -> NewJob:
@@ -123,7 +123,7 @@ def _step(entry: object, index: int, base_dir: Path, source: str) -> StepSpec:
                 f"remove {sorted(extra)}"
             )
         path = base_dir / str(entry["file"])
-        spec = load_job_file(path)
+        spec = load_job_file(path, in_plan=True)
     else:
         spec = _job_from_inline(entry, where)
     on_reject = entry.get("on_reject")

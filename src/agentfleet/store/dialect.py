@@ -128,6 +128,12 @@ class Dialect(ABC):
     def session(self) -> AbstractContextManager[Tx]:
         """A connection outside any transaction: each statement is its own atomic step."""
 
+    def statement(self) -> AbstractContextManager[Tx]:
+        """For a write of one statement. By default a write transaction: under SQLite's WAL
+        a statement that starts as a read and then writes can be refused at once, so the
+        write lock is taken first; PostgreSQL runs it on its own, in one round trip."""
+        return self.tx()
+
     @abstractmethod
     def now(self) -> datetime:
         """The store's clock: leases, run_at and the stale window are judged by it alone."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, cast
 
@@ -120,6 +120,9 @@ class PostgresDialect(Dialect):
     def session(self) -> Iterator[PostgresTx]:
         with _unavailable_on_disconnect(), self.pool.connection() as conn:
             yield PostgresTx(self, cast("psycopg.Connection[Row]", conn))
+
+    def statement(self) -> AbstractContextManager[PostgresTx]:
+        return self.session()  # one statement is its own transaction: one round trip
 
     @contextmanager
     def tx(self) -> Iterator[PostgresTx]:
@@ -283,7 +286,7 @@ class PostgresStore(SqlStore):
         sql = "WITH " + ",\n".join(ctes) + "\n" + final
         for _ in range(5):
             try:
-                with self.dialect.session() as tx:  # one statement: its own transaction
+                with self.dialect.statement() as tx:
                     rows = tx.tuples(sql, params)
             except pg_errors.UniqueViolation:
                 continue  # two claimers met on one named lock; the index refused one

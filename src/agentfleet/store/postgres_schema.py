@@ -176,4 +176,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        """
+        -- A plan may be abandoned: given up for good.
+        ALTER TABLE plans DROP CONSTRAINT plans_status_check;
+        ALTER TABLE plans ADD CONSTRAINT plans_status_check CHECK (status IN
+            ('pending','running','paused','completed','failed','cancelled','abandoned'));
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -59,7 +59,7 @@ COMPLETE = _move("complete", {R}, {S})
 FAIL = _move("fail", {R}, {Q, F, C})
 RELEASE = _move("release", {R}, {Q, C})
 EXPIRE = _move("expire", {R}, {Q, F, C})
-CANCEL = _move("cancel", {Q}, {C})
+CANCEL = _move("cancel", {W, Q}, {C})  # a waiting plan step too: its plan then stops
 ASK_TO_STOP = _move("ask a running job to stop", {R}, {R})
 RETRY = _move("retry", {F, C}, {Q})
 PATCH = _move("patch fields", set(JobStatus), set())  # any status, status unchanged
@@ -93,6 +93,9 @@ FIRST_OF_LOCK = """NOT EXISTS (
 # A plan's job starts only while its plan is running: the database says so, not the caller.
 PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
     SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
+# A plan's step is retried only while its plan runs; a stopped plan reruns its failed
+# steps by being resumed, so a retried step never waits for ever in the queue.
+RETRYABLE = f"{RETRY.guard('j')} AND {PLAN_RUNNING}"
 READY_ONE = (
     f"{CLAIM.guard('j')} AND j.run_at <= {{now}} AND (j.lock IS NULL OR {LOCK_FREE}) "
     f"AND {PLAN_RUNNING}"

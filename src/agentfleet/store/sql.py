@@ -88,9 +88,10 @@ _REAP = f"""
     RETURNING id, status, lease_epoch, worker, queue"""
 
 _RETRY = f"""
-    UPDATE jobs SET status = 'queued', attempts = 0, run_at = {{now}}, cancel_requested = FALSE,
-        error = NULL, result = NULL, finished_at = NULL, updated_at = {{now}}, rev = rev + 1
-    WHERE id = :id AND {rules.RETRY.guard()}
+    UPDATE jobs AS j SET status = 'queued', attempts = 0, run_at = {{now}},
+        cancel_requested = FALSE, error = NULL, result = NULL, finished_at = NULL,
+        updated_at = {{now}}, rev = rev + 1
+    WHERE j.id = :id AND {rules.RETRYABLE}
     RETURNING {JOB_COLUMNS}"""
 
 # One conditional statement: the ledger row exists only while the lease's epoch still
@@ -124,6 +125,12 @@ _TAKE_SINGLE_FLIGHT = """
 # How long a single-flight holder may go before others may take the name over.
 SINGLE_FLIGHT_TTL = 120.0
 
+_WHY_NOT_RETRIED = {
+    "queued": "is queued: it has not run yet, so there is nothing to retry",
+    "waiting": "is waiting for its plan: it has not run yet, so there is nothing to retry",
+    "running": "is running: it can be retried once it has ended (cancel it to stop it)",
+    "succeeded": "succeeded: only a failed or cancelled job can be retried",
+}
 _FAIL_EVENT = {"queued": "retry_scheduled", "failed": "failed", "cancelled": "cancelled"}
 _NOT_NULL_FIELDS = frozenset({"priority", "queue", "payload", "run_at", "max_attempts"})
 
@@ -155,9 +162,14 @@ class SqlStore(SqlReads, ABC):
                 if version > current:
                     tx.script(script)
                     tx.q(f"INSERT INTO {table} (version) VALUES (:v)", {"v": version})
+            self.before_commit_of_migration(tx)
 
     def before_migrate(self, tx: Tx) -> None:
         """What a backend must do before migrating (PostgreSQL: lock out other migrators)."""
+        return None
+
+    def before_commit_of_migration(self, tx: Tx) -> None:
+        """What a backend checks before the migration commits (SQLite: foreign keys)."""
         return None
 
     def schema_version(self) -> int:
@@ -311,7 +323,7 @@ class SqlStore(SqlReads, ABC):
         )
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             row = tx.one(
                 "UPDATE jobs SET lease_expires_at = {now+:ttl}, rev = rev + 1, "
                 f"updated_at = {{now}} WHERE {_FENCE} AND NOT cancel_requested "
@@ -414,7 +426,7 @@ class SqlStore(SqlReads, ABC):
             return status
 
     def record_output(self, lease: Lease, output: RunOutput) -> None:
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             row = tx.one(
                 "UPDATE runs SET stdout = :stdout, stderr = :stderr "
                 "WHERE job_id = :id AND epoch = :epoch AND status = 'running' RETURNING id",
@@ -429,7 +441,7 @@ class SqlStore(SqlReads, ABC):
                 raise self._lost(tx, lease, cancelled_is_lost=True)
 
     def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             row = tx.one(
                 _FENCED_WRITE,
                 {
@@ -474,10 +486,7 @@ class SqlStore(SqlReads, ABC):
             with self.dialect.tx() as tx:
                 rows = tx.tuples(_RETRY, {"id": job_id})
                 if not rows:
-                    current = tx.one("SELECT status FROM jobs WHERE id = :id", {"id": job_id})
-                    if current is None:
-                        raise JobNotFound(job_id)
-                    raise InvalidTransition(f"job {job_id}", current["status"], "queued")
+                    raise self._not_retryable(tx, job_id)
                 job = self.read.job(rows[0])
                 events.record(tx, job_id, "retried")
                 tx.notify(job.queue)
@@ -488,6 +497,27 @@ class SqlStore(SqlReads, ABC):
             raise InvalidTransition(
                 f"job {job_id} (another live job has its dedupe key)", "failed", "queued"
             ) from exc
+
+    def _not_retryable(self, tx: Tx, job_id: int) -> Exception:
+        """Why a retry found nothing to do, in people's words."""
+        row = tx.one(
+            "SELECT j.status, j.plan_id, p.status AS plan_status FROM jobs j "
+            "LEFT JOIN plans p ON p.id = j.plan_id WHERE j.id = :id",
+            {"id": job_id},
+        )
+        if row is None:
+            return JobNotFound(job_id)
+        status, plan = row["status"], row["plan_id"]
+        if status in ("failed", "cancelled"):
+            plan_status = row["plan_status"]
+            message = f"job {job_id} is a step of plan {plan}, which is {plan_status}: " + (
+                f"resume the plan to rerun its failed steps (agentfleet plan resume {plan})"
+                if plan_status in ("failed", "paused")
+                else "the steps of a plan that has ended do not run again"
+            )
+        else:
+            message = f"job {job_id} {_WHY_NOT_RETRIED.get(status, f'is {status}')}"
+        return InvalidTransition(f"job {job_id}", status, "queued", message)
 
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         with self.dialect.tx() as tx:
@@ -554,7 +584,7 @@ class SqlStore(SqlReads, ABC):
         lapses after `ttl` if the holder dies, so a crash never leaves the name taken.
         """
         holder = uuid.uuid4().hex
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             won = tx.one(_TAKE_SINGLE_FLIGHT, {"name": name, "holder": holder, "ttl": ttl})
         if won is None:
             yield False
@@ -562,7 +592,7 @@ class SqlStore(SqlReads, ABC):
         try:
             yield True
         finally:
-            with self.dialect.session() as tx:
+            with self.dialect.statement() as tx:
                 tx.q(
                     "DELETE FROM single_flight WHERE name = :name AND holder = :holder",
                     {"name": name, "holder": holder},
@@ -573,7 +603,7 @@ class SqlStore(SqlReads, ABC):
     def worker_seen(
         self, name: str, host: str, pid: int, queues: Sequence[str], concurrency: int
     ) -> None:
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             tx.q(
                 _WORKER_SEEN,
                 {
@@ -586,7 +616,7 @@ class SqlStore(SqlReads, ABC):
             )
 
     def worker_stopped(self, name: str) -> None:
-        with self.dialect.session() as tx:  # one statement: its own transaction
+        with self.dialect.statement() as tx:
             tx.q(
                 "UPDATE workers SET stopped_at = {now} WHERE name = :name AND stopped_at IS NULL",
                 {"name": name},

@@ -248,6 +248,22 @@ class SqliteStore(SqlStore):
         self._wake_check = WAKE_CHECK_BUSY
         self.migrate(MIGRATIONS, LATEST_VERSION)
 
+    def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
+        """Differs by necessity: SQLite changes a constraint by rebuilding the table, which
+        needs foreign keys off (a PRAGMA that only works outside a transaction); they are
+        checked before the migration commits."""
+        conn = self.dialect.connection()
+        conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            super().migrate(migrations, latest)
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
+
+    def before_commit_of_migration(self, tx: Tx) -> None:
+        broken = tx.q("PRAGMA foreign_key_check")
+        if broken:
+            raise StoreUnavailable(f"the schema upgrade would break foreign keys: {broken[:5]}")
+
     # -- the batched hot path ---------------------------------------------------------
     # Differs by necessity: SQLite has no arrays and no data-modifying CTEs, so a batch
     # passes its ids as JSON and takes a few statements inside one write transaction;

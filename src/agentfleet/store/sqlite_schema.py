@@ -174,4 +174,40 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        """
+        -- A plan may be abandoned: given up for good. SQLite cannot change a CHECK
+        -- constraint in place, so the table is rebuilt (foreign keys are off while the
+        -- store migrates, and checked before the migration commits).
+        CREATE TABLE plans_v7 (
+            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            name               TEXT    NOT NULL,
+            mode               TEXT    NOT NULL CHECK (mode IN ('auto', 'supervised')),
+            max_parallel       INTEGER NOT NULL CHECK (max_parallel >= 1),
+            status             TEXT    NOT NULL CHECK (status IN
+                ('pending','running','paused','completed','failed','cancelled','abandoned')),
+            checkpoint         TEXT,
+            checkpoint_context TEXT,
+            completed_at       REAL,
+            pr_url             TEXT,
+            metadata           TEXT    NOT NULL DEFAULT '{}',
+            rev                INTEGER NOT NULL DEFAULT 1,
+            created_at         REAL    NOT NULL,
+            updated_at         REAL    NOT NULL,
+            pauses             INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO plans_v7 (id, name, mode, max_parallel, status, checkpoint,
+            checkpoint_context, completed_at, pr_url, metadata, rev, created_at, updated_at,
+            pauses)
+        SELECT id, name, mode, max_parallel, status, checkpoint, checkpoint_context,
+            completed_at, pr_url, metadata, rev, created_at, updated_at, pauses FROM plans;
+        DROP TABLE plans;
+        ALTER TABLE plans_v7 RENAME TO plans;
+        CREATE INDEX plans_by_status ON plans (status);
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -72,12 +72,13 @@ def hold_queued(tx: Tx, plan_id: int) -> list[int]:
     return sorted(row["id"] for row in rows)
 
 
-def stop_unstarted(tx: Tx, plan_id: int) -> list[int]:
-    """Steps that have not started end cancelled (a cancelled plan starts nothing more)."""
+def stop_unstarted(tx: Tx, plan_id: int, reason: str) -> list[int]:
+    """Steps that have not started end cancelled, saying why (their plan starts nothing
+    more); a resume of the plan restarts them."""
     rows = tx.q(
-        f"UPDATE jobs SET status = 'cancelled', finished_at = {{now}}, {_TOUCH} "
+        f"UPDATE jobs SET status = 'cancelled', finished_at = {{now}}, error = :reason, {_TOUCH} "
         f"WHERE plan_id = :plan AND {rules.STOP_UNSTARTED.guard()} RETURNING id",
-        {"plan": plan_id},
+        {"plan": plan_id, "reason": reason},
     )
     return sorted(row["id"] for row in rows)
 

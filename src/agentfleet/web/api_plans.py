@@ -22,6 +22,7 @@ from agentfleet.web.errors import ApiError
 from agentfleet.web.schemas import (
     ApproveRequest,
     ErrorOut,
+    PlanAbandonResult,
     PlanCancelResult,
     PlanOut,
     PlanPage,
@@ -199,6 +200,24 @@ def resume(plan_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
         raise ApiError(409, "not_resumable", message, status=status) from None
     logs.event(log, "plan.resume_completed", plan=plan_id)
     return {"plan": plan_dict(plan), "message": f"Resumed. Plan {plan_id} is {plan.status}."}
+
+
+@router.post(
+    "/{plan_id}/abandon",
+    response_model=PlanAbandonResult,
+    summary="Give up a failed or paused plan for good (never resumable); a running plan is "
+    "refused: cancel it instead",
+    responses=PLAN_WRITE_ERRORS,
+)
+def abandon(plan_id: int, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+    abandoned = fleet.abandon_plan(plan_id)
+    logs.event(log, f"plan.abandon_{'completed' if abandoned else 'skipped'}", plan=plan_id)
+    if abandoned:
+        message = f"Abandoned plan {plan_id}: it will not be resumed."
+    else:
+        status = fleet.get_plan(plan_id).status.value
+        message = f"Nothing to abandon: plan {plan_id} has already ended ({status})."
+    return {"plan_id": plan_id, "abandoned": abandoned, "message": message}
 
 
 @router.post(

@@ -210,6 +210,12 @@ class PlanCancelResult(BaseModel):
     message: str
 
 
+class PlanAbandonResult(BaseModel):
+    plan_id: int
+    abandoned: bool = Field(description="False when the plan had already ended")
+    message: str
+
+
 _CHECKPOINT = Field(
     default=None,
     max_length=200,
