@@ -130,3 +130,23 @@ def test_retry_says_in_words_why_a_job_cannot_be_retried(fleet: Fleet) -> None:
     with pytest.raises(InvalidTransition, match="is queued: it has not run yet") as refused:
         fleet.retry_job(queued.id)
     assert "cannot go from" not in str(refused.value)
+
+
+def test_approve_and_reject_say_in_words_why_they_cannot(fleet: Fleet) -> None:
+    done = fleet.submit_plan(plan(shell("a")))
+    drain(fleet)
+    with pytest.raises(InvalidTransition) as approving:
+        fleet.approve(done.id)
+    assert str(approving.value) == (
+        f"plan {done.id} is completed: it waits at no checkpoint, so there is nothing to approve"
+    )
+    with pytest.raises(InvalidTransition) as rejecting:
+        fleet.reject(done.id, "no")
+    assert str(rejecting.value) == (
+        f"plan {done.id} is completed and waits at nothing: only an approval gate can be rejected"
+    )
+    broken = fleet.submit_plan(plan(shell("b", max_attempts=1), mode="supervised"))
+    drain(fleet, fail={"b"})
+    with pytest.raises(InvalidTransition, match=f"agentfleet plan resume {broken.id}") as err:
+        fleet.approve(broken.id)
+    assert "job 'b' failed" in str(err.value) and "cannot go from" not in str(err.value)

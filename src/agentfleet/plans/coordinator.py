@@ -351,13 +351,22 @@ class PlanCoordinator:
             plan = self._plan(tx, plan_id)
             self._check_pending(plan, checkpoint)
             if plan.status is not PlanStatus.PAUSED or plan.checkpoint is None:
-                raise InvalidTransition(f"plan {plan_id} (approve)", plan.status.value, "running")
+                raise InvalidTransition(
+                    f"plan {plan_id}",
+                    plan.status.value,
+                    "running",
+                    f"plan {plan_id} is {plan.status.value}: it waits at no checkpoint, so "
+                    "there is nothing to approve",
+                )
             context = plan.checkpoint_context or {}
             if plan.checkpoint == ON_ERROR:
                 raise InvalidTransition(
-                    f"plan {plan_id} stopped on an error; fix it and resume (approve",
+                    f"plan {plan_id}",
                     "on_error",
-                    "running)",
+                    "running",
+                    f"plan {plan_id} stopped on an error (job {context.get('job')!r} "
+                    f"{context.get('kind')}), which approving cannot pass: fix the cause, "
+                    f"then resume it (agentfleet plan resume {plan_id})",
                 )
             if plan.checkpoint == PRE_PR:
                 self._leave_checkpoint(tx, plan, PlanStatus.COMPLETED)
@@ -382,10 +391,13 @@ class PlanCoordinator:
             self._check_pending(plan, checkpoint)
             context = plan.checkpoint_context or {}
             if plan.status is not PlanStatus.PAUSED or context.get("kind") != "approval":
+                where = f"waits at {plan.checkpoint}" if plan.checkpoint else "waits at nothing"
                 raise InvalidTransition(
-                    f"plan {plan_id} is not waiting at an approval gate (reject",
+                    f"plan {plan_id}",
                     plan.status.value,
-                    "running)",
+                    "running",
+                    f"plan {plan_id} is {plan.status.value} and {where}: only an approval "
+                    "gate can be rejected",
                 )
             gate_id = int(context["job_id"])
             gate = tx.q("SELECT payload FROM jobs WHERE id = :id", {"id": gate_id})[0]
