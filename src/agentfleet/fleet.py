@@ -557,15 +557,26 @@ class Fleet:
         return self.plans.abandon(validate.integer(plan_id, "plan_id"))
 
     def update_plan_fields(
-        self, plan_id: int, *, expected: Mapping[str, Any] | None = None, **fields: Any
+        self,
+        plan_id: int,
+        *,
+        expected: Mapping[str, Any] | None = None,
+        lease: Lease | None = None,
+        **fields: Any,
     ) -> Plan:
-        """Change only plan-level fields, guarded by the expected status, rev or checkpoint."""
-        if "checkpoint_context" in fields and fields["checkpoint_context"] is not None:
-            validate.json_document(fields["checkpoint_context"], "checkpoint_context")
-        if "metadata" in fields:
-            validate.json_document(fields["metadata"], "metadata")
+        """Change only plan-level fields, guarded by the expected status, rev or checkpoint.
+
+        A step writing about its own plan (its `pr_url`, `metadata`, ...) names its `lease`:
+        the write is then fenced like every lease write, and raises LeaseLost once another
+        attempt has taken the step over.
+        """
+        if lease is not None:
+            _check_lease(lease)
         return self.plans.update_fields(
-            validate.integer(plan_id, "plan_id"), dict(expected or {}), fields
+            validate.integer(plan_id, "plan_id"),
+            _plan_guard(expected or {}),
+            _plan_fields(fields),
+            lease,
         )
 
     def find_resumable_plans(self) -> list[int]:
@@ -588,6 +599,55 @@ class Fleet:
             ]
             repairs += self.plans.reconcile_orphans()
             return repairs + self.plans.reconcile_plans()
+
+
+def _plan_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Plan-level values checked alike for every store."""
+    checked: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "status":
+            checked[key] = _plan_status(value, "status")
+        elif key in ("checkpoint", "pr_url"):
+            checked[key] = validate.optional_name(value, key)
+        elif key == "checkpoint_context":
+            checked[key] = None if value is None else validate.json_document(value, key)
+        elif key == "metadata":
+            checked[key] = validate.json_document(value, key)
+        elif key == "completed_at":
+            if value is not None and not (isinstance(value, datetime) and value.tzinfo):
+                raise InvalidArgument("completed_at must be a timezone-aware datetime or None")
+            checked[key] = value
+        else:
+            checked[key] = value  # the coordinator names what is not a plan field
+    return checked
+
+
+def _plan_guard(expected: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(expected, Mapping):
+        raise InvalidArgument("expected must be a mapping of field to value")
+    checked: dict[str, Any] = {}
+    for key, value in expected.items():
+        if key == "status" and isinstance(value, list | tuple | set | frozenset):
+            checked[key] = [_plan_status(v, "expected status") for v in value]
+        elif key == "status":
+            checked[key] = _plan_status(value, "expected status")
+        elif key in ("rev", "pauses"):
+            checked[key] = validate.integer(value, f"expected {key}")
+        elif key == "checkpoint":
+            checked[key] = validate.optional_name(value, "expected checkpoint")
+        else:
+            raise InvalidArgument(f"cannot guard on {key!r}; use status, rev or checkpoint")
+    return checked
+
+
+def _plan_status(value: object, what: str) -> str:
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return PlanStatus(value).value
+    except ValueError:
+        choices = ", ".join(s.value for s in PlanStatus)
+        raise InvalidArgument(f"{what} {value!r} is not a plan status; one of {choices}") from None
 
 
 def _checkpoint(checkpoint: str | None) -> str | None:

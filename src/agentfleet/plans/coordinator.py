@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agentfleet.errors import InvalidArgument, InvalidTransition
-from agentfleet.models import JobStatus
+from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
+from agentfleet.models import JobStatus, Lease
 from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
@@ -41,6 +41,11 @@ from agentfleet.plans.model import (
 from agentfleet.store import events, steps
 from agentfleet.store.base import Store
 from agentfleet.store.dialect import Dialect, Tx, status_list, to_json
+
+# A step's write about its own plan holds only while its lease holds the step. FOR SHARE
+# (PostgreSQL) makes it wait for a takeover in flight and judge the row it leaves.
+_FENCE = """EXISTS (SELECT 1 FROM jobs f WHERE f.id = :l_job AND f.lease_epoch = :l_epoch
+    AND f.status = 'running' AND f.plan_id = plans.id {for_share})"""
 
 # A running plan that has gone quiet: no plan write and no job write since the stale
 # cutoff. It is both what the reconciler fails as orphaned and what resume may restart.
@@ -211,12 +216,21 @@ class PlanCoordinator:
             raise PlanConflict(plan.id, guard, plan.status.value, plan.rev)
 
     def _update(
-        self, tx: Tx, plan_id: int, expected: Mapping[str, Any], fields: Mapping[str, Any]
+        self,
+        tx: Tx,
+        plan_id: int,
+        expected: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        lease: Lease | None = None,
     ) -> int | None:
-        """The scoped, guarded plan write: only plan columns, only from allowed states."""
+        """The scoped, guarded plan write: only plan columns, only from allowed states, and,
+        for a step's own write, only while its lease holds the step (one statement)."""
         sets = ["rev = rev + 1", "updated_at = {now}"]
         params: dict[str, Any] = {"id": plan_id}
         where = ["id = :id"]
+        if lease is not None:
+            where.append(_FENCE)
+            params.update({"l_job": lease.job_id, "l_epoch": lease.epoch})
         for key, value in fields.items():
             if key not in PLAN_FIELDS:
                 raise InvalidArgument(
@@ -250,12 +264,18 @@ class PlanCoordinator:
         return rows[0]["rev"] if rows else None
 
     def update_fields(
-        self, plan_id: int, expected: Mapping[str, Any], fields: Mapping[str, Any]
+        self,
+        plan_id: int,
+        expected: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        lease: Lease | None = None,
     ) -> Plan:
         if not fields:
             raise InvalidArgument("update_plan_fields needs at least one field to change")
         with self.db.tx() as tx:
-            if self._update(tx, plan_id, expected, fields) is None:
+            if self._update(tx, plan_id, expected, fields, lease) is None:
+                if lease is not None:
+                    self._check_fence(tx, plan_id, lease)
                 current = tx.q("SELECT status, rev FROM plans WHERE id = :id", {"id": plan_id})
                 if not current:
                     raise PlanNotFound(plan_id)
@@ -336,6 +356,22 @@ class PlanCoordinator:
         elif decision.promote:
             steps.promote(tx, plan_id, decision.promote)
         return decision
+
+    def _check_fence(self, tx: Tx, plan_id: int, lease: Lease) -> None:
+        """Why a step's write about its plan found nothing: its lease no longer holds."""
+        row = tx.one(
+            "SELECT status, lease_epoch, plan_id FROM jobs WHERE id = :id", {"id": lease.job_id}
+        )
+        held = (
+            row is not None
+            and row["status"] == "running"
+            and row["lease_epoch"] == lease.epoch
+            and row["plan_id"] == plan_id
+        )
+        if not held:
+            current = None if row is None else row["lease_epoch"]
+            status = None if row is None else row["status"]
+            raise LeaseLost(lease.job_id, lease.epoch, current_epoch=current, status=status)
 
     def _check_pending(self, plan: Plan, checkpoint: str | None) -> None:
         """An approve or reject names the pause it answers; another pause refuses it."""

@@ -1,0 +1,94 @@
+"""A step's writes about its plan are fenced by its lease, and every plan write's values
+are checked, with the same answers on every store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from agentfleet import Fleet, InvalidArgument, LeaseLost, PlanStatus
+from tests.conftest import StoreEnv
+from tests.plans.helpers import plan, shell
+
+
+def test_a_step_writes_about_its_plan_while_its_lease_holds(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("pr")))
+    [lease] = fleet.claim_next(worker="w")
+    done = fleet.update_plan_fields(p.id, lease=lease, pr_url="https://example.test/pr/1")
+    assert done.pr_url == "https://example.test/pr/1"
+
+
+def test_a_taken_over_step_can_no_longer_write_about_its_plan(env: StoreEnv) -> None:
+    fleet = env.fleet
+    p = fleet.submit_plan(plan(shell("pr")))
+    [stale] = fleet.claim_next(worker="paused", ttl=env.short_ttl)
+    env.expire()
+    fresh = fleet.claim(stale.job_id, worker="successor")  # takes the step over
+    assert fresh is not None and fresh.epoch == stale.epoch + 1
+    before = fleet.get_plan(p.id)
+    for fields in (
+        {"pr_url": "https://example.test/stale"},
+        {"metadata": {"by": "stale"}},
+        {"checkpoint_context": {"kind": "stale"}},
+    ):
+        with pytest.raises(LeaseLost) as lost:
+            fleet.update_plan_fields(p.id, lease=stale, **fields)
+        assert lost.value.current_epoch == fresh.epoch
+    after = fleet.get_plan(p.id)
+    assert (after.rev, after.pr_url, after.metadata) == (before.rev, None, before.metadata)
+    assert fleet.update_plan_fields(p.id, lease=fresh, pr_url="https://example.test/pr/2").rev
+
+
+def test_a_lease_of_another_plans_step_is_refused(fleet: Fleet) -> None:
+    mine = fleet.submit_plan(plan(shell("a")))
+    other = fleet.submit_plan(plan(shell("b")))
+    leases = {
+        lease.job.plan_id: lease for lease in fleet.claim_next(worker="w", limit=5) if lease.job
+    }
+    with pytest.raises(LeaseLost):
+        fleet.update_plan_fields(mine.id, lease=leases[other.id], pr_url="https://x.test/1")
+    assert fleet.get_plan(mine.id).pr_url is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"status": "exploded"}, "not a plan status"),
+        ({"status": 3}, "not a plan status"),
+        ({"checkpoint": 7}, "checkpoint must be a string"),
+        ({"checkpoint": "a\nb"}, "single line"),
+        ({"completed_at": "2026-12-01T00:00:00Z"}, "completed_at must be a timezone-aware"),
+        ({"completed_at": datetime(2026, 12, 1)}, "completed_at must be a timezone-aware"),
+        ({"pr_url": ["x"]}, "pr_url must be a string"),
+        ({"metadata": [1, 2]}, "metadata"),
+        ({"checkpoint_context": "text"}, "checkpoint_context"),
+        ({"mode": "auto"}, "not a plan-level field"),
+    ],
+)
+def test_plan_field_values_are_checked_the_same_on_every_store(
+    fleet: Fleet, fields: dict[str, Any], problem: str
+) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    with pytest.raises(InvalidArgument, match=problem):
+        fleet.update_plan_fields(p.id, **fields)
+    assert fleet.get_plan(p.id).rev == p.rev
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [{"status": "nope"}, {"rev": "1"}, {"pauses": 1.5}, {"checkpoint": 3}, {"name": "x"}],
+)
+def test_plan_guards_are_checked(fleet: Fleet, expected: dict[str, Any]) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    with pytest.raises(InvalidArgument):
+        fleet.update_plan_fields(p.id, expected=expected, pr_url="https://x.test")
+    assert fleet.get_plan(p.id).pr_url is None
+
+
+def test_completed_at_takes_an_aware_datetime_on_every_store(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    when = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
+    done = fleet.update_plan_fields(p.id, status="completed", completed_at=when)
+    assert done.status is PlanStatus.COMPLETED and done.completed_at == when
