@@ -15,6 +15,7 @@ from typing import Any, TypeVar, overload
 
 from agentfleet import validate
 from agentfleet.connect import open_store
+from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
 from agentfleet.models import (
     Event,
@@ -487,14 +488,24 @@ class Fleet:
 
     # -- plans ------------------------------------------------------------------------
 
-    def submit_plan(self, plan: PlanSpec | Mapping[str, Any] | str | Path) -> Plan:
-        """Create a plan and all its jobs in one transaction, and start it."""
+    def submit_plan(
+        self,
+        plan: PlanSpec | Mapping[str, Any] | str | Path,
+        *,
+        engines: Iterable[str] | None = None,
+    ) -> Plan:
+        """Create a plan and all its jobs in one transaction, and start it.
+
+        `engines` names every engine its steps may use (default: the built-in ones; pass
+        the custom engines a worker runs too, as the command line's --engines does).
+        """
+        known = BUILTIN_ENGINES if engines is None else frozenset(engines) | BUILTIN_ENGINES
         if isinstance(plan, str | Path):
-            spec = load_plan_file(plan)
+            spec = load_plan_file(plan, known)
         elif isinstance(plan, PlanSpec):
             spec = plan
         elif isinstance(plan, Mapping):
-            spec = parse_plan(dict(plan), Path.cwd())
+            spec = parse_plan(dict(plan), Path.cwd(), known_engines=known)
         else:
             raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
         return self.plans.submit(spec)

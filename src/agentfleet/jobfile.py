@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from agentfleet import validate
+from agentfleet import validate, yamltext
 from agentfleet.durations import parse_duration
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
@@ -101,29 +99,6 @@ class JobFileErrors(InvalidArgument):
             noun = "file" if files == 1 else "files"
             message = f"{len(self.problems)} problems in {files} job {noun}:\n{lines}"
         super().__init__(message)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:
-            continue  # unhashable key: construct_mapping reports it properly
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _split_front_matter(text: str) -> tuple[str, str, int] | str:
@@ -392,14 +367,11 @@ def _problems_or_spec(
         return [JobFileProblem(source, None, split, 1)]
     front, body, first_line = split
     try:
-        data = yaml.load(front, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = first_line + mark.line if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        return [JobFileProblem(source, None, f"bad YAML in front matter: {problem}", line)]
-    except RecursionError:
-        return [JobFileProblem(source, None, "front matter is nested too deeply", first_line)]
+        data = yamltext.load(front)
+    except yamltext.Refused as refused:
+        line = first_line + refused.line - 1 if refused.line is not None else first_line
+        reason = refused.reason.replace("bad YAML", "bad YAML in front matter")
+        return [JobFileProblem(source, None, reason, line)]
     if data is None:
         data = {}
     if not isinstance(data, dict):

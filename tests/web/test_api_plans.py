@@ -11,6 +11,8 @@ import pytest
 from agentfleet import Fleet, PlanStatus
 from tests.conftest import StoreEnv
 from tests.plans.helpers import drain, gate, plan, shell
+from tests.plans.test_plan_input import BAD_PLANS
+from tests.plans.test_plan_input import IDS as BAD_PLAN_IDS
 from tests.web.conftest import AUTH, Web, make_web
 from tests.web.live import uvicorn_thread
 
@@ -75,8 +77,8 @@ def test_submit_as_json_or_yaml_and_read_back(web: Web) -> None:
 @pytest.mark.parametrize(
     ("content", "content_type", "status", "needle"),
     [
-        (b"{nope", "application/json", 400, "not valid"),
-        (b"name: [", "application/yaml", 400, "not valid"),
+        (b"{nope", "application/json", 422, "not valid"),
+        (b"name: [", "application/yaml", 422, "not valid"),
         (b"name: x", "text/plain", 400, "application/json or application/yaml"),
         (b"[1, 2]", "application/json", 422, "mapping"),
         (b'{"name": "x"}', "application/json", 422, "jobs"),
@@ -282,3 +284,33 @@ def test_abandon_of_a_running_plan_is_refused_pointing_to_cancel(web: Web) -> No
     err = code(web.client.post(f"/api/plans/{plan_id}/abandon"), 409, "conflict")
     assert "cancel it" in err["message"]
     assert web.fleet.get_plan(plan_id).status is PlanStatus.RUNNING
+
+
+@pytest.mark.parametrize(("case", "content", "problem"), BAD_PLANS, ids=BAD_PLAN_IDS)
+def test_a_bad_plan_over_http_is_a_422_and_nothing_written(
+    web: Web, case: str, content: bytes | str, problem: str
+) -> None:
+    body = content if isinstance(content, bytes) else content.encode()
+    r = web.client.post("/api/plans", content=body, headers={"Content-Type": "application/yaml"})
+    err = code(r, 422, "invalid")
+    assert problem.split("'")[0] in err["message"] or "UTF-8" in err["message"], (case, err)
+    assert web.fleet.list_plans() == []
+
+
+def test_parsing_a_large_plan_does_not_hold_up_other_requests(mem_env: StoreEnv) -> None:
+    app = make_web(mem_env).app
+    big = "name: big\nmetadata:\n  notes: [" + ", ".join(["n"] * 120_000) + "]\njobs: [1]\n"
+    finished: list[str] = []
+    with uvicorn_thread(app) as url, httpx.Client(base_url=url, headers=AUTH) as client:
+
+        def post() -> None:
+            client.post("/api/plans", content=big, headers={"Content-Type": "application/yaml"})
+            finished.append("plan")
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        threading.Event().wait(0.3)  # the plan is being read or parsed by now
+        assert client.get("/healthz").status_code == 200
+        finished.append("healthz")
+        poster.join(timeout=120)
+    assert finished == ["healthz", "plan"]

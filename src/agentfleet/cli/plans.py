@@ -14,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from agentfleet.cli.app import (
+    EnginesOpt,
     ExitCode,
     JsonOpt,
     app,
     console,
+    engine_config,
     err,
     fail,
     handled,
@@ -147,6 +149,7 @@ def show_plan(plan: Plan) -> None:
 def submit_plan(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A plan YAML file. e.g. plan.yaml")],
+    engines: EnginesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a plan and all its jobs in one transaction, and start it.
@@ -154,7 +157,7 @@ def submit_plan(
     Example: agentfleet plan submit plan.yaml
     """
     with plan_errors(), open_fleet(ctx) as fleet:
-        plan = fleet.submit_plan(file)
+        plan = fleet.submit_plan(file, engines=engine_config(engines).engine_names())
     if as_json:
         print_json(plan_dict(plan))
     else:

@@ -226,6 +226,25 @@ def validate_dag(steps: Sequence[StepSpec]) -> None:
     cycle = _find_cycle(graph)
     if cycle:
         raise InvalidArgument(f"dependency cycle: {' -> '.join(cycle)}")
+    for step in steps:
+        if step.on_reject is not None and step.on_reject not in upstream(graph, step.name):
+            raise InvalidArgument(
+                f"approval gate {step.name!r} sends rejections to {step.on_reject!r}, which "
+                "is not upstream of it: on_reject must name a job the gate depends on, "
+                "directly or through others"
+            )
+
+
+def upstream(graph: Mapping[str, Sequence[str]], name: str) -> set[str]:
+    """Every step `name` depends on, directly or through others."""
+    found: set[str] = set()
+    todo = list(graph[name])
+    while todo:
+        dep = todo.pop()
+        if dep not in found:
+            found.add(dep)
+            todo.extend(graph[dep])
+    return found
 
 
 def _find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:

@@ -22,12 +22,14 @@ Example::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from agentfleet import validate, yamltext
+from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
 from agentfleet.jobfile import JobSpec, load_job_file, parse_job_text
 from agentfleet.models import NewJob
@@ -49,13 +51,13 @@ def _hint(key: object, choices: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _job_from_inline(entry: Mapping[str, Any], where: str) -> JobSpec:
+def _job_from_inline(entry: Mapping[str, Any], where: str, known_engines: Iterable[str]) -> JobSpec:
     front = {k: v for k, v in entry.items() if k not in STEP_KEYS}
     body = entry.get("prompt") or entry.get("message") or ""
     if not isinstance(body, str):
         raise InvalidArgument(f"{where}: 'prompt' must be text")
     text = "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n" + body + "\n"
-    return parse_job_text(text, source=where, in_plan=True)
+    return parse_job_text(text, source=where, known_engines=known_engines, in_plan=True)
 
 
 def _new_job(spec: JobSpec) -> NewJob:
@@ -73,48 +75,66 @@ def _new_job(spec: JobSpec) -> NewJob:
     )
 
 
-def parse_plan(data: object, base_dir: Path, source: str = "<plan>") -> PlanSpec:
+def parse_plan(
+    data: object,
+    base_dir: Path,
+    source: str = "<plan>",
+    known_engines: Iterable[str] = BUILTIN_ENGINES,
+) -> PlanSpec:
+    """A plan from its parsed YAML or JSON: every value checked as job input is, each
+    problem an InvalidArgument naming the file, the job and the field."""
     if not isinstance(data, dict):
         raise InvalidArgument(f"{source}: a plan file must be a mapping with 'name' and 'jobs'")
     for key in data:
         if key not in PLAN_KEYS:
             raise InvalidArgument(f"{source}: unknown field {key!r}{_hint(key, PLAN_KEYS)}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument(f"{source}: 'name' is required and must be text")
+    if data.get("name") is None:
+        raise InvalidArgument(f"{source}: 'name' is required: the plan's name")
+    name = validate.name(data["name"], f"{source}: 'name'")
     try:
         mode = PlanMode(data.get("mode", "auto"))
-    except ValueError:
+    except (ValueError, TypeError):
         raise InvalidArgument(f"{source}: 'mode' must be 'auto' or 'supervised'") from None
-    max_parallel = data.get("max_parallel", 4)
-    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
-        raise InvalidArgument(f"{source}: 'max_parallel' must be a whole number >= 1")
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InvalidArgument(f"{source}: 'metadata' must be a mapping")
+    max_parallel = validate.int32(
+        data.get("max_parallel", 4), f"{source}: 'max_parallel'", minimum=1
+    )
+    metadata = validate.json_document(data.get("metadata") or {}, f"{source}: 'metadata'")
     jobs = data.get("jobs")
     if not isinstance(jobs, list) or not jobs:
         raise InvalidArgument(f"{source}: 'jobs' must be a non-empty list")
-    steps = [_step(entry, i, base_dir, source) for i, entry in enumerate(jobs, 1)]
-    validate_dag(steps)
+    known = frozenset(known_engines)
+    steps = [_step(entry, i, base_dir, source, known) for i, entry in enumerate(jobs, 1)]
+    try:
+        validate_dag(steps)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{source}: {exc}") from None
     return PlanSpec(
         name=name, steps=tuple(steps), mode=mode, max_parallel=max_parallel, metadata=metadata
     )
 
 
-def _step(entry: object, index: int, base_dir: Path, source: str) -> StepSpec:
+def _depends_on(value: object, where: str) -> tuple[str, ...]:
+    depends = [value] if isinstance(value, str) else value
+    if not isinstance(depends, list):
+        raise InvalidArgument(f"{where}: 'depends_on' must be a list of job names")
+    names = [validate.name(d, f"{where}: 'depends_on'") for d in depends]
+    twice = sorted({d for d in names if names.count(d) > 1})
+    if twice:
+        raise InvalidArgument(f"{where}: 'depends_on' lists {', '.join(map(repr, twice))} twice")
+    return tuple(names)
+
+
+def _step(
+    entry: object, index: int, base_dir: Path, source: str, known_engines: frozenset[str]
+) -> StepSpec:
     where = f"{source}: job #{index}"
     if not isinstance(entry, dict):
         raise InvalidArgument(f"{where} must be a mapping")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if entry.get("name") is None:
         raise InvalidArgument(f"{where} needs a 'name'")
+    name = validate.name(entry["name"], f"{where}: 'name'")
     where = f"{source}: job {name!r}"
-    depends = entry.get("depends_on", [])
-    if isinstance(depends, str):
-        depends = [depends]
-    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-        raise InvalidArgument(f"{where}: 'depends_on' must be a list of job names")
+    depends = _depends_on(entry.get("depends_on", []), where)
     if "file" in entry:
         extra = set(entry) - {"name", "depends_on", "file"}
         if extra:
@@ -122,39 +142,41 @@ def _step(entry: object, index: int, base_dir: Path, source: str) -> StepSpec:
                 f"{where}: a job given by 'file' takes its settings from that file; "
                 f"remove {sorted(extra)}"
             )
-        path = base_dir / str(entry["file"])
-        spec = load_job_file(path, in_plan=True)
+        path = base_dir / validate.name(entry["file"], f"{where}: 'file'")
+        spec = load_job_file(path, known_engines, in_plan=True)
     else:
-        spec = _job_from_inline(entry, where)
+        spec = _job_from_inline(entry, where, known_engines)
     on_reject = entry.get("on_reject")
-    max_rejections = entry.get("max_rejections", DEFAULT_MAX_REJECTIONS)
     if spec.engine != APPROVAL_ENGINE and ("on_reject" in entry or "max_rejections" in entry):
         raise InvalidArgument(f"{where}: 'on_reject' and 'max_rejections' are for approval gates")
-    if on_reject is not None and not isinstance(on_reject, str):
-        raise InvalidArgument(f"{where}: 'on_reject' must name a job")
-    if (
-        isinstance(max_rejections, bool)
-        or not isinstance(max_rejections, int)
-        or max_rejections < 0
-    ):
-        raise InvalidArgument(f"{where}: 'max_rejections' must be a whole number >= 0")
+    if on_reject is not None:
+        on_reject = validate.name(on_reject, f"{where}: 'on_reject'")
+    max_rejections = validate.int32(
+        entry.get("max_rejections", DEFAULT_MAX_REJECTIONS), f"{where}: 'max_rejections'", minimum=0
+    )
     return StepSpec(
         name=name,
         job=_new_job(spec),
-        depends_on=tuple(depends),
+        depends_on=depends,
         on_reject=on_reject,
         max_rejections=max_rejections,
     )
 
 
-def load_plan_file(path: str | Path) -> PlanSpec:
+def load_plan_file(path: str | Path, known_engines: Iterable[str] = BUILTIN_ENGINES) -> PlanSpec:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"{file}: is not UTF-8 text") from None
     except OSError as exc:
         raise InvalidArgument(f"cannot read plan file {file}: {exc.strerror}") from exc
+    return parse_plan(parse_plan_text(text, str(file)), file.parent, str(file), known_engines)
+
+
+def parse_plan_text(text: str, source: str) -> object:
+    """A plan file's YAML, under the same reading rules as job files."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidArgument(f"{file}: bad YAML: {exc}") from exc
-    return parse_plan(data, file.parent, str(file))
+        return yamltext.load(text)
+    except yamltext.Refused as refused:
+        raise InvalidArgument(f"{source}: {refused}") from None

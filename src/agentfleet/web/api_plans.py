@@ -10,10 +10,10 @@ import json
 import logging
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
-from agentfleet import logs
+from agentfleet import logs, yamltext
 from agentfleet.errors import InvalidTransition
 from agentfleet.plans.model import NotResumable, PlanConflict, PlanStatus
 from agentfleet.serialize import plan_dict
@@ -61,20 +61,13 @@ PLAN_EXAMPLE = {
 
 
 async def plan_body(request: Request) -> dict[str, Any]:
-    """The plan spec, sent as JSON or as the YAML of a plan file."""
+    """The plan spec, sent as JSON or as the YAML of a plan file, parsed off the event loop
+    (a large body must not stall every other request)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES + YAML_TYPES:
+        raise ApiError(400, "invalid", "send the plan as application/json or application/yaml")
     raw = await request.body()
-    try:
-        if kind in JSON_TYPES:
-            data = json.loads(raw)
-        elif kind in YAML_TYPES:
-            data = yaml.safe_load(raw.decode("utf-8"))
-        else:
-            raise ApiError(400, "invalid", "send the plan as application/json or application/yaml")
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ApiError(400, "invalid", f"the plan is not valid {kind}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid", "a plan must be a mapping with 'name' and 'jobs'")
+    data = await run_in_threadpool(_parse_plan_body, kind, raw)
     jobs = data.get("jobs")
     if isinstance(jobs, list) and any(isinstance(j, dict) and "file" in j for j in jobs):
         raise ApiError(
@@ -82,6 +75,19 @@ async def plan_body(request: Request) -> dict[str, Any]:
             "invalid",
             "plans sent over HTTP cannot name job files on the server: put each job inline",
         )
+    return data
+
+
+def _parse_plan_body(kind: str, raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text) if kind in JSON_TYPES else yamltext.load(text)
+    except UnicodeDecodeError:
+        raise ApiError(422, "invalid", "the plan is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(422, "invalid", f"the plan is not valid {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid", "a plan must be a mapping with 'name' and 'jobs'")
     return data
 
 
