@@ -36,6 +36,7 @@ from agentfleet.plans.model import (
     parse_checkpoint,
     predecessors,
     topological_order,
+    upstream,
     validate_dag,
 )
 from agentfleet.store import events, steps
@@ -440,7 +441,7 @@ class PlanCoordinator:
             payload = self.db.json_in(gate["payload"]) or {}
             state = self._gate_state(tx, gate_id)
             rejections = int(state.get("rejections", 0)) + 1
-            limit = int(payload.get("max_rejections") or DEFAULT_MAX_REJECTIONS)
+            limit = int(payload.get("max_rejections", DEFAULT_MAX_REJECTIONS))  # 0: no rework
             target_name = payload.get("on_reject") or next(
                 iter(plan.step(plan.checkpoint or "").depends_on), None
             )
@@ -458,6 +459,8 @@ class PlanCoordinator:
                     f"\n\nReviewer feedback (round {rejections}): {feedback}"
                 )
             steps.send_back(tx, target.job_id, target_payload)
+            for step in _between(plan, target.name, plan.checkpoint or ""):
+                steps.send_back(tx, step.job_id)  # reruns after the target, before the gate
             feedbacks = [*state.get("feedback", []), feedback]
             steps.record_gate_state(
                 tx, gate_id, {**state, "rejections": rejections, "feedback": feedbacks}
@@ -582,6 +585,14 @@ class PlanCoordinator:
                     self._event(tx, plan_id, "repair", {"reason": reason})
                     repairs.append(Repair("plan_advanced", reason, plan_id=plan_id))
         return repairs
+
+
+def _between(plan: Plan, target: str, gate: str) -> list[PlanStep]:
+    """The steps on a path from `target` to `gate` (both excluded): the rework of a
+    rejection reruns them after the target, so the gate pauses again only once they have."""
+    graph = {s.name: s.depends_on for s in plan.jobs}
+    before_gate = upstream(graph, gate)
+    return [s for s in plan.jobs if s.name in before_gate and target in upstream(graph, s.name)]
 
 
 def _drift_reason(decision: Decision) -> str | None:

@@ -113,13 +113,15 @@ def record_gate_state(tx: Tx, gate_id: int, result: Any) -> None:
     )
 
 
-def send_back(tx: Tx, job_id: int, payload: Mapping[str, Any]) -> bool:
-    """A finished step goes back to waiting, with fresh attempts and its new payload."""
+def send_back(tx: Tx, job_id: int, payload: Mapping[str, Any] | None = None) -> bool:
+    """A finished step goes back to waiting, with fresh attempts (and a new payload, when
+    given: the feedback of a rejection)."""
+    new_payload = "" if payload is None else "payload = {json:payload}, "
     rows = tx.q(
         "UPDATE jobs SET status = 'waiting', attempts = 0, error = NULL, result = NULL, "
-        f"finished_at = NULL, cancel_requested = FALSE, payload = {{json:payload}}, {_TOUCH} "
+        f"finished_at = NULL, cancel_requested = FALSE, {new_payload}{_TOUCH} "
         f"WHERE id = :id AND {rules.REWORK.guard()} RETURNING id",
-        {"id": job_id, "payload": to_json(dict(payload))},
+        {"id": job_id, "payload": None if payload is None else to_json(dict(payload))},
     )
     return bool(rows)
 
