@@ -126,3 +126,17 @@ def test_abandon_a_failed_plan(run: Invoke, db: str, tmp_path: Path) -> None:
     }
     shown = run("plan", "show", str(plan_id))
     assert "approve" not in shown.out and "resume" not in shown.out
+
+
+def test_plan_show_at_a_gate_shows_what_to_review(run: Invoke, db: str, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(PLAN)
+    plan_id = run("plan", "submit", str(plan_file), "--json").json()["id"]
+    with agentfleet.open(db) as fleet:
+        [lease] = fleet.claim_next(worker="w")
+        out = "".join(f"endpoint {i} ready\n" for i in range(20))
+        fleet.complete(lease, {"endpoints": 20}, output=agentfleet.RunOutput(0, out))
+    shown = run("plan", "show", str(plan_id)).out
+    assert 'backend (#1) succeeded: {"endpoints": 20}' in shown
+    assert "endpoint 19 ready" in shown and "endpoint 2 ready" not in shown
+    assert "agentfleet logs 1" in shown

@@ -113,3 +113,37 @@ def test_request_logs_carry_no_token(web: Web) -> None:
     }
     assert any(e["event"] == "auth.token_link_accepted" for e in entries)
     assert any(e["event"] == "job.enqueue_completed" and e.get("job") for e in entries)
+
+
+def test_a_plan_at_its_gate_shows_what_to_review(web: Web) -> None:
+    fleet = web.fleet
+    spec = {
+        "name": "checkout",
+        "jobs": [
+            {"name": "backend", "engine": "shell", "cmd": "build"},
+            {"name": "review", "engine": "approval", "message": "ok?", "depends_on": ["backend"]},
+        ],
+    }
+    plan = fleet.submit_plan(spec)
+    [lease] = fleet.claim_next(worker="w")
+    out = "".join(f"compiled module {i}\n" for i in range(30))
+    fleet.complete(lease, {"endpoints": 3}, output=RunOutput(exit_code=0, stdout=out))
+    html = web.client.get(f"/plans/{plan.id}").text
+    assert "What to review: the work before review" in html
+    assert "compiled module 29" in html and "compiled module 5\n" not in html  # the tail
+    assert "&#34;endpoints&#34;: 3" in html or '"endpoints": 3' in html
+    assert f"agentfleet logs {lease.job_id}" in html
+
+
+def test_a_plan_stopped_on_an_error_shows_the_failing_steps_stderr(web: Web) -> None:
+    fleet = web.fleet
+    spec = {
+        "name": "ci",
+        "mode": "supervised",
+        "jobs": [{"name": "lint", "engine": "shell", "cmd": "lint", "max_attempts": 1}],
+    }
+    plan = fleet.submit_plan(spec)
+    [lease] = fleet.claim_next(worker="w")
+    fleet.fail(lease, "exit code 1", output=RunOutput(1, "", "E501 line too long\n"))
+    html = web.client.get(f"/plans/{plan.id}").text
+    assert "How lint ended" in html and "E501 line too long" in html

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from textwrap import indent
 from typing import Annotated
 
 import typer
@@ -35,6 +37,7 @@ from agentfleet.plans.model import (
     PlanNotFound,
     PlanStatus,
 )
+from agentfleet.plans.review import ReviewItem, what_to_review
 from agentfleet.serialize import plan_dict
 from agentfleet.styles import PLAN_STYLE, status_text
 
@@ -135,13 +138,34 @@ def _checkpoint(plan: Plan) -> str | None:
     return f"checkpoint {plan.checkpoint!r}: {context}"
 
 
-def show_plan(plan: Plan) -> None:
+def show_review(items: list[ReviewItem]) -> None:
+    """What the steps a decision rests on produced: results, and the tails of their output."""
+    for item in items:
+        head = f"{item.step} (#{item.job_id}) {item.status}"
+        if item.result is not None:
+            head += f": {json.dumps(item.result, ensure_ascii=False)[:300]}"
+        console.print(escape(head), style="bold", highlight=False)
+        if item.error:
+            console.print(escape(f"  error: {item.error}"), style="red", highlight=False)
+        for label, text, style in (
+            ("output", item.stdout_tail, ""),
+            ("stderr", item.stderr_tail, "red"),
+        ):
+            if text:
+                console.print(f"  {label} (last lines):", style="dim")
+                console.print(escape(indent(text, "    ")), style=style, highlight=False)
+        console.print(f"  all of it: {item.logs_command}", style="dim")
+
+
+def show_plan(plan: Plan, review: list[ReviewItem] | None = None) -> None:
     console.print(_headline(plan))
     note = _checkpoint(plan)
     if note:
         console.print(escape(note), style="magenta", highlight=False)
     if plan.status is PlanStatus.FAILED and plan.checkpoint_context:
         console.print(escape(f"failed: {plan.checkpoint_context}"), style="red", highlight=False)
+    if review:
+        show_review(review)
     console.print(draw_dag(plan))
 
 
@@ -215,10 +239,11 @@ def show(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None
     """
     with plan_errors(), open_fleet(ctx) as fleet:
         plan = fleet.get_plan(plan_id)
+        review = what_to_review(fleet, plan)
     if as_json:
         print_json(plan_dict(plan))
     else:
-        show_plan(plan)
+        show_plan(plan, review)
 
 
 AtOpt = Annotated[

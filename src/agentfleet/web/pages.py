@@ -14,6 +14,7 @@ from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
 from agentfleet.plans.model import Plan, PlanStatus
+from agentfleet.plans.review import what_to_review
 from agentfleet.serialize import queue_dicts, worker_view
 from agentfleet.web.auth import (
     SESSION_COOKIE,
@@ -241,9 +242,11 @@ def plans_page(
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
-    plan = fleet_of(request).get_plan(plan_id)
+    fleet = fleet_of(request)
+    plan = fleet.get_plan(plan_id)
     done = sum(1 for s in plan.jobs if s.status is JobStatus.SUCCEEDED)
-    return render(request, "plan.html", who, plan=plan, dag=layout(plan), done=done)
+    review = what_to_review(fleet, plan)
+    return render(request, "plan.html", who, plan=plan, dag=layout(plan), done=done, review=review)
 
 
 # -- signing in ---------------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""At a gate, what to review is shown: the upstream steps' results and their output's
+tails; at an on-error stop, how the failing step ended and the command for all of it."""
+
+from __future__ import annotations
+
+from agentfleet import Fleet, RunOutput
+from agentfleet.plans.review import tail, what_to_review
+from tests.plans.helpers import gate, plan, shell
+
+
+def test_a_gate_shows_what_the_steps_before_it_produced(fleet: Fleet) -> None:
+    p = fleet.submit_plan(
+        plan(shell("backend"), shell("tests"), gate("review", "backend", "tests"))
+    )
+    for lease in fleet.claim_next(worker="w", limit=5):
+        assert lease.job is not None
+        lines = "".join(f"{lease.job.step} line {i}\n" for i in range(40))
+        fleet.complete(lease, {"step": lease.job.step}, output=RunOutput(exit_code=0, stdout=lines))
+    at_gate = fleet.get_plan(p.id)
+    items = {item.step: item for item in what_to_review(fleet, at_gate)}
+    assert sorted(items) == ["backend", "tests"]
+    backend = items["backend"]
+    assert backend.result == {"step": "backend"} and backend.status == "succeeded"
+    assert backend.stdout_tail.splitlines() == [f"backend line {i}" for i in range(28, 40)]
+    assert backend.logs_command == f"agentfleet logs {backend.job_id}"
+
+
+def test_an_on_error_stop_shows_the_failing_steps_stderr(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("build", max_attempts=1), mode="supervised"))
+    [lease] = fleet.claim_next(worker="w")
+    fleet.fail(lease, "exit code 2", retry=False, output=RunOutput(2, "", "make: *** [all]\n"))
+    stopped = fleet.get_plan(p.id)
+    assert stopped.checkpoint == "on_error"
+    [item] = what_to_review(fleet, stopped)
+    assert (item.step, item.error, item.stderr_tail) == ("build", "exit code 2", "make: *** [all]")
+
+
+def test_a_running_plan_has_nothing_to_review(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    assert what_to_review(fleet, p) == []
+
+
+def test_tail_keeps_the_last_lines_and_characters() -> None:
+    assert tail("a\nb\nc\n", lines=2) == "b\nc"
+    assert tail("x" * 50, chars=10) == "x" * 10
+    assert tail(None) == ""
