@@ -281,3 +281,19 @@ def test_openapi_schema_lists_every_route(web: Web) -> None:
 def test_healthz_is_open_and_reports_the_store_clock(web: Web) -> None:
     body = web.anon.get("/healthz").json()
     assert body["ok"] is True and body["now"]
+
+
+def test_a_job_of_an_engine_no_worker_knows_is_refused(web: Web) -> None:
+    r = web.client.post("/api/jobs", json={"engine": "someone-elses-agent", "payload": {}})
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "unknown engine 'someone-elses-agent'" in message and "serve --engines" in message
+    assert web.fleet.list_jobs() == []
+    approval = web.client.post("/api/jobs", json={"engine": "approval", "payload": {}})
+    assert approval.status_code == 422 and "inside a plan" in approval.json()["error"]["message"]
+
+
+def test_custom_engines_given_to_the_server_are_accepted(mem_env: StoreEnv) -> None:
+    web = make_web(mem_env, engines={"mytool"})
+    r = web.client.post("/api/jobs", json={"engine": "mytool", "payload": {"prompt": "x"}})
+    assert r.status_code == 201, r.text

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentfleet.cli import app
+from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.web import server
 
 
@@ -27,6 +28,7 @@ def test_options_and_environment_reach_the_server(monkeypatch: pytest.MonkeyPatc
         "port": 8123,
         "token": "from-the-environment-1234",
         "public_read": True,
+        "engines": BUILTIN_ENGINES,
     }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentfleet.cli.app import ExitCode, app, db_url, err
+from agentfleet.cli.app import EnginesOpt, ExitCode, app, db_url, engine_config, err
 
 
 @app.command()
@@ -41,6 +41,7 @@ def serve(
             help="Database URL; overrides the global --db. e.g. --db sqlite:///fleet.db",
         ),
     ] = None,
+    engines: EnginesOpt = None,
 ) -> None:
     """Serve the HTTP API, the dashboard and /metrics.
 
@@ -54,7 +55,14 @@ def serve(
         err.print(f"[red]error:[/] {exc.name} is missing: pip install 'agentfleet[web]'")
         raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
     try:
-        server.serve(db or db_url(ctx), host=host, port=port, token=token, public_read=public_read)
+        server.serve(
+            db or db_url(ctx),
+            host=host,
+            port=port,
+            token=token,
+            public_read=public_read,
+            engines=engine_config(engines).engine_names(),
+        )
     except server.ServeRefused as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(int(ExitCode.BAD_INPUT)) from None

@@ -95,7 +95,16 @@ def list_jobs(
     summary="Enqueue a job",
     responses=WRITE_ERRORS,
 )
-def enqueue(body: EnqueueRequest, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+def enqueue(request: Request, body: EnqueueRequest, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+    known: frozenset[str] = request.app.state.engines
+    if body.engine not in known:
+        raise ApiError(
+            422,
+            "invalid",
+            f"unknown engine {body.engine!r}: no worker would take the job, so it would wait "
+            f"for ever; known engines: {', '.join(sorted(known))} (serve --engines FILE adds "
+            "custom ones)",
+        )
     if body.run_at is not None and body.delay is not None:
         raise ApiError(422, "invalid", "give run_at or delay, not both")
     run_at = body.run_at if body.delay is None else timedelta(seconds=body.delay)

@@ -127,8 +127,8 @@ def list_plans(
         }
     },
 )
-def submit_plan(fleet: FleetDep, _: Writer, spec: PlanBody) -> dict[str, Any]:
-    plan = fleet.submit_plan(spec)
+def submit_plan(request: Request, fleet: FleetDep, _: Writer, spec: PlanBody) -> dict[str, Any]:
+    plan = fleet.submit_plan(spec, engines=request.app.state.engines)
     logs.event(log, "plan.submit_completed", plan=plan.id, jobs=len(plan.jobs))
     return plan_dict(plan)
 

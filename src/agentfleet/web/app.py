@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import agentfleet
 from agentfleet import logs
+from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.fleet import Fleet
 from agentfleet.serialize import WORKER_WINDOW
 from agentfleet.web import api, api_plans, errors, pages
@@ -53,12 +54,14 @@ def create_app(
     poll_interval: float = 0.8,
     metrics: FleetMetrics | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    engines: Collection[str] = BUILTIN_ENGINES,
 ) -> FastAPI:
     """Build the app over an open Fleet.
 
     `token` guards every change (and every read unless `public_read`); `allowed_hosts`
     limits the Host header (the server passes its loopback names, which stops DNS rebinding).
-    `on_shutdown` runs when the server stops gracefully (it closes the fleet).
+    `on_shutdown` runs when the server stops gracefully (it closes the fleet). `engines`
+    are those a job or plan sent here may name: no worker takes a job of another engine.
     """
     auth = Auth(token, public_read)
     logs.register_secret(token)
@@ -78,6 +81,7 @@ def create_app(
     app.state.auth = auth
     app.state.worker_window = worker_window
     app.state.poll_interval = poll_interval
+    app.state.engines = frozenset(engines) | BUILTIN_ENGINES
     app.state.metrics = metrics or FleetMetrics(fleet, worker_window=worker_window)
     errors.install(app)
 

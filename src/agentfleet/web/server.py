@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TextIO
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -88,6 +88,7 @@ def serve(
     token: str | None = None,
     public_read: bool = False,
     *,
+    engines: Collection[str] = (),
     out: TextIO | None = None,
 ) -> None:
     """Open the database and serve until interrupted (Ctrl-C or SIGTERM)."""
@@ -112,7 +113,9 @@ def serve(
             logs.event(log, "server.stop_completed", host=host, port=port)
 
     try:
-        app: ASGIApp = create_app(fleet, token=token, public_read=public_read, on_shutdown=close)
+        app: ASGIApp = create_app(
+            fleet, token=token, public_read=public_read, on_shutdown=close, engines=engines
+        )
         if is_loopback(host):
             app = HostCheck(app, LOOPBACK_HOSTNAMES)
         url = base_url(host, port)
