@@ -301,7 +301,10 @@ def test_parsing_a_large_plan_does_not_hold_up_other_requests(mem_env: StoreEnv)
     app = make_web(mem_env).app
     big = "name: big\nmetadata:\n  notes: [" + ", ".join(["n"] * 120_000) + "]\njobs: [1]\n"
     finished: list[str] = []
-    with uvicorn_thread(app) as url, httpx.Client(base_url=url, headers=AUTH) as client:
+    with (
+        uvicorn_thread(app) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=120) as client,
+    ):
 
         def post() -> None:
             client.post("/api/plans", content=big, headers={"Content-Type": "application/yaml"})
