@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,12 @@ def test_postgres_cannot_take_an_injected_clock(pg_url: str) -> None:
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(agentfleet.StoreUnavailable, match="cannot connect to PostgreSQL"):
         agentfleet.open("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_a_new_database_and_its_folder_are_the_owners_alone(tmp_path: Path) -> None:
+    path = tmp_path / "new-folder" / "fleet.db"
+    with agentfleet.open(f"sqlite:///{path}") as fleet:
+        fleet.enqueue("shell", {"cmd": "true"})
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for file in path.parent.iterdir():  # the database, its WAL and its shared memory
+        assert stat.S_IMODE(file.stat().st_mode) & 0o077 == 0, file

@@ -33,6 +33,7 @@ from agentfleet.runner import ProcessRun
 from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
 
 __all__ = [
+    "FLEET_SECRETS",
     "NOT_RUN_BY_WORKERS",
     "RunContext",
     "absolute_db_url",
@@ -71,20 +72,44 @@ def absolute_db_url(url: str) -> str:
     return url
 
 
-def job_env(lease: Lease, ctx: RunContext) -> dict[str, str]:
-    """The variables every job's process gets (they win over the job's own env)."""
+# What a job's process never inherits from its worker: the keys to the fleet's database
+# and API. An agent following an injected prompt could otherwise rewrite other jobs.
+FLEET_SECRETS = frozenset(
+    {"AGENTFLEET_DB", "AGENTFLEET_TOKEN", "PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE"}
+)
+
+
+def db_access(payload: Mapping[str, Any]) -> bool:
+    """Whether the job opted in to the fleet's database (`db_access: true`)."""
+    return payload.get("db_access") is True
+
+
+def inherited_env(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The worker's environment as a job inherits it: without the fleet's secrets, unless
+    the job opted in to them."""
+    if db_access(payload):
+        return dict(os.environ)
+    return {k: v for k, v in os.environ.items() if k not in FLEET_SECRETS}
+
+
+def job_env(lease: Lease, ctx: RunContext, inputs: str | None = None) -> dict[str, str]:
+    """The variables every job's process gets (they win over the job's own env): its own
+    identity, and nothing that opens the database unless it opted in."""
     env = {
         "AGENTFLEET_JOB_ID": str(lease.job_id),
         "AGENTFLEET_LEASE_EPOCH": str(lease.epoch),
         "AGENTFLEET_ATTEMPT": str(lease.attempt),
-        "AGENTFLEET_DB": ctx.db_url,
         "AGENTFLEET_WORKER": ctx.worker,
     }
     job = lease.job
+    if job is not None and db_access(job.payload):
+        env["AGENTFLEET_DB"] = ctx.db_url
     if job is not None and job.plan_id is not None:
-        # A plan step reads its dependencies' results with `agentfleet plan inputs`.
         env["AGENTFLEET_PLAN_ID"] = str(job.plan_id)
         env["AGENTFLEET_STEP"] = job.step or ""
+    if inputs is not None:
+        # A plan step reads its dependencies' results from this file (JSON).
+        env["AGENTFLEET_INPUTS"] = inputs
     return env
 
 
@@ -128,7 +153,9 @@ def _process(
     )
 
 
-def _shell(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> ProcessRun:
+def _shell(
+    job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None], inputs: str | None
+) -> ProcessRun:
     payload = job.payload
     cmd = payload.get("cmd")
     if isinstance(cmd, str) and cmd.strip():
@@ -139,14 +166,16 @@ def _shell(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None])
         raise InvalidArgument(
             "engine 'shell' needs payload 'cmd': a command string or a non-empty argv list"
         )
-    env = {**os.environ, **_env(payload), **job_env(lease, ctx)}
+    env = {**inherited_env(payload), **_env(payload), **job_env(lease, ctx, inputs)}
     return _process(argv, env, _cwd(payload), ctx, on_exit, None)
 
 
-def _agent(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> ProcessRun:
+def _agent(
+    job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None], inputs: str | None
+) -> ProcessRun:
     command = build_agent_command(job.engine, job.payload, ctx.engines)
-    env = command.full_env()
-    env.update(job_env(lease, ctx))
+    env = command.full_env(inherited_env(job.payload))
+    env.update(job_env(lease, ctx, inputs))
     cwd = _cwd({"cwd": command.cwd}) if command.cwd is not None else None
     return _process(command.argv, env, cwd, ctx, on_exit, job.engine)
 
@@ -161,13 +190,18 @@ def _python(job: Job, ctx: RunContext, on_exit: Callable[[], None]) -> TaskRun:
 
 
 def build_execution(
-    job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]
+    job: Job,
+    lease: Lease,
+    ctx: RunContext,
+    on_exit: Callable[[], None],
+    inputs: str | None = None,
 ) -> Execution:
-    """The execution for one claimed job (not started); InvalidArgument when it cannot run."""
+    """The execution for one claimed job (not started); InvalidArgument when it cannot run.
+    `inputs` is the path of the file holding a plan step's inputs."""
     if job.engine in NOT_RUN_BY_WORKERS:
         raise InvalidArgument(f"engine {job.engine!r} is resolved by people, not by workers")
     if job.engine == "python":
         return _python(job, ctx, on_exit)
     if job.engine == "shell":
-        return _shell(job, lease, ctx, on_exit)
-    return _agent(job, lease, ctx, on_exit)
+        return _shell(job, lease, ctx, on_exit, inputs)
+    return _agent(job, lease, ctx, on_exit, inputs)

@@ -42,8 +42,8 @@ __all__ = [
 ]
 
 _COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
-_AGENT = ("cwd", "yolo", "model", "env")
-_SHELL = ("cwd", "env", "cmd")
+_AGENT = ("cwd", "yolo", "model", "env", "db_access")
+_SHELL = ("cwd", "env", "cmd", "db_access")
 _PYTHON = ("func", "args", "kwargs")
 FIELDS: tuple[str, ...] = tuple(dict.fromkeys(_COMMON + _AGENT + _SHELL + _PYTHON))
 _FUNC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -322,6 +322,7 @@ def _fields(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
         "labels": check.string_list(data, "labels"),
         "cwd": check.text(data, "cwd"),
         "yolo": check.boolean(data, "yolo"),
+        "db_access": check.boolean(data, "db_access"),
         "model": check.text(data, "model"),
         "env": check.env(data),
         "cmd": _cmd(check, data),
@@ -342,7 +343,12 @@ def _payload(
         cmd = v["cmd"] if v["cmd"] is not None else (body or None)
         if cmd is None and data.get("cmd") is None:
             check.bad("cmd", "engine 'shell' needs a 'cmd' field or the command as the body")
-        payload = {"cmd": cmd, "cwd": v["cwd"], "env": v["env"]}
+        payload = {
+            "cmd": cmd,
+            "cwd": v["cwd"],
+            "env": v["env"],
+            "db_access": v["db_access"] or None,
+        }
     elif engine == "approval":
         payload = {"message": body or None}
     else:
@@ -355,6 +361,7 @@ def _payload(
             "cwd": v["cwd"],
             "env": v["env"],
             "labels": v["labels"],
+            "db_access": v["db_access"] or None,  # kept only when the job opts in
         }
     return {key: value for key, value in payload.items() if value is not None}
 

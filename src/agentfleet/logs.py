@@ -56,6 +56,8 @@ _BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.I)
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&](?:token|access_token|password|secret|api_key)=)[^&#\s]*", re.I
 )
+# A libpq connection string: "host=db user=fleet password=secret dbname=fleet".
+_DSN_SECRET = re.compile(r"(?P<key>(?<![?&\w])password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.I)
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
@@ -74,7 +76,8 @@ def register_secret(value: str | None) -> None:
 def redact_url(url: str) -> str:
     """Drop the password from a URL and the value of secret-looking query parameters."""
     url = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
-    return _QUERY_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", url)
+    url = _QUERY_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", url)
+    return _DSN_SECRET.sub(lambda m: f"{m['key']}{REDACTED}", url)
 
 
 def _redact_text(text: str) -> str:

@@ -81,13 +81,25 @@ def job_labels(job: Job) -> list[str]:
     return [str(x) for x in raw] if isinstance(raw, list) else []
 
 
+MASK = "***"
+
+
+def shown_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A payload as people and API clients see it: the names of its `env` variables, never
+    their values (tokens and passwords live there)."""
+    env = payload.get("env")
+    if not isinstance(env, Mapping) or not env:
+        return dict(payload)
+    return {**payload, "env": dict.fromkeys(env, MASK)}
+
+
 def job_dict(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "queue": job.queue,
         "engine": job.engine,
         "status": job.status.value,
-        "payload": job.payload,
+        "payload": shown_payload(job.payload),
         "priority": job.priority,
         "lock": job.lock,
         "max_attempts": job.max_attempts,

@@ -22,11 +22,14 @@ only run and report. The loop:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -79,6 +82,7 @@ class _Slot:
     kill_at: float | None = None
     sent_version: int = 0
     next_finish: float = 0.0
+    inputs_dir: str | None = None  # a plan step's inputs file lives here while it runs
 
 
 class _Waker:
@@ -387,13 +391,22 @@ class Worker:
             job.max_attempts,
             lease.epoch,
         )
+        inputs_dir = None
         try:
-            execution = build_execution(job, lease, self._ctx, self._waker.wake)
+            inputs_dir, inputs = self._write_inputs(job)
+        except Exception as exc:
+            log.warning("job %d: cannot read its plan inputs: %s; handing it back", job.id, exc)
+            self._release(lease, "the worker could not read the job's plan inputs")
+            return
+        try:
+            execution = build_execution(job, lease, self._ctx, self._waker.wake, inputs)
             execution.start()
         except InvalidArgument as exc:
+            _remove_dir(inputs_dir)
             self._fail_at_start(lease, str(exc))
             return
         except OSError as exc:
+            _remove_dir(inputs_dir)
             self._fail_at_start(lease, f"cannot start the job's process: {exc}")
             return
         now = time.monotonic()
@@ -405,8 +418,25 @@ class Worker:
                 next_renew=now + self.heartbeat,
                 next_output=now + self.output_every,
                 deadline=None if job.timeout is None else now + job.timeout,
+                inputs_dir=inputs_dir,
             )
         )
+
+    def _write_inputs(self, job: Job) -> tuple[str | None, str | None]:
+        """A plan step's dependencies' results, in a file only this user can read: the job
+        reads them from there, needing no access to the database."""
+        if job.plan_id is None:
+            return None, None
+        inputs = self.fleet.plan_inputs(job.id)
+        folder = tempfile.mkdtemp(prefix=f"agentfleet-job-{job.id}-")
+        path = os.path.join(folder, "inputs.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(inputs, handle, ensure_ascii=False)
+        return folder, path
+
+    def _drop(self, slot: _Slot) -> None:
+        self._slots.remove(slot)
+        _remove_dir(slot.inputs_dir)
 
     def _fail_at_start(self, lease: Lease, error: str) -> None:
         log.error("job %d cannot run: %s", lease.job_id, error)
@@ -492,7 +522,7 @@ class Worker:
             exc,
         )
         if not slot.execution.killable:
-            self._slots.remove(slot)
+            self._drop(slot)
 
     def _flush_output(self, slot: _Slot, now: float) -> None:
         slot.next_output = now + self.output_every
@@ -535,7 +565,7 @@ class Worker:
             slot.next_finish = now + 1.0
             return
         if slot in self._slots:
-            self._slots.remove(slot)
+            self._drop(slot)
         self._drained = False
         self._t.next_claim = min(self._t.next_claim, now)
 
@@ -578,3 +608,8 @@ def _non_negative(value: object, what: str) -> float:
 
 def _format_stats(stats: WorkerStats) -> str:
     return ", ".join(f"{k} {v}" for k, v in vars(stats).items())
+
+
+def _remove_dir(folder: str | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

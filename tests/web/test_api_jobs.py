@@ -297,3 +297,21 @@ def test_custom_engines_given_to_the_server_are_accepted(mem_env: StoreEnv) -> N
     web = make_web(mem_env, engines={"mytool"})
     r = web.client.post("/api/jobs", json={"engine": "mytool", "payload": {"prompt": "x"}})
     assert r.status_code == 201, r.text
+
+
+def test_job_env_values_are_never_shown(web: Web) -> None:
+    job = web.fleet.enqueue("shell", {"cmd": "deploy", "env": {"API_TOKEN": "s3cr3t-value"}})
+    shown = web.client.get(f"/api/jobs/{job.id}").json()
+    assert shown["payload"]["env"] == {"API_TOKEN": "***"}
+    listed = web.client.get("/api/jobs").text
+    page = web.client.get(f"/jobs/{job.id}").text
+    assert "API_TOKEN" in page
+    for text in (listed, page):
+        assert "s3cr3t-value" not in text
+    assert web.fleet.get_job(job.id).payload["env"] == {"API_TOKEN": "s3cr3t-value"}  # kept
+
+
+def test_anonymous_readers_never_see_env_values(public_web: Web) -> None:
+    job = public_web.fleet.enqueue("shell", {"cmd": "x", "env": {"PASSWORD": "hunter2"}})
+    assert "hunter2" not in public_web.anon.get(f"/api/jobs/{job.id}").text
+    assert "hunter2" not in public_web.anon.get(f"/jobs/{job.id}").text

@@ -59,7 +59,7 @@ def test_agents_receive_exactly_the_expected_argv(
         )
         for engine in ("claude", "codex", "gemini", "house")
     }
-    worker = run_burst(fleet, concurrency=4, engines=parse_engine_config(CUSTOM))
+    run_burst(fleet, concurrency=4, engines=parse_engine_config(CUSTOM))
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted(c["argv"] for c in calls) == sorted(EXPECTED[(engine, yolo)] for engine in jobs)
     assert {c["cwd"] for c in calls} == {str(workdir)}
@@ -68,5 +68,5 @@ def test_agents_receive_exactly_the_expected_argv(
         done = fleet.get_job(job.id)
         assert done.status is JobStatus.SUCCEEDED, (engine, done.error)
         seen = (tmp_path / "bin" / f"env.{job.id}").read_text().split()
-        assert seen == [str(job.id), "1", "1", worker._ctx.db_url]
+        assert seen == [str(job.id), "1", "1"]  # no AGENTFLEET_DB: jobs get no credentials
         assert "fake-agent: done" in (fleet.runs(job.id)[0].stdout or "")

@@ -49,7 +49,7 @@ def test_shell_jobs_run_with_output_env_and_retries(store: StoreEnv, tmp_path: P
     assert fleet.get_job(ok.id).result == {"exit_code": 0}
     [run] = fleet.runs(ok.id)
     assert (run.worker, run.exit_code, run.stderr) == ("w1", 0, "warn\n")
-    assert run.stdout == f"{ok.id} 1 1 {worker._ctx.db_url} hi\n{tmp_path}\n"
+    assert run.stdout == f"{ok.id} 1 1  hi\n{tmp_path}\n"  # no AGENTFLEET_DB unless opted in
     assert fleet.runs(argv.id)[0].stdout == "a b|c|"
     failed = fleet.get_job(bad.id)
     assert (failed.status, failed.attempts, failed.error) == (JobStatus.FAILED, 2, "exit code 3")
@@ -64,7 +64,7 @@ def test_sqlite_url_given_to_jobs_is_absolute(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with agentfleet.open("sqlite:///rel/fleet.db") as fleet:
-        job = fleet.enqueue("shell", {"cmd": "echo $AGENTFLEET_DB", "cwd": "/"})
+        job = fleet.enqueue("shell", {"cmd": "echo $AGENTFLEET_DB", "cwd": "/", "db_access": True})
         run_burst(fleet)
         assert fleet.runs(job.id)[0].stdout == f"sqlite:///{tmp_path}/rel/fleet.db\n"
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import agentfleet
+from agentfleet import logs
 from agentfleet.connect import DEFAULT_URL
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config
@@ -83,7 +84,8 @@ EnginesOpt = Annotated[
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    """Say what went wrong, never with a password in it, and exit with `code`."""
+    err.print(f"[red]error:[/] {escape(logs.redact(message))}", highlight=False)
     raise typer.Exit(int(code))
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
-from agentfleet.serialize import job_labels, job_summary, worker_view
+from agentfleet.serialize import job_labels, job_summary, shown_payload, worker_view
 from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text
 
 __all__ = [
@@ -98,7 +98,7 @@ def job_fields(job: Job, now: datetime) -> Table:
         rows.append(("error", Text(job.error, style="red")))
     if job.result is not None:
         rows.append(("result", json.dumps(job.result)))
-    rows.append(("payload", json.dumps(job.payload, ensure_ascii=False)))
+    rows.append(("payload", json.dumps(shown_payload(job.payload), ensure_ascii=False)))
     for key, value in rows:
         grid.add_row(key, value if isinstance(value, Text) else Text(value))
     return grid

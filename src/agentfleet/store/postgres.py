@@ -23,6 +23,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agentfleet.errors import StoreUnavailable
+from agentfleet.logs import redact_url
 from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with
@@ -98,7 +99,7 @@ class PostgresDialect(Dialect):
             self.pool.open(wait=True, timeout=15)
         except (psycopg.Error, Exception) as exc:
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {_redact(url)}: {exc}"
+                f"cannot connect to PostgreSQL at {redact_url(url)}: {redact_url(str(exc))}"
             ) from exc
 
     def placeholder(self, text: str) -> str:
@@ -373,16 +374,6 @@ def _unavailable_on_disconnect() -> Iterator[None]:
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}); "
             "a write in flight may or may not have been committed"
         ) from exc
-
-
-def _redact(url: str) -> str:
-    """Never print a password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
-    return url
 
 
 __all__ = ["NOTIFY_CHANNEL", "PostgresStore"]

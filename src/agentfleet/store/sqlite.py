@@ -14,6 +14,7 @@ truth for the SQL semantics, not a second implementation.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -237,7 +238,7 @@ class SqliteStore(SqlStore):
         synchronous: str = "FULL",
     ) -> None:
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         dialect = SqliteDialect(
             None if path is None else Path(path),
             clock=clock or time.time,
@@ -352,6 +353,18 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self.dialect.close()
+
+
+def _create_private(path: Path) -> None:
+    """A database this store creates, and its folder, are its owner's alone: the file holds
+    every job's prompt, environment and output."""
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    if not path.exists():
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _completion_items(done: Sequence[tuple[Lease, Any]]) -> str | None:

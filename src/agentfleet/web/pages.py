@@ -15,7 +15,7 @@ from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
 from agentfleet.plans.model import Plan, PlanStatus
 from agentfleet.plans.review import what_to_review
-from agentfleet.serialize import queue_dicts, worker_view
+from agentfleet.serialize import queue_dicts, shown_payload, worker_view
 from agentfleet.web.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -75,7 +75,7 @@ def front_matter(job: Job) -> str:
     if job.timeout is not None:
         fields["timeout"] = job.timeout
     fields["max_attempts"] = job.max_attempts
-    fields.update({k: v for k, v in job.payload.items() if k != "prompt"})
+    fields.update({k: v for k, v in shown_payload(job.payload).items() if k != "prompt"})
     return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).rstrip()
 
 
