@@ -576,6 +576,12 @@ class Worker:
         if outcome.ok:
             try:
                 self.fleet.complete(lease, outcome.result, output=output)
+            except JobCancelled:
+                # Cancelled before its result arrived: it ends cancelled, as promised.
+                self.fleet.fail(lease, "cancelled", retry=False, output=output)
+                self.stats.cancelled += 1
+                log.info("job %d was cancelled before it finished; ended cancelled", lease.job_id)
+                return
             except InvalidArgument as exc:
                 error = f"the result cannot be stored: {exc}"
                 self.fleet.fail(lease, error, retry=False, output=output)

@@ -198,6 +198,8 @@ class Model:
         job = self._holds(job_id, epoch)
         if job is None:
             return self._lost(job_id, epoch, cancelled_counts=False)
+        if job.cancel_requested:  # a completion after a recorded cancel is refused
+            return err("JobCancelled")
         job.status, job.result, job.error = "succeeded", result, None
         job.finished, job.expires = self.now, None
         job.rev += 1

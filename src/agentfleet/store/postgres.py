@@ -141,6 +141,7 @@ _COMPLETE_BATCH = """
             finished_at = now(), updated_at = now(), lease_expires_at = NULL, rev = jobs.rev + 1
         FROM input
         WHERE jobs.id = input.id AND jobs.lease_epoch = input.epoch AND jobs.status = 'running'
+          AND NOT jobs.cancel_requested
         RETURNING jobs.id, jobs.lease_epoch, jobs.worker, jobs.plan_id
     ), closed AS (
         UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp()

@@ -360,14 +360,16 @@ class SqlStore(SqlReads, ABC):
 
     def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None:
         with self.dialect.tx() as tx:
+            # Once a cancel is recorded a completion is refused (JobCancelled): the job ends
+            # cancelled, as the person who cancelled it was told.
             row = tx.one(
                 "UPDATE jobs SET status = 'succeeded', result = {json:result}, error = NULL, "
                 "finished_at = {now}, updated_at = {now}, lease_expires_at = NULL, "
-                f"rev = rev + 1 WHERE {_FENCE} RETURNING id",
+                f"rev = rev + 1 WHERE {_FENCE} AND NOT cancel_requested RETURNING id",
                 {"id": lease.job_id, "epoch": lease.epoch, "result": to_json(result)},
             )
             if row is None:
-                raise self._lost(tx, lease, cancelled_is_lost=True)
+                raise self._lost(tx, lease)
             self._close_run(tx, lease, "succeeded", None, output)
             events.record(tx, lease.job_id, "succeeded", epoch=lease.epoch, worker=lease.worker)
 

@@ -208,7 +208,7 @@ _COMPLETE_BATCH = """
     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch,
                  json_extract(value, '$[2]') AS result
           FROM json_each(:items)) AS i
-    WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch
+    WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch AND NOT jobs.cancel_requested
       AND +jobs.status = 'running' -- '+': look jobs up by id, not scan by status
     RETURNING jobs.id, jobs.lease_epoch, jobs.plan_id"""
 
