@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from agentfleet import Fleet, RetryPolicy
 from tests import pg
 
 BACKENDS = ["memory", "sqlite", "postgres"]
+# How long a wait on a condition may take before the test fails: a guard against a hang,
+# never a speed assertion (the machine may be shared and slow).
+PATIENCE = 30.0
 _PG_PROBLEM: list[str | None] = []
 
 
@@ -99,6 +103,32 @@ class StoreEnv:
     def expire(self, ttl: float | None = None) -> None:
         """Let a lease of `ttl` (default short_ttl) run out on the store's clock."""
         self.pass_time((ttl or self.short_ttl) + (0.15 if self.clock is None else 1.0))
+
+    def move_past(self, moment: datetime) -> None:
+        """Make the store's clock read later than `moment`: advance the injected clock, or
+        (PostgreSQL, whose clock is the server's) wait until its now() has passed it."""
+        if self.clock is not None:
+            gap = (moment - self.fleet.now()).total_seconds()
+            self.clock.advance(max(0.0, gap) + 1.0)
+            assert self.fleet.now() > moment
+            return
+        deadline = time.monotonic() + PATIENCE
+        while self.fleet.now() <= moment:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the store's clock did not pass {moment}")
+            time.sleep(0.01)
+
+    def move_on(self) -> datetime:
+        """Let the store's clock move on from now; returns the moment it moved past."""
+        before = self.fleet.now()
+        self.move_past(before)
+        return before
+
+    def expire_lease(self, job_id: int) -> None:
+        """Let the lease the job holds now run out on the store's clock."""
+        expires = self.fleet.get_job(job_id).lease_expires_at
+        assert expires is not None, f"job {job_id} holds no lease"
+        self.move_past(expires)
 
     def close(self) -> None:
         for fleet in self._opened:
