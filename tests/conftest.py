@@ -29,6 +29,14 @@ def pg_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fleet_options(**options): options for agentfleet.open in the env fixture "
+        "(reap_interval, stale_window, retry_policy)",
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     problem = pg_problem()
     if problem is None:
@@ -153,7 +161,8 @@ def make_env(
 
 @pytest.fixture(params=BACKENDS)
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
-    store_env = make_env(request.param, tmp_path, request)
+    marker = request.node.get_closest_marker("fleet_options")
+    store_env = make_env(request.param, tmp_path, request, **(marker.kwargs if marker else {}))
     try:
         yield store_env
     finally:
