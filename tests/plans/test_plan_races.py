@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agentfleet import Fleet, JobStatus, NotResumable, Plan, PlanStatus
+from agentfleet import Fleet, Job, JobStatus, NotResumable, Plan, PlanStatus
 from tests.conftest import StoreEnv
-from tests.plans.helpers import claim_all, plan, shell
+from tests.plans.helpers import STALE, claim_all, plan, shell, stale_at
 
 RESUMERS = 16
 ROUNDS = 10
@@ -148,9 +148,25 @@ def _stale_snapshot_setup(fleet: Fleet) -> tuple[Plan, int]:
     return snapshot, snapshot.step("b").job_id
 
 
+def _rows(fleet: Fleet, snapshot: Plan) -> dict[str, Job]:
+    return {step.name: fleet.get_job(step.job_id) for step in snapshot.jobs}
+
+
+def _disowned(fleet: Fleet, snapshot: Plan) -> dict[str, tuple[str, str]]:
+    """Job rows whose status no longer says what their own last attempt ended as."""
+    out = {}
+    for name, job in _rows(fleet, snapshot).items():
+        run = fleet.runs(job.id)[-1]
+        if job.status.value != run.status.value:
+            out[name] = (job.status.value, run.status.value)
+    return out
+
+
 def test_checkpoint_from_a_stale_snapshot_keeps_the_sibling(env: StoreEnv) -> None:
     snapshot, sibling = _stale_snapshot_setup(env.fleet)
     assert snapshot.step("b").status is JobStatus.RUNNING
+    before = _rows(env.fleet, snapshot)
+    assert before["b"].status is JobStatus.SUCCEEDED and before["a"].status is JobStatus.FAILED
     env.fleet.update_plan_fields(
         snapshot.id,
         expected={"status": ["running", "paused"]},
@@ -158,14 +174,30 @@ def test_checkpoint_from_a_stale_snapshot_keeps_the_sibling(env: StoreEnv) -> No
         checkpoint_context={"job": "a", "from": "stale snapshot"},
     )
     after = env.fleet.get_plan(snapshot.id)
+    assert after.checkpoint == "on_error"  # the row the write was for
+    assert after.checkpoint_context == {"job": "a", "from": "stale snapshot"}
+    assert _rows(env.fleet, snapshot) == before  # and not one job row touched
+    assert _disowned(env.fleet, snapshot) == {}
     assert after.step("b").status is JobStatus.SUCCEEDED
     assert env.fleet.get_job(sibling).result == {"sibling": "done"}
 
 
 def test_whole_object_save_of_a_stale_snapshot_loses_the_sibling(env: StoreEnv) -> None:
+    """The same checks, against the seed's whole-object save: the plan row gets its
+    checkpoint, and the sibling's row (and the failed step's) is rolled back with it."""
     snapshot, sibling = _stale_snapshot_setup(env.fleet)
+    before = _rows(env.fleet, snapshot)
     save_whole_plan(env.fleet, snapshot, checkpoint="on_error")
-    assert env.fleet.get_job(sibling).status is JobStatus.RUNNING  # the seed's bug, reproduced
+    assert env.fleet.get_plan(snapshot.id).checkpoint == "on_error"
+    lost = env.fleet.get_job(sibling)
+    assert lost.status is JobStatus.RUNNING  # the seed's bug, reproduced ...
+    assert lost.result == {"sibling": "done"} and lost.finished_at is not None
+    assert lost != before["b"]
+    # ... a row that contradicts its own run record, and a failure un-failed as well
+    assert _disowned(env.fleet, snapshot) == {
+        "a": ("running", "failed"),
+        "b": ("running", "succeeded"),
+    }
 
 
 def test_two_reconcilers_repair_each_drift_once(env: StoreEnv) -> None:
@@ -187,18 +219,22 @@ def test_two_reconcilers_repair_each_drift_once(env: StoreEnv) -> None:
     assert fleet.reconcile() == []
 
 
+@pytest.mark.fleet_options(stale_window=STALE)
 def test_reconciler_fails_orphaned_plans_and_reaps(env: StoreEnv) -> None:
-    if env.clock is None:
-        pytest.skip("a 15-minute stale window cannot pass on the server's clock in a test")
     fleet = env.fleet
     p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
-    assert claim_all(fleet)
-    env.pass_time(16 * 60)
+    [lease] = fleet.claim_next(worker="dead", limit=5, ttl=env.short_ttl)
+    env.move_past(max(stale_at(fleet, p.id), lease.expires_at))
     repairs = fleet.reconcile()
     assert repairs is not None
-    kinds = Counter(r.kind for r in repairs)
-    assert kinds["plan_failed"] == 1 and kinds["lease_expired"] == 1
+    assert sorted((r.kind, r.plan_id, r.job_id) for r in repairs) == [
+        ("lease_expired", None, lease.job_id),
+        ("plan_failed", p.id, None),
+    ]
     failed = fleet.get_plan(p.id)
     assert failed.status is PlanStatus.FAILED
     assert failed.checkpoint_context == {"kind": "orphaned"}
+    assert failed.step("a").status is JobStatus.WAITING  # reaped, then held back
     assert fleet.resume(p.id).status is PlanStatus.RUNNING
+    [again] = claim_all(fleet)
+    assert again.job_id == lease.job_id and again.epoch == lease.epoch + 1
