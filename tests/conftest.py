@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +60,18 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         pg.drop_database(url)
+
+
+def in_call(thread: threading.Thread, function: str) -> bool:
+    """Whether `thread` is now inside an agentfleet function of that name (a store or Fleet
+    method): with a lock the test holds, a thread in there can only be waiting for it."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    package = str(Path(agentfleet.__file__).parent)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_code.co_filename.startswith(package):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class FakeClock:
