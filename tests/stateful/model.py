@@ -260,8 +260,9 @@ class Model:
         job.error, job.expires = error, None
         self._touch(job)
         self._close(job, "cancelled" if job.status == "cancelled" else "failed", error)
+        status = job.status  # what the write left; its plan may then hold the job back
         self._advance_plan_of(job)
-        return ok(job.status)
+        return ok(status)
 
     def release(self, job_id: int, epoch: int, reason: str) -> Outcome:
         job = self._holds(job_id, epoch)
@@ -273,8 +274,9 @@ class Model:
         job.run_at, job.expires = self.now, None
         self._touch(job)
         self._close(job, "cancelled" if job.status == "cancelled" else "released", reason)
+        status = job.status  # what the write left; its plan may then hold the job back
         self._advance_plan_of(job)
-        return ok(job.status)
+        return ok(status)
 
     def fenced_write(self, job_id: int, epoch: int, key: str, value: Any) -> Outcome:
         if self._holds(job_id, epoch) is None:
