@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     print("summary:")
     for bug in bugs:
         lost = [s for s in survived if s.startswith(f"{bug['name']} on ")]
-        print(f"    {bug['name']:32} {'SURVIVED ' + ', '.join(lost) if lost else 'caught'}")
+        print(f"    {bug['name']:36} {'SURVIVED ' + ', '.join(lost) if lost else 'caught'}")
     for problem in problems:
         print(f"problem: {problem.splitlines()[0]}")
     return 1 if survived or problems else 0
