@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ from agentfleet import Fleet, RetryPolicy
 from tests import pg
 
 BACKENDS = ["memory", "sqlite", "postgres"]
+# How long a wait on a condition may take before the test fails: a guard against a hang,
+# never a speed assertion (the machine may be shared and slow).
+PATIENCE = 30.0
 _PG_PROBLEM: list[str | None] = []
 
 
@@ -23,6 +29,14 @@ def pg_problem() -> str | None:
     if not _PG_PROBLEM:
         _PG_PROBLEM.append(pg.postgres_problem())
     return _PG_PROBLEM[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fleet_options(**options): options for agentfleet.open in the env fixture "
+        "(reap_interval, stale_window, retry_policy)",
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -46,6 +60,18 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         pg.drop_database(url)
+
+
+def in_call(thread: threading.Thread, function: str) -> bool:
+    """Whether `thread` is now inside an agentfleet function of that name (a store or Fleet
+    method): with a lock the test holds, a thread in there can only be waiting for it."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    package = str(Path(agentfleet.__file__).parent)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_code.co_filename.startswith(package):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class FakeClock:
@@ -100,6 +126,32 @@ class StoreEnv:
         """Let a lease of `ttl` (default short_ttl) run out on the store's clock."""
         self.pass_time((ttl or self.short_ttl) + (0.15 if self.clock is None else 1.0))
 
+    def move_past(self, moment: datetime) -> None:
+        """Make the store's clock read later than `moment`: advance the injected clock, or
+        (PostgreSQL, whose clock is the server's) wait until its now() has passed it."""
+        if self.clock is not None:
+            gap = (moment - self.fleet.now()).total_seconds()
+            self.clock.advance(max(0.0, gap) + 1.0)
+            assert self.fleet.now() > moment
+            return
+        deadline = time.monotonic() + PATIENCE
+        while self.fleet.now() <= moment:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the store's clock did not pass {moment}")
+            time.sleep(0.01)
+
+    def move_on(self) -> datetime:
+        """Let the store's clock move on from now; returns the moment it moved past."""
+        before = self.fleet.now()
+        self.move_past(before)
+        return before
+
+    def expire_lease(self, job_id: int) -> None:
+        """Let the lease the job holds now run out on the store's clock."""
+        expires = self.fleet.get_job(job_id).lease_expires_at
+        assert expires is not None, f"job {job_id} holds no lease"
+        self.move_past(expires)
+
     def close(self) -> None:
         for fleet in self._opened:
             fleet.close()
@@ -123,7 +175,8 @@ def make_env(
 
 @pytest.fixture(params=BACKENDS)
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
-    store_env = make_env(request.param, tmp_path, request)
+    marker = request.node.get_closest_marker("fleet_options")
+    store_env = make_env(request.param, tmp_path, request, **(marker.kwargs if marker else {}))
     try:
         yield store_env
     finally:

@@ -160,3 +160,55 @@ def test_threads_drain_with_complete_and_claim_exactly_once(env: StoreEnv) -> No
         t.join()
     assert Counter(completed) == Counter(ids)
     _assert_drained_exactly(env.fleet, ids, claimed)
+
+
+def test_lock_sharers_drain_one_at_a_time_without_errors(env: StoreEnv) -> None:
+    """Threads racing claim_next over jobs mostly sharing one lock: never an error, never an
+    empty answer while a job is ready, never two of the lock at once, every job once."""
+    jobs = env.fleet.enqueue_many(
+        NewJob("shell", {"n": i}, lock="one" if i % 3 else None) for i in range(45)
+    )
+    locked = {j.id for j in jobs if j.lock}
+    errors: list[BaseException] = []
+    claimed: list[int] = []
+    guard = threading.Lock()
+    start = threading.Barrier(WORKERS)
+
+    def work(index: int) -> None:
+        fleet = env.open()
+        start.wait()
+        idle = 0
+        try:
+            while idle < 50:  # many empty answers in a row with nothing running: stalled
+                leases = fleet.claim_next(worker=f"t{index}", limit=3, ttl=60)
+                if not leases:
+                    counts = fleet.queue_counts()
+                    if not counts.get(("default", "queued")):
+                        return
+                    idle = idle + 1 if not counts.get(("default", "running")) else 0
+                    time.sleep(0.002)
+                    continue
+                idle = 0
+                for lease in leases:
+                    fleet.complete(lease)
+                    with guard:
+                        claimed.append(lease.job_id)
+        except BaseException as exc:  # surfaced below
+            with guard:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    left = [j.id for j in env.fleet.list_jobs(status="queued")]
+    assert left == [], f"the threads stalled with ready jobs {left} and nothing running"
+    assert Counter(claimed) == Counter(j.id for j in jobs)
+    assert all(env.fleet.get_job(j.id).status is JobStatus.SUCCEEDED for j in jobs)
+    runs = sorted(
+        (r.started_at, r.finished_at) for job_id in locked for r in env.fleet.runs(job_id)
+    )
+    for (_, end), (begin, _) in itertools.pairwise(runs):
+        assert end is not None and begin >= end, "two runs of lock 'one' overlap"

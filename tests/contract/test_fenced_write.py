@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import pytest
 
 from agentfleet import Fleet, InvalidArgument, JobStatus, Lease, LeaseLost
-from tests.conftest import StoreEnv
+from tests.conftest import PATIENCE, StoreEnv, in_call
+from tests.worker.helpers import wait_until
 
 
 def _claim(fleet: Fleet, worker: str = "w", ttl: float = 30) -> Lease:
@@ -144,6 +144,22 @@ def _postgres_claim_held(env: StoreEnv, job_id: int) -> AbstractContextManager[C
     return held()
 
 
+def _blocked_on_the_claim(env: StoreEnv, writer: threading.Thread) -> bool:
+    """The writer is waiting for the claim in progress: on PostgreSQL its statement waits
+    on the row's lock (the server says so); on SQLite it is inside fenced_write while the
+    claim holds the database's only write lock, so it can only be waiting."""
+    if env.backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(env.url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%ledger%'"
+            ).fetchone()
+        return row is not None and row[0] > 0
+    return in_call(writer, "fenced_write")
+
+
 def test_a_write_racing_a_claim_waits_for_it_then_is_refused(env: StoreEnv) -> None:
     """The fence is judged on the row the concurrent claim leaves, not on an old snapshot."""
     if not env.separate_connections:
@@ -162,9 +178,13 @@ def test_a_write_racing_a_claim_waits_for_it_then_is_refused(env: StoreEnv) -> N
     with opener(env, lease.job_id) as commit:
         thread = threading.Thread(target=write)
         thread.start()
-        time.sleep(0.3)
+        wait_until(
+            lambda: outcome or _blocked_on_the_claim(env, thread),
+            "the write to meet the claim in progress",
+        )
         assert outcome == [], "the write did not wait for the claim in progress"
         commit()
-        thread.join(timeout=30)
+        thread.join(PATIENCE)
     assert len(outcome) == 1 and isinstance(outcome[0], LeaseLost), outcome
+    assert outcome[0].current_epoch == lease.epoch + 1
     assert env.fleet.ledger(lease.job_id) == []

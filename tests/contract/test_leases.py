@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from agentfleet import Fleet, JobCancelled, JobStatus, LeaseLost, RetryPolicy, RunStatus
@@ -69,9 +71,14 @@ def test_backoff_delays_the_retry(env: StoreEnv, request: pytest.FixtureRequest,
         job = fleet.enqueue("shell", {})
         lease = fleet.claim(job.id, worker="w")
         assert lease is not None
+        before = fleet.now()
         assert fleet.fail(lease, "flaky") is JobStatus.QUEUED
+        after = fleet.now()
         queued = fleet.get_job(job.id)
-        assert 29 <= (queued.run_at - fleet.now()).total_seconds() <= 31
+        # The store set run_at to its own now (at the fail, between the two readings) + 30 s.
+        tick = timedelta(milliseconds=1)  # timestamps round-trip through floats on SQLite
+        due = timedelta(seconds=30)
+        assert before + due - tick <= queued.run_at <= after + due + tick
         assert fleet.claim(job.id, worker="w") is None
         assert fleet.claim_next(worker="w") == []
         if slow.clock is not None:

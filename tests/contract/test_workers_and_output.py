@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from agentfleet import Fleet, LeaseLost, RunOutput
-from tests.conftest import StoreEnv
+from agentfleet import LeaseLost, RunOutput
+from tests.conftest import PATIENCE, StoreEnv
 
 
 def test_output_is_recorded_while_running_and_fenced(env: StoreEnv) -> None:
@@ -29,7 +28,8 @@ def test_output_is_recorded_while_running_and_fenced(env: StoreEnv) -> None:
     assert (second.exit_code, second.stdout, second.stderr) == (0, "done\n", "warn\n")
 
 
-def test_workers_report_presence_and_holdings(fleet: Fleet) -> None:
+def test_workers_report_presence_and_holdings(env: StoreEnv) -> None:
+    fleet = env.fleet
     fleet.store.worker_seen("alpha", "host-1", 100, ["default", "gpu"], 4)
     fleet.store.worker_seen("beta", "host-2", 200, ["default"], 1)
     job = fleet.enqueue("shell", {})
@@ -37,32 +37,42 @@ def test_workers_report_presence_and_holdings(fleet: Fleet) -> None:
     workers = {w.name: w for w in fleet.store.list_workers()}
     assert workers["alpha"].queues == ("default", "gpu") and workers["alpha"].running == (job.id,)
     assert workers["beta"].running == () and workers["beta"].stopped_at is None
-    first_seen = workers["alpha"].last_seen
-    time.sleep(0.01)
+    first_seen, started = workers["alpha"].last_seen, workers["alpha"].started_at
+    # The store's clock moves on, so a heartbeat (and a stop) must show a later time.
+    env.move_past(max(first_seen, workers["beta"].last_seen))
     fleet.store.worker_seen("alpha", "host-1", 100, ["default", "gpu"], 4)
     fleet.store.worker_stopped("beta")
     workers = {w.name: w for w in fleet.store.list_workers()}
-    assert workers["alpha"].last_seen >= first_seen
+    assert workers["alpha"].last_seen > first_seen
+    assert workers["alpha"].started_at == started  # the same worker, not a restart
     assert workers["beta"].stopped_at is not None
+    assert workers["beta"].stopped_at > workers["beta"].last_seen
 
 
 def test_wait_for_jobs_wakes_on_enqueue_from_another_connection(env: StoreEnv) -> None:
-    """PostgreSQL by NOTIFY, SQLite by the file's data_version; memory has no one else."""
+    """PostgreSQL by NOTIFY, SQLite by the file's data_version; memory has no one else.
+
+    The waiter waits far longer than the test allows itself: it must return True, woken by
+    the enqueue, rather than False at its timeout. Jobs are enqueued until it wakes, so a
+    first commit that lands before the waiter starts looking cannot leave it waiting."""
     if env.backend == "memory":
         assert env.fleet.store.wait_for_jobs(0.01) is False
         return
     waiter = env.open()
-    assert waiter.store.wait_for_jobs(0.05) is False  # starts listening
-    woke: list[float] = []
+    assert waiter.store.wait_for_jobs(0.05) is False  # starts listening; nothing came
+    woke: list[bool] = []
+    returned = threading.Event()
 
     def wait() -> None:
-        start = time.monotonic()
-        if waiter.store.wait_for_jobs(5.0):
-            woke.append(time.monotonic() - start)
+        woke.append(waiter.store.wait_for_jobs(PATIENCE * 2))
+        returned.set()
 
-    thread = threading.Thread(target=wait)
+    thread = threading.Thread(target=wait, daemon=True)
     thread.start()
-    time.sleep(0.2)
-    env.fleet.enqueue("shell", {})
-    thread.join()
-    assert woke and woke[0] < 2.0
+    enqueued = 0
+    while not returned.wait(0.1):
+        env.fleet.enqueue("shell", {"n": enqueued})
+        enqueued += 1
+        assert enqueued < PATIENCE * 10, "the waiter never woke"
+    thread.join(PATIENCE)
+    assert woke == [True] and enqueued >= 1

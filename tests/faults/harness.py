@@ -69,6 +69,10 @@ class RunConfig:
     backlog: int = 12
     drain_timeout: float = 90.0
     keep: bool = False
+    # Fault counts the run must reach: it goes on injecting past `duration` until they are
+    # reached, however slow the machine, up to `max_duration` (a hang guard, not a target).
+    require: dict[str, int] = field(default_factory=dict)
+    max_duration: float = 180.0
 
 
 @dataclass
@@ -437,12 +441,13 @@ class Controller:
             admin = psycopg.connect(self.url, autocommit=True)
         now = time.monotonic
         end = now() + config.duration
+        give_up = now() + max(config.duration, config.max_duration)
         next_kill = now() + self.rng.uniform(*self._kill_every())
         next_term = now() + self.rng.uniform(*config.terminate_every)
         next_chore = now() + self.rng.uniform(*config.chores_every)
         restart_at = now() + config.duration / 2 if restart else float("inf")
         try:
-            while now() < end:
+            while now() < end or (self.short_of() and now() < give_up):
                 self.top_up()
                 if kills and now() >= next_kill:
                     self.kill_one()
@@ -468,6 +473,11 @@ class Controller:
                 pauser.join(timeout=config.ttl * 12 + 30)
             if admin is not None:
                 admin.close()
+        if self.short_of():
+            self.notes.append(
+                f"gave up after {config.max_duration:g}s short of {self.short_of()} "
+                f"(required {config.require})"
+            )
         faulted = time.monotonic()
         drained = self._drain()
         self.notes.append(f"drained in {time.monotonic() - faulted:.1f}s")
@@ -477,6 +487,14 @@ class Controller:
         if not drained:
             result.notes.append("the queue did not drain before the timeout")
         return result
+
+    def short_of(self) -> dict[str, int]:
+        """The required fault counts not reached yet, and how many are still missing."""
+        return {
+            kind: wanted - self.faults[kind]
+            for kind, wanted in self.config.require.items()
+            if self.faults[kind] < wanted
+        }
 
     def _wait_until_working(self, timeout: float = 60.0) -> None:
         """Start the clock once the workers have started (on a busy machine that takes a

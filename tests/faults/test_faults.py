@@ -1,5 +1,10 @@
 """The bounded fault runs: real worker processes, real faults, a few seconds each.
 
+Each run asks for the faults its test is about (``require``): it injects for at least
+DURATION seconds and then goes on until those counts are reached, however slow the machine
+(with a generous hang guard). What is asserted is that the faults happened and that the
+history checks out, never how many fit in some seconds.
+
 The long version is ``python -m tests.faults.run`` (see its --help).
 """
 
@@ -16,7 +21,7 @@ from tests.faults.harness import RunConfig, RunResult, run_scenario
 DURATION = float(os.environ.get("AGENTFLEET_FAULTS_SECONDS", "4"))
 
 
-def _run(backend: str, scenario: str, tmp_path: Path, **options: object) -> RunResult:
+def _run(backend: str, scenario: str, tmp_path: Path, require: dict[str, int]) -> RunResult:
     if backend == "postgres":
         problem = pg_problem()
         if problem is not None:
@@ -26,18 +31,20 @@ def _run(backend: str, scenario: str, tmp_path: Path, **options: object) -> RunR
     config = RunConfig(
         backend=backend,
         scenario=scenario,
-        duration=float(options.pop("duration", DURATION)),  # type: ignore[arg-type]
+        duration=DURATION,
         out=tmp_path,
         workers=3,
         ttl=0.6,
         seed=hash((backend, scenario)) & 0xFFFF,
         kill_every=(0.5, 1.2),
         drain_timeout=60,
-        **options,  # type: ignore[arg-type]
+        require=require,
     )
     result = run_scenario(config)
     print("\n" + result.describe())
     assert result.ok, result.describe()
+    for kind, wanted in require.items():
+        assert result.faults[kind] >= wanted, result.describe()
     assert result.report.stats["jobs"] > 0 and result.report.stats["jobs.succeeded"] > 0
     return result
 
@@ -47,32 +54,29 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_loses_nothing_and_runs_nothing_twice(backend: str, tmp_path: Path) -> None:
-    result = _run(backend, "kill", tmp_path)
-    assert result.faults["sigkill"] >= 2
+    _run(backend, "kill", tmp_path, require={"sigkill": 2})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_paused_holder_is_replaced_and_its_writes_refused(backend: str, tmp_path: Path) -> None:
-    # Longer than the others: on a loaded machine a short run may fit one trial only, and
-    # that trial's job may be cancelled by the harness's own random cancels.
-    result = _run(backend, "pause", tmp_path, duration=max(DURATION, 10.0))
-    assert result.faults["sigstop_replaced"] >= 1
+    # A trial whose job the harness's own random cancel ended is not a replacement: the
+    # run goes on until one holder really was replaced. The woken worker always writes
+    # (it is naive on purpose), so a replaced trial leaves refused writes behind.
+    result = _run(backend, "pause", tmp_path, require={"sigstop_replaced": 1})
+    assert result.report.stats["pause.trials_replaced"] >= 1
     assert result.report.stats["pause.woken_writes_refused"] >= 1
 
 
 @pytest.mark.postgres
 def test_terminated_connections_lose_nothing(tmp_path: Path) -> None:
-    result = _run("postgres", "terminate", tmp_path)
-    assert result.faults["pg_terminate_backend"] >= 3
+    _run("postgres", "terminate", tmp_path, require={"pg_terminate_backend": 3})
 
 
 def test_sqlite_survives_kills_mid_write(tmp_path: Path) -> None:
-    result = _run("sqlite", "write-kill", tmp_path)
-    assert result.faults["sigkill"] >= 3
+    result = _run("sqlite", "write-kill", tmp_path, require={"sigkill": 3})
     assert result.integrity == "ok"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_all_faults_at_once(backend: str, tmp_path: Path) -> None:
-    result = _run(backend, "all", tmp_path)
-    assert result.faults["sigkill"] >= 1 and result.faults["sigstop_trials"] >= 1
+    _run(backend, "all", tmp_path, require={"sigkill": 1, "sigstop_trials": 1})

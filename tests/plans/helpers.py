@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentfleet import Fleet, Lease
+
+# The stale window the stale-plan tests open their fleet with: short enough to wait out on
+# PostgreSQL's clock, which a test cannot move.
+STALE = 2.0
 
 
 def shell(name: str, *deps: str, **extra: Any) -> dict[str, Any]:
@@ -50,3 +55,17 @@ def drain(fleet: Fleet, fail: set[str] | None = None) -> list[str]:
 
 def claim_all(fleet: Fleet) -> list[Lease]:
     return fleet.claim_next(worker="w", limit=100)
+
+
+def stale_at(fleet: Fleet, plan_id: int, window: float = STALE) -> datetime:
+    """When the plan goes stale if nothing happens: its last write (the plan's or a job's)
+    plus the stale window."""
+    p = fleet.get_plan(plan_id)
+    last = max([p.updated_at, *(fleet.get_job(s.job_id).updated_at for s in p.jobs)])
+    return last + timedelta(seconds=window)
+
+
+def still_fresh(fleet: Fleet, plan_id: int, window: float = STALE) -> bool:
+    """True while the store's clock has not reached stale_at: a check made before this
+    returned True was made on a fresh plan (on a slow machine it may come back False)."""
+    return fleet.now() < stale_at(fleet, plan_id, window)

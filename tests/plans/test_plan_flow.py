@@ -7,6 +7,7 @@ import pytest
 from agentfleet import (
     Fleet,
     InvalidTransition,
+    JobCancelled,
     JobStatus,
     NotResumable,
     PlanConflict,
@@ -14,7 +15,7 @@ from agentfleet import (
     PlanStatus,
 )
 from tests.conftest import StoreEnv
-from tests.plans.helpers import claim_all, drain, gate, plan, shell
+from tests.plans.helpers import STALE, claim_all, drain, gate, plan, shell, stale_at, still_fresh
 
 
 def test_jobs_start_only_when_dependencies_succeed(fleet: Fleet) -> None:
@@ -38,10 +39,13 @@ def test_jobs_start_only_when_dependencies_succeed(fleet: Fleet) -> None:
 def test_max_parallel_caps_running_jobs(fleet: Fleet) -> None:
     fleet.submit_plan(plan(*[shell(f"s{i}") for i in range(5)], max_parallel=2))
     first = claim_all(fleet)
-    assert len(first) == 2
+    assert [lease.job.step for lease in first if lease.job] == ["s0", "s1"]
     assert claim_all(fleet) == []
     fleet.complete(first[0])
-    assert len(claim_all(fleet)) == 1
+    assert [lease.job.step for lease in claim_all(fleet) if lease.job] == ["s2"]
+    assert claim_all(fleet) == []
+    fleet.complete(first[1])
+    assert [lease.job.step for lease in claim_all(fleet) if lease.job] == ["s3"]
 
 
 def test_dependents_read_results_and_output(fleet: Fleet) -> None:
@@ -149,7 +153,10 @@ def test_cancel_twice_cancels_nothing_the_second_time(fleet: Fleet) -> None:
     assert after.step("b").status is JobStatus.CANCELLED
     assert fleet.get_job(running.job_id).cancel_requested
     assert claim_all(fleet) == []
-    fleet.complete(running)  # a job that finishes anyway does not restart the plan
+    with pytest.raises(JobCancelled):  # a job that finishes anyway is refused ...
+        fleet.complete(running)
+    fleet.fail(running, "cancelled", retry=False)  # ... and ends cancelled
+    assert fleet.get_job(running.job_id).status is JobStatus.CANCELLED
     assert fleet.get_plan(p.id).status is PlanStatus.CANCELLED
     assert claim_all(fleet) == []
 
@@ -179,16 +186,22 @@ def test_resume_refuses_with_the_current_status(fleet: Fleet) -> None:
         fleet.resume(p.id)
 
 
+@pytest.mark.fleet_options(stale_window=STALE)
 def test_stale_running_plan_becomes_resumable(env: StoreEnv) -> None:
-    if env.clock is None:
-        pytest.skip("needs a controllable clock to pass the stale window")
     fleet = env.fleet
     p = fleet.submit_plan(plan(shell("a")))
-    assert fleet.find_resumable_plans() == []
-    env.pass_time(16 * 60)
+    found = fleet.find_resumable_plans()
+    if still_fresh(fleet, p.id):
+        assert found == []
+        with pytest.raises(NotResumable, match="running"):
+            fleet.resume(p.id)
+    env.move_past(stale_at(fleet, p.id))
     assert fleet.find_resumable_plans() == [p.id]
-    assert fleet.resume(p.id).status is PlanStatus.RUNNING
-    assert fleet.find_resumable_plans() == []
+    resumed = fleet.resume(p.id)
+    assert resumed.status is PlanStatus.RUNNING and resumed.rev > p.rev
+    found = fleet.find_resumable_plans()
+    if still_fresh(fleet, p.id):
+        assert found == []
 
 
 def test_update_plan_fields_is_scoped_and_guarded(fleet: Fleet) -> None:

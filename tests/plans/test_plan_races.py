@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from agentfleet import Fleet, JobStatus, NotResumable, Plan, PlanStatus
+from agentfleet import Fleet, Job, JobStatus, NotResumable, Plan, PlanStatus
 from tests.conftest import StoreEnv
 from tests.plans.helpers import claim_all, plan, shell
 
@@ -144,9 +144,25 @@ def _stale_snapshot_setup(fleet: Fleet) -> tuple[Plan, int]:
     return snapshot, snapshot.step("b").job_id
 
 
+def _rows(fleet: Fleet, snapshot: Plan) -> dict[str, Job]:
+    return {step.name: fleet.get_job(step.job_id) for step in snapshot.jobs}
+
+
+def _disowned(fleet: Fleet, snapshot: Plan) -> dict[str, tuple[str, str]]:
+    """Job rows whose status no longer says what their own last attempt ended as."""
+    out = {}
+    for name, job in _rows(fleet, snapshot).items():
+        run = fleet.runs(job.id)[-1]
+        if job.status.value != run.status.value:
+            out[name] = (job.status.value, run.status.value)
+    return out
+
+
 def test_checkpoint_from_a_stale_snapshot_keeps_the_sibling(env: StoreEnv) -> None:
     snapshot, sibling = _stale_snapshot_setup(env.fleet)
     assert snapshot.step("b").status is JobStatus.RUNNING
+    before = _rows(env.fleet, snapshot)
+    assert before["b"].status is JobStatus.SUCCEEDED and before["a"].status is JobStatus.FAILED
     env.fleet.update_plan_fields(
         snapshot.id,
         expected={"status": ["running", "paused"]},
@@ -154,14 +170,30 @@ def test_checkpoint_from_a_stale_snapshot_keeps_the_sibling(env: StoreEnv) -> No
         checkpoint_context={"job": "a", "from": "stale snapshot"},
     )
     after = env.fleet.get_plan(snapshot.id)
+    assert after.checkpoint == "on_error"  # the row the write was for
+    assert after.checkpoint_context == {"job": "a", "from": "stale snapshot"}
+    assert _rows(env.fleet, snapshot) == before  # and not one job row touched
+    assert _disowned(env.fleet, snapshot) == {}
     assert after.step("b").status is JobStatus.SUCCEEDED
     assert env.fleet.get_job(sibling).result == {"sibling": "done"}
 
 
 def test_whole_object_save_of_a_stale_snapshot_loses_the_sibling(env: StoreEnv) -> None:
+    """The same checks, against the seed's whole-object save: the plan row gets its
+    checkpoint, and the sibling's row (and the failed step's) is rolled back with it."""
     snapshot, sibling = _stale_snapshot_setup(env.fleet)
+    before = _rows(env.fleet, snapshot)
     save_whole_plan(env.fleet, snapshot, checkpoint="on_error")
-    assert env.fleet.get_job(sibling).status is JobStatus.RUNNING  # the seed's bug, reproduced
+    assert env.fleet.get_plan(snapshot.id).checkpoint == "on_error"
+    lost = env.fleet.get_job(sibling)
+    assert lost.status is JobStatus.RUNNING  # the seed's bug, reproduced ...
+    assert lost.result == {"sibling": "done"} and lost.finished_at is not None
+    assert lost != before["b"]
+    # ... a row that contradicts its own run record, and a failure un-failed as well
+    assert _disowned(env.fleet, snapshot) == {
+        "a": ("running", "failed"),
+        "b": ("running", "succeeded"),
+    }
 
 
 def test_two_reconcilers_repair_each_drift_once(env: StoreEnv) -> None:

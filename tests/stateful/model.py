@@ -1,8 +1,12 @@
 """A plain sequential Python model of the job contract: what each verb must do.
 
-No SQL and no concurrency: one dict of jobs, one of runs, one clock. The stateful test runs
-the same schedule against real stores and this model and compares them step by step. The
-rules here are written from the contract (README and DESIGN), independently of the stores.
+No SQL and no concurrency: one dict of jobs, one of runs, one of plans, one clock. The
+stateful test runs the same schedule against real stores and this model and compares them
+step by step. The rules here are written from the contract (README and DESIGN),
+independently of the stores.
+
+Plans are modelled as far as the job contract meets them: auto-mode plans of independent
+steps, whose jobs run only while their plan runs, and resume (DESIGN point 6).
 """
 
 from __future__ import annotations
@@ -47,10 +51,24 @@ class MJob:
     error: str | None = None
     finished: float | None = None
     rev: int = 1
+    updated: float = 0.0
+    plan: int | None = None
 
     @property
     def live(self) -> bool:
         return self.status in ("queued", "running")
+
+
+@dataclass
+class MPlan:
+    """An auto-mode plan of independent steps (no dependencies, no gates)."""
+
+    id: int
+    steps: list[int]
+    max_parallel: int
+    status: str = "running"
+    rev: int = 1
+    updated: float = 0.0
 
 
 @dataclass
@@ -69,9 +87,23 @@ class Model:
     jobs: dict[int, MJob] = field(default_factory=dict)
     runs: dict[tuple[int, int], MRun] = field(default_factory=dict)
     ledger: dict[tuple[int, str, int], Any] = field(default_factory=dict)
+    plans: dict[int, MPlan] = field(default_factory=dict)
     next_id: int = 1
+    stale: float = 60.0  # the plans' stale window, in seconds
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _touch(self, job: MJob) -> None:
+        """Every write to a job row moves its rev and its updated_at."""
+        job.rev += 1
+        job.updated = self.now
+
+    def _touch_plan(self, plan: MPlan) -> None:
+        plan.rev += 1
+        plan.updated = self.now
+
+    def _plan_lets_run(self, job: MJob) -> bool:
+        return job.plan is None or self.plans[job.plan].status == "running"
 
     def _lock_free(self, lock: str) -> bool:
         return not any(j.lock == lock and j.status == "running" for j in self.jobs.values())
@@ -97,7 +129,7 @@ class Model:
         job.attempts += 1
         job.worker = worker
         job.expires = self.now + ttl
-        job.rev += 1
+        self._touch(job)
         self.runs[(job.id, job.epoch)] = MRun(job.id, job.epoch, worker, job.attempts)
         return {"job": job.id, "epoch": job.epoch, "attempt": job.attempts, "expires": job.expires}
 
@@ -150,6 +182,7 @@ class Model:
         else:  # the API takes a timedelta from the store's now, as an aware datetime
             run_at = (datetime.fromtimestamp(self.now, UTC) + timedelta(seconds=delay)).timestamp()
         job = MJob(new_id, queue, priority, lock, max_attempts, dedupe_key, run_at)
+        job.updated = self.now
         self.jobs[job.id] = job
         self.next_id = new_id + 1
         return ok(job.id)
@@ -158,7 +191,13 @@ class Model:
         job = self.jobs.get(job_id)
         if job is None:
             return ok(None)
-        ready = self._ready(job) and (job.lock is None or self._lock_free(job.lock))
+        ready = (
+            self._ready(job)
+            and (job.lock is None or self._lock_free(job.lock))
+            and self._plan_lets_run(job)
+        )
+        # An expired lease may be taken over whatever its plan does: the takeover only
+        # finishes an attempt that had started.
         if not (ready or self._expired(job)):
             return ok(None)
         return ok(self._take(job, worker, ttl))
@@ -182,6 +221,7 @@ class Model:
             if self._ready(j)
             and in_queues(j)
             and (j.lock is None or (self._lock_free(j.lock) and first_of_lock(j)))
+            and self._plan_lets_run(j)
         ]
         ready.sort(key=lambda j: (-j.priority, j.id))
         return ok([self._take(j, worker, ttl) for j in ready[:limit]])
@@ -191,7 +231,7 @@ class Model:
         if job is None or job.cancel_requested:
             return self._lost(job_id, epoch, cancelled_counts=True)
         job.expires = self.now + ttl
-        job.rev += 1
+        self._touch(job)
         return ok(job.expires)
 
     def complete(self, job_id: int, epoch: int, result: Any) -> Outcome:
@@ -202,8 +242,9 @@ class Model:
             return err("JobCancelled")
         job.status, job.result, job.error = "succeeded", result, None
         job.finished, job.expires = self.now, None
-        job.rev += 1
+        self._touch(job)
         self._close(job, "succeeded", None)
+        self._advance_plan_of(job)
         return ok(None)
 
     def fail(self, job_id: int, epoch: int, error: str, delay: float | None) -> Outcome:
@@ -219,9 +260,11 @@ class Model:
             job.status = "failed"
         job.finished = None if job.status == "queued" else self.now
         job.error, job.expires = error, None
-        job.rev += 1
+        self._touch(job)
         self._close(job, "cancelled" if job.status == "cancelled" else "failed", error)
-        return ok(job.status)
+        status = job.status  # what the write left; its plan may then hold the job back
+        self._advance_plan_of(job)
+        return ok(status)
 
     def release(self, job_id: int, epoch: int, reason: str) -> Outcome:
         job = self._holds(job_id, epoch)
@@ -231,9 +274,11 @@ class Model:
         job.finished = self.now if job.status == "cancelled" else None
         job.attempts -= 1
         job.run_at, job.expires = self.now, None
-        job.rev += 1
+        self._touch(job)
         self._close(job, "cancelled" if job.status == "cancelled" else "released", reason)
-        return ok(job.status)
+        status = job.status  # what the write left; its plan may then hold the job back
+        self._advance_plan_of(job)
+        return ok(status)
 
     def fenced_write(self, job_id: int, epoch: int, key: str, value: Any) -> Outcome:
         if self._holds(job_id, epoch) is None:
@@ -245,29 +290,31 @@ class Model:
         job = self.jobs.get(job_id)
         if job is None:
             return err("JobNotFound")
-        if job.status == "queued":
+        if job.status in ("queued", "waiting"):  # a waiting plan step too
             job.status, job.finished = "cancelled", self.now
-            job.rev += 1
+            self._touch(job)
+            self._advance_plan_of(job)
             return ok(True)
         if job.status == "running" and not job.cancel_requested:
             job.cancel_requested = True
-            job.rev += 1
+            self._touch(job)
+            self._advance_plan_of(job)
             return ok(True)
-        return ok(False)
+        return ok(False)  # nothing (more) to cancel: nothing written
 
     def retry(self, job_id: int) -> Outcome:
         job = self.jobs.get(job_id)
         if job is None:
             return err("JobNotFound")
-        if job.status not in ("failed", "cancelled"):
-            return err("InvalidTransition")
+        if job.status not in ("failed", "cancelled") or not self._plan_lets_run(job):
+            return err("InvalidTransition")  # a stopped plan's step is rerun by resume
         if job.dedupe_key is not None and any(
             o.dedupe_key == job.dedupe_key and o.live for o in self.jobs.values()
         ):
             return err("InvalidTransition")
         job.status, job.attempts, job.run_at = "queued", 0, self.now
         job.cancel_requested, job.error, job.result, job.finished = False, None, None, None
-        job.rev += 1
+        self._touch(job)
         return ok(job.id)
 
     def reap(self) -> Outcome:
@@ -283,9 +330,11 @@ class Model:
                 spent = job.cancel_requested or job.attempts >= job.max_attempts
                 job.finished = self.now if spent else None
                 job.error, job.expires, job.run_at = "lease expired", None, self.now
-                job.rev += 1
+                self._touch(job)
                 self._close(job, "expired", "lease expired")
                 out.append((job.id, job.status))
+        for job_id, _ in out:  # every reaped job's plan moves on, once all are reaped
+            self._advance_plan_of(self.jobs[job_id])
         return ok(sorted(out))
 
     def update_priority(self, job_id: int, expected_rev: int, priority: int) -> Outcome:
@@ -295,12 +344,107 @@ class Model:
         if job.rev != expected_rev:
             return ok("conflict")
         job.priority = priority
-        job.rev += 1
+        self._touch(job)
         return ok("ok")
 
-    # RESUME HOOK: resume (plans and runs) is being added by other work. When Fleet grows
-    # it, write its contract here (which statuses it moves from and to, what it returns,
-    # NotResumable(status) for the loser of two racing resumers), then turn on the `resume`
-    # rule in test_fleet_model.py by setting RESUME_MODELLED there.
-    def resume(self, *args: Any) -> Outcome:
-        raise NotImplementedError("model the contract of resume here")
+    # -- plans -----------------------------------------------------------------------
+
+    def submit_plan(
+        self, plan_id: int, job_ids: list[int], steps: list[MJob], max_parallel: int
+    ) -> Outcome:
+        """`plan_id` and `job_ids` are what the store gave (ids only have to grow); `steps`
+        carry each step's queue, lock and max_attempts."""
+        if min(job_ids) < self.next_id or plan_id in self.plans:
+            return err("ids must grow", (plan_id, job_ids, self.next_id))
+        for job_id, step in zip(job_ids, steps, strict=True):
+            step.id, step.plan, step.status = job_id, plan_id, "waiting"
+            step.run_at = step.updated = self.now
+            self.jobs[job_id] = step
+        self.next_id = max(job_ids) + 1
+        plan = MPlan(plan_id, list(job_ids), max_parallel, status="pending", updated=self.now)
+        self.plans[plan_id] = plan
+        plan.status = "running"
+        self._touch_plan(plan)
+        self._advance(plan)
+        return ok(plan.status)
+
+    def _advance_plan_of(self, job: MJob) -> None:
+        if job.plan is not None:
+            self._advance(self.plans[job.plan])
+
+    def _hold_queued(self, plan: MPlan) -> None:
+        """A plan that stops starting work holds its queued steps back."""
+        for job_id in plan.steps:
+            job = self.jobs[job_id]
+            if job.status == "queued":
+                job.status = "waiting"
+                self._touch(job)
+
+    def _advance(self, plan: MPlan) -> None:
+        """What the coordinator does after any step moved: fail, finish, or promote."""
+        if plan.status != "running":
+            self._hold_queued(plan)
+            return
+        steps = [self.jobs[i] for i in plan.steps]
+        if any(s.status in ("failed", "cancelled") for s in steps):
+            plan.status = "failed"
+            self._touch_plan(plan)
+            for step in steps:  # nothing more runs until a resume, which restarts these
+                if step.status in ("waiting", "queued"):
+                    step.status, step.finished = "cancelled", self.now
+                    step.error = "not run: the plan failed"
+                    self._touch(step)
+        elif all(s.status == "succeeded" for s in steps):
+            plan.status = "completed"
+            self._touch_plan(plan)
+        else:
+            inflight = sum(1 for s in steps if s.status in ("queued", "running"))
+            room = max(0, plan.max_parallel - inflight)
+            for step in [s for s in steps if s.status == "waiting"][:room]:
+                step.status, step.run_at = "queued", self.now
+                self._touch(step)
+
+    def _resumable(self, plan: MPlan) -> bool:
+        """DESIGN point 6: failed, paused, or running with no write to the plan or to any
+        of its jobs within the stale window."""
+        if plan.status in ("failed", "paused"):
+            return True
+        cutoff = self.now - self.stale
+        return (
+            plan.status == "running"
+            and plan.updated < cutoff
+            and all(self.jobs[i].updated < cutoff for i in plan.steps)
+        )
+
+    def resume(self, plan_id: int) -> Outcome:
+        """One conditional write decides: a resumable plan runs again, its failed and
+        cancelled steps wait again with fresh attempts, and it moves on at once (so a plan
+        whose steps had all succeeded completes). Otherwise NotResumable(current status),
+        which is also what the loser of two racing resumers learns: "running"."""
+        plan = self.plans.get(plan_id)
+        if plan is None:
+            return err("PlanNotFound")
+        if not self._resumable(plan):
+            return err("NotResumable", plan.status)
+        plan.status = "running"
+        self._touch_plan(plan)
+        for job_id in plan.steps:
+            job = self.jobs[job_id]
+            if job.status in ("failed", "cancelled"):
+                job.status, job.attempts, job.error, job.finished = "waiting", 0, None, None
+                job.cancel_requested = False
+                self._touch(job)
+        self._advance(plan)
+        return ok(plan.status)
+
+    def pause(self, plan_id: int) -> Outcome:
+        """A guarded plan-level write (update_plan_fields): running to paused, nothing else.
+        It touches no job row: a queued step stays queued, yet is not claimed."""
+        plan = self.plans.get(plan_id)
+        if plan is None:
+            return err("PlanNotFound")
+        if plan.status != "running":
+            return err("InvalidTransition")
+        plan.status = "paused"
+        self._touch_plan(plan)
+        return ok("paused")

@@ -1,6 +1,11 @@
 """Hypothesis stateful test: random schedules of every verb, across three handles on one
 database, compared step by step with the sequential model in model.py.
 
+Plans come in as far as jobs meet them: auto-mode plans of independent steps, whose jobs the
+job verbs act on like any other, plus pausing a plan and resuming it (the resume contract,
+DESIGN point 6, stated in Model.resume). The plan lifecycle on its own (cancel, approval
+gates, stale windows from several handles) is test_plan_model.py's.
+
 Memory: three "connections" are one shared handle. SQLite: three Fleet handles on one file.
 Time is a manual clock (no real time passes), so expiry is exact and the schedule decides
 it. Examples per backend: AGENTFLEET_STATEFUL_EXAMPLES (default modest; raise it for a long
@@ -15,7 +20,7 @@ import tempfile
 from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -23,19 +28,25 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
-    precondition,
     rule,
 )
 
 import agentfleet
-from agentfleet import AgentFleetError, Fleet, JobCancelled, Lease, LeaseLost, RetryPolicy
-from tests.stateful.model import Model, Outcome, err, micro, ok
+from agentfleet import (
+    AgentFleetError,
+    Fleet,
+    JobCancelled,
+    Lease,
+    LeaseLost,
+    NotResumable,
+    RetryPolicy,
+)
+from tests.stateful.model import MJob, Model, Outcome, err, micro, ok
 
 EXAMPLES = int(os.environ.get("AGENTFLEET_STATEFUL_EXAMPLES", "150"))
 STEPS = int(os.environ.get("AGENTFLEET_STATEFUL_STEPS", "50"))
 HANDLES = 3
-# Flip once the model (Model.resume) and the rule below cover resume; see the RESUME HOOK.
-RESUME_MODELLED = False
+STALE = 60.0  # the plans' stale window: a few steps of time pass it
 
 
 class ManualClock:
@@ -59,6 +70,8 @@ def run(fn: Any) -> Outcome:
         return err("JobCancelled")
     except LeaseLost as exc:
         return err("LeaseLost", (exc.current_epoch, exc.status))
+    except NotResumable as exc:
+        return err("NotResumable", exc.status)
     except AgentFleetError as exc:
         return err(type(exc).__name__)
 
@@ -90,12 +103,13 @@ class FleetMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
-        self.model = Model(now=self.clock.now)
+        self.model = Model(now=self.clock.now, stale=STALE)
         self.dir = tempfile.mkdtemp(prefix="agentfleet-model-")
         options: dict[str, Any] = {
             "clock": self.clock,
             "reap_interval": -1,  # reaping is a rule of its own, never a side effect
             "retry_policy": RetryPolicy(base=0.0, cap=0.0),
+            "stale_window": STALE,
         }
         if self.backend == "memory":
             shared = agentfleet.open("memory://", **options)
@@ -283,13 +297,72 @@ class FleetMachine(RuleBasedStateMachine):
         )
         self.same(expected, actual, f"update_if_match({job}, rev {rev})")
 
-    # RESUME HOOK: enable with RESUME_MODELLED once Model.resume states the contract.
-    @precondition(lambda self: RESUME_MODELLED)
-    @rule(h=handles, job=jobs_ids)
-    def resume(self, h: int, job: int) -> None:  # pragma: no cover - until resume exists
-        job = self.job(job)
-        resume = getattr(self.fleets[h], "resume")  # noqa: B009
-        self.same(self.model.resume(job), run(lambda: resume(job)), f"resume({job})")
+    def plan(self, pick: int) -> int:
+        ids = sorted(self.model.plans)
+        if not ids or pick >= 90:
+            return 20_000 + pick
+        return ids[pick % len(ids)]
+
+    @rule(
+        h=handles,
+        steps=st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b"]),
+                st.sampled_from([None, "L1", "L2"]),
+                st.integers(1, 2),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        max_parallel=st.integers(1, 2),
+    )
+    def submit_plan(
+        self, h: int, steps: list[tuple[str, str | None, int]], max_parallel: int
+    ) -> None:
+        spec = {
+            "name": "modelled",
+            "mode": "auto",
+            "max_parallel": max_parallel,
+            "jobs": [
+                {
+                    "name": f"s{i}",
+                    "engine": "shell",
+                    "cmd": "true",
+                    "queue": queue,
+                    "lock": lock,
+                    "max_attempts": attempts,
+                }
+                for i, (queue, lock, attempts) in enumerate(steps)
+            ],
+        }
+        plan = self.fleets[h].submit_plan(spec)
+        modelled = [MJob(0, q, 0, lock, attempts, None, 0.0) for q, lock, attempts in steps]
+        expected = self.model.submit_plan(
+            plan.id, [s.job_id for s in plan.jobs], modelled, max_parallel
+        )
+        self.same(expected, ok(plan.status.value), "submit_plan")
+
+    @rule(h=handles, pick=jobs_ids)
+    def pause_plan(self, h: int, pick: int) -> None:
+        plan_id = self.plan(pick)
+        actual = run(
+            lambda: (
+                self.fleets[h]
+                .update_plan_fields(
+                    plan_id, expected={"status": "running"}, status="paused", checkpoint="pre_merge"
+                )
+                .status.value
+            )
+        )
+        self.same(self.model.pause(plan_id), actual, f"pause plan {plan_id}")
+
+    @rule(h=handles, pick=jobs_ids)
+    def resume(self, h: int, pick: int) -> None:
+        plan_id = self.plan(pick)
+        before = self.model.plans[plan_id].status if plan_id in self.model.plans else None
+        actual = run(lambda: self.fleets[h].resume(plan_id).status.value)
+        self.same(self.model.resume(plan_id), actual, f"resume plan {plan_id}")
+        event(f"resume of a {before} plan: {actual[0]} {actual[-1]}")
 
     # -- the whole state, after every step ----------------------------------------------
 
@@ -312,9 +385,11 @@ class FleetMachine(RuleBasedStateMachine):
                 j.error,
                 None if j.finished_at is None else j.finished_at.timestamp(),
                 j.rev,
+                j.updated_at.timestamp(),
                 j.priority,
                 j.lock,
                 j.queue,
+                j.plan_id,
             )
             want = (
                 m.status,
@@ -328,9 +403,11 @@ class FleetMachine(RuleBasedStateMachine):
                 m.error,
                 micro(m.finished),
                 m.rev,
+                micro(m.updated),
                 m.priority,
                 m.lock,
                 m.queue,
+                m.plan,
             )
             assert got == want, f"job {job_id}: store {got}, model {want}"
             runs = [
@@ -347,6 +424,12 @@ class FleetMachine(RuleBasedStateMachine):
                 (k, e, v) for (jid, k, e), v in self.model.ledger.items() if jid == job_id
             )
             assert ledger == model_ledger, f"ledger of job {job_id}"
+        for plan_id, mp in self.model.plans.items():
+            p = fleet.get_plan(plan_id)
+            got_plan = (p.status.value, p.rev, p.updated_at.timestamp())
+            assert got_plan == (mp.status, mp.rev, micro(mp.updated)), f"plan {plan_id}"
+        resumable = sorted(i for i, mp in self.model.plans.items() if self.model._resumable(mp))
+        assert fleet.find_resumable_plans() == resumable
 
 
 class SqliteFleetMachine(FleetMachine):
@@ -364,11 +447,3 @@ TestMemoryModel = FleetMachine.TestCase
 TestMemoryModel.settings = _settings
 TestSqliteModel = SqliteFleetMachine.TestCase
 TestSqliteModel.settings = _settings
-
-
-def test_resume_is_modelled_by_the_plan_machine() -> None:
-    """Resume is a plan verb: tests/stateful/test_plan_model.py models it (this machine keeps
-    to jobs, whose set its invariant compares whole)."""
-    from tests.stateful import test_plan_model
-
-    assert hasattr(test_plan_model.PlanMachine, "resume") and hasattr(Fleet, "resume")

@@ -1,7 +1,7 @@
 """Plan lifecycle as a Hypothesis state machine: pause, fail, resume, cancel and the stale
 window, from three handles on one SQLite file (and on memory), step by step against a plain
-sequential model. This is where resume is modelled (see the RESUME HOOK in
-test_fleet_model.py: the job-level machine keeps to jobs)."""
+sequential model. (test_fleet_model.py models resume too, where it meets the job verbs: the
+steps it re-queues and the claims a stopped plan refuses.)"""
 
 from __future__ import annotations
 

@@ -1,0 +1,68 @@
+"""retry_job puts a failed or cancelled job back in the queue; nothing else is retried, and
+a refused retry changes nothing (a succeeded job keeps its result and is never run again)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentfleet import Fleet, InvalidTransition, Job, JobNotFound, JobStatus
+from tests.conftest import StoreEnv
+
+
+def _snapshot(fleet: Fleet, job_id: int) -> tuple[Job, list[object], list[object]]:
+    return fleet.get_job(job_id), list(fleet.runs(job_id)), list(fleet.events(job_id))
+
+
+def test_a_succeeded_job_is_not_retried(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    fleet.complete(lease, result={"artifact": "app.whl"})
+    before = _snapshot(fleet, job.id)
+    env.move_on()
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.retry_job(job.id)
+    assert (refused.value.current, refused.value.wanted) == ("succeeded", "queued")
+    assert _snapshot(fleet, job.id) == before
+    assert fleet.claim(job.id, worker="w2") is None
+    assert fleet.claim_next(worker="w2", limit=10) == []
+    assert fleet.get_job(job.id).result == {"artifact": "app.whl"}
+
+
+def test_only_failed_and_cancelled_jobs_are_retried(env: StoreEnv) -> None:
+    fleet = env.fleet
+    succeeded = fleet.enqueue("shell", {"n": "succeeded"})
+    failed = fleet.enqueue("shell", {"n": "failed"}, max_attempts=1)
+    running = fleet.enqueue("shell", {"n": "running"})
+    queued = fleet.enqueue("shell", {"n": "queued"})
+    cancelled = fleet.enqueue("shell", {"n": "cancelled"})
+    for job, end in ((succeeded, "complete"), (failed, "fail")):
+        lease = fleet.claim(job.id, worker="w")
+        assert lease is not None
+        if end == "complete":
+            fleet.complete(lease, result="done")
+        else:
+            fleet.fail(lease, "boom")
+    assert fleet.claim(running.id, worker="w") is not None
+    assert fleet.cancel_job(cancelled.id)
+    refused = {}
+    for job in (succeeded, running, queued):
+        before = _snapshot(fleet, job.id)
+        with pytest.raises(InvalidTransition) as error:
+            fleet.retry_job(job.id)
+        refused[job.payload["n"]] = error.value.current
+        assert _snapshot(fleet, job.id) == before
+    assert refused == {"succeeded": "succeeded", "running": "running", "queued": "queued"}
+    for job in (failed, cancelled):
+        again = fleet.retry_job(job.id)
+        assert (again.status, again.attempts, again.error, again.finished_at) == (
+            JobStatus.QUEUED,
+            0,
+            None,
+            None,
+        )
+    got = sorted(lease.job_id for lease in fleet.claim_next(worker="w", limit=10))
+    assert got == sorted([queued.id, failed.id, cancelled.id])
+    with pytest.raises(JobNotFound):
+        fleet.retry_job(987_654)

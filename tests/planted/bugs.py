@@ -1,0 +1,276 @@
+"""Deliberate bugs, as data: each one a small textual patch and the tests that must catch it.
+
+`python -m tests.planted` applies each patch to a temporary copy of the repository (never
+to the checkout), runs the named tests there and reports, per bug and store, whether some
+test failed (caught) or none did (survived).
+
+A bug is a dict:
+
+``name``    short and stable: the runner's --bug picks bugs by it.
+``intent``  the bug in words, so that it can be planted again once the code it patches has
+            moved. The job rules are written once (store/rules.py, store/sql.py), so most
+            bugs are one edit; the batched hot path is each backend's own.
+``path``, ``old``, ``new``
+            the edit: ``old`` must occur exactly once in ``path``, and becomes ``new``.
+``also``    further edits of the same bug (the same rule written in another backend), each a
+            dict with path, old, new.
+``stores``  the stores the bug lives in: every one must see a test fail (default all three;
+            "any" for a bug no store sees, such as how a job process is started).
+``tests``   pytest node ids. ``{store}`` in a parametrised id is filled in with each store;
+            an id without brackets runs every parametrisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SQLITE = "src/agentfleet/store/sqlite.py"
+POSTGRES = "src/agentfleet/store/postgres.py"
+RULES = "src/agentfleet/store/rules.py"
+SQL = "src/agentfleet/store/sql.py"
+FLEET = "src/agentfleet/fleet.py"
+RUNNER = "src/agentfleet/runner.py"
+STORES = ("memory", "sqlite", "postgres")
+
+FENCING = "tests/contract/test_fencing.py"
+PLAN_FENCING = "tests/plans/test_plan_fencing.py"
+
+
+def lines(indent: int, *rows: str) -> str:
+    """Source lines at one indentation, each ending in a newline (rows may indent more)."""
+    return "".join(" " * indent + row + "\n" for row in rows)
+
+
+def _fencing_tests(verb: str) -> list[str]:
+    """The stale-lease scenarios, each run with the one verb the bug breaks."""
+    scenarios = [
+        "test_stale_write_after_a_takeover",
+        "test_stale_write_after_a_reap_and_a_reclaim",
+        "test_stale_write_after_its_own_retry",
+        "test_stale_write_after_its_own_release",
+    ]
+    tests = [f"{FENCING}::{name}[{{store}}-{verb}]" for name in scenarios]
+    tests.append(f"{PLAN_FENCING}::test_a_stale_write_leaves_the_plan_step_alone[{{store}}-{verb}]")
+    return tests
+
+
+BUGS: list[dict[str, Any]] = [
+    {
+        "name": "claim-ignores-plan-status",
+        "intent": "The claim queries (by id and claim_next) no longer check that a plan job's "
+        "plan is running: the jobs of a paused, failed or cancelled plan get claimed.",
+        "path": RULES,
+        "old": "SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))",
+        "new": "SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status IS NOT NULL))",
+        "tests": [
+            "tests/plans/test_plan_claims.py::test_a_paused_plan_holds_its_queued_job",
+            "tests/plans/test_plan_claims.py::test_a_retried_step_of_a_failed_plan_waits_for_resume",
+            "tests/plans/test_plan_claims.py::test_a_retried_step_of_a_cancelled_plan_never_runs",
+            "tests/plans/test_plan_claims.py::test_the_fast_path_skips_a_paused_plan",
+        ],
+    },
+    {
+        "name": "retry-requeues-succeeded",
+        "intent": "retry_job also re-queues a succeeded job (its result erased, run again).",
+        "path": RULES,
+        "old": "RETRYABLE = f\"{RETRY.guard('j')} AND {PLAN_RUNNING}\"",
+        "new": "RETRYABLE = f\"({RETRY.guard('j')} OR j.status = 'succeeded') AND {PLAN_RUNNING}\"",
+        "tests": [
+            "tests/contract/test_retry_job.py::test_a_succeeded_job_is_not_retried",
+            "tests/contract/test_retry_job.py::test_only_failed_and_cancelled_jobs_are_retried",
+            "tests/plans/test_plan_claims.py::test_a_completed_plans_step_is_not_retried",
+            "tests/plans/test_plan_claims.py::test_a_finished_step_is_not_rerun_under_its_dependents",
+        ],
+    },
+    {
+        "name": "reconcile-lock-never-refuses",
+        "intent": "Fleet.reconcile runs its pass even when another pass holds the reconciler's "
+        "single-flight name, so two passes run at once.",
+        "path": FLEET,
+        "old": 'with self.store.single_flight("reconcile") as mine:\n            if not mine:\n',
+        "new": 'with self.store.single_flight("reconcile") as mine:\n'
+        "            if mine is None:  # never refuses\n",
+        "tests": [
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_while_another_handle_holds_the_lock",
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_inside_a_pass_of_its_own",
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_while_another_process_holds_the_lock",
+        ],
+    },
+    {
+        "name": "single-flight-never-refuses",
+        "intent": "The same bug one layer down: the store's single flight (the name Fleet."
+        "reconcile holds) takes the name over even while its holder's lease is live.",
+        "path": SQL,
+        "old": "    WHERE single_flight.expires_at < {now}\n",
+        "new": "",
+        "tests": [
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_while_another_handle_holds_the_lock",
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_inside_a_pass_of_its_own",
+            "tests/plans/test_reconcile_lock.py::test_reconcile_refuses_while_another_process_holds_the_lock",
+            "tests/plans/test_reconcile_lock.py::test_one_holder_at_a_time",
+            "tests/contract/test_single_flight.py::test_a_held_name_is_refused_to_everyone_else_until_released",
+            "tests/contract/test_single_flight.py::test_racing_takers_of_a_free_name_have_exactly_one_winner",
+        ],
+    },
+    {
+        "name": "claim-next-never-reaps",
+        "intent": "claim_next no longer reaps expired leases first (Fleet._maybe_reap, paced "
+        "by reap_interval): a dead worker's job stays running until someone reaps by hand.",
+        "path": FLEET,
+        "old": "        self._maybe_reap()\n        return self.store.claim_next(*claim)\n",
+        "new": "        return self.store.claim_next(*claim)\n",
+        "tests": [
+            "tests/contract/test_reaping.py::test_claim_next_takes_back_an_expired_lease",
+            "tests/contract/test_reaping.py::test_claim_next_ends_an_expired_job_with_no_attempts_left",
+            "tests/contract/test_reaping.py::test_claim_next_ends_an_expired_cancelled_job",
+            "tests/contract/test_reaping.py::test_reap_interval_paces_the_reaping",
+            "tests/plans/test_plan_claims.py::test_claim_next_reaps_a_dead_step_and_the_plan_moves_on",
+        ],
+    },
+    {
+        "name": "cancel-restamps-rev",
+        "intent": "cancel_job of a job with nothing (more) to cancel still bumps its rev and "
+        "updated_at: a no-op re-stamps a finished row (and breaks If-Match on it).",
+        "path": SQL,
+        "old": lines(
+            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+        ),
+        "new": lines(
+            12,
+            "if tx.one(",
+            '    "UPDATE jobs SET rev = rev + 1, updated_at = {now} WHERE id = :id "',
+            '    "RETURNING 1 AS one",',
+            '    {"id": job_id},',
+            ") is None:",
+        ),
+        "tests": [
+            "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
+            "tests/contract/test_cancel.py::test_a_second_cancel_of_a_queued_job_changes_nothing",
+            "tests/contract/test_cancel.py::test_a_second_cancel_of_a_running_job_changes_nothing",
+            "tests/contract/test_cancel.py::test_a_refused_cancel_keeps_if_match_valid",
+            "tests/contract/test_cancel.py::test_a_cancelled_running_job_keeps_when_it_ended",
+            "tests/plans/test_plan_claims.py::test_cancel_job_of_a_completed_plans_step_changes_nothing",
+        ],
+    },
+    {
+        "name": "job-stdin-inherited",
+        "intent": "Job processes inherit the worker's stdin instead of /dev/null: an agent CLI "
+        "that reads stdin waits forever when the worker's stdin is an open pipe.",
+        "path": RUNNER,
+        "old": "            stdin=subprocess.DEVNULL,\n",
+        "new": "",
+        "stores": ("any",),
+        "tests": [
+            "tests/worker/test_stdin.py::test_a_worker_with_an_open_stdin_gives_its_jobs_eof",
+            "tests/worker/test_stdin.py::test_a_job_process_gets_eof_when_its_parent_stdin_is_open",
+        ],
+    },
+    {
+        "name": "complete-without-epoch",
+        "intent": "complete is fenced only by the job's id and status, not the lease epoch: a "
+        "stale holder completes the job its successor is running.",
+        "path": SQL,
+        "old": lines(16, 'f"rev = rev + 1 WHERE {_FENCE} AND NOT cancel_requested RETURNING id",'),
+        "new": "                \"rev = rev + 1 WHERE id = :id AND status = 'running' \"\n"
+        '                "AND NOT cancel_requested RETURNING id",\n',
+        "tests": [
+            *_fencing_tests("complete"),
+            "tests/contract/test_leases.py::test_expired_lease_is_fenced_after_reclaim",
+        ],
+    },
+    {
+        "name": "batch-complete-without-epoch",
+        "intent": "complete_many and complete_and_claim match their leases by id and status "
+        "only: a stale lease in a batch completes the successor's job.",
+        "path": SQLITE,
+        "old": "WHERE jobs.id = i.id AND jobs.lease_epoch = i.epoch AND",
+        "new": "WHERE jobs.id = i.id AND",
+        "also": [
+            {
+                "path": POSTGRES,
+                "old": "WHERE jobs.id = input.id AND jobs.lease_epoch = input.epoch AND",
+                "new": "WHERE jobs.id = input.id AND",
+            }
+        ],
+        "tests": [
+            *_fencing_tests("complete_many"),
+            *_fencing_tests("complete_and_claim"),
+            f"{FENCING}::test_a_batch_completes_only_the_leases_it_still_holds",
+            "tests/contract/test_batches.py::test_complete_many_fences_each_row",
+        ],
+    },
+    {
+        "name": "fail-without-epoch",
+        "intent": "fail is fenced only by the job's id and status: a stale holder fails (or "
+        "re-queues) the job its successor is running.",
+        "path": SQL,
+        "old": "    WHERE {_FENCE}\n    RETURNING status, run_at, {{now}} AS decided_at",
+        "new": "    WHERE id = :id AND status = 'running'\n"
+        "    RETURNING status, run_at, {{now}} AS decided_at",
+        "tests": [
+            *_fencing_tests("fail"),
+            "tests/contract/test_leases.py::test_expired_lease_is_fenced_after_reclaim",
+        ],
+    },
+    {
+        "name": "release-without-epoch",
+        "intent": "release is fenced only by the job's id and status: a stale holder hands "
+        "its successor's running job back to the queue.",
+        "path": SQL,
+        "old": "    WHERE {_FENCE}\n    RETURNING status, queue",
+        "new": "    WHERE id = :id AND status = 'running'\n    RETURNING status, queue",
+        "tests": [
+            *_fencing_tests("release"),
+            "tests/contract/test_leases.py::test_release_hands_the_job_back_with_its_attempt",
+        ],
+    },
+    {
+        "name": "cancel-restamps-finished-at",
+        "intent": "cancel_job of an already finished job re-stamps its finished_at (while "
+        "still answering False): when a job ended is rewritten by a no-op.",
+        "path": SQL,
+        "old": lines(
+            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+        ),
+        "new": lines(
+            12,
+            "tx.q(",
+            '    "UPDATE jobs SET finished_at = {now} WHERE id = :id AND finished_at IS NOT NULL",',
+            '    {"id": job_id},',
+            ")",
+            'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:',
+        ),
+        "tests": [
+            "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
+            "tests/contract/test_cancel.py::test_a_second_cancel_of_a_queued_job_changes_nothing",
+            "tests/contract/test_cancel.py::test_a_cancelled_running_job_keeps_when_it_ended",
+            "tests/contract/test_leases.py::test_cancel_is_idempotent_and_reaches_running_jobs",
+            "tests/plans/test_plan_claims.py::test_cancel_job_of_a_completed_plans_step_changes_nothing",
+        ],
+    },
+    {
+        "name": "claim-ignores-named-lock",
+        "intent": "The claim queries no longer check a job's named lock (free, and first of "
+        "its lock in the batch): only the unique index on running locks says no, as an "
+        "error (SQLite) or an empty batch (PostgreSQL retries, then gives up).",
+        "path": RULES,
+        "old": 'f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) AND {PLAN_RUNNING}"',
+        "new": 'f"AND {PLAN_RUNNING}"',
+        "also": [
+            {
+                "path": RULES,
+                "old": "AND j.run_at <= {{now}} AND (j.lock IS NULL OR {LOCK_FREE}) ",
+                "new": "AND j.run_at <= {{now}} ",
+            },
+        ],
+        "tests": [
+            "tests/contract/test_named_locks.py::test_a_batch_takes_only_the_first_job_of_a_lock",
+            "tests/contract/test_named_locks.py::test_a_held_lock_keeps_its_queued_jobs_back",
+            "tests/contract/test_named_locks.py::test_the_first_of_a_lock_goes_by_priority",
+            "tests/contract/test_named_locks.py::test_a_lock_is_per_name",
+            "tests/contract/test_named_locks.py::test_the_fast_path_keeps_a_lock_to_one_job",
+            "tests/contract/test_jobs.py::test_named_lock_blocks_while_held_and_one_per_batch",
+            "tests/concurrency/test_drain.py::test_lock_sharers_drain_one_at_a_time_without_errors",
+        ],
+    },
+]
