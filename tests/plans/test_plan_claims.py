@@ -25,6 +25,9 @@ def _assert_not_claimable(fleet: Fleet, job_id: int) -> None:
 
 
 def _paused_with_a_queued_step(fleet: Fleet) -> tuple[Plan, int]:
+    """A paused plan whose step is queued anyway. Every path of the coordinator holds a
+    stopped plan's queued steps back; the claim query's own plan check is the last line of
+    defence, so the step is put back in the queue by hand (drift) to prove that check."""
     p = fleet.submit_plan(plan(shell("a"), shell("b")))
     queued = p.step("a").job_id
     assert fleet.get_job(queued).status is JobStatus.QUEUED
@@ -32,6 +35,9 @@ def _paused_with_a_queued_step(fleet: Fleet) -> tuple[Plan, int]:
         p.id, expected={"status": "running"}, status="paused", checkpoint="pre_merge"
     )
     assert paused.status is PlanStatus.PAUSED
+    assert fleet.get_job(queued).status is JobStatus.WAITING  # held back by the pause
+    with fleet.store.dialect.tx() as tx:
+        tx.q("UPDATE jobs SET status = 'queued' WHERE id = :id", {"id": queued})
     return paused, queued
 
 
@@ -140,3 +146,22 @@ def test_claim_next_reaps_a_dead_step_and_the_plan_moves_on(env: StoreEnv) -> No
         JobStatus.CANCELLED,
         "not run: the plan failed",
     )
+
+
+def test_a_paused_plans_step_does_not_hold_up_its_lock(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("edit", lock="repo")))
+    paused = fleet.update_plan_fields(
+        p.id, expected={"status": "running"}, status="paused", checkpoint="hold"
+    )
+    assert paused.step("edit").status is JobStatus.WAITING  # held back, as a pause does
+    other = fleet.enqueue("shell", {"cmd": "other"}, lock="repo")
+    assert [lease.job_id for lease in fleet.claim_next(worker="w", limit=5)] == [other.id]
+
+
+def test_a_stopped_plans_queued_step_never_blocks_the_first_of_its_lock(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("edit", lock="repo")))
+    fleet.update_plan_fields(p.id, expected={"status": "running"}, status="paused", checkpoint="x")
+    with fleet.store.dialect.tx() as tx:  # drift: the step queued again while paused
+        tx.q("UPDATE jobs SET status = 'queued' WHERE id = :id", {"id": p.step("edit").job_id})
+    other = fleet.enqueue("shell", {"cmd": "other"}, lock="repo", priority=-5)
+    assert [lease.job_id for lease in fleet.claim_next(worker="w", limit=5)] == [other.id]

@@ -439,7 +439,7 @@ class Model:
 
     def pause(self, plan_id: int) -> Outcome:
         """A guarded plan-level write (update_plan_fields): running to paused, nothing else.
-        It touches no job row: a queued step stays queued, yet is not claimed."""
+        A stopped plan starts nothing: its queued steps are held back."""
         plan = self.plans.get(plan_id)
         if plan is None:
             return err("PlanNotFound")
@@ -447,4 +447,5 @@ class Model:
             return err("InvalidTransition")
         plan.status = "paused"
         self._touch_plan(plan)
+        self._hold_queued(plan)
         return ok("paused")

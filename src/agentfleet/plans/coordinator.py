@@ -289,6 +289,8 @@ class PlanCoordinator:
                 ended = PlanStatus(fields["status"]).value
                 steps.stop_unstarted(tx, plan_id, f"not run: the plan was set {ended}")
                 steps.ask_running_to_stop(tx, plan_id)
+            elif "status" in fields and fields["status"] != PlanStatus.RUNNING.value:
+                steps.hold_queued(tx, plan_id)  # a stopped plan starts nothing
             self._event(tx, plan_id, "plan_updated", {"fields": sorted(fields)})
             return self._plan(tx, plan_id)
 

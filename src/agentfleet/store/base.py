@@ -103,11 +103,13 @@ class Store(Protocol):
     def fail(
         self, lease: Lease, error: str, retry_delay: float | None, output: RunOutput | None
     ) -> JobStatus:
-        """Close the attempt; re-queue after retry_delay when given and attempts remain."""
+        """Close the attempt; re-queue after retry_delay when given and attempts remain.
+        Returns the status this write left: a plan step's plan may move it on at once."""
         ...
 
     def release(self, lease: Lease, reason: str) -> JobStatus:
-        """Hand a job back to the queue at once, giving back its attempt (graceful stop)."""
+        """Hand a job back to the queue at once, giving back its attempt (graceful stop).
+        Returns the status this write left, as `fail` does."""
         ...
 
     def cancel_job(self, job_id: int) -> bool: ...

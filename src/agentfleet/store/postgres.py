@@ -305,7 +305,9 @@ class PostgresStore(SqlStore):
             ]
             leases.sort(key=_claim_order)
             return list(done_ids), list(plan_ids), leases
-        return [], [], []
+        # Claimers kept meeting on named locks: complete alone, so that no completion is
+        # ever dropped for the sake of the claim (that can wait for the next batch).
+        return self.batch(done, None) if done else ([], [], [])
 
     # -- wake-ups ---------------------------------------------------------------------
 

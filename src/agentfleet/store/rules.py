@@ -89,7 +89,9 @@ FIRST_OF_LOCK = """NOT EXISTS (
     SELECT 1 FROM jobs e
     WHERE e.lock = j.lock AND e.status = 'queued' AND e.run_at <= {now}
       AND (e.priority > j.priority OR (e.priority = j.priority AND e.id < j.id))
-      {queue_filter_e})"""
+      AND (e.plan_id IS NULL OR EXISTS (
+          SELECT 1 FROM plans pe WHERE pe.id = e.plan_id AND pe.status = 'running'))
+      {queue_filter_e})"""  # a rival that cannot start (its plan stopped) blocks nobody
 # A plan's job starts only while its plan is running: the database says so, not the caller.
 PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
     SELECT 1 FROM plans p WHERE p.id = j.plan_id AND p.status = 'running'))"""
