@@ -19,6 +19,7 @@ from tests.stateful.test_fleet_model import ManualClock
 
 STALE = 60.0
 HANDLES = 3
+ENDED = ("completed", "cancelled", "abandoned")
 EXAMPLES = int(os.environ.get("AGENTFLEET_STATEFUL_EXAMPLES", "60"))
 
 
@@ -116,10 +117,27 @@ class PlanMachine(RuleBasedStateMachine):
     @rule(h=st.integers(0, HANDLES - 1))
     def cancel(self, h: int) -> None:
         got = self.fleets[h].cancel_plan(self.plan_id)
-        expected = self.status not in ("completed", "cancelled")
+        expected = self.status not in ENDED
         assert got == expected, (got, expected, self.status)
         if got:
             self.status = "cancelled"
+            self._wrote()
+
+    @rule(h=st.integers(0, HANDLES - 1))
+    def abandon(self, h: int) -> None:
+        try:
+            got: object = self.fleets[h].abandon_plan(self.plan_id)
+        except InvalidTransition:
+            got = "refused"
+        if self.status in ("failed", "paused"):
+            expected: object = True
+        elif self.status in ENDED:
+            expected = False
+        else:
+            expected = "refused"  # a running plan is cancelled, not abandoned
+        assert got == expected, (got, expected, self.status)
+        if got is True:
+            self.status = "abandoned"
             self._wrote()
 
     @rule(seconds=st.sampled_from([1.0, 30.0, 61.0, 120.0]))
@@ -136,7 +154,7 @@ class PlanMachine(RuleBasedStateMachine):
             self.status in ("failed", "paused")
             or (self.status == "running" and self.clock.now - self.active_at > STALE)
         )
-        if self.status == "cancelled":
+        if self.status in ("cancelled", "abandoned"):
             assert all(s.status.value == "cancelled" for s in plan.jobs)
 
 
