@@ -285,7 +285,10 @@ class Worker:
             if slot.execution.done():
                 due.append(slot.next_finish)
                 continue
-            due.extend(t for t in (slot.deadline, slot.kill_at) if t is not None)
+            if slot.reason is None and slot.deadline is not None:  # a timeout yet to come
+                due.append(slot.deadline)
+            if slot.kill_at is not None:
+                due.append(slot.kill_at)
             if slot.reason != "lease_lost":
                 due.extend((slot.next_renew, slot.next_output))
         return min(due)
