@@ -355,3 +355,10 @@ def test_real_processes_receive_the_exact_argv(tmp_path: Path, yolo: bool) -> No
     assert got["claude"] == ["-p", "--model", "M", *skip, "--", prompt]
     assert got["codex"] == ["exec", "--model", "M", *bypass, "--", prompt]
     assert got["gemini"] == ["--model", "M", *(["--yolo"] if yolo else []), f"--prompt={prompt}"]
+
+
+def test_a_prompt_over_the_argument_limit_fails_at_once_not_at_exec() -> None:
+    from agentfleet.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="131,071 bytes"):
+        build_agent_command("claude", {"prompt": "z" * 200_000})

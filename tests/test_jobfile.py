@@ -450,3 +450,12 @@ def test_load_job_files_custom_engines(tmp_path: Path) -> None:
         load_job_files([tmp_path])
     (spec,) = load_job_files([tmp_path], known_engines=BUILTIN_ENGINES | {"mytool"})
     assert spec.engine == "mytool"
+
+
+def test_a_prompt_over_the_argument_limit_is_refused_at_submit_naming_the_limit() -> None:
+    problem = only(job("engine: claude", "x" * 140_000))
+    assert problem.field == "prompt" and "131,071 bytes" in problem.reason
+
+
+def test_a_prompt_just_under_the_limit_is_accepted() -> None:
+    assert len(parse_job_text(job("engine: claude", "y" * 131_000)).payload["prompt"]) == 131_000

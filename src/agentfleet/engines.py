@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentfleet import validate
 from agentfleet.errors import InvalidArgument
 
 __all__ = [
@@ -229,6 +230,7 @@ def build_agent_command(
         raise InvalidArgument(f"engine {engine!r}: payload 'yolo' must be true or false")
     model = _payload_str(payload, "model", engine)
     cwd = _payload_str(payload, "cwd", engine)
+    validate.prompt(prompt, f"engine {engine!r}: the prompt")  # would fail to start
     argv = spec.render(prompt, model=model or None, cwd=cwd, yolo=yolo)
     return AgentCommand(argv=argv, cwd=cwd, env=_payload_env(payload, engine))
 

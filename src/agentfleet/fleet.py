@@ -114,9 +114,11 @@ class Fleet:
                 "an approval job only exists as a gate inside a plan (it would wait in the "
                 "queue for ever); put it in a plan file with depends_on"
             )
+        checked_payload = validate.json_document({} if payload is None else payload, "payload")
+        validate.prompt(checked_payload.get("prompt"), "payload 'prompt'")
         return NewJob(
             engine=validate.name(engine, "engine"),
-            payload=validate.json_document({} if payload is None else payload, "payload"),
+            payload=checked_payload,
             queue=validate.name(queue, "queue"),
             priority=validate.int32(priority, "priority"),
             lock=validate.optional_name(lock, "lock"),

@@ -354,6 +354,7 @@ def _payload(
     else:
         if not body:
             check.bad(None, "the prompt is empty: write it below the closing '---' line")
+        check._store_rule("prompt", validate.prompt, body)
         payload = {
             "prompt": body,
             "model": v["model"],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from agentfleet.errors import InvalidArgument
 
 MAX_NAME_LENGTH = 200
+_V = TypeVar("_V")
 MAX_LIMIT = 10_000
 # Columns such as priority and max_attempts are 32-bit integers in PostgreSQL: every store
 # takes the same range, so a job that one store accepts, every store accepts.
@@ -165,6 +166,24 @@ def _walk_json(value: object, what: str, depth: int) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _walk_json(item, what, depth + 1)
+
+
+# Agent CLIs take the prompt as one command-line argument: Linux caps one argument at 128
+# KiB (MAX_ARG_STRLEN, 131,072 bytes with its terminating NUL).
+MAX_PROMPT_BYTES = 131_071
+
+
+def prompt(value: _V, what: str = "prompt") -> _V:
+    """A prompt an agent CLI can be started with: refused at submit, not at start."""
+    if isinstance(value, str):
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_PROMPT_BYTES:
+            raise InvalidArgument(
+                f"{what} is {size:,} bytes; agent CLIs take it as one command-line argument, "
+                f"which Linux limits to {MAX_PROMPT_BYTES:,} bytes: shorten it, or put the long "
+                "part in a file in the job's folder and tell the agent to read it"
+            )
+    return value
 
 
 def run_at(value: object, now: datetime) -> datetime | None:

@@ -162,3 +162,9 @@ def test_other_arguments_found_by_the_properties(fleet: Fleet) -> None:
     with pytest.raises(InvalidArgument, match="unknown status"):
         fleet.list_jobs(status=["queued"])  # type: ignore[arg-type]
     assert fleet.get_job(job.id) == job
+
+
+def test_a_prompt_too_long_for_one_argument_is_refused_at_enqueue(fleet: Fleet) -> None:
+    with pytest.raises(InvalidArgument, match="one command-line argument"):
+        fleet.enqueue("claude", {"prompt": "p" * 131_072})
+    assert fleet.list_jobs() == []
