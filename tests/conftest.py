@@ -15,6 +15,12 @@ import agentfleet
 from agentfleet import Fleet, RetryPolicy
 from tests import pg
 
+if os.environ.get("MUTANT_UNDER_TEST") is not None:  # only under `make mutation`
+    from tests.mutation.hooks import (  # noqa: F401
+        pytest_collection_modifyitems,
+        pytest_configure,
+    )
+
 BACKENDS = ["memory", "sqlite", "postgres"]
 _PG_PROBLEM: list[str | None] = []
 
