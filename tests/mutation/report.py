@@ -38,7 +38,10 @@ def verdicts() -> dict[str, dict[str, str]]:
     """{source file: {mutant id: status}} for every file mutmut mutated."""
     found: dict[str, dict[str, str]] = {}
     for meta in sorted(MUTANTS.glob("src/**/*.py.meta")):
-        data = json.loads(meta.read_text())
+        try:
+            data = json.loads(meta.read_text())
+        except ValueError:  # mutmut is writing it right now: read it again
+            data = json.loads(meta.read_text())
         codes = data.get("exit_code_by_key", {})
         if not codes:
             continue
