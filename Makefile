@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test browser faults lint typecheck check clean
+.PHONY: demo test browser faults mutation mutation-full mutation-report lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,24 @@ browser:
 faults: $(STAMP)
 	$(PY) -m tests.faults.run --backend both --scenario each --duration 120
 
+# Mutation tests of the store and the plans (minutes to hours; see README, Tests). The tool
+# comes from the optional `mutation` group, installed here only, never by `make test`.
+MUTATION_STAMP := $(VENV)/.mutation-stamp
+MUTATION_JOBS ?= 2
+
+$(MUTATION_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[postgres,web,dev,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(PY) -m tests.mutation.run --jobs $(MUTATION_JOBS)
+
+mutation-full: $(MUTATION_STAMP)
+	$(PY) -m tests.mutation.run --full --jobs $(MUTATION_JOBS)
+
+mutation-report:
+	$(PY) -m tests.mutation.report
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -45,4 +63,4 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) .agentfleet .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .agentfleet .pytest_cache .mypy_cache .ruff_cache mutants

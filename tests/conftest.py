@@ -18,6 +18,12 @@ import agentfleet
 from agentfleet import Fleet, RetryPolicy
 from tests import pg
 
+if os.environ.get("MUTANT_UNDER_TEST") is not None:  # only under `make mutation`
+    from tests.mutation.hooks import (  # noqa: F401
+        pytest_collection_modifyitems,
+        pytest_configure,
+    )
+
 BACKENDS = ["memory", "sqlite", "postgres"]
 # How long a wait on a condition may take before the test fails: a guard against a hang,
 # never a speed assertion (the machine may be shared and slow).

@@ -30,9 +30,10 @@ def postgres_problem() -> str | None:
     return None
 
 
-def create_database(prefix: str = "agentfleet_test") -> str:
+def create_database(prefix: str | None = None) -> str:
     import psycopg
 
+    prefix = prefix or os.environ.get("AGENTFLEET_TEST_DB_PREFIX", "agentfleet_test")
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
