@@ -24,6 +24,7 @@ from agentfleet.errors import (
     JobNotFound,
     LeaseLost,
     SchemaTooNew,
+    StoreUnavailable,
 )
 from agentfleet.models import (
     Job,
@@ -149,8 +150,11 @@ class SqlStore(SqlReads, ABC):
         return self.dialect.now()
 
     def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
-        """Apply the migrations this database lacks, in one transaction, in order."""
+        """Apply the migrations this database lacks, in one transaction, in order. A
+        database already at `latest` is only read, so a read-only one opens for reading."""
         table = self.dialect.schema_table
+        if self._current_version() == latest:
+            return
         with self.dialect.tx() as tx:
             self.before_migrate(tx)
             tx.script(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
@@ -171,6 +175,15 @@ class SqlStore(SqlReads, ABC):
     def before_commit_of_migration(self, tx: Tx) -> None:
         """What a backend checks before the migration commits (SQLite: foreign keys)."""
         return None
+
+    def _current_version(self) -> int | None:
+        """The schema version, read without writing; None when there is no schema yet."""
+        try:
+            return self.schema_version()
+        except StoreUnavailable:
+            raise
+        except Exception:  # no schema table yet: the migration creates it
+            return None
 
     def schema_version(self) -> int:
         with self.dialect.session() as tx:

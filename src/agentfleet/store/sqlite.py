@@ -109,14 +109,40 @@ class SqliteDialect(Dialect):
     # -- connections and transactions -------------------------------------------------
 
     def _open_connection(self) -> sqlite3.Connection:
+        try:
+            conn = self._connect(self.path, uri=False)
+        except sqlite3.OperationalError as exc:
+            # The file is readable but neither it nor its folder is writable, so SQLite
+            # cannot make the WAL's index beside it. Then no writer is at work either (it
+            # would have made one): read it as the immutable file it is.
+            try:
+                conn = self._connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+            except sqlite3.Error:
+                raise StoreUnavailable(
+                    f"cannot open the SQLite database {self.path}: {exc}"
+                ) from exc
+        with self._registry_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path,
+            target,
             timeout=self.busy_timeout,
             isolation_level=None,
             check_same_thread=not self.memory,
+            uri=uri,
         )
+        try:
+            self._set_up(conn, read_only=uri)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_up(self, conn: sqlite3.Connection, *, read_only: bool) -> None:
         conn.row_factory = sqlite3.Row
-        if not self.memory:
+        if not self.memory and not read_only:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -125,9 +151,7 @@ class SqliteDialect(Dialect):
             # are then re-read from memory rather than by a system call each.
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         conn.execute("PRAGMA foreign_keys=ON")
-        with self._registry_lock:
-            self._connections.append(conn)
-        return conn
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # fails now, not later
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (the one shared connection, in memory)."""
@@ -147,7 +171,7 @@ class SqliteDialect(Dialect):
     @contextmanager
     def tx(self) -> Iterator[SqliteTx]:
         """A write transaction holding the database write lock from its first statement."""
-        with self._guard():
+        with self._guard(), _unavailable_when_read_only(self.path):
             conn = self.connection()
             self._begin_immediate(conn)
             try:
@@ -353,6 +377,19 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self.dialect.close()
+
+
+@contextmanager
+def _unavailable_when_read_only(path: str) -> Iterator[None]:
+    """A write to a database this process may only read is StoreUnavailable, saying so."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+            raise
+        raise StoreUnavailable(
+            f"the SQLite database {path} is read-only here: reads work, writes do not ({exc})"
+        ) from exc
 
 
 def _create_private(path: Path) -> None:
