@@ -138,6 +138,9 @@ class Claim:
 CLAIM_SET = """status = 'running', lease_epoch = lease_epoch + 1, attempts = attempts + 1,
     worker = :worker, lease_expires_at = {now+:ttl}, rev = rev + 1, updated_at = {now}"""
 
+# Fields a running job's lease stands on: update_if_match leaves them alone until it ends.
+FIXED_WHILE_RUNNING = frozenset({"lock", "queue", "max_attempts"})
+
 # -- outcomes -------------------------------------------------------------------------
 
 

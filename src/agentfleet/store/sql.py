@@ -571,16 +571,30 @@ class SqlStore(SqlReads, ABC):
             f"{key} = {{json:p_{key}}}" if key == "payload" else f"{key} = :p_{key}"
             for key in patch
         )
+        # What a running job's lease stands on cannot change under it: moving its lock
+        # would let a second job of the old lock start beside it.
+        frozen = sorted(set(patch) & rules.FIXED_WHILE_RUNNING)
+        not_running = " AND status <> 'running'" if frozen else ""
         try:
             with self.dialect.tx() as tx:
                 rows = tx.tuples(
                     f"UPDATE jobs SET {assignments}, rev = rev + 1, updated_at = {{now}} "
-                    f"WHERE id = :id AND rev = :rev RETURNING {JOB_COLUMNS}",
+                    f"WHERE id = :id AND rev = :rev{not_running} RETURNING {JOB_COLUMNS}",
                     {**params, "id": doc_id, "rev": expected_rev},
                 )
                 if not rows:
-                    exists = tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": doc_id})
-                    return MatchResult("conflict" if exists else "not_found")
+                    row = tx.one("SELECT status, rev FROM jobs WHERE id = :id", {"id": doc_id})
+                    if row is None:
+                        return MatchResult("not_found")
+                    if frozen and row["status"] == "running" and row["rev"] == expected_rev:
+                        raise InvalidTransition(
+                            f"job {doc_id}",
+                            "running",
+                            "running",
+                            f"job {doc_id} is running: its {' and '.join(frozen)} cannot change "
+                            "until it ends (a job's lock, queue and attempts hold its lease)",
+                        )
+                    return MatchResult("conflict")
                 job = self.read.job(rows[0])
                 events.record(tx, doc_id, "updated", data={"fields": sorted(patch)})
         except Exception as exc:
