@@ -315,3 +315,11 @@ def test_anonymous_readers_never_see_env_values(public_web: Web) -> None:
     job = public_web.fleet.enqueue("shell", {"cmd": "x", "env": {"PASSWORD": "hunter2"}})
     assert "hunter2" not in public_web.anon.get(f"/api/jobs/{job.id}").text
     assert "hunter2" not in public_web.anon.get(f"/jobs/{job.id}").text
+
+
+@pytest.mark.parametrize("field", ["delay", "timeout"])
+@pytest.mark.parametrize("value", [1e300, 10**30])
+def test_an_absurd_duration_is_a_422_not_a_500(web: Web, field: str, value: float) -> None:
+    r = web.client.post("/api/jobs", json={"engine": "shell", "payload": {}, field: value})
+    assert r.status_code == 422, r.text
+    assert web.fleet.list_jobs() == []

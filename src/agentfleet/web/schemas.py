@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from agentfleet.validate import MAX_SECONDS
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -19,12 +21,12 @@ class EnqueueRequest(Strict):
     priority: StrictInt = 0
     lock: StrictStr | None = Field(default=None, min_length=1, max_length=200)
     max_attempts: StrictInt = Field(default=3, ge=1, le=1000)
-    timeout: StrictFloat | StrictInt | None = Field(default=None, gt=0)
+    timeout: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=MAX_SECONDS)
     run_at: datetime | None = Field(
         default=None, strict=False, description="An aware ISO 8601 time"
     )
     delay: StrictFloat | StrictInt | None = Field(
-        default=None, ge=0, description="Seconds from now (instead of run_at)"
+        default=None, ge=0, le=MAX_SECONDS, description="Seconds from now (instead of run_at)"
     )
     dedupe_key: StrictStr | None = Field(default=None, min_length=1, max_length=200)
 
