@@ -10,6 +10,7 @@ from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.store.base import Store
 
 DEFAULT_URL = "sqlite:///.agentfleet/fleet.db"
+DEFAULT_PATH = Path(".agentfleet") / "fleet.db"
 SUPPORTED = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://..."
 
 
@@ -24,9 +25,26 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+def find_database(start: Path | None = None) -> Path | None:
+    """The nearest `.agentfleet/fleet.db` in this folder or any folder above it, as git
+    finds `.git`: a command run from a subfolder of a project uses the project's fleet."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_PATH
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def default_url(start: Path | None = None) -> str:
+    """The nearest default database, or a new one in this folder when there is none."""
+    found = find_database(start)
+    return f"sqlite:///{found}" if found is not None else DEFAULT_URL
+
+
 def open_store(url: str | None, **options: Any) -> Store:
     if url is None:
-        url = DEFAULT_URL
+        url = default_url()
     if not isinstance(url, str) or "://" not in url:
         raise InvalidArgument(f"malformed database URL {url!r}; expected one of: {SUPPORTED}")
     scheme = urlsplit(url).scheme.lower()

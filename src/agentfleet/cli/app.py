@@ -18,7 +18,7 @@ from rich.markup import escape
 
 import agentfleet
 from agentfleet import logs
-from agentfleet.connect import DEFAULT_URL
+from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config
 from agentfleet.errors import (
@@ -85,7 +85,7 @@ EnginesOpt = Annotated[
 
 def fail(message: str, code: ExitCode) -> NoReturn:
     """Say what went wrong, never with a password in it, and exit with `code`."""
-    err.print(f"[red]error:[/] {escape(logs.redact(message))}", highlight=False)
+    err.print(f"[red]error:[/] {escape(logs.redact(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -118,12 +118,31 @@ def db_url(ctx: typer.Context) -> str | None:
     return url
 
 
-def open_fleet(ctx: typer.Context) -> Fleet:
+def open_fleet(ctx: typer.Context, *, create: bool = False) -> Fleet:
+    """The fleet --db (or AGENTFLEET_DB) names, else the nearest .agentfleet/fleet.db here
+    or above. Only a command that adds work (`create`) makes a new one, and says where."""
     url = db_url(ctx)
+    if url is None:
+        found = find_database()
+        if found is not None:
+            url = f"sqlite:///{found}"
+        elif not create:
+            raise StoreUnavailable(
+                f"no agentfleet database in {Path.cwd()} or any folder above it (looked for "
+                f"{DEFAULT_PATH}): run `agentfleet init` where your project is, or give --db "
+                "(or AGENTFLEET_DB)"
+            )
+        else:
+            url = DEFAULT_URL
+            err.print(
+                f"created a new database: {Path.cwd() / DEFAULT_PATH}",
+                highlight=False,
+                soft_wrap=True,
+            )
     try:
         return agentfleet.open(url)
     except OSError as exc:
-        raise StoreUnavailable(f"cannot open {url or DEFAULT_URL}: {exc}") from exc
+        raise StoreUnavailable(f"cannot open {url}: {exc}") from exc
 
 
 def print_json(data: Any) -> None:

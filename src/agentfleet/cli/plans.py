@@ -180,7 +180,7 @@ def submit_plan(
 
     Example: agentfleet plan submit plan.yaml
     """
-    with plan_errors(), open_fleet(ctx) as fleet:
+    with plan_errors(), open_fleet(ctx, create=True) as fleet:
         plan = fleet.submit_plan(file, engines=engine_config(engines).engine_names())
     if as_json:
         print_json(plan_dict(plan))
@@ -261,7 +261,11 @@ def _answering(fleet: Fleet, plan_id: int, at: str | None) -> str | None:
     if at is None:
         at = fleet.get_plan(plan_id).pending
         if at is not None:
-            err.print(f"answering {at} (the checkpoint plan {plan_id} waits at)", highlight=False)
+            err.print(
+                f"answering {at} (the checkpoint plan {plan_id} waits at)",
+                highlight=False,
+                soft_wrap=True,
+            )
     return at
 
 

@@ -38,7 +38,7 @@ def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: agentfleet --db sqlite:///fleet.db init
     """
-    with handled(), open_fleet(ctx) as fleet:
+    with handled(), open_fleet(ctx, create=True) as fleet:
         version = fleet.store.schema_version()
         if as_json:
             print_json({"url": fleet.url, "schema_version": version})
@@ -90,7 +90,7 @@ def submit(
             else:
                 console.print(f"{len(specs)} job file(s) are valid; nothing enqueued (--check)")
             return
-        with open_fleet(ctx) as fleet:
+        with open_fleet(ctx, create=True) as fleet:
             new = [
                 fleet.new_job(
                     spec.engine,
@@ -319,7 +319,7 @@ def enqueue(
         if label:
             payload["labels"] = list(label)
         run_delay = seconds(delay, "--delay")
-        with open_fleet(ctx) as fleet:
+        with open_fleet(ctx, create=True) as fleet:
             job = fleet.enqueue(
                 engine,
                 payload,

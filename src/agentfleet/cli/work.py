@@ -119,7 +119,7 @@ def worker(
             seconds(kill_grace, "--kill-grace"),
         )
         assert ttl_s is not None and grace_s is not None and kill_s is not None
-        with open_fleet(ctx) as fleet:
+        with open_fleet(ctx, create=True) as fleet:
             runner = agentfleet.Worker(
                 fleet,
                 name=name,
