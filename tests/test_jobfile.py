@@ -459,3 +459,27 @@ def test_a_prompt_over_the_argument_limit_is_refused_at_submit_naming_the_limit(
 
 def test_a_prompt_just_under_the_limit_is_accepted() -> None:
     assert len(parse_job_text(job("engine: claude", "y" * 131_000)).payload["prompt"]) == 131_000
+
+
+def test_a_relative_cwd_is_resolved_against_the_job_files_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "project" / "jobs"
+    folder.mkdir(parents=True)
+    path = folder / "fix.md"
+    path.write_text(job("engine: shell\ncmd: make\ncwd: ../services/api"))
+    spec = load_job_file(path)
+    assert spec.payload["cwd"] == str(tmp_path / "project" / "services" / "api")
+    absolute = folder / "abs.md"
+    absolute.write_text(job("engine: shell\ncmd: make\ncwd: /srv/app"))
+    assert load_job_file(absolute).payload["cwd"] == "/srv/app"
+
+
+def test_a_plan_steps_relative_cwd_is_resolved_against_the_plan_files_folder(
+    tmp_path: Path,
+) -> None:
+    from agentfleet.plans.planfile import load_plan_file
+
+    plan = tmp_path / "plans" / "release.yaml"
+    plan.parent.mkdir()
+    plan.write_text("name: r\njobs:\n  - name: a\n    engine: shell\n    cmd: make\n    cwd: app\n")
+    [step] = load_plan_file(plan).steps
+    assert step.job.payload["cwd"] == str(tmp_path / "plans" / "app")

@@ -368,7 +368,11 @@ def _payload(
 
 
 def _problems_or_spec(
-    text: str, source: str | None, known: Sequence[str], in_plan: bool = False
+    text: str,
+    source: str | None,
+    known: Sequence[str],
+    in_plan: bool = False,
+    base_dir: Path | None = None,
 ) -> JobSpec | list[JobFileProblem]:
     split = _split_front_matter(text)
     if isinstance(split, str):
@@ -395,6 +399,9 @@ def _problems_or_spec(
         elif key not in allowed:
             check.bad(key, f"does not apply to engine {engine!r}; it is for {_owner(key)}")
     v = _fields(check, data)
+    if isinstance(v["cwd"], str) and base_dir is not None and not os.path.isabs(v["cwd"]):
+        # Relative to the file that says it, not to wherever a worker happens to run.
+        v["cwd"] = os.path.normpath(os.path.join(base_dir.absolute(), v["cwd"]))
     payload = _payload(check, engine, v, body.strip(), data) if engine else {}
     for key, value in payload.items():  # what YAML allows but a store cannot keep
         check._store_rule(key if key in FIELDS else "prompt", validate.json_value, value)
@@ -423,10 +430,12 @@ def parse_job_text(
     known_engines: Iterable[str] = BUILTIN_ENGINES,
     *,
     in_plan: bool = False,
+    base_dir: Path | None = None,
 ) -> JobSpec:
     """Parse one job file's text; raises :class:`JobFileErrors` listing all its problems.
-    `in_plan`: the job is a plan's step, so it may be an approval gate."""
-    result = _problems_or_spec(text, source, _known(known_engines), in_plan)
+    `in_plan`: the job is a plan's step, so it may be an approval gate. `base_dir`: the
+    folder a relative `cwd` is resolved against (the job file's); it is stored absolute."""
+    result = _problems_or_spec(text, source, _known(known_engines), in_plan, base_dir)
     if isinstance(result, list):
         raise JobFileErrors(result)
     return result
@@ -451,7 +460,9 @@ def load_job_file(
     text = _read(Path(path))
     if isinstance(text, JobFileProblem):
         raise JobFileErrors([text])
-    return parse_job_text(text, os.fspath(path), known_engines, in_plan=in_plan)
+    return parse_job_text(
+        text, os.fspath(path), known_engines, in_plan=in_plan, base_dir=Path(path).parent
+    )
 
 
 def _collect(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[JobFileProblem]]:
@@ -497,7 +508,7 @@ def load_job_files(
         if isinstance(text, JobFileProblem):
             problems.append(text)
             continue
-        result = _problems_or_spec(text, str(file), known)
+        result = _problems_or_spec(text, str(file), known, base_dir=file.parent)
         if isinstance(result, list):
             problems.extend(result)
         else:

@@ -82,7 +82,7 @@ def test_valid_files_are_enqueued_with_their_settings(run: Invoke, tmp_path: Pat
         "prompt": "Make the flaky test in tests/test_orders.py deterministic.",
         "model": "opus",
         "yolo": True,
-        "cwd": "services/api",
+        "cwd": str(jobs / "services" / "api"),  # relative to the job file, stored absolute
         "env": {},
         "labels": ["nightly", "api"],
     }

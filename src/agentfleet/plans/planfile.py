@@ -51,13 +51,17 @@ def _hint(key: object, choices: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _job_from_inline(entry: Mapping[str, Any], where: str, known_engines: Iterable[str]) -> JobSpec:
+def _job_from_inline(
+    entry: Mapping[str, Any], where: str, known_engines: Iterable[str], base_dir: Path
+) -> JobSpec:
     front = {k: v for k, v in entry.items() if k not in STEP_KEYS}
     body = entry.get("prompt") or entry.get("message") or ""
     if not isinstance(body, str):
         raise InvalidArgument(f"{where}: 'prompt' must be text")
     text = "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n" + body + "\n"
-    return parse_job_text(text, source=where, known_engines=known_engines, in_plan=True)
+    return parse_job_text(
+        text, source=where, known_engines=known_engines, in_plan=True, base_dir=base_dir
+    )
 
 
 def _new_job(spec: JobSpec) -> NewJob:
@@ -145,7 +149,7 @@ def _step(
         path = base_dir / validate.name(entry["file"], f"{where}: 'file'")
         spec = load_job_file(path, known_engines, in_plan=True)
     else:
-        spec = _job_from_inline(entry, where, known_engines)
+        spec = _job_from_inline(entry, where, known_engines, base_dir)
     on_reject = entry.get("on_reject")
     if spec.engine != APPROVAL_ENGINE and ("on_reject" in entry or "max_rejections" in entry):
         raise InvalidArgument(f"{where}: 'on_reject' and 'max_rejections' are for approval gates")
