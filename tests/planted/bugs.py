@@ -28,6 +28,7 @@ SQLITE = "src/agentfleet/store/sqlite.py"
 POSTGRES = "src/agentfleet/store/postgres.py"
 RULES = "src/agentfleet/store/rules.py"
 SQL = "src/agentfleet/store/sql.py"
+VERBS = "src/agentfleet/store/verbs.py"
 FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
 STORES = ("memory", "sqlite", "postgres")
@@ -100,7 +101,7 @@ BUGS: list[dict[str, Any]] = [
         "name": "single-flight-never-refuses",
         "intent": "The same bug one layer down: the store's single flight (the name Fleet."
         "reconcile holds) takes the name over even while its holder's lease is live.",
-        "path": SQL,
+        "path": VERBS,
         "old": "    WHERE single_flight.expires_at < {now}\n",
         "new": "",
         "tests": [
@@ -131,7 +132,7 @@ BUGS: list[dict[str, Any]] = [
         "name": "cancel-restamps-rev",
         "intent": "cancel_job of a job with nothing (more) to cancel still bumps its rev and "
         "updated_at: a no-op re-stamps a finished row (and breaks If-Match on it).",
-        "path": SQL,
+        "path": VERBS,
         "old": lines(
             12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
         ),
@@ -228,7 +229,7 @@ BUGS: list[dict[str, Any]] = [
         "name": "cancel-restamps-finished-at",
         "intent": "cancel_job of an already finished job re-stamps its finished_at (while "
         "still answering False): when a job ended is rewritten by a no-op.",
-        "path": SQL,
+        "path": VERBS,
         "old": lines(
             12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
         ),
