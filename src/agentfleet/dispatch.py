@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ from agentfleet.models import Job, Lease
 from agentfleet.output import OUTPUT_LIMIT
 from agentfleet.runner import ProcessRun
 from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
+from agentfleet.workspaces.execution import WorkspaceRun
+from agentfleet.workspaces.setup import WorktreeSetup
+from agentfleet.workspaces.worktree import WorkspaceSpec
 
 __all__ = [
     "FLEET_SECRETS",
@@ -202,6 +205,37 @@ def build_execution(
         raise InvalidArgument(f"engine {job.engine!r} is resolved by people, not by workers")
     if job.engine == "python":
         return _python(job, ctx, on_exit)
+    spec = WorkspaceSpec.of(job.payload)
+    if spec is not None:
+        return _in_worktree(spec, job, lease, ctx, on_exit, inputs)
     if job.engine == "shell":
         return _shell(job, lease, ctx, on_exit, inputs)
     return _agent(job, lease, ctx, on_exit, inputs)
+
+
+def _in_worktree(
+    spec: WorkspaceSpec,
+    job: Job,
+    lease: Lease,
+    ctx: RunContext,
+    on_exit: Callable[[], None],
+    inputs: str | None,
+) -> Execution:
+    """The job's own execution, started in a worktree of its own once that is ready."""
+    setup = WorktreeSetup.of(job.payload.get("worktree_setup"))
+    run = _shell if job.engine == "shell" else _agent
+
+    def build(cwd: str, done: Callable[[], None]) -> Execution:
+        return run(replace(job, payload={**job.payload, "cwd": cwd}), lease, ctx, done, inputs)
+
+    env = {**inherited_env(job.payload), **_env(job.payload), **job_env(lease, ctx, inputs)}
+    return WorkspaceRun(
+        spec,
+        setup,
+        job_id=job.id,
+        epoch=lease.epoch,
+        attempt=lease.attempt,
+        build=build,
+        env=env,
+        on_exit=on_exit,
+    )

@@ -50,3 +50,8 @@ class Execution(Protocol):
     def outcome(self) -> Outcome:
         """How it ended; only meaningful once ``done()``."""
         ...
+
+    def settled(self, won: bool) -> None:
+        """The worker wrote the attempt's end: `won` says whether its fenced completion was
+        accepted (a workspace publishes its commit only then)."""
+        ...

@@ -43,6 +43,7 @@ from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
 from agentfleet.tasks import REGISTRY, TaskRegistry
+from agentfleet.workspaces.submit import with_workspace
 
 DEFAULT_TTL = 30.0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,6 +117,7 @@ class Fleet:
             )
         checked_payload = validate.json_document({} if payload is None else payload, "payload")
         validate.prompt(checked_payload.get("prompt"), "payload 'prompt'")
+        checked_payload = with_workspace(checked_payload)
         return NewJob(
             engine=validate.name(engine, "engine"),
             payload=checked_payload,

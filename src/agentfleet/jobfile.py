@@ -29,6 +29,7 @@ from agentfleet import validate, yamltext
 from agentfleet.durations import parse_duration
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
+from agentfleet.workspaces.setup import WorktreeSetup
 
 __all__ = [
     "FIELDS",
@@ -42,8 +43,9 @@ __all__ = [
 ]
 
 _COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
-_AGENT = ("cwd", "yolo", "model", "env", "db_access")
-_SHELL = ("cwd", "env", "cmd", "db_access")
+_WORKSPACE = ("workspace", "base", "worktree_setup")
+_AGENT = ("cwd", "yolo", "model", "env", "db_access", *_WORKSPACE)
+_SHELL = ("cwd", "env", "cmd", "db_access", *_WORKSPACE)
 _PYTHON = ("func", "args", "kwargs")
 FIELDS: tuple[str, ...] = tuple(dict.fromkeys(_COMMON + _AGENT + _SHELL + _PYTHON))
 _FUNC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -329,6 +331,32 @@ def _fields(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
         "func": _func(check, data),
         "args": args,
         "kwargs": kwargs,
+        **_workspace(check, data),
+    }
+
+
+def _workspace(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`workspace: worktree`, its `base` ref and its `worktree_setup`, shape-checked here;
+    the repository itself is found when the job is enqueued."""
+    kind = check.text(data, "workspace")
+    if kind is not None and kind not in ("none", "worktree"):
+        check.bad("workspace", f"must be 'none' or 'worktree', not {kind!r}")
+        kind = None
+    setup = data.get("worktree_setup")
+    if setup is not None:
+        try:
+            setup = WorktreeSetup.of(setup).as_payload()
+        except InvalidArgument as exc:
+            check.bad("worktree_setup", str(exc).removeprefix("worktree_setup"))
+            setup = None
+    worktree = kind == "worktree"
+    for key in ("base", "worktree_setup"):
+        if data.get(key) is not None and not worktree:
+            check.bad(key, "applies only to 'workspace: worktree' jobs")
+    return {
+        "workspace": kind if worktree else None,
+        "base": check.text(data, "base"),
+        "worktree_setup": setup if worktree else None,
     }
 
 
@@ -348,6 +376,7 @@ def _payload(
             "cwd": v["cwd"],
             "env": v["env"],
             "db_access": v["db_access"] or None,
+            **_workspace_fields(v),
         }
     elif engine == "approval":
         payload = {"message": body or None}
@@ -363,8 +392,13 @@ def _payload(
             "env": v["env"],
             "labels": v["labels"],
             "db_access": v["db_access"] or None,  # kept only when the job opts in
+            **_workspace_fields(v),
         }
     return {key: value for key, value in payload.items() if value is not None}
+
+
+def _workspace_fields(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: v[key] for key in _WORKSPACE}
 
 
 def _problems_or_spec(
@@ -399,6 +433,8 @@ def _problems_or_spec(
         elif key not in allowed:
             check.bad(key, f"does not apply to engine {engine!r}; it is for {_owner(key)}")
     v = _fields(check, data)
+    if v["workspace"] == "worktree" and v["cwd"] is None and base_dir is not None:
+        v["cwd"] = "."  # a worktree job's repository is the one its file lies in
     if isinstance(v["cwd"], str) and base_dir is not None and not os.path.isabs(v["cwd"]):
         # Relative to the file that says it, not to wherever a worker happens to run.
         v["cwd"] = os.path.normpath(os.path.join(base_dir.absolute(), v["cwd"]))

@@ -146,6 +146,9 @@ class ProcessRun:
     def output(self) -> RunOutput:
         return RunOutput(self.exit_code, self.stdout.text(), self.stderr.text())
 
+    def settled(self, won: bool) -> None:
+        return None  # a plain process has nothing to publish
+
     def outcome(self) -> Outcome:
         code = self.exit_code
         if code is None:

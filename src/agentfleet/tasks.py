@@ -165,6 +165,9 @@ class TaskRun:
     def output(self) -> RunOutput:
         return RunOutput(None, None, self._stderr or None)
 
+    def settled(self, won: bool) -> None:
+        return None  # a function call has nothing to publish
+
     def outcome(self) -> Outcome:
         return self._outcome
 

@@ -545,6 +545,7 @@ class Worker:
     def _finish(self, slot: _Slot, now: float) -> None:
         lease, reason = slot.lease, slot.reason
         output = slot.execution.output()
+        won = False
         try:
             if reason == "lease_lost":
                 log.info("job %d: stopped after losing its lease; nothing written", lease.job_id)
@@ -560,19 +561,21 @@ class Worker:
                     self.stats.cancelled += 1
                 log.info("job %d stopped (%s): now %s", lease.job_id, reason, status)
             else:
-                self._settle(slot)
+                won = self._settle(slot)
         except LeaseLost as exc:
             self._refused(lease, exc)
         except Exception as exc:
             log.warning("job %d: writing its outcome failed, will retry: %s", lease.job_id, exc)
             slot.next_finish = now + 1.0
             return
+        slot.execution.settled(won)  # a workspace publishes only a completion that won
         if slot in self._slots:
             self._drop(slot)
         self._drained = False
         self._t.next_claim = min(self._t.next_claim, now)
 
-    def _settle(self, slot: _Slot) -> None:
+    def _settle(self, slot: _Slot) -> bool:
+        """Write how the attempt ended; whether its completion was accepted."""
         lease, execution = slot.lease, slot.execution
         output = execution.output()
         outcome = execution.outcome()
@@ -584,21 +587,22 @@ class Worker:
                 self.fleet.fail(lease, "cancelled", retry=False, output=output)
                 self.stats.cancelled += 1
                 log.info("job %d was cancelled before it finished; ended cancelled", lease.job_id)
-                return
+                return False
             except InvalidArgument as exc:
                 error = f"the result cannot be stored: {exc}"
                 self.fleet.fail(lease, error, retry=False, output=output)
                 self.stats.failed += 1
                 log.info("job %d failed: %s", lease.job_id, error)
-                return
+                return False
             self.stats.succeeded += 1
             log.info("job %d succeeded", lease.job_id)
-            return
+            return True
         error = outcome.error or "failed"
         status = self.fleet.fail(lease, error, retry=outcome.retry, output=output)
         self.stats.failed += 1
         retry = " (will retry)" if status is JobStatus.QUEUED else ""
         log.info("job %d failed: %s%s", lease.job_id, error, retry)
+        return False
 
     def _abandon_all(self) -> None:
         """The loop crashed: stop every job and hand it back, best effort."""
