@@ -43,6 +43,7 @@ from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
 from agentfleet.tasks import REGISTRY, TaskRegistry
+from agentfleet.workspaces.review import JobChange, change_of
 from agentfleet.workspaces.submit import with_workspace
 
 DEFAULT_TTL = 30.0
@@ -447,6 +448,10 @@ class Fleet:
             limit=validate.limit(limit),
             offset=validate.integer(offset, "offset", minimum=0),
         )
+
+    def job_change(self, job_id: int) -> JobChange:
+        """A worktree job's change against its base: branch, commits, files and diff."""
+        return change_of(self.get_job(job_id))
 
     def queue_counts(self) -> dict[tuple[str, str], int]:
         return self.store.count_jobs()

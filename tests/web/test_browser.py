@@ -354,3 +354,27 @@ def test_abandon_a_failed_plan_from_its_page(
     assert page.locator("#plan-actions button").count() == 0
     shot(page, "plan-abandoned.png")
     assert api.get(f"/api/plans/{plan}").json()["status"] == "abandoned"
+
+
+def test_a_worktree_jobs_diff_reads_on_a_laptop_and_a_phone(
+    page: Any, server: ServeProcess, tmp_path: Path
+) -> None:
+    import agentfleet
+    from tests.worker.helpers import run_burst
+    from tests.workspaces.repos import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    cmd = 'printf \'print("checkout v2")\\nprint("total")\\n\' > src/app.py; echo docs > DOCS.md'
+    with agentfleet.open(server.db_url) as fleet:
+        job = fleet.enqueue(
+            "shell", {"cmd": cmd, "cwd": str(repo), "workspace": "worktree"}, queue="worktrees"
+        )
+        run_burst(fleet, queues=["worktrees"])
+        assert fleet.get_job(job.id).status.value == "succeeded"
+    page.goto(f"{server.url}jobs/{job.id}")
+    page.wait_for_selector("#job-change .file-diff")
+    assert page.locator("#job-change .d-add").count() >= 3
+    shot(page, "job-diff.png")
+    page.set_viewport_size(PHONE)
+    shot(page, "job-diff-phone.png")
+    page.set_viewport_size(LAPTOP)

@@ -9,13 +9,14 @@ retried); 2 bad input (a bad option, value or job file; nothing was written); 3 
 
 from __future__ import annotations
 
-from agentfleet.cli import lifecycle, plans, read, serve, submit, work
+from agentfleet.cli import changes, lifecycle, plans, read, serve, submit, work
 from agentfleet.cli.app import EXIT_CODES, ExitCode, app
 
 __all__ = [
     "EXIT_CODES",
     "ExitCode",
     "app",
+    "changes",
     "lifecycle",
     "main",
     "plans",

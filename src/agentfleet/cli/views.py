@@ -15,6 +15,7 @@ from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
 from agentfleet.serialize import job_labels, job_summary, shown_payload, worker_view
 from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text
+from agentfleet.workspaces.review import workspace_result
 
 __all__ = [
     "ago",
@@ -96,6 +97,15 @@ def job_fields(job: Job, now: datetime) -> Table:
         rows.append(("cancel", "requested; the worker stops it at its next heartbeat"))
     if job.error:
         rows.append(("error", Text(job.error, style="red")))
+    change = workspace_result(job)
+    if change is not None:
+        files = change.get("files_changed") or []
+        rows.append(("branch", f"{change['branch']} ({change['base_commit'][:10]}.."
+                     f"{change['head_commit'][:10]})"))  # fmt: skip
+        rows.append(
+            ("change", f"{len(files)} files, +{change.get('insertions', 0)} "
+             f"-{change.get('deletions', 0)}; see: agentfleet diff {job.id}")
+        )  # fmt: skip
     if job.result is not None:
         rows.append(("result", json.dumps(job.result)))
     rows.append(("payload", json.dumps(shown_payload(job.payload), ensure_ascii=False)))

@@ -25,6 +25,7 @@ from agentfleet.web.auth import (
 from agentfleet.web.dag import layout
 from agentfleet.web.errors import ApiError
 from agentfleet.web.templating import TEMPLATES, pretty_json
+from agentfleet.workspaces.review import workspace_result
 
 LOG_TAIL = 64 * 1024
 PAGE_SIZE = 50
@@ -77,6 +78,24 @@ def front_matter(job: Job) -> str:
     fields["max_attempts"] = job.max_attempts
     fields.update({k: v for k, v in shown_payload(job.payload).items() if k != "prompt"})
     return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).rstrip()
+
+
+def diff_lines(patch: str) -> list[tuple[str, str]]:
+    """A file's patch as (class, line) pairs, so the page colours additions and removals."""
+    out = []
+    for line in patch.splitlines():
+        if line.startswith(("+++", "---", "diff --git", "index ")):
+            kind = "meta"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
 
 
 def tail(text: str | None) -> tuple[str, bool]:
@@ -193,11 +212,20 @@ def job_page(request: Request, job_id: int, who: Reader) -> Response:
     logs = {r.id: (tail(r.stdout), tail(r.stderr)) for r in runs}
     events = fleet.events(job_id, limit=1000)
     prompt = job.payload.get("prompt")
+    change, change_problem = None, None
+    if workspace_result(job) is not None:
+        try:
+            change = fleet.job_change(job_id)
+        except InvalidArgument as exc:
+            change_problem = str(exc)
     return render(
         request,
         "job.html",
         who,
         job=job,
+        change=change,
+        change_problem=change_problem,
+        diff_lines=diff_lines,
         runs=runs,
         logs=logs,
         events=events,
