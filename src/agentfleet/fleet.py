@@ -43,6 +43,8 @@ from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.store.base import Store
 from agentfleet.tasks import REGISTRY, TaskRegistry
+from agentfleet.workspaces import housekeeping
+from agentfleet.workspaces.housekeeping import Leftover
 from agentfleet.workspaces.review import JobChange, change_of
 from agentfleet.workspaces.submit import with_workspace
 
@@ -452,6 +454,17 @@ class Fleet:
     def job_change(self, job_id: int) -> JobChange:
         """A worktree job's change against its base: branch, commits, files and diff."""
         return change_of(self.get_job(job_id))
+
+    def workspaces(self, folder: str | Path = ".") -> list[Leftover]:
+        """The worktrees of the repository `folder` lies in, on this host, and their jobs."""
+        return housekeeping.worktrees(housekeeping.repository_of(Path(folder)), self.get_job)
+
+    def clean_workspaces(
+        self, folder: str | Path = ".", *, failed_too: bool = False
+    ) -> list[Leftover]:
+        """Remove this host's worktrees of finished attempts (failed ones only if asked)."""
+        repo = housekeeping.repository_of(Path(folder))
+        return housekeeping.clean(repo, self.get_job, failed_too=failed_too)
 
     def queue_counts(self) -> dict[tuple[str, str], int]:
         return self.store.count_jobs()

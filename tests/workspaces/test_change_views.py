@@ -63,3 +63,33 @@ def test_the_job_page_shows_the_diff_per_file_coloured(store: StoreEnv, tmp_path
     assert '<span class="d-add">+note</span>' in html
     assert '<span class="d-del">-print(&#39;v1&#39;)</span>' in html
     assert html.count('class="file-diff"') == 2
+
+
+def test_workspaces_lists_and_cleans_what_attempts_left(store: StoreEnv, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    failed = store.fleet.enqueue(
+        "shell", {"cmd": "exit 1", "cwd": str(repo), "workspace": "worktree"}, max_attempts=1
+    )
+    run_burst(store.fleet)
+    code, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo), "--json")
+    [item] = json.loads(out)
+    assert (item["job"], item["status"], item["running"]) == (failed.id, "failed", False)
+    code, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo))
+    assert "removed 0 worktree(s)" in out  # a failed job's worktree is kept to inspect
+    code, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo), "--failed")
+    assert "removed 1 worktree(s)" in out
+    code, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo))
+    assert "no agentfleet worktrees here" in out
+
+
+def test_a_new_attempt_clears_what_an_earlier_attempt_left_on_this_host(tmp_path: Path) -> None:
+    from agentfleet.workspaces import worktree
+
+    repo = make_repo(tmp_path / "repo")
+    spec = worktree.WorkspaceSpec.of({"workspace": "worktree", **worktree.locate(repo)})
+    assert spec is not None
+    crashed = worktree.prepare(spec, job_id=8, epoch=1)  # its worker died here
+    (crashed.cwd / "half.txt").write_text("half done\n")
+    again = worktree.prepare(spec, job_id=8, epoch=2)
+    assert not crashed.path.exists() and again.path.exists()
+    assert not (again.cwd / "half.txt").exists()

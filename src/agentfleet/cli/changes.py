@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.syntax import Syntax
 
 from agentfleet.cli.app import JobArg, JsonOpt, app, console, handled, open_fleet, print_json
+from agentfleet.workspaces.housekeeping import Leftover
 
 
 @app.command()
@@ -62,3 +64,70 @@ def diff(
         typer.echo(change.patch, nl=False)
     if change.truncated:
         console.print("(the diff was cut short; see the branch for all of it)", style="dim")
+
+
+workspaces_app = typer.Typer(
+    help="The worktrees of this repository on this host: list them, clean finished ones.\n\n"
+    "Example: agentfleet workspaces ls && agentfleet workspaces clean",
+    no_args_is_help=True,
+)
+app.add_typer(workspaces_app, name="workspaces")
+
+RepoOpt = Annotated[
+    Path,
+    typer.Option("--repo", help="A folder of the repository (default: here). e.g. --repo ~/shop"),
+]
+
+
+@workspaces_app.command("ls")
+def list_workspaces(
+    ctx: typer.Context, repo: RepoOpt = Path("."), as_json: JsonOpt = False
+) -> None:
+    """List this host's worktrees of the repository, with their jobs' status.
+
+    Example: agentfleet workspaces ls --repo ~/shop
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        found = fleet.workspaces(repo)
+    if as_json:
+        print_json([_leftover(item) for item in found])
+        return
+    if not found:
+        console.print("no agentfleet worktrees here")
+    for item in found:
+        note = "running" if item.live else item.status
+        if item.kept_for_inspection:
+            note += " (kept to inspect; `clean --failed` removes it)"
+        console.print(f"job {item.job_id} attempt epoch {item.epoch}: {note}  {item.path}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@workspaces_app.command("clean")
+def clean_workspaces(
+    ctx: typer.Context,
+    repo: RepoOpt = Path("."),
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Remove failed jobs' worktrees too. e.g. --failed")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove this host's worktrees of attempts that are over (never a running one).
+
+    Example: agentfleet workspaces clean --failed
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        removed = fleet.clean_workspaces(repo, failed_too=failed)
+    if as_json:
+        print_json([_leftover(item) for item in removed])
+        return
+    console.print(f"removed {len(removed)} worktree(s)")
+
+
+def _leftover(item: Leftover) -> dict[str, object]:
+    return {
+        "job": item.job_id,
+        "epoch": item.epoch,
+        "status": item.status,
+        "running": item.live,
+        "path": str(item.path),
+    }

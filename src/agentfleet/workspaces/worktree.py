@@ -92,10 +92,13 @@ def prepare(spec: WorkspaceSpec, job_id: int, epoch: int) -> Prepared:
     """A fresh worktree for this attempt at the job's base commit (what an earlier attempt
     of this host left there is removed first)."""
     git = Git(spec.repo)
-    path = worktrees_root(spec) / f"job-{job_id}-e{epoch}"
-    if path.exists():
-        git.worktree_remove(path)
-        shutil.rmtree(path, ignore_errors=True)
+    root = worktrees_root(spec)
+    path = root / f"job-{job_id}-e{epoch}"
+    # What earlier attempts of this job left on this host (a worker that crashed, or was
+    # taken over) goes first: their leases are over, since this attempt holds the job.
+    for stale in root.glob(f"job-{job_id}-e*") if root.is_dir() else []:
+        git.worktree_remove(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     git.worktree_add(path, spec.base_commit)
     cwd = path / spec.subdir if spec.subdir else path
