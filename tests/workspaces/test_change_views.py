@@ -71,14 +71,14 @@ def test_workspaces_lists_and_cleans_what_attempts_left(store: StoreEnv, tmp_pat
         "shell", {"cmd": "exit 1", "cwd": str(repo), "workspace": "worktree"}, max_attempts=1
     )
     run_burst(store.fleet)
-    code, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo), "--json")
+    _, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo), "--json")
     [item] = json.loads(out)
     assert (item["job"], item["status"], item["running"]) == (failed.id, "failed", False)
-    code, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo))
+    _, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo))
     assert "removed 0 worktree(s)" in out  # a failed job's worktree is kept to inspect
-    code, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo), "--failed")
+    _, out, _ = _cli(store.url, "workspaces", "clean", "--repo", str(repo), "--failed")
     assert "removed 1 worktree(s)" in out
-    code, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo))
+    _, out, _ = _cli(store.url, "workspaces", "ls", "--repo", str(repo))
     assert "no agentfleet worktrees here" in out
 
 
