@@ -33,6 +33,7 @@ from agentfleet.runner import ProcessRun
 from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
 from agentfleet.workspaces.execution import WorkspaceRun
 from agentfleet.workspaces.setup import WorktreeSetup
+from agentfleet.workspaces.train_run import TRAIN_ENGINES, TrainRun
 from agentfleet.workspaces.worktree import WorkspaceSpec
 
 __all__ = [
@@ -62,8 +63,9 @@ class RunContext:
 
 
 def runnable_engines(engines: EngineConfig) -> list[str]:
-    """The engines a worker with this config claims: python, shell and every agent."""
-    return ["python", "shell", *engines.agent_engines()]
+    """The engines a worker with this config claims: python, shell, the merge train's
+    merge and land, and every agent."""
+    return ["python", "shell", *TRAIN_ENGINES, *engines.agent_engines()]
 
 
 def absolute_db_url(url: str) -> str:
@@ -205,12 +207,24 @@ def build_execution(
         raise InvalidArgument(f"engine {job.engine!r} is resolved by people, not by workers")
     if job.engine == "python":
         return _python(job, ctx, on_exit)
+    if job.engine in TRAIN_ENGINES:
+        return _train(job, lease, ctx, on_exit)
     spec = WorkspaceSpec.of(job.payload)
     if spec is not None:
         return _in_worktree(spec, job, lease, ctx, on_exit, inputs)
     if job.engine == "shell":
         return _shell(job, lease, ctx, on_exit, inputs)
     return _agent(job, lease, ctx, on_exit, inputs)
+
+
+def _train(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> TrainRun:
+    repo = job.payload.get("repo")
+    if not isinstance(repo, str) or not Path(repo).is_dir():
+        raise InvalidArgument(f"the plan's repository {repo!r} is not on this worker")
+    env = {**inherited_env(job.payload), **job_env(lease, ctx)}
+    return TrainRun(
+        job.engine, job.payload, cwd=repo, env=env, limit=ctx.output_limit, on_exit=on_exit
+    )
 
 
 def _in_worktree(

@@ -8,7 +8,8 @@ under that plan's lock (its row lock on PostgreSQL; SQLite's single write lock).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
@@ -17,8 +18,10 @@ from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
     DEFAULT_MAX_REJECTIONS,
+    LAND_ENGINE,
     ON_ERROR,
     PLAN_FIELDS,
+    PRE_MERGE,
     PRE_PR,
     RESUMABLE_STATUSES,
     TERMINAL_PLAN_STATUSES,
@@ -42,6 +45,9 @@ from agentfleet.plans.model import (
 from agentfleet.store import events, steps
 from agentfleet.store.base import Store
 from agentfleet.store.dialect import Dialect, Tx, status_list, to_json
+from agentfleet.workspaces import train_plan
+from agentfleet.workspaces.train_plan import StepRow
+from agentfleet.workspaces.train_run import last_report
 
 # A step's write about its own plan holds only while its lease holds the step. FOR SHARE
 # (PostgreSQL) makes it wait for a takeover in flight and judge the row it leaves.
@@ -181,6 +187,8 @@ class PlanCoordinator:
             ids: dict[str, int] = {}
             for step in topological_order(spec.steps):
                 job = step.job
+                if job.engine in train_plan.TRAIN_ENGINES:
+                    job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
                 payload = dict(job.payload)
                 if job.engine == APPROVAL_ENGINE:
                     payload.setdefault("on_reject", step.on_reject)
@@ -301,38 +309,34 @@ class PlanCoordinator:
     def _advance(self, tx: Tx, plan_id: int) -> Decision | None:
         """Move a running plan on: promote ready steps, stop at gates, finish or fail."""
         tx.lock_plan(plan_id)
-        rows = tx.q("SELECT mode, max_parallel, status FROM plans WHERE id = :id", {"id": plan_id})
-        if not rows:
+        plan_row = tx.one(
+            "SELECT mode, max_parallel, status FROM plans WHERE id = :id", {"id": plan_id}
+        )
+        if plan_row is None:
             return None
-        if rows[0]["status"] in (PlanStatus.CANCELLED.value, PlanStatus.ABANDONED.value):
+        if plan_row["status"] in (PlanStatus.CANCELLED.value, PlanStatus.ABANDONED.value):
             # A step handed back after the plan ended stays dead.
-            steps.stop_unstarted(tx, plan_id, f"not run: the plan was {rows[0]['status']}")
+            steps.stop_unstarted(tx, plan_id, f"not run: the plan was {plan_row['status']}")
             return None
-        if rows[0]["status"] != PlanStatus.RUNNING.value:
+        if plan_row["status"] != PlanStatus.RUNNING.value:
             steps.hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
             return None
-        step_rows = tx.q(
-            "SELECT id, step, engine, status, error, payload FROM jobs "
-            "WHERE plan_id = :id ORDER BY id",
-            {"id": plan_id},
-        )
-        deps = tx.q("SELECT job_id, depends_on FROM plan_deps WHERE plan_id = :id", {"id": plan_id})
-        needs: dict[int, list[int]] = {}
-        for dep in deps:
-            needs.setdefault(dep["job_id"], []).append(dep["depends_on"])
+        rows = self._step_rows(tx, plan_id)
         states = [
             StepState(
-                job_id=s["id"],
-                name=s["step"],
-                engine=s["engine"],
-                status=JobStatus(s["status"]),
-                depends_on=tuple(needs.get(s["id"], ())),
-                error=s["error"],
-                message=(self.db.json_in(s["payload"]) or {}).get("message"),
+                job_id=r.job_id,
+                name=r.name,
+                engine=r.engine,
+                status=JobStatus(r.status),
+                depends_on=r.depends_on,
+                error=r.error,
+                message=r.payload.get("message"),
             )
-            for s in step_rows
+            for r in rows
         ]
-        decision = decide(PlanMode(rows[0]["mode"]), rows[0]["max_parallel"], states)
+        decision = self._with_train(
+            tx, plan_id, decide(PlanMode(plan_row["mode"]), plan_row["max_parallel"], states), rows
+        )
         guard = {"status": PlanStatus.RUNNING.value}
         if decision.pause_at is not None:
             if self._set_status(
@@ -354,11 +358,62 @@ class PlanCoordinator:
                 steps.stop_unstarted(tx, plan_id, "not run: the plan failed")
                 self._event(tx, plan_id, "plan_failed", decision.context or {})
         elif decision.complete:
-            if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard):
-                self._event(tx, plan_id, "plan_completed", {})
+            landed = _landed(rows)
+            if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard, **landed):
+                self._event(tx, plan_id, "plan_completed", landed)
         elif decision.promote:
+            for job_id, payload in train_plan.promotion_payloads(rows, decision.promote).items():
+                steps.prepare(tx, job_id, payload)
             steps.promote(tx, plan_id, decision.promote)
         return decision
+
+    def _step_rows(self, tx: Tx, plan_id: int) -> list[StepRow]:
+        found = tx.q(
+            "SELECT id, step, engine, status, error, payload, result, finished_at FROM jobs "
+            "WHERE plan_id = :id ORDER BY id",
+            {"id": plan_id},
+        )
+        deps = tx.q("SELECT job_id, depends_on FROM plan_deps WHERE plan_id = :id", {"id": plan_id})
+        needs: dict[int, list[int]] = {}
+        for dep in deps:
+            needs.setdefault(dep["job_id"], []).append(dep["depends_on"])
+        return [
+            StepRow(
+                job_id=r["id"],
+                name=r["step"],
+                engine=r["engine"],
+                status=r["status"],
+                payload=self.db.json_in(r["payload"]) or {},
+                result=self.db.json_in(r["result"]),
+                depends_on=tuple(needs.get(r["id"], ())),
+                finished_at=self.db.time_in(r["finished_at"]),
+                error=r["error"],
+            )
+            for r in found
+        ]
+
+    def _with_train(
+        self, tx: Tx, plan_id: int, decision: Decision, rows: Sequence[StepRow]
+    ) -> Decision:
+        """A decision with what the merge train adds to its context: the combined change at
+        a landing gate; at a stop, what the merge or landing that stopped it reported."""
+        if decision.context is None or not train_plan.has_train(rows):
+            return decision
+        context = dict(decision.context)
+        if decision.pause_at in (PRE_PR, PRE_MERGE):
+            context.update(train_plan.landing_context(rows, plan_id))
+        elif decision.pause_at == ON_ERROR or decision.fail:
+            row = next((r for r in rows if r.job_id == context.get("job_id")), None)
+            if row is not None and row.engine in train_plan.TRAIN_ENGINES:
+                stopped = train_plan.stop_context(row, self._last_report(tx, row.job_id))
+                context.update(stopped or {})
+        return dataclasses.replace(decision, context=context)
+
+    def _last_report(self, tx: Tx, job_id: int) -> dict[str, Any] | None:
+        row = tx.one(
+            "SELECT stdout FROM runs WHERE job_id = :id ORDER BY id DESC LIMIT 1", {"id": job_id}
+        )
+        return None if row is None else last_report(row["stdout"])
 
     def _check_fence(self, tx: Tx, plan_id: int, lease: Lease) -> None:
         """Why a step's write about its plan found nothing: its lease no longer holds."""
@@ -407,7 +462,7 @@ class PlanCoordinator:
                     f"{context.get('kind')}), which approving cannot pass: fix the cause, "
                     f"then resume it (agentfleet plan resume {plan_id})",
                 )
-            if plan.checkpoint == PRE_PR:
+            if plan.checkpoint == PRE_PR and context.get("kind") != "approval":
                 self._leave_checkpoint(tx, plan, PlanStatus.COMPLETED)
                 self._event(tx, plan_id, "approved", {"checkpoint": PRE_PR, "response": response})
                 self._event(tx, plan_id, "plan_completed", {})
@@ -474,6 +529,8 @@ class PlanCoordinator:
     def resume(self, plan_id: int) -> Plan:
         """One conditional write decides; of racing resumers exactly one wins."""
         with self.db.tx() as tx:
+            before = tx.one("SELECT checkpoint_context FROM plans WHERE id = :id", {"id": plan_id})
+            context = (self.db.json_in(before["checkpoint_context"]) if before else None) or {}
             won = tx.q(
                 f"""
                 UPDATE plans SET status = 'running', checkpoint = NULL, checkpoint_context = NULL,
@@ -489,9 +546,22 @@ class PlanCoordinator:
                     raise PlanNotFound(plan_id)
                 raise NotResumable(plan_id, current[0]["status"])
             requeued = steps.restart_ended(tx, plan_id)
-            self._event(tx, plan_id, "plan_resumed", {"requeued": requeued})
+            reworked = self._rework_after_train_stop(tx, plan_id, context)
+            self._event(tx, plan_id, "plan_resumed", {"requeued": requeued, **reworked})
             self._advance(tx, plan_id)
             return self._plan(tx, plan_id)
+
+    def _rework_after_train_stop(
+        self, tx: Tx, plan_id: int, context: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A plan resumed after a merge conflict or a failed test gate does that step
+        again, from the integration branch's newest head and told what clashed."""
+        redo = train_plan.rework(self._step_rows(tx, plan_id), context)
+        if redo is None:
+            return {}
+        target, payload = redo
+        steps.send_back(tx, target.job_id, payload)
+        return {"reworked": target.name}
 
     def cancel(self, plan_id: int, reason: str = "cancelled") -> bool:
         with self.db.tx() as tx:
@@ -587,6 +657,19 @@ class PlanCoordinator:
                     self._event(tx, plan_id, "repair", {"reason": reason})
                     repairs.append(Repair("plan_advanced", reason, plan_id=plan_id))
         return repairs
+
+
+def _landed(rows: Sequence[StepRow]) -> dict[str, Any]:
+    """The pull request a plan's landing step opened, for the plan's own `pr_url`. Only a
+    completion that won its fenced write leaves a result, so this is fenced as well."""
+    for row in rows:
+        if (
+            row.engine == LAND_ENGINE
+            and isinstance(row.result, Mapping)
+            and row.result.get("pr_url")
+        ):
+            return {"pr_url": str(row.result["pr_url"])}
+    return {}
 
 
 def _between(plan: Plan, target: str, gate: str) -> list[PlanStep]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentfleet.models import JobStatus
-from agentfleet.plans.model import APPROVAL_ENGINE, ON_ERROR, PRE_PR, PlanMode
+from agentfleet.plans.model import APPROVAL_ENGINE, LAND_ENGINE, ON_ERROR, PRE_PR, PlanMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,8 @@ def decide(mode: PlanMode, max_parallel: int, steps: Sequence[StepState]) -> Dec
             return Decision(pause_at=ON_ERROR, context=context)
         return Decision(fail=True, context=context)
     if all(s.status is JobStatus.SUCCEEDED for s in steps):
-        if mode is PlanMode.SUPERVISED:
+        landed = any(s.engine == LAND_ENGINE for s in steps)  # its own gate came before
+        if mode is PlanMode.SUPERVISED and not landed:
             return Decision(pause_at=PRE_PR, context={"kind": PRE_PR, "jobs": len(steps)})
         return Decision(complete=True)
     ready = [

@@ -65,6 +65,10 @@ PRE_PR = "pre_pr"
 PRE_MERGE = "pre_merge"
 
 APPROVAL_ENGINE = "approval"
+# The merge train's job kinds (see workspaces/train.py): a plan whose last step lands its
+# work ends when that step succeeds, with no pre_pr pause of its own after it.
+MERGE_ENGINE = "merge"
+LAND_ENGINE = "land"
 DEFAULT_STALE_WINDOW = 15 * 60.0
 DEFAULT_MAX_REJECTIONS = 3
 

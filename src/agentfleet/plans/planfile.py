@@ -41,8 +41,9 @@ from agentfleet.plans.model import (
     StepSpec,
     validate_dag,
 )
+from agentfleet.workspaces.train import plan_with_workspaces
 
-PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "jobs")
+PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "jobs", "merge", "pr")
 STEP_KEYS = ("name", "depends_on", "file", "prompt", "message", "on_reject", "max_rejections")
 
 
@@ -112,9 +113,10 @@ def parse_plan(
         validate_dag(steps)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{source}: {exc}") from None
-    return PlanSpec(
+    spec = PlanSpec(
         name=name, steps=tuple(steps), mode=mode, max_parallel=max_parallel, metadata=metadata
     )
+    return plan_with_workspaces(spec, data, source)
 
 
 def _depends_on(value: object, where: str) -> tuple[str, ...]:

@@ -62,6 +62,17 @@ def promote(tx: Tx, plan_id: int, job_ids: Sequence[int]) -> list[int]:
     return sorted(row["id"] for row in rows)
 
 
+def prepare(tx: Tx, job_id: int, payload: Mapping[str, Any]) -> bool:
+    """A step about to be queued gets what it learned from the steps before it (e.g. the
+    commit to merge); only while it still waits, so a queued or running step keeps its own."""
+    rows = tx.q(
+        f"UPDATE jobs SET payload = {{json:payload}}, {_TOUCH} "
+        f"WHERE id = :id AND {rules.PROMOTE.guard()} RETURNING id",
+        {"id": job_id, "payload": to_json(dict(payload))},
+    )
+    return bool(rows)
+
+
 def hold_queued(tx: Tx, plan_id: int) -> list[int]:
     """A plan that stops starting work holds its queued steps back."""
     rows = tx.q(
