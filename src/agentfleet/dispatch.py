@@ -32,6 +32,7 @@ from agentfleet.output import OUTPUT_LIMIT
 from agentfleet.runner import ProcessRun
 from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
 from agentfleet.workspaces.execution import WorkspaceRun
+from agentfleet.workspaces.remote import CLONES_ENV, clones_root
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.train_run import TRAIN_ENGINES, TrainRun
 from agentfleet.workspaces.worktree import WorkspaceSpec
@@ -60,6 +61,7 @@ class RunContext:
     engines: EngineConfig = field(default_factory=EngineConfig)
     tasks: TaskRegistry = REGISTRY
     output_limit: int = OUTPUT_LIMIT
+    clones: Path | None = None  # where jobs with a remote get clones (None: AGENTFLEET_CLONES)
 
 
 def runnable_engines(engines: EngineConfig) -> list[str]:
@@ -209,7 +211,7 @@ def build_execution(
         return _python(job, ctx, on_exit)
     if job.engine in TRAIN_ENGINES:
         return _train(job, lease, ctx, on_exit)
-    spec = WorkspaceSpec.of(job.payload)
+    spec = WorkspaceSpec.of(job.payload, ctx.clones)
     if spec is not None:
         return _in_worktree(spec, job, lease, ctx, on_exit, inputs)
     if job.engine == "shell":
@@ -218,12 +220,17 @@ def build_execution(
 
 
 def _train(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> TrainRun:
-    repo = job.payload.get("repo")
-    if not isinstance(repo, str) or not Path(repo).is_dir():
-        raise InvalidArgument(f"the plan's repository {repo!r} is not on this worker")
     env = {**inherited_env(job.payload), **job_env(lease, ctx)}
+    repo = job.payload.get("repo")
+    if job.payload.get("remote"):  # it works in this worker's clone of the remote
+        clones = clones_root(ctx.clones)
+        clones.mkdir(parents=True, exist_ok=True)
+        env[CLONES_ENV] = str(clones)
+        repo = str(clones)
+    elif not isinstance(repo, str) or not Path(repo).is_dir():
+        raise InvalidArgument(f"the plan's repository {repo!r} is not on this worker")
     return TrainRun(
-        job.engine, job.payload, cwd=repo, env=env, limit=ctx.output_limit, on_exit=on_exit
+        job.engine, job.payload, cwd=str(repo), env=env, limit=ctx.output_limit, on_exit=on_exit
     )
 
 

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 _COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
-_WORKSPACE = ("workspace", "base", "worktree_setup")
+_WORKSPACE = ("workspace", "base", "worktree_setup", "remote")
 _AGENT = ("cwd", "yolo", "model", "env", "db_access", *_WORKSPACE)
 _SHELL = ("cwd", "env", "cmd", "db_access", *_WORKSPACE)
 _PYTHON = ("func", "args", "kwargs")
@@ -350,13 +350,14 @@ def _workspace(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
             check.bad("worktree_setup", str(exc).removeprefix("worktree_setup"))
             setup = None
     worktree = kind == "worktree"
-    for key in ("base", "worktree_setup"):
+    for key in ("base", "worktree_setup", "remote"):
         if data.get(key) is not None and not worktree:
             check.bad(key, "applies only to 'workspace: worktree' jobs")
     return {
         "workspace": kind if worktree else None,
         "base": check.text(data, "base"),
         "worktree_setup": setup if worktree else None,
+        "remote": check.text(data, "remote"),
     }
 
 

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -143,6 +144,7 @@ class Worker:
         reap_every: float = 5.0,
         output_every: float = 1.0,
         output_limit: int = OUTPUT_LIMIT,
+        clones: str | os.PathLike[str] | None = None,
     ) -> None:
         self.fleet = fleet
         self.name = validate.name(name or default_worker_name(), "worker name")
@@ -168,6 +170,7 @@ class Worker:
             engines=engines or EngineConfig(),
             tasks=fleet.tasks,
             output_limit=output_limit,
+            clones=None if clones is None else Path(clones),
         )
         # Only engines this worker can run are ever claimed: never `approval` (plan gates
         # are resolved by people), never a custom engine another worker's config defines.

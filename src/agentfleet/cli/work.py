@@ -91,6 +91,16 @@ def worker(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="Log only warnings and errors. e.g. --quiet")
     ] = False,
+    clones: Annotated[
+        str | None,
+        typer.Option(
+            "--clones",
+            envvar="AGENTFLEET_CLONES",
+            help="Folder for this worker's clones of remotes (jobs with remote:); default "
+            "~/.cache/agentfleet/clones. e.g. --clones /srv/agentfleet/clones",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run jobs: claim, run (each in its own process group), heartbeat, finish.
 
@@ -130,6 +140,7 @@ def worker(
                 kill_grace=kill_s,
                 engines=config,
                 burst=burst,
+                clones=clones,
             )
             logging.basicConfig(
                 stream=sys.stderr,

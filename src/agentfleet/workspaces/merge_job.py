@@ -9,6 +9,11 @@ moves, it moves by compare-and-swap, so a process killed at any point leaves eac
 old commit or its new one; and a merge run again after its step is already in the
 integration branch finds that and does nothing twice.
 
+With a remote (`remote` and `remote_url` in the payload) it works in this machine's clone
+of the remote (see `remote`): it fetches the step's commit and the integration branch, and
+moves branches on the remote by `git push --force-with-lease`, the remote's own
+compare-and-swap; a lease someone else broke meanwhile is a branch that moved (retried).
+
 Exit codes: 0 done; 3 merge conflict; 4 the test gate failed; 5 a branch moved underneath
 (retried); 6 the user's checkout is in the way; 2 bad input.
 """
@@ -24,7 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agentfleet.workspaces.git import ZERO, Git, GitError
+from agentfleet.workspaces.git import Git, GitError
+from agentfleet.workspaces.refs import LocalRefs, Refs, RemoteRefs
+from agentfleet.workspaces.remote import Clone, Remote, base_ref, clones_root
 from agentfleet.workspaces.setup import SetupFailed, WorktreeSetup
 
 RESULT_MARK = "AGENTFLEET_RESULT "
@@ -70,11 +77,20 @@ def _stat(git: Git, base: str, head: str) -> dict[str, Any]:
 
 
 class Train:
-    """One plan's integration branch in one repository."""
+    """One plan's integration branch in one repository (or on one remote)."""
 
     def __init__(self, payload: Mapping[str, Any], env: Mapping[str, str]) -> None:
         self.payload = payload
-        self.repo = Git(str(payload["repo"]))
+        self.clone: Clone | None = None
+        self.refs: Refs
+        if payload.get("remote"):
+            remote = Remote(str(payload["remote"]), str(payload["remote_url"]))
+            self.clone = Clone.open(remote, clones_root(env.get("AGENTFLEET_CLONES")))
+            self.repo = self.clone.git
+            self.refs = RemoteRefs(self.clone)
+        else:
+            self.repo = Git(str(payload["repo"]))
+            self.refs = LocalRefs(self.repo)
         self.plan = env["AGENTFLEET_PLAN_ID"]
         self.job = env["AGENTFLEET_JOB_ID"]
         self.epoch = env["AGENTFLEET_LEASE_EPOCH"]
@@ -84,11 +100,12 @@ class Train:
 
     def head(self) -> str:
         """The integration branch's commit, made at the plan's base the first time."""
-        current = self.repo.ref_value(self.ref)
+        self.refs.bring(self.base, base_ref(self.base))
+        current = self.refs.value(self.ref)
         if current is not None:
             return current
-        self.repo.update_ref(self.ref, self.base, ZERO, "agentfleet: the plan's integration")
-        made = self.repo.ref_value(self.ref)
+        self.refs.swap(self.ref, self.base, None, "agentfleet: the plan's integration")
+        made = self.refs.value(self.ref)
         assert made is not None
         return made
 
@@ -134,7 +151,7 @@ class Train:
     def setup(self, where: Path) -> None:
         commands = list(self.payload.get("setup") or [])
         try:
-            WorktreeSetup(run=tuple(commands)).apply(Path(self.payload["repo"]), where, os.environ)
+            WorktreeSetup(run=tuple(commands)).apply(self.repo.cwd, where, os.environ)
         except SetupFailed as exc:
             step = str(self.payload.get("step") or "land")
             raise Stop(
@@ -144,9 +161,12 @@ class Train:
     def merge(self) -> dict[str, Any]:
         """Merge one step's commit into the integration branch, behind the test gate."""
         step, commit = str(self.payload["step"]), str(self.payload["head_commit"])
+        hints = [str(self.payload["head_ref"])] if self.payload.get("head_ref") else []
+        self.refs.bring(commit, *hints, base_ref(commit))
         old = self.head()
+        found = {} if self.refs.local else {"integration_ref": self.ref}
         if self.repo.is_ancestor(commit, old):  # merged by an earlier attempt of this job
-            return {"integration_head": old, "step": step, "already": True,
+            return {"integration_head": old, "step": step, "already": True, **found,
                     **_stat(self.repo, self.base, old)}  # fmt: skip
         where = self.worktree("merge", old)
         try:
@@ -155,9 +175,10 @@ class Train:
             self.setup(where)
             self.test(where, step)
             new = git.commit_of("HEAD")
-            if not self.repo.update_ref(self.ref, new, old, f"agentfleet: merge {step}"):
+            if not self.refs.swap(self.ref, new, old, f"agentfleet: merge {step}"):
                 raise Stop(MOVED, f"{self.branch} moved during the merge; trying again")
-            return {"integration_head": new, "step": step, **_stat(self.repo, self.base, new)}
+            return {"integration_head": new, "step": step, **found,
+                    **_stat(self.repo, self.base, new)}  # fmt: skip
         finally:
             self.drop(where)
 
@@ -203,25 +224,39 @@ class Train:
         pr = self.payload.get("pr")
         if pr:
             remote = str(pr.get("remote") or "origin")
-            self.repo.run("push", "--quiet", remote, f"{self.ref}:{self.ref}")
-            base = str(pr.get("base") or self.payload["into"])
-            out = subprocess.run(
-                ["gh", "pr", "create", "--head", self.branch, "--base", base,
-                 "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
-                cwd=self.repo.cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            )  # fmt: skip
-            if out.returncode != 0:
-                raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
-            urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
-            if not urls:
-                raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
-            return {"pr_url": urls[-1], "integration_head": head, **stat}
+            if self.clone is None:
+                self.repo.run("push", "--quiet", remote, f"{self.ref}:{self.ref}")
+                return {"pr_url": self._open_pr(pr, self.repo.cwd), "integration_head": head,
+                        **stat}  # fmt: skip
+            if remote != self.clone.remote.name:  # the integration branch is on the other
+                self.clone.configure(Remote(remote, str(pr["remote_url"])))
+                self.repo.run("push", "--quiet", remote, f"{head}:{self.ref}")
+            where = self.worktree("pr", head)  # gh reads the remotes of a checkout
+            try:
+                url = self._open_pr(pr, where)
+            finally:
+                self.drop(where)
+            return {"pr_url": url, "integration_head": head, **stat}
         return {**self._move_into(head), **stat}
+
+    def _open_pr(self, pr: Mapping[str, Any], where: Path) -> str:
+        base = str(pr.get("base") or self.payload["into"])
+        out = subprocess.run(
+            ["gh", "pr", "create", "--head", self.branch, "--base", base,
+             "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
+            cwd=where, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
+        urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
+        if not urls:
+            raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
+        return urls[-1]
 
     def _move_into(self, head: str) -> dict[str, Any]:
         into = str(self.payload["into"])
         ref = f"refs/heads/{into}"
-        old = self.repo.ref_value(ref)
+        old = self.refs.value(ref)
         if old is not None and not self.repo.is_ancestor(old, head):
             # `into` moved meanwhile: merge it in (a true merge, so `into` moves on by a
             # fast-forward that keeps its history) and test again before landing
@@ -231,12 +266,14 @@ class Train:
                 self.setup(where)
                 self.test(where, into)
                 new = Git(where).commit_of("HEAD")
-                if not self.repo.update_ref(self.ref, new, head, f"agentfleet: merge {into}"):
+                if not self.refs.swap(self.ref, new, head, f"agentfleet: merge {into}"):
                     raise Stop(MOVED, f"{self.branch} moved while landing; trying again")
                 head = new
             finally:
                 self.drop(where)
-        checked_out = self.repo.run("symbolic-ref", "--quiet", "HEAD", check=False).strip()
+        checked_out = ""
+        if self.refs.local:  # only the user's own checkout can have `into` checked out
+            checked_out = self.repo.run("symbolic-ref", "--quiet", "HEAD", check=False).strip()
         if checked_out == ref:
             if self.repo.dirty():
                 raise Stop(
@@ -248,7 +285,7 @@ class Train:
                     job="land",
                 )
             self.repo.run("merge", "--ff-only", "--quiet", head)  # moves the branch and files
-        elif not self.repo.update_ref(ref, head, old or ZERO, "agentfleet: land the plan"):
+        elif not self.refs.swap(ref, head, old, "agentfleet: land the plan"):
             raise Stop(MOVED, f"{into} moved while landing; trying again")
         return {"into": into, "landed": head, "integration_head": head}
 
@@ -264,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError) as exc:
         print(f"bad merge job input: {exc}", file=sys.stderr)
         return BAD_INPUT
+    except (GitError, OSError) as exc:  # the clone of the remote could not be made
+        print(str(exc), file=sys.stderr)
+        return 1
     try:
         result = train.merge() if args == ["merge"] else train.land()
     except Stop as stop:
