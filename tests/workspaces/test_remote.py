@@ -148,9 +148,7 @@ def test_a_broken_lease_on_the_integration_branch_is_retried_and_lands_right(
     assert status is PlanStatus.COMPLETED, {n: (j.status, j.error) for n, j in jobs.items()}
     assert {"intruder.txt", "a.txt", "b.txt"} <= set(_files(bare, "main"))
     assert git(bare, "merge-base", "--is-ancestor", intruder, "main") == ""
-    retried = [
-        store.fleet.runs(jobs[n].id) for n in ("merge:a", "merge:b") if jobs[n].attempts > 1
-    ]
+    retried = [store.fleet.runs(jobs[n].id) for n in ("merge:a", "merge:b") if jobs[n].attempts > 1]
     assert len(retried) == 1, "exactly the merge whose lease broke ran again"
     first = retried[0][0]
     assert first.error is not None and "moved during the merge" in first.error
@@ -161,7 +159,9 @@ def test_landing_brings_in_a_main_that_moved_on_the_remote_and_tests_again(
 ) -> None:
     bare, clone = _remote_and_clone(tmp_path)
     before = _untouched(clone)
-    spec = _plan(tmp_path, _step("a", "echo a > a.txt"), mode="supervised", test="test -f README.md")
+    spec = _plan(
+        tmp_path, _step("a", "echo a > a.txt"), mode="supervised", test="test -f README.md"
+    )
     plan = store.fleet.submit_plan(spec)
     _two_machines(store, tmp_path, plan.id)
     assert store.fleet.get_plan(plan.id).checkpoint == "pre_merge"

@@ -40,9 +40,7 @@ class WorkspaceSpec:
     clones: Path | None = None  # this worker's clones folder (None: the default one)
 
     @classmethod
-    def of(
-        cls, payload: Mapping[str, Any], clones: Path | None = None
-    ) -> WorkspaceSpec | None:
+    def of(cls, payload: Mapping[str, Any], clones: Path | None = None) -> WorkspaceSpec | None:
         """The workspace a job asks for, or None for `workspace: none`; `clones` is where
         this worker keeps its clones of remotes."""
         if payload.get("workspace") != WORKTREE:
