@@ -76,15 +76,19 @@ def _by_name(store: StoreEnv, plan_id: int) -> dict[str, Any]:
 
 
 def _two_machines(store: StoreEnv, tmp_path: Path, plan_id: int) -> PlanStatus:
-    """Machine 1 runs the steps (queue machine-1), machine 2 the merges and the landing
-    (queue default), taking turns until the plan is over."""
+    """Machine 1 runs the steps (queue machine-1, two at once in one clone), machine 2 the
+    merges and the landing (queue default), taking turns until the plan is over or stops."""
     for _ in range(6):
         status = store.fleet.get_plan(plan_id).status
-        if status in TERMINAL:
+        if status in TERMINAL or status is PlanStatus.PAUSED:
             return status
         for n, queue in ((1, "machine-1"), (2, "default")):
             run_burst(
-                store.fleet, name=f"machine-{n}", queues=[queue], clones=tmp_path / f"machine-{n}"
+                store.fleet,
+                name=f"machine-{n}",
+                queues=[queue],
+                concurrency=3 - n,
+                clones=tmp_path / f"machine-{n}",
             )
     return store.fleet.get_plan(plan_id).status
 
@@ -163,7 +167,7 @@ def test_landing_brings_in_a_main_that_moved_on_the_remote_and_tests_again(
         tmp_path, _step("a", "echo a > a.txt"), mode="supervised", test="test -f README.md"
     )
     plan = store.fleet.submit_plan(spec)
-    _two_machines(store, tmp_path, plan.id)
+    assert _two_machines(store, tmp_path, plan.id) is PlanStatus.PAUSED
     assert store.fleet.get_plan(plan.id).checkpoint == "pre_merge"
     other = tmp_path / "b"  # someone lands a fix on the remote's main meanwhile
     git(tmp_path, "clone", "--quiet", str(bare), str(other))
@@ -177,6 +181,37 @@ def test_landing_brings_in_a_main_that_moved_on_the_remote_and_tests_again(
     assert git(bare, "merge-base", "--is-ancestor", hotfix, "main") == ""  # kept the fix
     assert {"a.txt", "hotfix.txt"} <= set(_files(bare, "main"))
     assert _untouched(clone) == before
+
+
+def test_a_conflict_is_reworked_on_machine_1_from_what_machine_2_merged(
+    store: StoreEnv, tmp_path: Path
+) -> None:
+    bare, clone = _remote_and_clone(tmp_path)
+    git(clone, "rm", "--quiet", "README.md")
+    (clone / "shared.txt").write_text("base\n")
+    git(clone, "add", "shared.txt")
+    git(clone, "commit", "--quiet", "-m", "shared")
+    git(clone, "push", "--quiet", "origin", "main")
+    steps = _step("a", "echo from-a > shared.txt") + _step("b", "echo from-b > shared.txt")
+    plan = store.fleet.submit_plan(_plan(tmp_path, steps, mode="supervised"))
+    assert _two_machines(store, tmp_path, plan.id) is PlanStatus.PAUSED
+    context = store.fleet.get_plan(plan.id).checkpoint_context or {}
+    assert context["kind"] == "merge_conflict" and context["files"] == ["shared.txt"]
+    loser = context["job"]
+    held = git(bare, "rev-parse", integration_branch(plan.id))
+    store.fleet.resume(plan.id)
+    assert _two_machines(store, tmp_path, plan.id) is PlanStatus.PAUSED
+    jobs = _by_name(store, plan.id)
+    assert store.fleet.get_plan(plan.id).checkpoint == "pre_merge"
+    assert jobs[loser].result["base_commit"] == held  # machine 1 fetched machine 2's merge
+    assert [r.worker for r in store.fleet.runs(jobs[loser].id)] == ["machine-1"] * 2
+    store.fleet.approve(plan.id, checkpoint="pre_merge")
+    assert _two_machines(store, tmp_path, plan.id) is PlanStatus.COMPLETED
+    assert git(bare, "show", "main:shared.txt") == f"from-{loser}"
+    assert (
+        git(bare, "rev-parse", f"agentfleet/job-{jobs[loser].id}")
+        == jobs[loser].result["head_commit"]
+    )  # the branch moved to the rework's commit
 
 
 def test_a_stale_attempts_commit_never_reaches_the_remotes_job_branch(tmp_path: Path) -> None:
