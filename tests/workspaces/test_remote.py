@@ -14,8 +14,17 @@ from agentfleet import InvalidArgument, JobStatus, PlanStatus
 from agentfleet.retry import RetryPolicy
 from agentfleet.runner import ProcessRun
 from agentfleet.workspaces.execution import WorkspaceRun
+from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.merge_job import integration_branch
-from agentfleet.workspaces.remote import CLONES_ENV, base_ref, clones_root, located, slug
+from agentfleet.workspaces.remote import (
+    CLONES_ENV,
+    Clone,
+    Remote,
+    base_ref,
+    clones_root,
+    located,
+    slug,
+)
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WorkspaceSpec, attempt_ref, locate
 from tests.conftest import StoreEnv
@@ -341,3 +350,25 @@ def test_the_clones_folder_defaults_to_the_users_cache(
     assert clones_root(tmp_path / "given") == tmp_path / "given"
     assert slug("git@example.test:acme/shop.git") != slug("https://example.test/acme/shop.git")
     assert slug("git@example.test:acme/shop.git").startswith("git-example.test-acme-shop.git-")
+
+
+def test_a_remote_that_refuses_fetches_by_commit_is_fetched_by_the_refs_that_hold_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare, clone = _remote_and_clone(tmp_path)
+    (clone / "new.txt").write_text("new\n")
+    git(clone, "add", "new.txt")
+    git(clone, "commit", "--quiet", "-m", "new")
+    commit = head(clone)
+    git(clone, "commit", "--quiet", "--allow-empty", "-m", "on top")
+    git(clone, "push", "--quiet", "origin", "HEAD:refs/agentfleet/somewhere")
+    # the old wire protocol: a server then hands out only the tips of refs, not what lies
+    # below them
+    for key, value in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.version",
+                       "GIT_CONFIG_VALUE_0": "0"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    mine = Clone.open(Remote("origin", str(bare)), tmp_path / "machine-1")
+    with pytest.raises(GitError, match=f"commit {commit} is not on remote origin"):
+        mine.bring(commit)
+    mine.bring(commit, "refs/agentfleet/nowhere", "refs/agentfleet/somewhere")
+    assert mine.has(commit)
