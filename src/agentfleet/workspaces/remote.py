@@ -26,6 +26,9 @@ from agentfleet.workspaces.git import Git, GitError
 
 CLONES_ENV = "AGENTFLEET_CLONES"
 BASES = "refs/agentfleet/bases/"
+# A fetch or push that hangs (a stalled network) fails after this instead: the job's branch
+# is pushed from the worker's loop, which must get back to heartbeating its other jobs.
+NETWORK_TIMEOUT = 120.0
 
 
 def base_ref(commit: str) -> str:
@@ -87,7 +90,10 @@ def located(repo: str | Path, name: str, commit: str) -> dict[str, str]:
     base commit is on the remote (pushing it again is a no-op)."""
     url = url_of(repo, name)
     try:
-        Git(repo).run("push", "--quiet", "--no-verify", name, f"{commit}:{base_ref(commit)}")
+        Git(repo).run(
+            "push", "--quiet", "--no-verify", name, f"{commit}:{base_ref(commit)}",
+            timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
     except GitError as exc:
         raise InvalidArgument(
             f"cannot push the base commit {commit[:12]} to remote {name!r} ({url}): {exc}"
@@ -155,7 +161,7 @@ class Clone:
             try:
                 self.git.run(
                     "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-                    self.remote.name, what,
+                    self.remote.name, what, timeout=NETWORK_TIMEOUT,
                 )  # fmt: skip
             except GitError as exc:
                 said = str(exc)
@@ -170,7 +176,8 @@ class Clone:
 
     def read(self, ref: str) -> str | None:
         """The commit `ref` names on the remote now, or None when it has no such ref."""
-        for line in self.git.run("ls-remote", self.remote.name, ref).splitlines():
+        listed = self.git.run("ls-remote", self.remote.name, ref, timeout=NETWORK_TIMEOUT)
+        for line in listed.splitlines():
             commit, _, name = line.partition("\t")
             if name == ref:
                 return commit
@@ -187,7 +194,10 @@ class Clone:
 
     def push(self, commit: str, ref: str) -> None:
         """Create `ref` on the remote at `commit` (or fast-forward it there)."""
-        self.git.run("push", "--quiet", "--no-verify", self.remote.name, f"{commit}:{ref}")
+        self.git.run(
+            "push", "--quiet", "--no-verify", self.remote.name, f"{commit}:{ref}",
+            timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
 
     def swap(self, ref: str, new: str, old: str | None) -> bool:
         """Move `ref` on the remote to `new` only if it is at `old` (None: only if it does
@@ -195,7 +205,10 @@ class Clone:
         moved; GitError when the push failed for another reason."""
         lease = f"--force-with-lease={ref}:{old or ''}"
         try:
-            self.git.run("push", "--quiet", "--no-verify", lease, self.remote.name, f"{new}:{ref}")
+            self.git.run(
+                "push", "--quiet", "--no-verify", lease, self.remote.name, f"{new}:{ref}",
+                timeout=NETWORK_TIMEOUT,
+            )  # fmt: skip
         except GitError:
             if self.read(ref) != old:
                 return False  # someone moved it meanwhile
