@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentfleet import InvalidArgument, JobStatus, PlanStatus
-from agentfleet.retry import RetryPolicy
+from agentfleet import InvalidArgument, JobStatus, LeaseLost, PlanStatus
+from agentfleet.dispatch import RunContext, build_execution
 from agentfleet.runner import ProcessRun
 from agentfleet.workspaces.execution import WorkspaceRun
 from agentfleet.workspaces.git import GitError
@@ -140,7 +140,6 @@ def test_a_broken_lease_on_the_integration_branch_is_retried_and_lands_right(
     store: StoreEnv, tmp_path: Path
 ) -> None:
     bare, _clone = _remote_and_clone(tmp_path)
-    store.fleet.retry_policy = RetryPolicy(base=0.0)
     # someone else, with a clone of their own, will move the integration branch on the
     # remote while the first merge runs its test gate
     other = tmp_path / "b"
@@ -261,6 +260,38 @@ def test_a_stale_attempts_commit_never_reaches_the_remotes_job_branch(tmp_path: 
     )
     assert done.returncode == 1  # the stale attempt's commit is not on the branch
     assert "agentfleet" not in git(clone, "branch", "--list")
+
+
+def test_after_a_takeover_only_the_new_attempts_commit_is_on_the_job_branch(
+    store: StoreEnv, tmp_path: Path
+) -> None:
+    bare, clone = _remote_and_clone(tmp_path)
+    body = {"cmd": 'echo "$AGENTFLEET_LEASE_EPOCH" > epoch.txt', "cwd": str(clone),
+            "workspace": "worktree", "remote": "origin"}  # fmt: skip
+    job_id = store.fleet.enqueue("shell", body).id
+    [lease] = store.fleet.claim_next(worker="machine-1", ttl=store.short_ttl)
+    ctx = RunContext(db_url=store.url, worker="machine-1", clones=tmp_path / "machine-1")
+    stale = build_execution(store.fleet.get_job(job_id), lease, ctx, lambda: None)
+    stale.start()
+    wait_until(stale.done, "machine 1's attempt")
+    stale_result = stale.outcome().result
+    assert git(bare, "show", f"{attempt_ref(job_id, lease.epoch)}:epoch.txt") == str(lease.epoch)
+    # machine 1 goes quiet before writing its completion; machine 2 takes the job over
+    store.expire_lease(job_id)
+    store.fleet.reap_expired()
+    run_burst(store.fleet, name="machine-2", clones=tmp_path / "machine-2")
+    with pytest.raises(LeaseLost):
+        store.fleet.complete(lease, stale_result)
+    stale.settled(False)
+    job = store.fleet.get_job(job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.lease_epoch != lease.epoch
+    branch = f"agentfleet/job-{job_id}"
+    assert git(bare, "rev-parse", branch) == job.result["head_commit"]
+    assert git(bare, "show", f"{branch}:epoch.txt") == str(job.lease_epoch)
+    done = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", stale_result["head_commit"], branch], cwd=bare
+    )
+    assert done.returncode == 1  # machine 1's commit is kept on its attempt ref only
 
 
 def test_a_single_job_with_a_remote_works_in_a_clone_from_the_clones_folder(
