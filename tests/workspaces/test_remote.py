@@ -24,6 +24,7 @@ from agentfleet.workspaces.remote import (
     clones_root,
     located,
     slug,
+    url_of,
 )
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WorkspaceSpec, attempt_ref, locate
@@ -403,3 +404,11 @@ def test_a_remote_that_refuses_fetches_by_commit_is_fetched_by_the_refs_that_hol
         mine.bring(commit)
     mine.bring(commit, "refs/agentfleet/nowhere", "refs/agentfleet/somewhere")
     assert mine.has(commit)
+
+
+def test_a_remote_given_as_a_relative_path_is_recorded_absolute(tmp_path: Path) -> None:
+    bare, clone = _remote_and_clone(tmp_path)
+    git(clone, "remote", "add", "near", "../remote.git")
+    assert url_of(clone, "near") == str(bare)
+    git(clone, "remote", "add", "far", "git@example.test:acme/shop.git")
+    assert url_of(clone, "far") == "git@example.test:acme/shop.git"  # not a path: as it is
