@@ -29,7 +29,7 @@ from agentfleet.workspaces.remote import (
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WorkspaceSpec, attempt_ref, locate
 from tests.conftest import StoreEnv
-from tests.worker.helpers import run_burst, wait_until
+from tests.worker.helpers import cli, run_burst, wait_until
 from tests.workspaces.repos import git, head, make_repo
 from tests.workspaces.test_merge_train import _fake_gh
 
@@ -412,3 +412,19 @@ def test_a_remote_given_as_a_relative_path_is_recorded_absolute(tmp_path: Path) 
     assert url_of(clone, "near") == str(bare)
     git(clone, "remote", "add", "far", "git@example.test:acme/shop.git")
     assert url_of(clone, "far") == "git@example.test:acme/shop.git"  # not a path: as it is
+
+
+def test_agentfleet_worker_takes_its_clones_folder_from_the_command_line(
+    store: StoreEnv, tmp_path: Path
+) -> None:
+    bare, clone = _remote_and_clone(tmp_path)
+    body = {"cmd": "echo cli > cli.txt", "cwd": str(clone), "workspace": "worktree",
+            "remote": "origin"}  # fmt: skip
+    job_id = store.fleet.enqueue("shell", body).id
+    clones = tmp_path / "from-the-command-line"
+    done = cli("--db", store.url, "worker", "--burst", "--quiet", "--clones", str(clones))
+    assert done.returncode == 0, done.stderr
+    job = store.fleet.get_job(job_id)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert (clones / slug(str(bare)) / "HEAD").is_file()
+    assert git(bare, "show", f"agentfleet/job-{job_id}:cli.txt") == "cli"
