@@ -72,15 +72,22 @@ def _stat(git: Git, base: str, head: str) -> dict[str, Any]:
 class Train:
     """One plan's integration branch in one repository."""
 
-    def __init__(self, payload: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        branch: str | None = None,
+        again: str | None = None,
+    ) -> None:
         self.payload = payload
         self.repo = Git(str(payload["repo"]))
         self.plan = env["AGENTFLEET_PLAN_ID"]
-        self.job = env["AGENTFLEET_JOB_ID"]
-        self.epoch = env["AGENTFLEET_LEASE_EPOCH"]
         self.base = str(payload["base_commit"])
-        self.branch = integration_branch(self.plan)
+        self.branch = branch or integration_branch(self.plan)
         self.ref = f"refs/heads/{self.branch}"
+        # What a person does once they have cleared the way.
+        self.again = again or f"resume the plan (agentfleet plan resume {self.plan})"
 
     def head(self) -> str:
         """The integration branch's commit, made at the plan's base the first time."""
@@ -152,6 +159,11 @@ class Train:
         try:
             git = Git(where)
             self._apply(git, step, commit, old)
+            if git.tree_of("HEAD") == git.tree_of(old):
+                # Nothing new: a squash (or rebase) of this step is already in, from an
+                # earlier attempt that moved the branch but did not live to report it.
+                return {"integration_head": old, "step": step, "already": True,
+                        **_stat(self.repo, self.base, old)}  # fmt: skip
             self.setup(where)
             self.test(where, step)
             new = git.commit_of("HEAD")
@@ -202,20 +214,9 @@ class Train:
         stat = _stat(self.repo, self.base, head)
         pr = self.payload.get("pr")
         if pr:
-            remote = str(pr.get("remote") or "origin")
-            self.repo.run("push", "--quiet", remote, f"{self.ref}:{self.ref}")
             base = str(pr.get("base") or self.payload["into"])
-            out = subprocess.run(
-                ["gh", "pr", "create", "--head", self.branch, "--base", base,
-                 "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
-                cwd=self.repo.cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            )  # fmt: skip
-            if out.returncode != 0:
-                raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
-            urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
-            if not urls:
-                raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
-            return {"pr_url": urls[-1], "integration_head": head, **stat}
+            url = open_pr(self.repo, self.branch, pr, base)
+            return {"pr_url": url, "integration_head": head, **stat}
         return {**self._move_into(head), **stat}
 
     def _move_into(self, head: str) -> dict[str, Any]:
@@ -242,8 +243,7 @@ class Train:
                 raise Stop(
                     IN_THE_WAY,
                     f"{into} is checked out in {self.repo.cwd} with uncommitted changes: "
-                    f"commit or stash them, then resume the plan "
-                    f"(agentfleet plan resume {self.plan})",
+                    f"commit or stash them, then {self.again}",
                     kind="checkout_dirty",
                     job="land",
                 )
@@ -251,6 +251,25 @@ class Train:
         elif not self.repo.update_ref(ref, head, old or ZERO, "agentfleet: land the plan"):
             raise Stop(MOVED, f"{into} moved while landing; trying again")
         return {"into": into, "landed": head, "integration_head": head}
+
+
+def open_pr(repo: Git, branch: str, pr: Mapping[str, Any], base: str) -> str:
+    """Push `branch` to `pr.remote` (default origin) and open its pull request with `gh`;
+    the URL gh printed."""
+    remote = str(pr.get("remote") or "origin")
+    ref = f"refs/heads/{branch}"
+    repo.run("push", "--quiet", remote, f"{ref}:{ref}")
+    out = subprocess.run(
+        ["gh", "pr", "create", "--head", branch, "--base", base,
+         "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
+        cwd=repo.cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
+    urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
+    if not urls:
+        raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
+    return urls[-1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from agentfleet import validate
 from agentfleet.errors import InvalidArgument
+from agentfleet.workspaces import touch
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WORKTREE, locate
 
@@ -23,13 +24,15 @@ def with_workspace(payload: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in WORKSPACES:
         raise InvalidArgument(f"workspace must be one of {', '.join(WORKSPACES)}, not {kind!r}")
     if kind != WORKTREE:
-        for key in ("base", "worktree_setup", "branch_prefix"):
+        for key in ("base", "worktree_setup", "branch_prefix", "touch"):
             if key in out:
                 raise InvalidArgument(f"{key!r} applies only to workspace: worktree jobs")
         return out
     setup = WorktreeSetup.of(out.get("worktree_setup"))
     if setup.as_payload() is not None:
         out["worktree_setup"] = setup.as_payload()
+    if out.get("touch") is not None:
+        out["touch"] = list(touch.parse(out["touch"]))
     base = out.get("base")
     if base is not None:
         validate.name(base, "base")

@@ -30,6 +30,7 @@ class WorkspaceSpec:
     subdir: str  # where the job runs, relative to the top level
     base_commit: str
     branch_prefix: str = DEFAULT_BRANCH_PREFIX
+    touch: tuple[str, ...] = ()  # the globs the job may change (none: anything)
 
     @classmethod
     def of(cls, payload: Mapping[str, Any]) -> WorkspaceSpec | None:
@@ -43,7 +44,8 @@ class WorkspaceSpec:
             )
         subdir = payload.get("subdir") or ""
         prefix = payload.get("branch_prefix") or DEFAULT_BRANCH_PREFIX
-        return cls(Path(repo), str(subdir), base, str(prefix))
+        globs = tuple(str(g) for g in payload.get("touch") or ())
+        return cls(Path(repo), str(subdir), base, str(prefix), globs)
 
     def branch(self, job_id: int) -> str:
         return f"{self.branch_prefix}job-{job_id}"
