@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from agentfleet import JobStatus, LeaseLost, PlanStatus
+from agentfleet.cli import app
 from agentfleet.dispatch import RunContext, build_execution
 from agentfleet.workspaces.merge_job import integration_branch
 from tests.conftest import StoreEnv
+from tests.web.conftest import make_web
 from tests.worker.helpers import run_burst, wait_until
 from tests.workspaces.repos import fake_gh, git, head, make_repo
 
@@ -110,6 +113,8 @@ def test_a_supervised_plan_stops_at_pre_pr_with_the_diffstat_and_records_the_pr_
     plan = store.fleet.get_plan(plan.id)
     assert plan.status is PlanStatus.COMPLETED, _by_name(store, plan.id)["land"].error
     assert plan.pr_url == "https://github.example/acme/shop/pull/42"
+    shown = CliRunner().invoke(app, ["--db", store.url, "plan", "show", str(plan.id)])
+    assert "pull request: https://github.example/acme/shop/pull/42" in shown.stdout
     branch = integration_branch(plan.id)
     assert log.read_text().splitlines() == [
         "pr", "create", "--head", branch, "--base", "main",
@@ -191,6 +196,13 @@ def test_a_failing_test_gate_rolls_the_merge_back_and_names_the_output(
                                                                         "src"]  # fmt: skip
     jobs = _by_name(store, plan.id)
     assert jobs["merge:bad"].status is JobStatus.FAILED and jobs["merge:bad"].attempts == 1
+    shown = CliRunner().invoke(app, ["--db", store.url, "plan", "show", str(plan.id)])
+    assert "stopped: the test gate failed after merging bad: exit 1" in shown.stdout
+    assert "FAILED test_checkout" in shown.stdout
+    assert f"agentfleet plan resume {plan.id}" in shown.stdout
+    page = make_web(store).client.get(f"/plans/{plan.id}").text
+    assert "the test gate failed after merging bad: exit 1" in page
+    assert "FAILED test_checkout" in page
 
 
 def test_pre_merge_brings_in_a_moved_main_and_tests_again_before_the_swap(
