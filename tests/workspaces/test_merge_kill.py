@@ -79,7 +79,7 @@ def _run(tmp_path: Path, payload: dict[str, Any], kill_at: int = 0, when: str = 
         "AGENTFLEET_LEASE_EPOCH": "1",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "agentfleet.workspaces.merge_job", "merge"],
+        [sys.executable, "-m", "agentfleet.workspaces.train_main", "merge"],
         env=env,
         capture_output=True,
         text=True,

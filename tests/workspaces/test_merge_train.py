@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentfleet import JobStatus, LeaseLost, PlanStatus
+from agentfleet import (
+    InvalidArgument,
+    JobStatus,
+    LeaseLost,
+    NewJob,
+    PlanSpec,
+    PlanStatus,
+    StepSpec,
+    with_merge_train,
+)
 from agentfleet.cli import app
 from agentfleet.dispatch import RunContext, build_execution
 from agentfleet.workspaces.merge_job import integration_branch
@@ -302,3 +311,25 @@ def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
         ["git", "merge-base", "--is-ancestor", older, newer], cwd=repo, capture_output=True
     )
     return done.returncode == 0
+
+
+def test_the_python_api_adds_a_train_to_a_plan_spec(store: StoreEnv, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+
+    def step(name: str, cmd: str) -> StepSpec:
+        payload = {"cmd": cmd, "cwd": str(repo), "workspace": "worktree"}
+        return StepSpec(name=name, job=NewJob("shell", payload))
+
+    spec = PlanSpec("api", (step("a", "echo a > a.txt"), step("b", "echo b > b.txt")))
+    trained = with_merge_train(spec, {"into": "main", "test": "test -f README.md"})
+    names = [s.name for s in trained.steps]
+    assert names == ["a", "b", "merge:a", "merge:b", "land"]
+    with pytest.raises(InvalidArgument, match="already has a merge train"):
+        with_merge_train(trained, {"into": "main"})
+    with pytest.raises(InvalidArgument, match=r"merge\.into"):
+        with_merge_train(spec, {"test": "true"})
+    plan = store.fleet.submit_plan(trained)
+    run_burst(store.fleet, concurrency=2)
+    assert store.fleet.get_plan(plan.id).status is PlanStatus.COMPLETED
+    assert _files(repo, "main") == {"README.md": "hello", "src/app.py": "print('v1')",
+                                    "a.txt": "a", "b.txt": "b"}  # fmt: skip

@@ -91,7 +91,10 @@ def merge_job(
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="squash, merge or rebase (default squash).")
+        str,
+        typer.Option(
+            "--strategy", help="squash, merge or rebase (default squash). e.g. --strategy merge"
+        ),
     ] = "squash",
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,9 +137,12 @@ def pull_request(
         str, typer.Option("--base", help="The branch the pull request targets. e.g. --base main")
     ] = "main",
     title: Annotated[
-        str | None, typer.Option("--title", help="Default: the job's first line.")
+        str | None,
+        typer.Option("--title", help="Default: the job's first line. e.g. --title 'Fix the cart'"),
     ] = None,
-    body: Annotated[str | None, typer.Option("--body", help="The description.")] = None,
+    body: Annotated[
+        str | None, typer.Option("--body", help="The description. e.g. --body 'Closes #12'")
+    ] = None,
     remote: Annotated[
         str, typer.Option("--remote", help="Where to push the branch. e.g. --remote origin")
     ] = "origin",

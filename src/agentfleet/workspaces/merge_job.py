@@ -1,6 +1,6 @@
 """The merge train's two job kinds, as processes: `merge` and `land`.
 
-    python -m agentfleet.workspaces.merge_job merge|land
+    python -m agentfleet.workspaces.train_main merge|land
 
 The payload comes in AGENTFLEET_PAYLOAD (JSON), the job's identity in the usual variables.
 What it did is the last line of stdout, `AGENTFLEET_RESULT {json}`: the job's result on
@@ -275,7 +275,7 @@ def open_pr(repo: Git, branch: str, pr: Mapping[str, Any], base: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in (["merge"], ["land"]):
-        print("usage: python -m agentfleet.workspaces.merge_job merge|land", file=sys.stderr)
+        print("usage: python -m agentfleet.workspaces.train_main merge|land", file=sys.stderr)
         return BAD_INPUT
     try:
         payload = json.loads(os.environ["AGENTFLEET_PAYLOAD"])
@@ -295,7 +295,3 @@ def main(argv: list[str] | None = None) -> int:
     report(result)
     print(f"{args[0]} done: {result.get('integration_head') or result.get('landed')}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
