@@ -313,4 +313,28 @@ BUGS: list[dict[str, Any]] = [
             "tests/workspaces/test_worktree_jobs.py::test_only_the_completion_that_won_publishes_its_commit",
         ],
     },
+    {
+        "name": "templates-not-quoted-in-shell",
+        "intent": "Values put into a shell command's template are no longer shell-quoted, "
+        "so an upstream agent's text becomes shell syntax.",
+        "path": "src/agentfleet/plans/templating.py",
+        "old": "finalize=_shell_quote if quote else _plain,",
+        "new": "finalize=_plain,",
+        "stores": ("any",),
+        "tests": [
+            "tests/plans/test_templates.py::test_a_shell_command_gets_each_value_quoted_and_argv_items_as_they_are",
+        ],
+    },
+    {
+        "name": "templates-rendered-once",
+        "intent": "A step's templates are rendered only the first time it is queued: after "
+        "a rework it runs with the old upstream results.",
+        "path": "src/agentfleet/plans/templating.py",
+        "old": "fields = payload.get(TEMPLATES_KEY) or templated(payload)",
+        "new": "fields = templated(payload)",
+        "stores": STORES,
+        "tests": [
+            "tests/plans/test_templates.py::test_a_rework_renders_the_step_again_against_the_new_upstream_result",
+        ],
+    },
 ]
