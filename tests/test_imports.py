@@ -22,7 +22,8 @@ PACKAGE = "agentfleet"
 SURFACES: dict[str, set[str]] = {
     "agentfleet.cli": {"agentfleet.web", "agentfleet.demo"},
     "agentfleet.web": set(),
-    "agentfleet.demo": set(),
+    "agentfleet.demo": {"agentfleet.demo_train"},
+    "agentfleet.demo_train": set(),
 }
 
 

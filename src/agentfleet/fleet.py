@@ -47,6 +47,7 @@ from agentfleet.workspaces import housekeeping
 from agentfleet.workspaces.housekeeping import Leftover
 from agentfleet.workspaces.review import JobChange, change_of
 from agentfleet.workspaces.submit import with_workspace
+from agentfleet.workspaces.train import locate_steps
 
 DEFAULT_TTL = 30.0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -525,7 +526,7 @@ class Fleet:
         if isinstance(plan, str | Path):
             spec = load_plan_file(plan, known)
         elif isinstance(plan, PlanSpec):
-            spec = plan
+            spec = locate_steps(plan)  # worktree steps branch from one recorded commit
         elif isinstance(plan, Mapping):
             spec = parse_plan(dict(plan), Path.cwd(), known_engines=known)
         else:

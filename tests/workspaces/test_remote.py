@@ -30,8 +30,7 @@ from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WorkspaceSpec, attempt_ref, locate
 from tests.conftest import StoreEnv
 from tests.worker.helpers import cli, run_burst, wait_until
-from tests.workspaces.repos import git, head, make_repo
-from tests.workspaces.test_merge_train import _fake_gh
+from tests.workspaces.repos import fake_gh, git, head, make_repo
 
 TERMINAL = (PlanStatus.COMPLETED, PlanStatus.FAILED, PlanStatus.CANCELLED)
 
@@ -326,7 +325,7 @@ def test_a_pull_request_from_a_plan_with_a_remote(
     store: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bare, clone = _remote_and_clone(tmp_path)
-    log = _fake_gh(tmp_path, monkeypatch)
+    log = fake_gh(tmp_path, monkeypatch)
     plan = store.fleet.submit_plan(
         _plan(tmp_path, _step("a", "echo a > a.txt"), extra="pr:\n  title: Remote work\n")
     )

@@ -165,15 +165,26 @@ def demo(
             "repositories, logs) and print where it is. e.g. --keep",
         ),
     ] = False,
+    act: Annotated[
+        list[str] | None,
+        typer.Option("--act", help="Only this act: fleet or train (repeatable). e.g. --act train"),
+    ] = None,
 ) -> None:
-    """Watch a fleet of workers run fake agent jobs; one is killed mid-job.
+    """Watch a fleet of workers run fake agent jobs, then a plan's merge train.
 
-    Runs on a throwaway SQLite database and git repositories, with a stand-in `claude`:
-    no network, no API key. The killed worker's job comes back to another worker after the
-    lease ttl, and its late write is refused.
+    Runs on throwaway SQLite databases and git repositories, with stand-ins for `claude`
+    and `gh`: no network, no API key. Act 1 (fleet): a worker is killed mid-job; its job
+    comes back to another worker after the lease ttl, and its late write is refused. Act 2
+    (train): three agents work on one repository at once, each in its own worktree; two
+    merge cleanly, one conflicts and is rerun from the newest code, and the plan ends with
+    the final diff and a (fake) pull request.
 
-    Example: agentfleet demo
+    Example: agentfleet demo --act train
     """
-    from agentfleet.demo import run_demo
+    from agentfleet.demo import ACTS, run_demo
 
-    run_demo(console, workers=workers, keep=keep)
+    chosen = tuple(act or ACTS)
+    unknown = sorted(set(chosen) - set(ACTS))
+    if unknown:
+        raise typer.BadParameter(f"unknown act(s) {unknown}; the acts are {', '.join(ACTS)}")
+    run_demo(console, workers=workers, keep=keep, acts=chosen)

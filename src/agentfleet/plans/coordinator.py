@@ -14,6 +14,7 @@ from typing import Any
 
 from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
 from agentfleet.models import JobStatus, Lease
+from agentfleet.plans import templating
 from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
@@ -169,6 +170,9 @@ class PlanCoordinator:
 
     def submit(self, spec: PlanSpec) -> Plan:
         validate_dag(spec.steps)
+        graph = {s.name: s.depends_on for s in spec.steps}
+        for step in spec.steps:
+            templating.check(step.name, step.job.payload, upstream(graph, step.name), set(graph))
         with self.db.tx() as tx:
             plan_id = tx.q(
                 """
@@ -190,6 +194,9 @@ class PlanCoordinator:
                 if job.engine in train_plan.TRAIN_ENGINES:
                     job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
                 payload = dict(job.payload)
+                fields = templating.templated(payload)
+                if fields:  # kept as written: rendered anew each time the step is queued
+                    payload[templating.TEMPLATES_KEY] = fields
                 if job.engine == APPROVAL_ENGINE:
                     payload.setdefault("on_reject", step.on_reject)
                     payload.setdefault("max_rejections", step.max_rejections)
@@ -362,7 +369,7 @@ class PlanCoordinator:
             if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard, **landed):
                 self._event(tx, plan_id, "plan_completed", landed)
         elif decision.promote:
-            for job_id, payload in train_plan.promotion_payloads(rows, decision.promote).items():
+            for job_id, payload in _promotion_payloads(rows, decision.promote).items():
                 steps.prepare(tx, job_id, payload)
             steps.promote(tx, plan_id, decision.promote)
         return decision
@@ -710,3 +717,17 @@ def _plan_from_row(db: Dialect, row: Mapping[str, Any], plan_steps: tuple[PlanSt
         jobs=plan_steps,
         pauses=row["pauses"],
     )
+
+
+def _promotion_payloads(rows: Sequence[StepRow], promote: Sequence[int]) -> dict[int, Any]:
+    """The payloads of steps about to be queued that change first: what the merge train
+    gives them (a commit to merge, a branch to start from), then their templates rendered
+    against the upstream steps as they ended."""
+    payloads: dict[int, Any] = dict(train_plan.promotion_payloads(rows, promote))
+    views = {r.name: templating.step_view(r.status, r.result, r.error) for r in rows}
+    by_id = {r.job_id: r for r in rows}
+    for job_id in promote:
+        payload = payloads.get(job_id) or by_id[job_id].payload
+        if templating.needs_rendering(payload):
+            payloads[job_id] = templating.render(payload, views)
+    return payloads

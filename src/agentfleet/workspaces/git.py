@@ -96,6 +96,9 @@ class Git:
     def commit_of(self, ref: str) -> str:
         return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
 
+    def tree_of(self, commit: str) -> str:
+        return self.run("rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}").strip()
+
     def ref_value(self, ref: str) -> str | None:
         """The commit a ref points at, or None when it does not exist."""
         out = self.run("rev-parse", "--verify", "--quiet", ref, check=False).strip()

@@ -1,6 +1,6 @@
 """The merge train's two job kinds, as processes: `merge` and `land`.
 
-    python -m agentfleet.workspaces.merge_job merge|land
+    python -m agentfleet.workspaces.train_main merge|land
 
 The payload comes in AGENTFLEET_PAYLOAD (JSON), the job's identity in the usual variables.
 What it did is the last line of stdout, `AGENTFLEET_RESULT {json}`: the job's result on
@@ -79,7 +79,14 @@ def _stat(git: Git, base: str, head: str) -> dict[str, Any]:
 class Train:
     """One plan's integration branch in one repository (or on one remote)."""
 
-    def __init__(self, payload: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        branch: str | None = None,
+        again: str | None = None,
+    ) -> None:
         self.payload = payload
         self.clone: Clone | None = None
         self.refs: Refs
@@ -92,11 +99,11 @@ class Train:
             self.repo = Git(str(payload["repo"]))
             self.refs = LocalRefs(self.repo)
         self.plan = env["AGENTFLEET_PLAN_ID"]
-        self.job = env["AGENTFLEET_JOB_ID"]
-        self.epoch = env["AGENTFLEET_LEASE_EPOCH"]
         self.base = str(payload["base_commit"])
-        self.branch = integration_branch(self.plan)
+        self.branch = branch or integration_branch(self.plan)
         self.ref = f"refs/heads/{self.branch}"
+        # What a person does once they have cleared the way.
+        self.again = again or f"resume the plan (agentfleet plan resume {self.plan})"
 
     def head(self) -> str:
         """The integration branch's commit, made at the plan's base the first time."""
@@ -172,6 +179,11 @@ class Train:
         try:
             git = Git(where)
             self._apply(git, step, commit, old)
+            if git.tree_of("HEAD") == git.tree_of(old):
+                # Nothing new: a squash (or rebase) of this step is already in, from an
+                # earlier attempt that moved the branch but did not live to report it.
+                return {"integration_head": old, "step": step, "already": True, **found,
+                        **_stat(self.repo, self.base, old)}  # fmt: skip
             self.setup(where)
             self.test(where, step)
             new = git.commit_of("HEAD")
@@ -223,35 +235,21 @@ class Train:
         stat = _stat(self.repo, self.base, head)
         pr = self.payload.get("pr")
         if pr:
-            remote = str(pr.get("remote") or "origin")
+            base = str(pr.get("base") or self.payload["into"])
             if self.clone is None:
-                self.repo.run("push", "--quiet", remote, f"{self.ref}:{self.ref}")
-                return {"pr_url": self._open_pr(pr, self.repo.cwd), "integration_head": head,
-                        **stat}  # fmt: skip
+                url = open_pr(self.repo, self.branch, pr, base)
+                return {"pr_url": url, "integration_head": head, **stat}
+            remote = str(pr.get("remote") or "origin")
             if remote != self.clone.remote.name:  # the integration branch is on the other
                 self.clone.configure(Remote(remote, str(pr["remote_url"])))
                 self.repo.run("push", "--quiet", remote, f"{head}:{self.ref}")
             where = self.worktree("pr", head)  # gh reads the remotes of a checkout
             try:
-                url = self._open_pr(pr, where)
+                url = create_pr(where, self.branch, pr, base)
             finally:
                 self.drop(where)
             return {"pr_url": url, "integration_head": head, **stat}
         return {**self._move_into(head), **stat}
-
-    def _open_pr(self, pr: Mapping[str, Any], where: Path) -> str:
-        base = str(pr.get("base") or self.payload["into"])
-        out = subprocess.run(
-            ["gh", "pr", "create", "--head", self.branch, "--base", base,
-             "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
-            cwd=where, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
-        urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
-        if not urls:
-            raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
-        return urls[-1]
 
     def _move_into(self, head: str) -> dict[str, Any]:
         into = str(self.payload["into"])
@@ -279,8 +277,7 @@ class Train:
                 raise Stop(
                     IN_THE_WAY,
                     f"{into} is checked out in {self.repo.cwd} with uncommitted changes: "
-                    f"commit or stash them, then resume the plan "
-                    f"(agentfleet plan resume {self.plan})",
+                    f"commit or stash them, then {self.again}",
                     kind="checkout_dirty",
                     job="land",
                 )
@@ -290,10 +287,34 @@ class Train:
         return {"into": into, "landed": head, "integration_head": head}
 
 
+def open_pr(repo: Git, branch: str, pr: Mapping[str, Any], base: str) -> str:
+    """Push `branch` to `pr.remote` (default origin) and open its pull request with `gh`;
+    the URL gh printed."""
+    remote = str(pr.get("remote") or "origin")
+    ref = f"refs/heads/{branch}"
+    repo.run("push", "--quiet", remote, f"{ref}:{ref}")
+    return create_pr(repo.cwd, branch, pr, base)
+
+
+def create_pr(where: Path, branch: str, pr: Mapping[str, Any], base: str) -> str:
+    """Run `gh pr create` in the checkout `where` for `branch` (already pushed); the URL."""
+    out = subprocess.run(
+        ["gh", "pr", "create", "--head", branch, "--base", base,
+         "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
+        cwd=where, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
+    urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
+    if not urls:
+        raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
+    return urls[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in (["merge"], ["land"]):
-        print("usage: python -m agentfleet.workspaces.merge_job merge|land", file=sys.stderr)
+        print("usage: python -m agentfleet.workspaces.train_main merge|land", file=sys.stderr)
         return BAD_INPUT
     try:
         payload = json.loads(os.environ["AGENTFLEET_PAYLOAD"])
@@ -316,7 +337,3 @@ def main(argv: list[str] | None = None) -> int:
     report(result)
     print(f"{args[0]} done: {result.get('integration_head') or result.get('landed')}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from typing import Any
 
 from agentfleet import validate
 from agentfleet.errors import InvalidArgument
-from agentfleet.workspaces import remote
+from agentfleet.workspaces import remote, touch
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.worktree import WORKTREE, locate
 
@@ -25,13 +25,15 @@ def with_workspace(payload: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in WORKSPACES:
         raise InvalidArgument(f"workspace must be one of {', '.join(WORKSPACES)}, not {kind!r}")
     if kind != WORKTREE:
-        for key in ("base", "worktree_setup", "branch_prefix", "remote"):
+        for key in ("base", "worktree_setup", "branch_prefix", "touch", "remote"):
             if key in out:
                 raise InvalidArgument(f"{key!r} applies only to workspace: worktree jobs")
         return out
     setup = WorktreeSetup.of(out.get("worktree_setup"))
     if setup.as_payload() is not None:
         out["worktree_setup"] = setup.as_payload()
+    if out.get("touch") is not None:
+        out["touch"] = list(touch.parse(out["touch"]))
     base = out.get("base")
     if base is not None:
         validate.name(base, "base")

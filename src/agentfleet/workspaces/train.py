@@ -249,3 +249,26 @@ def plan_with_workspaces(spec: PlanSpec, data: Mapping[str, Any], source: str) -
         return with_train(located, merge, pr)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{source}: {exc}") from None
+
+
+def with_merge_train(
+    spec: PlanSpec,
+    merge: MergeSpec | Mapping[str, Any],
+    pr: PrSpec | Mapping[str, Any] | None = None,
+) -> PlanSpec:
+    """The Python API's `merge:` and `pr:`: the plan with its merge train added.
+
+    `merge` and `pr` take the plan file's fields as a mapping (`{"into": "main", "test":
+    "make test"}`) or as MergeSpec / PrSpec. Example::
+
+        spec = with_merge_train(spec, {"into": "main", "test": "make test"},
+                                {"title": "Checkout redesign"})
+        fleet.submit_plan(spec)
+    """
+    checked = merge if isinstance(merge, MergeSpec) else merge_spec(merge, "merge_train")
+    if checked is None:
+        raise InvalidArgument("with_merge_train needs merge settings, at least 'into'")
+    proposal = pr if isinstance(pr, PrSpec) or pr is None else pr_spec(pr, "merge_train")
+    if any(s.job.engine in (MERGE_ENGINE, LAND_ENGINE) for s in spec.steps):
+        raise InvalidArgument(f"plan {spec.name!r} already has a merge train")
+    return with_train(locate_steps(spec, checked.remote), checked, proposal)

@@ -35,6 +35,7 @@ class WorkspaceSpec:
     subdir: str  # where the job runs, relative to the top level
     base_commit: str
     branch_prefix: str = DEFAULT_BRANCH_PREFIX
+    touch: tuple[str, ...] = ()  # the globs the job may change (none: anything)
     remote: Remote | None = None  # where the job's commits go, for other machines
     base_ref: str | None = None  # a ref on the remote that holds the base commit
     clones: Path | None = None  # this worker's clones folder (None: the default one)
@@ -52,6 +53,7 @@ class WorkspaceSpec:
             )
         subdir = payload.get("subdir") or ""
         prefix = payload.get("branch_prefix") or DEFAULT_BRANCH_PREFIX
+        globs = tuple(str(g) for g in payload.get("touch") or ())
         remote = None
         if payload.get("remote") is not None:
             url = payload.get("remote_url")
@@ -62,7 +64,7 @@ class WorkspaceSpec:
             remote = Remote(str(payload["remote"]), url)
         hint = payload.get("base_ref")
         return cls(
-            Path(repo), str(subdir), base, str(prefix), remote,
+            Path(repo), str(subdir), base, str(prefix), globs, remote,
             hint if isinstance(hint, str) else None, clones,
         )  # fmt: skip
 
