@@ -13,6 +13,7 @@ import pytest
 from agentfleet import InvalidArgument, JobStatus, LeaseLost, PlanStatus
 from agentfleet.dispatch import RunContext, build_execution
 from agentfleet.runner import ProcessRun
+from agentfleet.workspaces import single
 from agentfleet.workspaces.execution import WorkspaceRun
 from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.merge_job import integration_branch
@@ -319,6 +320,13 @@ def test_a_single_job_with_a_remote_works_in_a_clone_from_the_clones_folder(
     run_burst(store.fleet)
     kept = store.fleet.workspaces(clones / slug(str(bare)))  # ls looks into the clone
     assert [(w.job_id, w.status) for w in kept] == [(failing, "failed")]
+    # merging the one job into the user's own checkout needs its branch fetched first
+    fetch = f"git fetch origin agentfleet/job-{job_id}:agentfleet/job-{job_id}"
+    with pytest.raises(InvalidArgument, match=fetch):
+        single.merge(job, "main")
+    git(clone, *fetch.split()[1:])
+    assert single.merge(job, "main")["landed"] == head(clone, "main")
+    assert "more" in (clone / "src" / "app.py").read_text()
 
 
 def test_a_pull_request_from_a_plan_with_a_remote(
