@@ -29,6 +29,7 @@ from rich.table import Table
 
 import agentfleet
 from agentfleet.demo_train import run_train_demo
+from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.errors import LeaseLost
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, Job, Lease
@@ -140,38 +141,13 @@ class _Demo:
                     self.state.victim = job.id
 
     def start_workers(self) -> None:
-        env = {
-            **os.environ,
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-            "AGENTFLEET_DEMO_PIDS": str(self.pids),
-        }
-        env.pop("AGENTFLEET_ENGINES", None)
+        env = demo_env(self.bin, AGENTFLEET_DEMO_PIDS=str(self.pids))
         for n in range(1, self.workers + 1):
             name = f"worker-{n}"
-            log = (self.logs / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agentfleet.cli",
-                    "--db",
-                    self.url,
-                    "worker",
-                    "--name",
-                    name,
-                    "--ttl",
-                    TTL,
-                    "--grace",
-                    "5s",
-                    "--kill-grace",
-                    "1s",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            log.close()
+            self.procs[name] = start_worker(
+                self.url, name, self.logs / f"{name}.log", env,
+                "--ttl", TTL, "--grace", "5s", "--kill-grace", "1s",
+            )  # fmt: skip
 
     # -- the show ---------------------------------------------------------------------
 
@@ -278,15 +254,7 @@ class _Demo:
         return False
 
     def stop_workers(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(self.procs.values())
 
     # -- the summary ------------------------------------------------------------------
 

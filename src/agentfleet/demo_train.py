@@ -10,7 +10,6 @@ Throwaway: a temporary folder holds the database, the repositories and the stand
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 import agentfleet
+from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.fleet import Fleet
 from agentfleet.plans.model import PlanStatus
 from agentfleet.workspaces.merge_job import integration_branch
@@ -105,44 +105,14 @@ class TrainDemo:
         return plan
 
     def start_workers(self, count: int) -> None:
-        env = {**os.environ, "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
-        env.pop("AGENTFLEET_ENGINES", None)
+        env = demo_env(self.bin)
         for n in range(1, count + 1):
-            log = (self.root / f"train-worker-{n}.log").open("wb")
-            self.workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "agentfleet.cli",
-                        "--db",
-                        self.url,
-                        "worker",
-                        "--name",
-                        f"train-{n}",
-                        "--concurrency",
-                        "2",
-                        "--grace",
-                        "5s",
-                    ],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            log.close()
+            log = self.root / f"train-worker-{n}.log"
+            options = ("--concurrency", "2", "--grace", "5s")
+            self.workers.append(start_worker(self.url, f"train-{n}", log, env, *options))
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(self.workers)
 
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, emoji=False)

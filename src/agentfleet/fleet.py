@@ -41,6 +41,8 @@ from agentfleet.plans.model import (
 )
 from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
+from agentfleet.schedules import Fired, Schedule
+from agentfleet.scheduling import Schedules
 from agentfleet.store.base import Store
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
@@ -74,6 +76,7 @@ class Fleet:
         self.reap_interval = reap_interval
         self.tasks = REGISTRY if tasks is None else tasks
         self._last_reap = float("-inf")
+        self._schedules: Schedules | None = None
 
     @property
     def url(self) -> str:
@@ -451,6 +454,35 @@ class Fleet:
             limit=validate.limit(limit),
             offset=validate.integer(offset, "offset", minimum=0),
         )
+
+    # -- schedules ------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> Schedules:
+        """This fleet's schedules: add, list, get, pause, resume, remove, fire_due."""
+        if self._schedules is None:
+            self._schedules = Schedules(self)
+        return self._schedules
+
+    def add_schedule(
+        self,
+        name: str,
+        cron: str,
+        file: str | Path,
+        *,
+        tz: str = "UTC",
+        catch_up: str = "skip",
+        overlap: str = "allow",
+        engines: Iterable[str] = (),
+    ) -> Schedule:
+        """Run a job file or a plan file at each slot of `cron` (five fields, in `tz`)."""
+        return self.schedules.add(
+            name, cron, file, tz=tz, catch_up=catch_up, overlap=overlap, engines=engines
+        )
+
+    def fire_schedules(self, now: datetime | None = None) -> list[Fired]:
+        """Start the work of the due slots this call wins (workers call it every second)."""
+        return self.schedules.fire_due(now)
 
     def job_change(self, job_id: int) -> JobChange:
         """A worktree job's change against its base: branch, commits, files and diff."""

@@ -52,6 +52,7 @@ __all__ = ["Worker", "WorkerStats", "default_worker_name"]
 log = logging.getLogger("agentfleet.worker")
 
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
+SCHEDULE_EVERY = 1.0  # how often a worker looks for due schedule slots (a cheap indexed read)
 
 
 def default_worker_name() -> str:
@@ -121,6 +122,7 @@ class _Timers:
     poll: float = 0.05
     next_seen: float = 0.0
     next_reap: float = 0.0
+    next_schedule: float = 0.0
     stop_deadline: float = float("inf")
 
 
@@ -280,6 +282,8 @@ class Worker:
 
     def _next_due(self, now: float) -> float:
         due = [self._t.next_seen, self._t.next_reap]
+        if not self._stopping:
+            due.append(self._t.next_schedule)
         if not self._stopping and len(self._slots) < self.concurrency:
             due.append(now if self._notified else self._t.next_claim)
         if self._stopping and not self._grace_over:
@@ -342,6 +346,15 @@ class Worker:
                     log.info("reconciled: %s (%s)", repair.kind, repair.reason)
             except Exception as exc:
                 log.warning("reconcile pass failed: %s", exc)
+        if now >= self._t.next_schedule and not self._stopping:
+            self._t.next_schedule = now + SCHEDULE_EVERY
+            try:
+                # Each due slot fires once fleet-wide: every worker may ask, one wins it.
+                if self.fleet.fire_schedules():
+                    self._t.next_claim = now  # its job may be ours to run
+                    self._drained = False
+            except Exception as exc:
+                log.warning("firing schedules failed: %s", exc)
 
     # -- claiming and starting ----------------------------------------------------------
 

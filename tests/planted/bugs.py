@@ -337,4 +337,16 @@ BUGS: list[dict[str, Any]] = [
             "tests/plans/test_templates.py::test_a_rework_renders_the_step_again_against_the_new_upstream_result",
         ],
     },
+    {
+        "name": "schedule-slot-not-guarded",
+        "intent": "A worker moves a schedule's next slot on without checking that it still "
+        "holds the slot it saw, so two workers that found a slot due both start its job.",
+        "path": "src/agentfleet/store/schedules.py",
+        "old": "WHERE id = :id AND next_at = :slot AND paused = 0",
+        "new": "WHERE id = :id AND paused = 0",
+        "tests": [
+            "tests/contract/test_schedules.py::test_two_workers_with_the_same_snapshot_fire_a_slot_once",
+            "tests/contract/test_schedules.py::test_workers_racing_for_twenty_slots_fire_each_once",
+        ],
+    },
 ]

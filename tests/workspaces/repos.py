@@ -31,6 +31,13 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def bare_remote(repo: Path, path: Path, name: str = "origin") -> Path:
+    """A bare repository at `path`, added to `repo` as remote `name`."""
+    git(path.parent, "init", "--quiet", "--bare", str(path))
+    git(repo, "remote", "add", name, str(path))
+    return path
+
+
 def head(repo: Path, ref: str = "HEAD") -> str:
     return git(repo, "rev-parse", ref)
 

@@ -27,7 +27,7 @@ from agentfleet.workspaces.merge_job import integration_branch
 from tests.conftest import StoreEnv
 from tests.web.conftest import make_web
 from tests.worker.helpers import run_burst, wait_until
-from tests.workspaces.repos import fake_gh, git, head, make_repo
+from tests.workspaces.repos import bare_remote, fake_gh, git, head, make_repo
 
 
 def _step(name: str, cmd: str, deps: tuple[str, ...] = ()) -> str:
@@ -96,9 +96,7 @@ def test_a_supervised_plan_stops_at_pre_pr_with_the_diffstat_and_records_the_pr_
     store: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
+    remote = bare_remote(repo, tmp_path / "remote.git")
     log = fake_gh(tmp_path, monkeypatch)
     pr = "pr:\n  title: Checkout redesign\n  body: Two steps.\n"
     spec = _plan(

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from agentfleet.cli import app
 from tests.conftest import StoreEnv
 from tests.worker.helpers import run_burst
-from tests.workspaces.repos import fake_gh, git, head, make_repo
+from tests.workspaces.repos import bare_remote, fake_gh, git, head, make_repo
 
 
 def _cli(url: str, *args: str) -> tuple[int, str, str]:
@@ -101,9 +101,7 @@ def test_pr_pushes_the_branch_and_prints_the_url_gh_gave(
     store: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
+    remote = bare_remote(repo, tmp_path / "remote.git")
     log = fake_gh(tmp_path, monkeypatch)
     job_id = _job(store, repo, "echo fix > fix.txt")
     code, out, err = _cli(store.url, "pr", str(job_id), "--base", "main", "--body", "Fixes it.")

@@ -169,48 +169,54 @@ class PlanCoordinator:
         events.record(tx, job_id, kind, plan_id=plan_id, data=data)
 
     def submit(self, spec: PlanSpec) -> Plan:
-        validate_dag(spec.steps)
-        graph = {s.name: s.depends_on for s in spec.steps}
-        for step in spec.steps:
-            templating.check(step.name, step.job.payload, upstream(graph, step.name), set(graph))
+        _check(spec)
         with self.db.tx() as tx:
-            plan_id = tx.q(
-                """
-                INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
-                                   updated_at)
-                VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
-                RETURNING id
-                """,
-                {
-                    "name": spec.name,
-                    "mode": spec.mode.value,
-                    "max_parallel": spec.max_parallel,
-                    "metadata": to_json(spec.metadata),
-                },
-            )[0]["id"]
-            ids: dict[str, int] = {}
-            for step in topological_order(spec.steps):
-                job = step.job
-                if job.engine in train_plan.TRAIN_ENGINES:
-                    job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
-                payload = dict(job.payload)
-                fields = templating.templated(payload)
-                if fields:  # kept as written: rendered anew each time the step is queued
-                    payload[templating.TEMPLATES_KEY] = fields
-                if job.engine == APPROVAL_ENGINE:
-                    payload.setdefault("on_reject", step.on_reject)
-                    payload.setdefault("max_rejections", step.max_rejections)
-                ids[step.name] = steps.insert(tx, plan_id, step.name, job, payload)
-                for dep in step.depends_on:
-                    tx.q(
-                        "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
-                        "VALUES (:plan, :job, :dep)",
-                        {"plan": plan_id, "job": ids[step.name], "dep": ids[dep]},
-                    )
-            self._set_status(tx, plan_id, PlanStatus.RUNNING, expected={"status": "pending"})
-            self._event(tx, plan_id, "plan_started", {"name": spec.name})
-            self._advance(tx, plan_id)
-            return self._plan(tx, plan_id)
+            return self._insert(tx, spec)
+
+    def submit_in(self, tx: Tx, spec: PlanSpec) -> Plan:
+        """Submit inside a transaction of the caller's (a schedule's slot and its plan are
+        one write)."""
+        _check(spec)
+        return self._insert(tx, spec)
+
+    def _insert(self, tx: Tx, spec: PlanSpec) -> Plan:
+        plan_id = tx.q(
+            """
+            INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
+                               updated_at)
+            VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
+            RETURNING id
+            """,
+            {
+                "name": spec.name,
+                "mode": spec.mode.value,
+                "max_parallel": spec.max_parallel,
+                "metadata": to_json(spec.metadata),
+            },
+        )[0]["id"]
+        ids: dict[str, int] = {}
+        for step in topological_order(spec.steps):
+            job = step.job
+            if job.engine in train_plan.TRAIN_ENGINES:
+                job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
+            payload = dict(job.payload)
+            fields = templating.templated(payload)
+            if fields:  # kept as written: rendered anew each time the step is queued
+                payload[templating.TEMPLATES_KEY] = fields
+            if job.engine == APPROVAL_ENGINE:
+                payload.setdefault("on_reject", step.on_reject)
+                payload.setdefault("max_rejections", step.max_rejections)
+            ids[step.name] = steps.insert(tx, plan_id, step.name, job, payload)
+            for dep in step.depends_on:
+                tx.q(
+                    "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
+                    "VALUES (:plan, :job, :dep)",
+                    {"plan": plan_id, "job": ids[step.name], "dep": ids[dep]},
+                )
+        self._set_status(tx, plan_id, PlanStatus.RUNNING, expected={"status": "pending"})
+        self._event(tx, plan_id, "plan_started", {"name": spec.name})
+        self._advance(tx, plan_id)
+        return self._plan(tx, plan_id)
 
     def _set_status(
         self,
@@ -731,3 +737,12 @@ def _promotion_payloads(rows: Sequence[StepRow], promote: Sequence[int]) -> dict
         if templating.needs_rendering(payload):
             payloads[job_id] = templating.render(payload, views)
     return payloads
+
+
+def _check(spec: PlanSpec) -> None:
+    """What a plan must be before anything is written: a DAG whose templates name only the
+    steps each step depends on."""
+    validate_dag(spec.steps)
+    graph = {s.name: s.depends_on for s in spec.steps}
+    for step in spec.steps:
+        templating.check(step.name, step.job.payload, upstream(graph, step.name), set(graph))
