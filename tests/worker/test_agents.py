@@ -16,17 +16,18 @@ PROMPT = "- fix the flaky test"  # starts with a dash: must stay an operand
 EXPECTED = {
     ("claude", False): ["-p", "--model", "m1", "--", PROMPT],
     ("claude", True): ["-p", "--model", "m1", "--dangerously-skip-permissions", "--", PROMPT],
-    ("codex", False): ["exec", "--model", "m1", "--", PROMPT],
+    ("codex", False): ["exec", "--skip-git-repo-check", "--model", "m1", "--", PROMPT],
     ("codex", True): [
         "exec",
+        "--skip-git-repo-check",
         "--model",
         "m1",
         "--dangerously-bypass-approvals-and-sandbox",
         "--",
         PROMPT,
     ],
-    ("gemini", False): ["--model", "m1", f"--prompt={PROMPT}"],
-    ("gemini", True): ["--model", "m1", "--yolo", f"--prompt={PROMPT}"],
+    ("gemini", False): ["--skip-trust", "--model", "m1", f"--prompt={PROMPT}"],
+    ("gemini", True): ["--skip-trust", "--model", "m1", "--yolo", f"--prompt={PROMPT}"],
     ("house", False): ["go", PROMPT],
     ("house", True): ["go", "--yolo", PROMPT],
 }
