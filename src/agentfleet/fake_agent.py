@@ -24,7 +24,8 @@ knobs:
 * ``AGENTFLEET_FAKE_AGENT_EXIT``: a non-zero value makes the agent fail with that exit code
   before editing anything (after logging), to exercise retries;
 * ``AGENTFLEET_FAKE_AGENT_FAIL=auth``: fail as the real CLI does when it is not logged in
-  (its message, its exit code: aider's is 0);
+  (its message, its exit code: aider's is 0); ``=no-model`` (aider): offer a browser login
+  and wait for it, as aider does with no model and no key;
 * ``AGENTFLEET_FAKE_AGENT_AS``: the CLI to play, when the command line does not tell.
 """
 
@@ -294,6 +295,15 @@ REFUSALS = {
 }
 
 
+AIDER_NO_MODEL = """No LLM model was specified and no API keys were provided.
+OpenRouter provides free and paid access to many LLMs.
+Login to OpenRouter or create a free account? (Y)es/(N)o [Yes]:
+Please open this URL in your browser to connect Aider with OpenRouter:
+
+Waiting up to 5 minutes for you to finish in the browser...
+Use Control-C to interrupt."""
+
+
 def _refusal(inv: Invocation, persona: str, root: Path) -> str | None:
     """What the real CLI would refuse about this call, if anything."""
     env = os.environ
@@ -330,8 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = os.environ.get(ENV_FAIL, "").strip()
         if persona not in PERSONAS:
             raise InvalidArgument(f"{ENV_AS} must be one of {', '.join(PERSONAS)}")
-        if failure not in ("", "auth"):
-            raise InvalidArgument(f"{ENV_FAIL} must be 'auth', not {failure!r}")
+        if failure not in ("", "auth", "no-model"):
+            raise InvalidArgument(f"{ENV_FAIL} must be 'auth' or 'no-model', not {failure!r}")
     except InvalidArgument as exc:
         speaker.note(str(exc))
         return USAGE_ERROR
@@ -351,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = NOT_LOGGED_IN[persona]
         speaker.fail(message)
         return code
+    if failure == "no-model":
+        print(AIDER_NO_MODEL, flush=True)
+        time.sleep(300)  # "Waiting up to 5 minutes for you to finish in the browser..."
+        return 1
     if forced:
         speaker.note(f"failing on purpose with exit code {forced}")
         speaker.fail(f"failing on purpose with exit code {forced}")

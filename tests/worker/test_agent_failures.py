@@ -217,3 +217,29 @@ def test_an_agent_job_without_a_timeout_gets_the_default(
     )
     assert fleet.get_job(own.id).status is JobStatus.SUCCEEDED  # its own timeout wins
     assert fleet.get_job(shell.id).status is JobStatus.SUCCEEDED  # no default for shell
+
+
+def test_aider_waiting_for_a_browser_login_is_stopped_at_once(
+    sqlite_store: StoreEnv, tmp_path: Path
+) -> None:
+    """With no model and no key aider offers a browser login and waits minutes for it:
+    the run is stopped as soon as it says so, and fails for good."""
+    import time
+
+    fleet = sqlite_store.fleet
+    env = write_shims(tmp_path / "bin", ["aider"], tmp_path / "calls.jsonl")
+    job_id = enqueue(
+        fleet,
+        "aider",
+        folder(tmp_path, "repo", git=True),
+        {**env, "AGENTFLEET_FAKE_AGENT_FAIL": "no-model"},
+    )
+    started = time.monotonic()
+    run_burst(fleet, kill_grace=1)
+    assert time.monotonic() - started < 60  # not the five minutes it would wait
+    job = fleet.get_job(job_id)
+    assert (job.status, job.attempts) == (JobStatus.FAILED, 1)
+    assert job.error == (
+        "engine 'aider' is not logged in (or its API key is invalid) on this worker: "
+        "No LLM model was specified and no API keys were provided."
+    )

@@ -18,7 +18,7 @@ from agentfleet.runner import describe_exit
 
 __all__ = ["Failure", "diagnose", "last_line"]
 
-_REASON_LIMIT = 300
+_REASON_LIMIT = 200  # characters of what the CLI said, in a reason
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ _RULES = (
         frozenset({42, 52}),
     ),
     # -- aider: exits 0 even when it could not reach the model ------------------------------
+    _Rule(
+        frozenset({"aider"}),
+        _NOT_LOGGED_IN,
+        re.compile(r"^The API provider is not able to authenticate you.*$", re.MULTILINE),
+        even_on_success=True,
+    ),
     _Rule(
         frozenset({"aider"}),
         _NOT_LOGGED_IN,

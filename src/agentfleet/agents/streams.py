@@ -64,6 +64,8 @@ class AgentSummary:
         found = asdict(self)
         found.pop("error")
         found.pop("events")
+        if isinstance(found["cost_usd"], float):
+            found["cost_usd"] = round(found["cost_usd"], 6)  # no float noise in results
         text = found["text"]
         if isinstance(text, str) and len(text) > _TEXT_LIMIT:
             found["text"] = text[-_TEXT_LIMIT:]
@@ -293,6 +295,10 @@ _AIDER_ERROR = re.compile(
 )
 # aider with no model and no key offers a browser login and waits minutes for it.
 _AIDER_HOPELESS = re.compile(r"^No LLM model was specified and no API keys were provided")
+# aider's banner: what it prints before the reply starts.
+_AIDER_BANNER = re.compile(
+    r"^(Aider v\d|Main model:|Weak model:|Editor model:|Git repo:|Repo-map:)"
+)
 _AIDER_NOISE = re.compile(
     r"^(Aider v\d|Main model:|Weak model:|Editor model:|Git repo:|Repo-map:|Model:|"
     r"Added .* to the chat|Warning|https?://|For more info|Tokens:|Applied edit|Commit |"
@@ -337,7 +343,9 @@ class AiderReader(StreamReader):
         if error:
             s.is_error, s.error = True, line
             return
-        if line and not _AIDER_NOISE.match(line):
+        if _AIDER_BANNER.match(line):
+            self._reply = []  # whatever came before the banner was not the reply
+        elif line and not _AIDER_NOISE.match(line):
             self._reply.append(line)
 
     def finish(self) -> AgentSummary:
