@@ -29,35 +29,30 @@ from agentfleet.errors import InvalidArgument
 PROMPT = "Fix the flaky test."
 
 AIDER = ["aider", "--no-pretty", "--no-check-update", "--no-show-release-notes", "--no-analytics"]
+CLAUDE = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+CODEX = ["codex", "exec", "--json", "--skip-git-repo-check"]
+GEMINI = ["gemini", "--skip-trust", "--output-format", "stream-json"]
+OPENCODE = ["opencode", "run", "--format", "json"]
 EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "claude": (
-        ["claude", "-p", "--model", "M", "--", PROMPT],
-        ["claude", "-p", "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
+        [*CLAUDE, "--model", "M", "--", PROMPT],
+        [*CLAUDE, "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
     ),
     "codex": (
-        ["codex", "exec", "--skip-git-repo-check", "--model", "M", "--", PROMPT],
-        [
-            "codex",
-            "exec",
-            "--skip-git-repo-check",
-            "--model",
-            "M",
-            "--dangerously-bypass-approvals-and-sandbox",
-            "--",
-            PROMPT,
-        ],
+        [*CODEX, "--model", "M", "--", PROMPT],
+        [*CODEX, "--model", "M", "--dangerously-bypass-approvals-and-sandbox", "--", PROMPT],
     ),
     "gemini": (
-        ["gemini", "--skip-trust", "--model", "M", f"--prompt={PROMPT}"],
-        ["gemini", "--skip-trust", "--model", "M", "--yolo", f"--prompt={PROMPT}"],
+        [*GEMINI, "--model", "M", f"--prompt={PROMPT}"],
+        [*GEMINI, "--model", "M", "--yolo", f"--prompt={PROMPT}"],
     ),
     "aider": (
         [*AIDER, "--model", "M", "--no-suggest-shell-commands", f"--message={PROMPT}"],
         [*AIDER, "--model", "M", "--suggest-shell-commands", f"--message={PROMPT}"],
     ),
     "opencode": (
-        ["opencode", "run", "--model", "M", "--", PROMPT],
-        ["opencode", "run", "--model", "M", "--auto", "--", PROMPT],
+        [*OPENCODE, "--model", "M", "--", PROMPT],
+        [*OPENCODE, "--model", "M", "--auto", "--", PROMPT],
     ),
     "devin": (
         ["devin", "--model", "M", "-p", "--", PROMPT],
@@ -186,9 +181,12 @@ def test_engine_table_matches_the_templates() -> None:
 def test_engine_table_commands_name_the_variables() -> None:
     rows = {row.name: row for row in engine_table()}
     assert rows["claude"].command(yolo=True) == (
-        "IS_SANDBOX=1 claude -p --model MODEL --dangerously-skip-permissions -- PROMPT"
+        "IS_SANDBOX=1 claude -p --output-format stream-json --verbose --model MODEL "
+        "--dangerously-skip-permissions -- PROMPT"
     )
-    assert rows["claude"].command(yolo=False) == "claude -p --model MODEL -- PROMPT"
+    assert rows["claude"].command(yolo=False) == (
+        "claude -p --output-format stream-json --verbose --model MODEL -- PROMPT"
+    )
 
 
 # -- custom engines ------------------------------------------------------------------------
@@ -456,3 +454,17 @@ def test_a_prompt_over_the_argument_limit_fails_at_once_not_at_exec() -> None:
 
     with pytest.raises(InvalidArgument, match="131,071 bytes"):
         build_agent_command("claude", {"prompt": "z" * 200_000})
+
+
+def test_the_readme_shows_the_exact_commands() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and " | `" in line]
+    table = {}
+    for line in rows:
+        cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in AGENT_ENGINES:
+            table[cells[0]] = (cells[1], cells[2])
+    expected = {
+        row.name: (row.command(yolo=False), row.command(yolo=True)) for row in engine_table()
+    }
+    assert table == expected

@@ -148,7 +148,17 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
     for spec in (
         EngineSpec(
             "claude",
-            ("claude", "-p", ("--model", "{model}"), YOLO_MARKER, "--", "{prompt}"),
+            (
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
             ("--dangerously-skip-permissions",),
             "Claude Code print mode; without yolo, tools that need approval are refused. "
             "As root it refuses to skip permissions unless IS_SANDBOX=1, which yolo sets.",
@@ -160,6 +170,7 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
             (
                 "codex",
                 "exec",
+                "--json",
                 "--skip-git-repo-check",
                 ("--model", "{model}"),
                 YOLO_MARKER,
@@ -173,7 +184,15 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
         ),
         EngineSpec(
             "gemini",
-            ("gemini", "--skip-trust", ("--model", "{model}"), YOLO_MARKER, "--prompt={prompt}"),
+            (
+                "gemini",
+                "--skip-trust",
+                "--output-format",
+                "stream-json",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--prompt={prompt}",
+            ),
             ("--yolo",),
             "Gemini CLI headless mode; --skip-trust trusts the job's folder for the session "
             "(else it ignores --yolo there); --yolo auto-approves every tool call.",
@@ -199,7 +218,16 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
         ),
         EngineSpec(
             "opencode",
-            ("opencode", "run", ("--model", "{model}"), YOLO_MARKER, "--", "{prompt}"),
+            (
+                "opencode",
+                "run",
+                "--format",
+                "json",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
             ("--auto",),
             "opencode run; model is provider/model. Without yolo opencode's own config decides, "
             "and its default config allows every tool: yolo: false restricts nothing.",
