@@ -65,9 +65,14 @@ _RULES = (
         re.compile(
             r"Invalid API key|Please run /login|Not logged in|OAuth token has expired|"
             r"OAuth token revoked|authentication_error|authentication_failed|"
-            r"Invalid bearer token|Credit balance is too low",
+            r"Invalid bearer token",
             re.IGNORECASE,
         ),
+    ),
+    _Rule(
+        frozenset({"claude"}),
+        "has no credit left on its account",
+        re.compile(r"Credit balance is too low", re.IGNORECASE),
     ),
     # -- codex ----------------------------------------------------------------------------
     _Rule(
@@ -79,8 +84,8 @@ _RULES = (
         frozenset({"codex"}),
         _NOT_LOGGED_IN,
         re.compile(
-            r"401 Unauthorized|Not logged in|Missing (?:OpenAI )?API key|OPENAI_API_KEY|"
-            r"invalid_api_key|Incorrect API key|refresh token|codex login",
+            r"401 Unauthorized|Not logged in|Missing (?:OpenAI )?API key|invalid_api_key|"
+            r"Incorrect API key",
             re.IGNORECASE,
         ),
     ),
