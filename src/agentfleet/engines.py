@@ -229,8 +229,9 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
                 "{prompt}",
             ),
             ("--auto",),
-            "opencode run; model is provider/model. Without yolo opencode's own config decides, "
-            "and its default config allows every tool: yolo: false restricts nothing.",
+            "opencode run; model is provider/model. Without yolo it rejects what its config "
+            "asks about, and its default config allows every tool but leaving the project "
+            "folder and reading .env files: yolo: false restricts next to nothing.",
             output="opencode",
         ),
         EngineSpec(
