@@ -10,8 +10,8 @@ only run and report. The loop:
   a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
   and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and
   closes it ``cancelled``;
-* enforces each job's timeout: SIGTERM to the process group, SIGKILL ``kill_grace`` later,
-  and the attempt fails with ``timeout``;
+* enforces each job's timeout (an agent job without one gets two hours): SIGTERM to the
+  process group, SIGKILL ``kill_grace`` later, and the attempt fails with ``timeout``;
 * runs a reconcile pass (expired leases, plan drift) every ``reap_every`` seconds and
   publishes its presence;
 * on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
@@ -39,7 +39,13 @@ from types import FrameType
 from typing import Any
 
 from agentfleet import validate
-from agentfleet.dispatch import RunContext, absolute_db_url, build_execution, runnable_engines
+from agentfleet.dispatch import (
+    RunContext,
+    absolute_db_url,
+    build_execution,
+    job_timeout,
+    runnable_engines,
+)
 from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
@@ -429,6 +435,7 @@ class Worker:
             self._fail_at_start(lease, f"cannot start the job's process: {exc}")
             return
         now = time.monotonic()
+        timeout = job_timeout(job, self._ctx.engines)  # agents get a default one
         self._slots.append(
             _Slot(
                 lease=lease,
@@ -436,7 +443,7 @@ class Worker:
                 execution=execution,
                 next_renew=now + self.heartbeat,
                 next_output=now + self.output_every,
-                deadline=None if job.timeout is None else now + job.timeout,
+                deadline=None if timeout is None else now + timeout,
                 inputs_dir=inputs_dir,
             )
         )
