@@ -21,9 +21,12 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a plan step its condition or trigger rule left out: never run
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED}
+)
 
 
 # Which status may follow which. `running -> queued` is a retry or an expired lease handed
@@ -31,7 +34,9 @@ TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.
 # `waiting <-> queued` is a plan promoting a ready step, or holding it back while paused;
 # `succeeded -> waiting` is a plan sending a finished step back for rework after a rejection.
 JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.CANCELLED}),
+    JobStatus.WAITING: frozenset(
+        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.CANCELLED, JobStatus.SKIPPED}
+    ),
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.WAITING}),
     JobStatus.RUNNING: frozenset(
         {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}
@@ -39,6 +44,7 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.SUCCEEDED: frozenset({JobStatus.WAITING}),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED, JobStatus.WAITING}),
     JobStatus.CANCELLED: frozenset({JobStatus.QUEUED, JobStatus.WAITING}),
+    JobStatus.SKIPPED: frozenset({JobStatus.WAITING}),
 }
 
 

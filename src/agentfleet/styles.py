@@ -15,6 +15,7 @@ STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
     "cancelled": "magenta",
+    "skipped": "dim",
     "expired": "red",
     "released": "blue",
 }

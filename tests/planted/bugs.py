@@ -349,4 +349,31 @@ BUGS: list[dict[str, Any]] = [
             "tests/contract/test_schedules.py::test_workers_racing_for_twenty_slots_fire_each_once",
         ],
     },
+    {
+        "name": "skip-does-not-propagate",
+        "intent": "Under all_success a step after a skipped one runs anyway, as if the skip "
+        "were a success.",
+        "path": "src/agentfleet/plans/decide.py",
+        "old": (
+            "    if any(d.status is JobStatus.SKIPPED for d in deps):\n"
+            '        return "skip", "all_success: a dependency was skipped"\n'
+            "    if all(d.status is JobStatus.SUCCEEDED for d in deps):"
+        ),
+        "new": "    if all(d.status in (JobStatus.SUCCEEDED, JobStatus.SKIPPED) for d in deps):",
+        "tests": [
+            "tests/plans/test_conditions.py::test_a_false_when_skips_the_step_and_the_steps_after_it",
+        ],
+    },
+    {
+        "name": "expected-failure-stops-the-plan",
+        "intent": "A failure that a one_success or all_done dependent expects stops the plan "
+        "like any other.",
+        "path": "src/agentfleet/plans/decide.py",
+        "old": "TOLERANT = frozenset({ALL_DONE, ONE_SUCCESS})",
+        "new": "TOLERANT: frozenset[str] = frozenset()",
+        "tests": [
+            "tests/plans/test_conditions.py::test_one_success_runs_as_soon_as_one_dependency_succeeds_and_tolerates_failures",
+            "tests/plans/test_conditions.py::test_all_done_runs_after_failures_and_skips",
+        ],
+    },
 ]

@@ -17,6 +17,7 @@ from agentfleet.models import JobStatus, Lease
 from agentfleet.plans import templating
 from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
+    ALL_SUCCESS,
     APPROVAL_ENGINE,
     DEFAULT_MAX_REJECTIONS,
     LAND_ENGINE,
@@ -26,6 +27,7 @@ from agentfleet.plans.model import (
     PRE_PR,
     RESUMABLE_STATUSES,
     TERMINAL_PLAN_STATUSES,
+    TRIGGER_RULES,
     CheckpointConflict,
     NotResumable,
     Plan,
@@ -203,6 +205,10 @@ class PlanCoordinator:
             fields = templating.templated(payload)
             if fields:  # kept as written: rendered anew each time the step is queued
                 payload[templating.TEMPLATES_KEY] = fields
+            if step.when is not None:
+                payload["when"] = step.when
+            if step.trigger_rule != ALL_SUCCESS:
+                payload["trigger_rule"] = step.trigger_rule
             if job.engine == APPROVAL_ENGINE:
                 payload.setdefault("on_reject", step.on_reject)
                 payload.setdefault("max_rejections", step.max_rejections)
@@ -335,6 +341,7 @@ class PlanCoordinator:
             steps.hold_queued(tx, plan_id)  # e.g. a step a reaper handed back to the queue
             return None
         rows = self._step_rows(tx, plan_id)
+        views = {r.name: templating.step_view(r.status, r.result, r.error) for r in rows}
         states = [
             StepState(
                 job_id=r.job_id,
@@ -344,12 +351,17 @@ class PlanCoordinator:
                 depends_on=r.depends_on,
                 error=r.error,
                 message=r.payload.get("message"),
+                trigger_rule=r.payload.get("trigger_rule") or ALL_SUCCESS,
+                when_holds=_when_holds(r, views),
             )
             for r in rows
         ]
         decision = self._with_train(
             tx, plan_id, decide(PlanMode(plan_row["mode"]), plan_row["max_parallel"], states), rows
         )
+        if decision.skip:  # what they leave is decided again (a skip may skip the next)
+            steps.skip(tx, plan_id, decision.skip)
+            return self._advance(tx, plan_id)
         guard = {"status": PlanStatus.RUNNING.value}
         if decision.pause_at is not None:
             if self._set_status(
@@ -745,4 +757,19 @@ def _check(spec: PlanSpec) -> None:
     validate_dag(spec.steps)
     graph = {s.name: s.depends_on for s in spec.steps}
     for step in spec.steps:
-        templating.check(step.name, step.job.payload, upstream(graph, step.name), set(graph))
+        before = upstream(graph, step.name)
+        templating.check(step.name, step.job.payload, before, set(graph))
+        if step.when is not None:
+            templating.check_condition(step.name, step.when, before, set(graph))
+        if step.trigger_rule not in TRIGGER_RULES:
+            raise InvalidArgument(
+                f"step {step.name!r}: trigger_rule must be one of {', '.join(TRIGGER_RULES)}"
+            )
+
+
+def _when_holds(row: StepRow, views: Mapping[str, Mapping[str, Any]]) -> bool | None:
+    """A waiting step's `when:` over its upstream steps as they are now (None: it has none)."""
+    when = row.payload.get("when")
+    if row.status != JobStatus.WAITING.value or not when:
+        return None
+    return templating.condition_holds(str(when), views)

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentfleet.models import JobStatus
-from agentfleet.plans.model import APPROVAL_ENGINE, LAND_ENGINE, ON_ERROR, PRE_PR, PlanMode
+from agentfleet.plans.model import (
+    ALL_DONE,
+    ALL_SUCCESS,
+    APPROVAL_ENGINE,
+    LAND_ENGINE,
+    NONE_FAILED,
+    ON_ERROR,
+    ONE_SUCCESS,
+    PRE_PR,
+    PlanMode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,22 +33,66 @@ class StepState:
     depends_on: tuple[int, ...]
     error: str | None = None
     message: str | None = None
+    trigger_rule: str = ALL_SUCCESS
+    when_holds: bool | None = None  # its `when:` over its ended dependencies; None: none
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """At most one plan move, plus the steps to promote from waiting to queued."""
+    """At most one plan move, plus the steps to promote from waiting to queued and the
+    steps to skip (with why)."""
 
     pause_at: str | None = None
     fail: bool = False
     complete: bool = False
     context: dict[str, Any] | None = None
     promote: tuple[int, ...] = field(default=())
+    skip: tuple[tuple[int, str], ...] = field(default=())
+
+
+ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED})
+BAD = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+# A failure these dependents expect: it does not stop the plan.
+TOLERANT = frozenset({ALL_DONE, ONE_SUCCESS})
+
+
+def _verdict(step: StepState, deps: Sequence[StepState]) -> tuple[str, str]:
+    """("run" | "wait" | "skip", why) for a waiting step, by its trigger rule."""
+    done = all(d.status in ENDED for d in deps)
+    rule = step.trigger_rule
+    if rule == ONE_SUCCESS:
+        if any(d.status is JobStatus.SUCCEEDED for d in deps) or not deps:
+            return "run", ""
+        return ("skip", "one_success: no dependency succeeded") if done else ("wait", "")
+    if not done:
+        if rule == ALL_SUCCESS and any(d.status is JobStatus.SKIPPED for d in deps):
+            return "skip", "all_success: a dependency was skipped"
+        return "wait", ""
+    if rule == ALL_DONE:
+        return "run", ""
+    if rule == NONE_FAILED:
+        if any(d.status in BAD for d in deps):
+            return "skip", "none_failed: a dependency failed"
+        return "run", ""
+    if any(d.status is JobStatus.SKIPPED for d in deps):
+        return "skip", "all_success: a dependency was skipped"
+    if all(d.status is JobStatus.SUCCEEDED for d in deps):
+        return "run", ""
+    return "wait", ""  # a dependency failed: the plan stops or fails on it
 
 
 def decide(mode: PlanMode, max_parallel: int, steps: Sequence[StepState]) -> Decision:
     by_id: Mapping[int, StepState] = {s.job_id: s for s in steps}
-    broken = [s for s in steps if s.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
+    needed_by: dict[int, list[StepState]] = {}
+    for s in steps:
+        for d in s.depends_on:
+            needed_by.setdefault(d, []).append(s)
+
+    def tolerated(s: StepState) -> bool:
+        users = needed_by.get(s.job_id, [])
+        return bool(users) and all(u.trigger_rule in TOLERANT for u in users)
+
+    broken = [s for s in steps if s.status in BAD and not tolerated(s)]
     if broken:
         first = broken[0]
         context = {
@@ -50,17 +104,25 @@ def decide(mode: PlanMode, max_parallel: int, steps: Sequence[StepState]) -> Dec
         if mode is PlanMode.SUPERVISED:
             return Decision(pause_at=ON_ERROR, context=context)
         return Decision(fail=True, context=context)
-    if all(s.status is JobStatus.SUCCEEDED for s in steps):
+    if all(s.status in ENDED for s in steps):
         landed = any(s.engine == LAND_ENGINE for s in steps)  # its own gate came before
         if mode is PlanMode.SUPERVISED and not landed:
             return Decision(pause_at=PRE_PR, context={"kind": PRE_PR, "jobs": len(steps)})
         return Decision(complete=True)
-    ready = [
-        s
-        for s in steps
-        if s.status is JobStatus.WAITING
-        and all(by_id[d].status is JobStatus.SUCCEEDED for d in s.depends_on)
-    ]
+    ready: list[StepState] = []
+    skip: list[tuple[int, str]] = []
+    for s in steps:
+        if s.status is not JobStatus.WAITING:
+            continue
+        verdict, why = _verdict(s, [by_id[d] for d in s.depends_on])
+        if verdict == "run" and s.when_holds is False:
+            verdict, why = "skip", "when: the condition is false"
+        if verdict == "skip":
+            skip.append((s.job_id, why))
+        elif verdict == "run":
+            ready.append(s)
+    if skip:  # applied first; the plan is decided again on what they leave
+        return Decision(skip=tuple(skip))
     gates = [s for s in ready if s.engine == APPROVAL_ENGINE]
     if gates:
         gate = gates[0]

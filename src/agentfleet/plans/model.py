@@ -139,6 +139,15 @@ class StepSpec:
     depends_on: tuple[str, ...] = ()
     on_reject: str | None = None  # approval gates: the job a rejection sends back
     max_rejections: int = DEFAULT_MAX_REJECTIONS
+    when: str | None = None  # an expression over upstream results; false skips the step
+    trigger_rule: str = "all_success"  # what its dependencies must have done for it to run
+
+
+# What a step's dependencies must have done before it runs (the names Airflow gives them).
+ALL_SUCCESS, ONE_SUCCESS, ALL_DONE, NONE_FAILED = (
+    "all_success", "one_success", "all_done", "none_failed",
+)  # fmt: skip
+TRIGGER_RULES = (ALL_SUCCESS, ONE_SUCCESS, ALL_DONE, NONE_FAILED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,10 @@ from agentfleet.errors import InvalidArgument
 from agentfleet.jobfile import JobSpec, load_job_file, parse_job_text
 from agentfleet.models import NewJob
 from agentfleet.plans.model import (
+    ALL_SUCCESS,
     APPROVAL_ENGINE,
     DEFAULT_MAX_REJECTIONS,
+    TRIGGER_RULES,
     PlanMode,
     PlanSpec,
     StepSpec,
@@ -44,7 +46,10 @@ from agentfleet.plans.model import (
 from agentfleet.workspaces.train import plan_with_workspaces
 
 PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "jobs", "merge", "pr")
-STEP_KEYS = ("name", "depends_on", "file", "prompt", "message", "on_reject", "max_rejections")
+STEP_KEYS = (
+    "name", "depends_on", "file", "prompt", "message", "on_reject", "max_rejections", "when",
+    "trigger_rule",
+)  # fmt: skip
 
 
 def _hint(key: object, choices: tuple[str, ...]) -> str:
@@ -141,8 +146,9 @@ def _step(
     name = validate.name(entry["name"], f"{where}: 'name'")
     where = f"{source}: job {name!r}"
     depends = _depends_on(entry.get("depends_on", []), where)
+    when, rule = _condition(entry, where)
     if "file" in entry:
-        extra = set(entry) - {"name", "depends_on", "file"}
+        extra = set(entry) - {"name", "depends_on", "file", "when", "trigger_rule"}
         if extra:
             raise InvalidArgument(
                 f"{where}: a job given by 'file' takes its settings from that file; "
@@ -166,7 +172,27 @@ def _step(
         depends_on=depends,
         on_reject=on_reject,
         max_rejections=max_rejections,
+        when=when,
+        trigger_rule=rule,
     )
+
+
+def _condition(entry: Mapping[str, Any], where: str) -> tuple[str | None, str]:
+    """A step's `when:` (an expression, checked against the DAG at submit) and its
+    `trigger_rule:`."""
+    when = entry.get("when")
+    if when is not None:
+        if isinstance(when, bool):
+            when = "true" if when else "false"
+        if not isinstance(when, str) or not when.strip():
+            raise InvalidArgument(f"{where}: 'when' must be an expression, e.g. "
+                                  "steps.review.result.verdict == 'fix'")  # fmt: skip
+    rule = entry.get("trigger_rule", ALL_SUCCESS)
+    if rule not in TRIGGER_RULES:
+        raise InvalidArgument(
+            f"{where}: 'trigger_rule' must be one of {', '.join(TRIGGER_RULES)}, not {rule!r}"
+        )
+    return when, rule
 
 
 def load_plan_file(path: str | Path, known_engines: Iterable[str] = BUILTIN_ENGINES) -> PlanSpec:

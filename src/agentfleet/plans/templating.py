@@ -135,6 +135,25 @@ def check(step: str, payload: Mapping[str, Any], upstream: set[str], known: set[
                 )
 
 
+def check_condition(step: str, when: str, upstream: set[str], known: set[str]) -> None:
+    """Refuse a `when:` that is not one expression over the steps `step` depends on."""
+    try:
+        _PLAIN.compile_expression(when)
+    except TemplateSyntaxError as exc:
+        raise InvalidArgument(f"step {step!r}, when: bad expression: {exc.message}") from None
+    try:
+        check(step, {"prompt": "{{ (" + when + ") }}"}, upstream, known)
+    except InvalidArgument as exc:
+        said = str(exc).replace(f"step {step!r}, prompt:", f"step {step!r}, when:", 1)
+        raise InvalidArgument(said) from None
+
+
+def condition_holds(when: str, steps: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether a step's `when:` holds over its upstream steps as they ended (a missing
+    field is false, never an error)."""
+    return bool(_PLAIN.compile_expression(when, undefined_to_none=True)(steps=dict(steps)))
+
+
 def step_view(status: str, result: Any, error: str | None) -> dict[str, Any]:
     """What a template sees of one upstream step."""
     fields: Mapping[str, Any] = result if isinstance(result, Mapping) else {}
@@ -188,4 +207,7 @@ def needs_rendering(payload: Mapping[str, Any]) -> bool:
     return bool(payload.get(TEMPLATES_KEY))
 
 
-__all__: Sequence[str] = ["check", "needs_rendering", "render", "step_view", "templated"]
+__all__: Sequence[str] = [
+    "check", "check_condition", "condition_holds", "needs_rendering", "render", "step_view",
+    "templated",
+]  # fmt: skip

@@ -219,4 +219,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        """
+        -- A plan step may be skipped: its condition or trigger rule left it out.
+        ALTER TABLE jobs DROP CONSTRAINT jobs_status_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
+            ('waiting','queued','running','succeeded','failed','cancelled','skipped'));
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -16,13 +16,14 @@ from typing import Any
 from agentfleet.models import TERMINAL_STATUSES, JobStatus, check_transition
 from agentfleet.store.dialect import status_list
 
-Q, R, S, F, C, W = (
+Q, R, S, F, C, W, K = (
     JobStatus.QUEUED,
     JobStatus.RUNNING,
     JobStatus.SUCCEEDED,
     JobStatus.FAILED,
     JobStatus.CANCELLED,
     JobStatus.WAITING,
+    JobStatus.SKIPPED,
 )
 
 
@@ -68,12 +69,13 @@ PROMOTE = _move("promote a ready step", {W}, {Q})
 HOLD = _move("hold a queued step back", {Q}, {W})
 STOP_UNSTARTED = _move("stop steps that have not started", {W, Q}, {C})
 PASS_GATE = _move("pass an approval gate", {W}, {S})
-REWORK = _move("send a step back for rework", {S, F, C}, {W})
+SKIP = _move("skip a step its condition or trigger rule leaves out", {W}, {K})
+REWORK = _move("send a step back for rework", {S, F, C, K}, {W})
 RESTART = _move("restart ended steps on resume", {F, C}, {W})
 
 MOVES = (
     CLAIM, TAKE_OVER, RENEW, COMPLETE, FAIL, RELEASE, EXPIRE, CANCEL, ASK_TO_STOP, RETRY,
-    PATCH, PROMOTE, HOLD, STOP_UNSTARTED, PASS_GATE, REWORK, RESTART,
+    PATCH, PROMOTE, HOLD, STOP_UNSTARTED, PASS_GATE, SKIP, REWORK, RESTART,
 )  # fmt: skip
 
 LIVE = status_list({Q, R})

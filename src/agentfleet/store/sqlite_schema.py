@@ -241,4 +241,59 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        """
+        -- A plan step may be skipped: its condition or trigger rule left it out. SQLite
+        -- cannot change a CHECK constraint in place, so the table is rebuilt (foreign keys
+        -- are off while the store migrates, and checked before the migration commits).
+        CREATE TABLE jobs_v9 (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue            TEXT    NOT NULL,
+            engine           TEXT    NOT NULL,
+            payload          TEXT    NOT NULL,
+            status           TEXT    NOT NULL CHECK (status IN ('waiting','queued','running',
+                                 'succeeded','failed','cancelled','skipped')),
+            priority         INTEGER NOT NULL DEFAULT 0,
+            lock             TEXT,
+            max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            lease_epoch      INTEGER NOT NULL DEFAULT 0,
+            worker           TEXT,
+            lease_expires_at REAL,
+            timeout          REAL,
+            run_at           REAL    NOT NULL,
+            dedupe_key       TEXT,
+            rev              INTEGER NOT NULL DEFAULT 1,
+            result           TEXT,
+            error            TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at       REAL    NOT NULL,
+            updated_at       REAL    NOT NULL,
+            finished_at      REAL,
+            plan_id          INTEGER REFERENCES plans (id),
+            step             TEXT
+        );
+        INSERT INTO jobs_v9 (id, queue, engine, payload, status, priority, lock, max_attempts,
+            attempts, lease_epoch, worker, lease_expires_at, timeout, run_at, dedupe_key, rev,
+            result, error, cancel_requested, created_at, updated_at, finished_at, plan_id, step)
+        SELECT id, queue, engine, payload, status, priority, lock, max_attempts, attempts,
+            lease_epoch, worker, lease_expires_at, timeout, run_at, dedupe_key, rev, result,
+            error, cancel_requested, created_at, updated_at, finished_at, plan_id, step
+        FROM jobs;
+        DROP TABLE jobs;
+        ALTER TABLE jobs_v9 RENAME TO jobs;
+        CREATE INDEX jobs_ready ON jobs (priority DESC, id) WHERE status = 'queued';
+        CREATE INDEX jobs_expiry ON jobs (lease_expires_at) WHERE status = 'running';
+        CREATE INDEX jobs_by_lock ON jobs (lock, status) WHERE lock IS NOT NULL;
+        CREATE UNIQUE INDEX jobs_one_running_per_lock ON jobs (lock)
+            WHERE status = 'running' AND lock IS NOT NULL;
+        CREATE UNIQUE INDEX jobs_one_live_per_dedupe_key ON jobs (dedupe_key)
+            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running');
+        CREATE INDEX jobs_by_plan ON jobs (plan_id, status) WHERE plan_id IS NOT NULL;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -62,6 +62,23 @@ def promote(tx: Tx, plan_id: int, job_ids: Sequence[int]) -> list[int]:
     return sorted(row["id"] for row in rows)
 
 
+def skip(tx: Tx, plan_id: int, items: Sequence[tuple[int, str]]) -> list[int]:
+    """Waiting steps their condition or trigger rule leaves out end `skipped`, with why."""
+    skipped = []
+    for job_id, why in items:
+        rows = tx.q(
+            f"UPDATE jobs SET status = 'skipped', error = :why, finished_at = {{now}}, "
+            f"{_TOUCH} WHERE id = :id AND plan_id = :plan AND {rules.SKIP.guard()} "
+            "RETURNING id, step",
+            {"id": job_id, "plan": plan_id, "why": why},
+        )
+        for row in rows:
+            events.record(tx, row["id"], "skipped", plan_id=plan_id,
+                          data={"step": row["step"], "why": why})  # fmt: skip
+            skipped.append(row["id"])
+    return skipped
+
+
 def prepare(tx: Tx, job_id: int, payload: Mapping[str, Any]) -> bool:
     """A step about to be queued gets what it learned from the steps before it (e.g. the
     commit to merge); only while it still waits, so a queued or running step keeps its own."""
