@@ -29,14 +29,14 @@ from agentfleet.models import Lease, utc_from_timestamp
 from agentfleet.store import rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, to_json
 from agentfleet.store.rows import JOB_COLUMNS, claimed_leases, sqlite_json, sqlite_time
-from agentfleet.store.sql import Batch, SqlStore
+from agentfleet.store.sql import Batch, SqlStore, pause
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 Clock = Callable[[], float]
 MMAP_BYTES = 256 * 1024 * 1024
 # How often a waiter looks for other connections' commits: often while they come, less
 # often as the database stays quiet.
-WAKE_CHECK_BUSY, WAKE_CHECK_QUIET = 0.005, 0.05
+WAKE_CHECK_BUSY, WAKE_CHECK_QUIET = 0.002, 0.01
 
 _bind = bind_with(lambda value: value.timestamp(), lambda values: json.dumps(list(values)))
 
@@ -271,6 +271,7 @@ class SqliteStore(SqlStore):
         )
         super().__init__(dialect, url=url)
         self._wake_check = WAKE_CHECK_BUSY
+        self._seen = threading.local()  # the data_version each thread's connection saw last
         self.migrate(MIGRATIONS, LATEST_VERSION)
 
     def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
@@ -352,31 +353,39 @@ class SqliteStore(SqlStore):
 
     # -- wake-ups ---------------------------------------------------------------------
 
-    def wait_for_jobs(self, timeout: float) -> bool:
+    def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:
         """Wake when another connection commits (SQLite has no notifications).
 
         `PRAGMA data_version` changes when any other connection has committed, and reading
-        it touches no table. It is checked every 5 ms while the database is busy, backing
-        off to every 50 ms while it is quiet, so an idle worker costs little CPU and starts
-        new work within that time instead of its poll backoff's. A wake only says the
-        database changed: the caller's claim decides whether there is work.
+        it touches no table. It is checked every 2 ms while the database is busy, backing
+        off to every 10 ms while it is quiet, so an idle worker costs little CPU and starts
+        new work within about that time instead of its poll backoff's. The version each
+        thread saw last is kept between calls, so a commit that lands while the caller is
+        busy wakes its next call at once. A wake only says the database changed: the
+        caller's claim decides whether there is work. This thread's own commits do not
+        count (they change no version its connection reads).
         """
         deadline = time.monotonic() + max(0.0, timeout)
         if self.dialect.memory:
-            time.sleep(max(0.0, timeout))
+            pause(timeout, interrupt)
             return False
         conn = self.dialect.connection()
-        seen = conn.execute("PRAGMA data_version").fetchone()[0]
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(self._wake_check, left))
-            if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+        seen: int | None = getattr(self._seen, "version", None)
+        while True:
+            version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._seen.version = version
+            if seen is not None and version != seen:
                 self._wake_check = WAKE_CHECK_BUSY
                 return True
+            seen = version
+            left = deadline - time.monotonic()
+            if left <= 0 or pause(min(self._wake_check, left), interrupt):
+                return False
             self._wake_check = min(self._wake_check * 1.2, WAKE_CHECK_QUIET)
-        return False
 
     def close(self) -> None:
         self.dialect.close()
+        self._seen = threading.local()  # a new connection counts versions afresh
 
 
 @contextmanager
