@@ -38,11 +38,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import agentfleet
-from agentfleet import Fleet, JobStatus
+from agentfleet import Fleet, Job, JobStatus
 
 BENCH_APP = "agentfleet bench"  # this process's own connections, left out of the counts
 DONE = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
@@ -148,6 +149,11 @@ def _registered(fleet: Fleet, names: set[str]) -> set[str]:
     return {w.name for w in fleet.list_workers() if w.name in names and w.stopped_at is None}
 
 
+def _finished(fleet: Fleet, job_id: int) -> Job | None:
+    job = fleet.get_job(job_id)
+    return job if job.status in DONE else None
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -217,10 +223,7 @@ def latency(
             for i in range(warmup + jobs):
                 time.sleep(gap * random.uniform(0.5, 1.5))
                 job = fleet.enqueue("shell", {"cmd": "true"})
-                done = _wait(
-                    lambda job_id=job.id: (j := fleet.get_job(job_id)).status in DONE and j,
-                    f"job {job.id} to finish",
-                )
+                done = _wait(partial(_finished, fleet, job.id), f"job {job.id} to finish")
                 if done.status is not JobStatus.SUCCEEDED:
                     raise RuntimeError(f"job {job.id} ended {done.status}: {done.error}")
                 run = fleet.runs(job.id)[0]
