@@ -7,7 +7,13 @@ measured figures are in benchmarks/worker_latency.py; nothing here is timed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import pytest
+
 from agentfleet import Fleet, JobStatus, PlanStatus, Worker
+from agentfleet.store import sqlite_watch
 from tests.conftest import StoreEnv
 from tests.plans.helpers import gate, plan, shell
 from tests.worker.helpers import wait_until, worker_thread
@@ -48,3 +54,31 @@ def test_the_step_after_an_approval_starts_without_polling(store: StoreEnv) -> N
             "the step after the approval to run",
         )
     assert worker.stats.succeeded == 2
+
+
+def test_without_a_doorbell_sqlite_waits_by_polling_data_version(
+    sqlite_store: StoreEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where inotify is missing (other systems), the wait polls data_version instead."""
+    monkeypatch.setattr(sqlite_watch.FileWatch, "open", classmethod(lambda cls, path: None))
+    with worker_thread(sqlite_store.open(), name="no-bell", poll_min=NEVER, poll_max=NEVER) as w:
+        _idle(sqlite_store.fleet, w)
+        job = sqlite_store.fleet.enqueue("shell", {"cmd": "true"})
+        wait_until(
+            lambda: sqlite_store.fleet.get_job(job.id).status is JobStatus.SUCCEEDED,
+            "the job to be found by polling",
+        )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_the_doorbell_rings_for_the_databases_own_files_only(tmp_path: Path) -> None:
+    watch = sqlite_watch.FileWatch.open(tmp_path / "fleet.db")
+    assert watch is not None
+    try:
+        assert watch.rang() is False
+        (tmp_path / "notes.txt").write_text("not the database")
+        assert watch.rang() is False
+        (tmp_path / "fleet.db-wal").write_bytes(b"frames")
+        assert watch.rang() is True and watch.rang() is False  # read once, then quiet
+    finally:
+        watch.close()
