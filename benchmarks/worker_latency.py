@@ -73,7 +73,8 @@ class FleetRun:
     max_connections_per_worker: int
     peak_connections: int
     server_max_connections: int
-    too_many_clients: int
+    too_many_clients: int  # workers whose log says the server refused them
+    refused_samples: int = 0  # counts this benchmark could not take: the server was full
 
 
 def worker_command(command: str | None = None) -> list[str]:
@@ -268,11 +269,17 @@ def fleet_run(
         started = [_start_worker(cmd, url, name, Path(tmp)) for name in names]
         procs = [proc for proc, _ in started]
         per_worker: dict[str, int] = {}
-        peak = 0
+        peak = refused_samples = 0
 
         def sample() -> None:
-            nonlocal peak
-            counts = _connections(url)
+            nonlocal peak, refused_samples
+            try:
+                counts = _connections(url)
+            except psycopg.OperationalError as exc:  # the server is full: say so, go on
+                if "too many clients" not in str(exc):
+                    raise
+                refused_samples += 1
+                return
             peak = max(peak, sum(counts.values()))
             for app, n in counts.items():
                 per_worker[app] = max(per_worker.get(app, 0), n)
@@ -314,6 +321,7 @@ def fleet_run(
         peak_connections=peak,
         server_max_connections=server_max,
         too_many_clients=refused,
+        refused_samples=refused_samples,
     )
 
 

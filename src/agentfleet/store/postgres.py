@@ -103,12 +103,9 @@ class PostgresDialect(Dialect):
                 conninfo,
                 min_size=1,
                 max_size=pool_size,
-                kwargs={
-                    "autocommit": True,
-                    "row_factory": dict_row,
-                    "options": f"-c search_path={SCHEMA}",
-                    **self.connect_kwargs,
-                },
+                kwargs={"autocommit": True, "row_factory": dict_row, **self.connect_kwargs},
+                # A SET, not the `options` startup parameter, which PgBouncer refuses.
+                configure=_use_schema,
                 open=False,
                 name="agentfleet",
             )
@@ -408,6 +405,10 @@ def _pool_size(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgument(f"pool_size must be a whole number >= 1, not {value!r}")
     return value
+
+
+def _use_schema(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"SET search_path = {SCHEMA}")
 
 
 def _listen(conn: psycopg.Connection[Any]) -> None:
