@@ -201,7 +201,7 @@ def latency(
             return time.perf_counter() - started
 
     def measure(url: str) -> Result:
-        wake = "SQLite data_version every 5-50 ms" if sqlite_file else "LISTEN/NOTIFY wake-up"
+        wake = "SQLite doorbell + data_version" if sqlite_file else "LISTEN/NOTIFY wake-up"
         return run_latency(
             SYSTEM,
             _latency_worker,

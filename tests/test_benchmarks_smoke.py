@@ -32,3 +32,31 @@ def test_whatif_variants_still_match_the_batch_statement() -> None:
     parts = {part for variant in whatif.VARIANTS.values() for part in variant}
     statement = postgres._COMPLETE_BATCH + postgres._CLAIM_BATCH
     assert parts and all(part in statement for part in parts)
+
+
+def test_worker_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """Real `agentfleet worker` processes, a few jobs: it runs and prints its figures."""
+    from benchmarks import worker_latency
+
+    args = ["--stores", "sqlite", "--jobs", "3", "--warmup", "1", "--gap", "0.05"]
+    assert worker_latency.main([*args, "--idle", "0.2"]) == 0
+    out = capsys.readouterr().out
+    header, row = out.splitlines()
+    assert "p50 ms" in header and "p99 ms" in header and "max ms" in header
+    assert row.split()[:2] == ["sqlite", "3"]
+
+
+def test_worker_latency_postgres_and_fleet_smoke(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg")
+    from benchmarks import worker_latency
+
+    args = ["--stores", "postgres", "--jobs", "2", "--warmup", "0", "--gap", "0.05"]
+    assert worker_latency.main([*args, "--idle", "0.2"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[:2] == ["postgres", "2"] and int(row[-1]) >= 1  # the connections it held
+    fleet = ["fleet", "--workers", "2", "--jobs-per-worker", "1", "--sleep", "0.1"]
+    assert worker_latency.main(fleet) == 0
+    figures = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert (figures["workers"], figures["succeeded"]) == ("2", "2")

@@ -92,3 +92,38 @@ def test_a_new_database_and_its_folder_are_the_owners_alone(tmp_path: Path) -> N
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for file in path.parent.iterdir():  # the database, its WAL and its shared memory
         assert stat.S_IMODE(file.stat().st_mode) & 0o077 == 0, file
+
+
+@pytest.mark.parametrize(
+    ("url", "clean", "size"),
+    [
+        ("postgresql://u@h/db", "postgresql://u@h/db", None),
+        ("postgresql://u@h/db?pool_size=1", "postgresql://u@h/db", 1),
+        (
+            "postgresql://u@h/db?application_name=a%20b&pool_size=3&sslmode=disable",
+            "postgresql://u@h/db?application_name=a%20b&sslmode=disable",
+            3,
+        ),
+        ("postgresql://u@h/db?sslmode=disable", "postgresql://u@h/db?sslmode=disable", None),
+    ],
+)
+def test_pool_size_is_taken_out_of_a_postgresql_url(url: str, clean: str, size: int | None) -> None:
+    pytest.importorskip("psycopg")
+    from agentfleet.store.postgres import split_url_options
+
+    assert split_url_options(url) == (clean, size)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", ""])
+def test_a_bad_pool_size_in_the_url_is_named(value: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(InvalidArgument, match="pool_size"):
+        agentfleet.open(f"postgresql://nobody@127.0.0.1:1/none?pool_size={value}")
+
+
+def test_the_urls_pool_size_wins_and_the_url_keeps_it(pg_url: str) -> None:
+    url = f"{pg_url}?pool_size=2"
+    with agentfleet.open(url, pool_size=5) as fleet:
+        assert fleet.store.dialect.pool.max_size == 2  # type: ignore[attr-defined]
+        assert fleet.url == url  # what jobs that may reach the database are handed
+        assert fleet.enqueue("shell", {}).id >= 1

@@ -12,6 +12,8 @@ from agentfleet.store.base import Store
 DEFAULT_URL = "sqlite:///.agentfleet/fleet.db"
 DEFAULT_PATH = Path(".agentfleet") / "fleet.db"
 SUPPORTED = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://..."
+# PostgreSQL: `?pool_size=N` in the URL caps the handle's pool (default 4; a worker's 1) and
+# wins over the pool_size option; every other query parameter is libpq's.
 
 
 def sqlite_path(url: str) -> Path:
@@ -65,15 +67,16 @@ def open_store(url: str | None, **options: Any) -> Store:
         if options.get("clock") is not None:
             raise InvalidArgument("PostgreSQL uses the server's clock; a clock cannot be injected")
         try:
-            from agentfleet.store.postgres import PostgresStore
+            from agentfleet.store.postgres import DEFAULT_POOL_SIZE, PostgresStore
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise StoreUnavailable(
                 "PostgreSQL support is not installed: pip install 'agentfleet[postgres]'"
             ) from exc
         return PostgresStore(
             url,
-            pool_size=options.get("pool_size", 4),
+            pool_size=options.get("pool_size", DEFAULT_POOL_SIZE),
             notify=options.get("notify", True),
+            application_name=options.get("application_name") or "agentfleet",
         )
     raise InvalidArgument(
         f"unknown database URL scheme {scheme!r} in {url!r}; expected {SUPPORTED}"

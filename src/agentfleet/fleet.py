@@ -375,9 +375,19 @@ class Fleet:
     def list_workers(self) -> list[WorkerInfo]:
         return self.store.list_workers()
 
-    def wait_for_jobs(self, timeout: float) -> bool:
-        """Block until work may be ready (PostgreSQL NOTIFY) or the timeout passes."""
-        return self.store.wait_for_jobs(validate.non_negative_seconds(timeout, "timeout"))
+    def wait_for_jobs(self, timeout: float, *, interrupt: int | None = None) -> bool:
+        """Block until work may be ready (True: PostgreSQL NOTIFY, SQLite's data_version),
+        or False once the timeout passes or the file descriptor `interrupt` (a pipe a
+        signal handler writes to, say) becomes readable. A change since the previous call
+        wakes at once. With ``pool_size=1`` on PostgreSQL the wait holds the one connection:
+        wait in the thread that makes the queries."""
+        if interrupt is not None and (
+            isinstance(interrupt, bool) or not isinstance(interrupt, int) or interrupt < 0
+        ):
+            raise InvalidArgument("interrupt must be a file descriptor (an int >= 0) or None")
+        return self.store.wait_for_jobs(
+            validate.non_negative_seconds(timeout, "timeout"), interrupt
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -802,9 +812,11 @@ def _output(output: object) -> RunOutput | None:
 
 def open(url: str | None = None, **options: Any) -> Fleet:
     """Open a fleet: "sqlite:///path.db" (default ./.agentfleet/fleet.db), "memory://",
-    or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL),
-    retry_policy, reap_interval, stale_window (plans), tasks (a TaskRegistry; default the
-    process-wide one)."""
+    or "postgresql://...". Options: clock (memory/SQLite), pool_size (PostgreSQL: the most
+    connections the handle's queries use, default 4; ``?pool_size=N`` in the URL wins; with
+    1, that connection also LISTENs), application_name (PostgreSQL, unless the URL names
+    one; default "agentfleet"), retry_policy, reap_interval, stale_window (plans), tasks (a
+    TaskRegistry; default the process-wide one)."""
     fleet_options = {
         k: options.pop(k)
         for k in ("retry_policy", "reap_interval", "stale_window", "tasks")

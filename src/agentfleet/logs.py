@@ -151,9 +151,13 @@ def event(
     *,
     level: int = logging.INFO,
     exc_info: bool = False,
+    message: str | None = None,
     **fields: Any,
 ) -> None:
-    """Log one named event with its fields (job, run, epoch, worker, and anything else)."""
+    """Log one named event with its fields (job, run, epoch, worker, and anything else).
+
+    `message` is the line a plain-text handler prints (the JSON line keeps it as
+    ``message``); without one, the record's message is the event name."""
     if not EVENT_NAME.match(name):
         raise ValueError(f"log event {name!r} is not named domain.action_state")
     log = logging.getLogger(logger) if isinstance(logger, str) else logger
@@ -163,7 +167,8 @@ def event(
     reserved = _STANDARD_ATTRS & clean.keys()
     for key in reserved:  # `name`, `msg`, ... would clash with LogRecord's own attributes
         clean[f"{key}_"] = clean.pop(key)
-    log.log(level, name, extra={"event": name, **clean}, exc_info=exc_info)
+    text = name if message is None else message  # no args: never %-formatted
+    log.log(level, text, extra={"event": name, **clean}, exc_info=exc_info)
 
 
 def configure(

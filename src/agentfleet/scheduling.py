@@ -160,7 +160,7 @@ class Schedules:
                 outcome = f"started plan {plan_id}"
             if job_id is not None or plan_id is not None:
                 rows.fired(tx, schedule.id, job_id, plan_id, outcome)
-        log.info("schedule %s, slot %s: %s", schedule.name, schedule.next_at, outcome)
+        log.debug("schedule %s, slot %s: %s", schedule.name, schedule.next_at, outcome)
         return Fired(schedule.name, schedule.next_at, outcome, job_id, plan_id)
 
     def _build(

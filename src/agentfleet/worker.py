@@ -3,9 +3,10 @@
 One loop in one thread makes every store write; executions (subprocesses, Python threads)
 only run and report. The loop:
 
-* claims ``limit = free slots`` jobs at once; is woken for new work by PostgreSQL
-  LISTEN/NOTIFY or SQLite's data_version, and between wakes polls with exponential backoff
-  (``poll_min`` up to ``poll_max``);
+* claims ``limit = free slots`` jobs at once; while it waits it is woken for new work by
+  PostgreSQL LISTEN/NOTIFY or SQLite's data_version (:meth:`Fleet.wait_for_jobs`, in the
+  loop's own thread and on its own connection), and between wakes polls with exponential
+  backoff (``poll_min`` up to ``poll_max``);
 * renews every lease every ``ttl / 3`` and records its output so far every ``output_every``;
   a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
   and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and
@@ -17,6 +18,9 @@ only run and report. The loop:
 * on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
   and gives running jobs ``grace`` seconds, then stops them and hands them back with
   ``release`` (attempt given back, no wait for the ttl). A second request stops at once.
+
+Every log line is a named event (``job.claim_completed``, ``job.run_succeeded``, ...; see
+:mod:`agentfleet.logs`) carrying its ids, with a sentence for plain-text handlers.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agentfleet import validate
+from agentfleet import logs, validate
 from agentfleet.dispatch import (
     RunContext,
     absolute_db_url,
@@ -109,12 +113,20 @@ class _Waker:
         with contextlib.suppress(OSError):  # a full pipe is awake already
             os.write(self._write, b"!")
 
+    def fileno(self) -> int:
+        """Readable once woken: a store's wait watches it beside its own wake-ups."""
+        return self._read
+
     def wait(self, timeout: float) -> None:
         with contextlib.suppress(OSError, InterruptedError):
             ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
             if ready:
-                while os.read(self._read, 4096):
-                    pass
+                self.drain()
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):  # empty: nothing more to read
+            while os.read(self._read, 4096):
+                pass
 
     def __del__(self) -> None:
         for fd in (self._read, self._write):
@@ -183,7 +195,6 @@ class Worker:
         # Only engines this worker can run are ever claimed: never `approval` (plan gates
         # are resolved by people), never a custom engine another worker's config defines.
         self.engines = runnable_engines(self._ctx.engines)
-        self._notify = fleet.url.lower().startswith(("postgresql:", "postgres:"))
         self._slots: list[_Slot] = []
         self._stop_requests = 0
         self._stopping = False
@@ -191,7 +202,6 @@ class Worker:
         self._hard_stop = False
         self._drained = False
         self._notified = False
-        self._closing = threading.Event()
         self._waker: _Waker | None = None
         self._t = _Timers(poll=self.poll_min)
 
@@ -214,35 +224,47 @@ class Worker:
         """Work until stopped; SIGTERM/SIGINT stop it when run in the main thread."""
         self._waker = _Waker()
         previous = self._install_signals() if handle_signals else {}
-        listener = None
-        if self._notify:
-            listener = threading.Thread(target=self._listen, daemon=True, name="notify")
-            listener.start()
-        log.info(
-            "worker started: queues %s, concurrency %d, ttl %gs, grace %gs",
-            ",".join(self.queues) if self.queues else "(all)",
-            self.concurrency,
-            self.ttl,
-            self.grace,
+        queues = ",".join(self.queues) if self.queues else "(all)"
+        self._event(
+            "worker.start_completed",
+            f"worker started: queues {queues}, concurrency {self.concurrency}, "
+            f"ttl {self.ttl:g}s, grace {self.grace:g}s",
+            queues=self.queues or ["*"],
+            concurrency=self.concurrency,
+            ttl=self.ttl,
+            grace=self.grace,
+            pid=os.getpid(),
+            database=self.fleet.url,  # its password, if any, is never printed
         )
         try:
+            self._wait(0.0)  # start watching for new work before the first claim
             self._loop()
         except BaseException:
             self._abandon_all()
             raise
         finally:
-            self._closing.set()
-            if listener is not None:
-                listener.join(2.0)
             try:
                 self.fleet.worker_stopped(self.name)
             except Exception as exc:
-                log.warning("could not record that worker %s stopped: %s", self.name, exc)
+                self._event(
+                    "worker.deregister_failed",
+                    f"could not record that worker {self.name} stopped: {exc}",
+                    logging.WARNING,
+                    error=str(exc),
+                )
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._waker = None
-        log.info("worker stopped: %s", _format_stats(self.stats))
+        self._event(
+            "worker.stop_completed",
+            f"worker stopped: {_format_stats(self.stats)}",
+            **vars(self.stats),
+        )
         return self.stats
+
+    def _event(self, name: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
+        """One named log event (see agentfleet.logs), with the sentence text logs print."""
+        logs.event(log, name, level=level, message=message, worker=self.name, **fields)
 
     def _install_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -255,16 +277,22 @@ class Worker:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
-    def _listen(self) -> None:
-        while not self._closing.is_set():
-            try:
-                if self.fleet.wait_for_jobs(0.2):
-                    self._notified = True
-                    if self._waker is not None:
-                        self._waker.wake()
-            except Exception as exc:
-                log.debug("waiting for notifications failed: %s", exc)
-                self._closing.wait(1.0)
+    def _wait(self, timeout: float) -> None:
+        """Sleep until something is due, woken early by new work in the store (the store's
+        own way) or by the waker (a stop request, a job's process ending)."""
+        assert self._waker is not None
+        try:
+            if self.fleet.wait_for_jobs(max(0.0, timeout), interrupt=self._waker.fileno()):
+                self._notified = True
+        except Exception as exc:
+            self._event(
+                "worker.wait_failed",
+                f"waiting for new work failed: {exc}",
+                logging.DEBUG,
+                error=str(exc),
+            )
+            self._waker.wait(timeout)
+        self._waker.drain()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -282,9 +310,12 @@ class Worker:
             now = time.monotonic()
             self._periodic(now)
             if self.burst and self._drained and not self._slots and not self._stopping:
-                log.info("no job is ready and none is running: leaving (burst mode)")
+                self._event(
+                    "worker.burst_completed",
+                    "no job is ready and none is running: leaving (burst mode)",
+                )
                 return
-            self._waker.wait(min(self._next_due(now) - now, MAX_SLEEP))
+            self._wait(min(self._next_due(now) - now, MAX_SLEEP))
 
     def _next_due(self, now: float) -> float:
         due = [self._t.next_seen, self._t.next_reap]
@@ -311,22 +342,32 @@ class Worker:
         if requests >= 1 and not self._stopping:
             self._stopping = True
             self._t.stop_deadline = now + self.grace
-            log.info(
-                "stopping: claiming nothing more; %d running job(s) get %gs to finish",
-                len(self._slots),
-                self.grace,
+            self._event(
+                "worker.stop_requested",
+                f"stopping: claiming nothing more; {len(self._slots)} running job(s) get "
+                f"{self.grace:g}s to finish",
+                running=len(self._slots),
+                grace=self.grace,
             )
         if requests >= 2 and not self._hard_stop:
             self._hard_stop = self._grace_over = True
             if self._slots:
-                log.info("stopping now: killing %d job(s) and handing them back", len(self._slots))
+                self._event(
+                    "worker.stop_forced",
+                    f"stopping now: killing {len(self._slots)} job(s) and handing them back",
+                    running=len(self._slots),
+                )
             for slot in list(self._slots):
                 self._interrupt(slot, "stopping", now, hard=True)
         elif self._stopping and not self._grace_over and now >= self._t.stop_deadline:
             self._grace_over = True
             for slot in list(self._slots):
                 if slot.reason is None:
-                    log.info("job %d did not finish within the grace period", slot.lease.job_id)
+                    self._event(
+                        "job.grace_expired",
+                        f"job {slot.lease.job_id} did not finish within the grace period",
+                        job=slot.lease.job_id,
+                    )
                     self._interrupt(slot, "stopping", now)
 
     def _periodic(self, now: float) -> None:
@@ -341,7 +382,12 @@ class Worker:
                     concurrency=self.concurrency,
                 )
             except Exception as exc:
-                log.warning("could not publish worker presence: %s", exc)
+                self._event(
+                    "worker.presence_failed",
+                    f"could not publish worker presence: {exc}",
+                    logging.WARNING,
+                    error=str(exc),
+                )
         if now >= self._t.next_reap:
             self._t.next_reap = now + self.reap_every
             try:
@@ -349,18 +395,45 @@ class Worker:
                 # event moved on, orphaned plans failed. Only one pass runs fleet-wide at a
                 # time; when another worker holds it this returns None and does nothing.
                 for repair in self.fleet.reconcile() or ():
-                    log.info("reconciled: %s (%s)", repair.kind, repair.reason)
+                    self._event(
+                        "fleet.repair_completed",
+                        f"reconciled: {repair.kind} ({repair.reason})",
+                        job=repair.job_id,
+                        plan=repair.plan_id,
+                        kind=repair.kind,
+                        reason=repair.reason,
+                    )
             except Exception as exc:
-                log.warning("reconcile pass failed: %s", exc)
+                self._event(
+                    "fleet.reconcile_failed",
+                    f"reconcile pass failed: {exc}",
+                    logging.WARNING,
+                    error=str(exc),
+                )
         if now >= self._t.next_schedule and not self._stopping:
             self._t.next_schedule = now + SCHEDULE_EVERY
             try:
                 # Each due slot fires once fleet-wide: every worker may ask, one wins it.
-                if self.fleet.fire_schedules():
+                fired = self.fleet.fire_schedules()
+            except Exception as exc:
+                self._event(
+                    "fleet.schedule_failed",
+                    f"firing schedules failed: {exc}",
+                    logging.WARNING,
+                    error=str(exc),
+                )
+            else:
+                for one in fired:
+                    self._event(
+                        "fleet.schedule_fired",
+                        f"schedule {one.schedule}: {one.outcome}",
+                        schedule=one.schedule,
+                        job=one.job_id,
+                        plan=one.plan_id,
+                    )
+                if fired:
                     self._t.next_claim = now  # its job may be ours to run
                     self._drained = False
-            except Exception as exc:
-                log.warning("firing schedules failed: %s", exc)
 
     # -- claiming and starting ----------------------------------------------------------
 
@@ -386,7 +459,9 @@ class Worker:
                 engines=self.engines,
             )
         except Exception as exc:
-            log.warning("claiming jobs failed: %s", exc)
+            self._event(
+                "job.claim_failed", f"claiming jobs failed: {exc}", logging.WARNING, error=str(exc)
+            )
             self._backoff(now)
             return
         if not leases:
@@ -405,22 +480,39 @@ class Worker:
         try:
             job = lease.job or self.fleet.get_job(lease.job_id)
         except Exception as exc:
-            log.warning("job %d: cannot read it: %s; handing it back", lease.job_id, exc)
+            self._event(
+                "job.read_failed",
+                f"job {lease.job_id}: cannot read it: {exc}; handing it back",
+                logging.WARNING,
+                job=lease.job_id,
+                error=str(exc),
+            )
             self._release(lease, "the worker could not read the job")
             return
-        log.info(
-            "job %d claimed (%s, attempt %d/%d, epoch %d)",
-            job.id,
-            job.engine,
-            lease.attempt,
-            job.max_attempts,
-            lease.epoch,
+        self._event(
+            "job.claim_completed",
+            f"job {job.id} claimed ({job.engine}, attempt {lease.attempt}/{job.max_attempts}, "
+            f"epoch {lease.epoch})",
+            job=job.id,
+            run=lease.run_id,
+            epoch=lease.epoch,
+            plan=job.plan_id,
+            engine=job.engine,
+            queue=job.queue,
+            attempt=lease.attempt,
+            max_attempts=job.max_attempts,
         )
         inputs_dir = None
         try:
             inputs_dir, inputs = self._write_inputs(job)
         except Exception as exc:
-            log.warning("job %d: cannot read its plan inputs: %s; handing it back", job.id, exc)
+            self._event(
+                "job.inputs_failed",
+                f"job {job.id}: cannot read its plan inputs: {exc}; handing it back",
+                logging.WARNING,
+                job=job.id,
+                error=str(exc),
+            )
             self._release(lease, "the worker could not read the job's plan inputs")
             return
         try:
@@ -465,28 +557,59 @@ class Worker:
         _remove_dir(slot.inputs_dir)
 
     def _fail_at_start(self, lease: Lease, error: str) -> None:
-        log.error("job %d cannot run: %s", lease.job_id, error)
+        self._event(
+            "job.start_failed",
+            f"job {lease.job_id} cannot run: {error}",
+            logging.ERROR,
+            job=lease.job_id,
+            epoch=lease.epoch,
+            error=error,
+        )
         self.stats.failed += 1
         try:
             self.fleet.fail(lease, error, retry=False)
         except LeaseLost as exc:
             self._refused(lease, exc)
         except Exception as exc:
-            log.warning("job %d: could not record the failure: %s", lease.job_id, exc)
+            self._write_failed(lease, "the failure", exc)
 
     def _release(self, lease: Lease, reason: str) -> None:
         try:
             status = self.fleet.release(lease, reason=reason)
             self.stats.released += 1
-            log.info("job %d handed back (%s): now %s", lease.job_id, reason, status)
+            self._event(
+                "job.release_completed",
+                f"job {lease.job_id} handed back ({reason}): now {status}",
+                job=lease.job_id,
+                epoch=lease.epoch,
+                reason=reason,
+                status=str(status),
+            )
         except LeaseLost as exc:
             self._refused(lease, exc)
         except Exception as exc:
-            log.warning("job %d: could not hand it back: %s", lease.job_id, exc)
+            self._write_failed(lease, "the hand-back", exc)
+
+    def _write_failed(self, lease: Lease, what: str, exc: Exception) -> None:
+        self._event(
+            "job.write_failed",
+            f"job {lease.job_id}: could not record {what}: {exc}",
+            logging.WARNING,
+            job=lease.job_id,
+            epoch=lease.epoch,
+            error=str(exc),
+        )
 
     def _refused(self, lease: Lease, exc: LeaseLost) -> None:
         self.stats.lost += 1
-        log.warning("job %d: late write refused (%s)", lease.job_id, exc)
+        self._event(
+            "lease.write_rejected",
+            f"job {lease.job_id}: late write refused ({exc})",
+            logging.WARNING,
+            job=lease.job_id,
+            epoch=lease.epoch,
+            error=str(exc),
+        )
 
     # -- tending running jobs -----------------------------------------------------------
 
@@ -496,12 +619,24 @@ class Worker:
                 self._finish(slot, now)
             return
         if slot.reason is None and slot.deadline is not None and now >= slot.deadline:
-            log.warning("job %d hit its timeout; stopping it", slot.lease.job_id)
+            self._event(
+                "job.timeout_reached",
+                f"job {slot.lease.job_id} hit its timeout; stopping it",
+                logging.WARNING,
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
+            )
             self._interrupt(slot, "timeout", now)
             if slot not in self._slots:
                 return
         if slot.kill_at is not None and now >= slot.kill_at:
-            log.warning("job %d ignored SIGTERM; killing its process group", slot.lease.job_id)
+            self._event(
+                "job.sigterm_ignored",
+                f"job {slot.lease.job_id} ignored SIGTERM; killing its process group",
+                logging.WARNING,
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
+            )
             slot.execution.kill()
             slot.kill_at = None
         if slot.reason != "lease_lost" and now >= slot.next_renew:
@@ -528,13 +663,25 @@ class Worker:
             slot.lease = self.fleet.renew(slot.lease, ttl=self.ttl)
             slot.next_renew = now + self.heartbeat
         except JobCancelled:
-            log.info("job %d was cancelled; stopping it", slot.lease.job_id)
+            self._event(
+                "job.cancel_detected",
+                f"job {slot.lease.job_id} was cancelled; stopping it",
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
+            )
             slot.next_renew = float("inf")  # the lease stays ours until the closing write
             self._interrupt(slot, "cancelled", now)
         except LeaseLost as exc:
             self._lose(slot, exc)
         except Exception as exc:
-            log.warning("job %d: renewing the lease failed: %s", slot.lease.job_id, exc)
+            self._event(
+                "lease.renew_failed",
+                f"job {slot.lease.job_id}: renewing the lease failed: {exc}",
+                logging.WARNING,
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
+                error=str(exc),
+            )
             slot.next_renew = now + min(1.0, self.heartbeat)
 
     def _lose(self, slot: _Slot, exc: LeaseLost) -> None:
@@ -542,10 +689,14 @@ class Worker:
         slot.reason = "lease_lost"
         slot.kill_at = None
         slot.execution.kill()
-        log.warning(
-            "job %d: lease lost (%s); killed its process group, its result will not be written",
-            slot.lease.job_id,
-            exc,
+        self._event(
+            "lease.loss_detected",
+            f"job {slot.lease.job_id}: lease lost ({exc}); killed its process group, its "
+            "result will not be written",
+            logging.WARNING,
+            job=slot.lease.job_id,
+            epoch=slot.lease.epoch,
+            error=str(exc),
         )
         if not slot.execution.killable:
             self._drop(slot)
@@ -561,7 +712,13 @@ class Worker:
         except LeaseLost as exc:
             self._lose(slot, exc)
         except Exception as exc:
-            log.debug("job %d: recording output failed: %s", slot.lease.job_id, exc)
+            self._event(
+                "job.output_failed",
+                f"job {slot.lease.job_id}: recording output failed: {exc}",
+                logging.DEBUG,
+                job=slot.lease.job_id,
+                error=str(exc),
+            )
 
     # -- finishing ----------------------------------------------------------------------
 
@@ -571,24 +728,50 @@ class Worker:
         won = False
         try:
             if reason == "lease_lost":
-                log.info("job %d: stopped after losing its lease; nothing written", lease.job_id)
+                self._event(
+                    "job.run_abandoned",
+                    f"job {lease.job_id}: stopped after losing its lease; nothing written",
+                    job=lease.job_id,
+                    epoch=lease.epoch,
+                )
             elif reason == "stopping":
                 status = self.fleet.release(lease, reason="worker stopping")
                 self.stats.released += 1
-                log.info("job %d handed back unfinished: now %s", lease.job_id, status)
+                self._event(
+                    "job.release_completed",
+                    f"job {lease.job_id} handed back unfinished: now {status}",
+                    job=lease.job_id,
+                    epoch=lease.epoch,
+                    reason="worker stopping",
+                    status=str(status),
+                )
             elif reason in ("timeout", "cancelled"):
                 status = self.fleet.fail(lease, reason, retry=reason == "timeout", output=output)
                 if reason == "timeout":
                     self.stats.timed_out += 1
                 else:
                     self.stats.cancelled += 1
-                log.info("job %d stopped (%s): now %s", lease.job_id, reason, status)
+                self._event(
+                    "job.run_stopped",
+                    f"job {lease.job_id} stopped ({reason}): now {status}",
+                    job=lease.job_id,
+                    epoch=lease.epoch,
+                    reason=reason,
+                    status=str(status),
+                )
             else:
                 won = self._settle(slot)
         except LeaseLost as exc:
             self._refused(lease, exc)
         except Exception as exc:
-            log.warning("job %d: writing its outcome failed, will retry: %s", lease.job_id, exc)
+            self._event(
+                "job.outcome_failed",
+                f"job {lease.job_id}: writing its outcome failed, will retry: {exc}",
+                logging.WARNING,
+                job=lease.job_id,
+                epoch=lease.epoch,
+                error=str(exc),
+            )
             slot.next_finish = now + 1.0
             return
         slot.execution.settled(won)  # a workspace publishes only a completion that won
@@ -609,23 +792,46 @@ class Worker:
                 # Cancelled before its result arrived: it ends cancelled, as promised.
                 self.fleet.fail(lease, "cancelled", retry=False, output=output)
                 self.stats.cancelled += 1
-                log.info("job %d was cancelled before it finished; ended cancelled", lease.job_id)
+                self._event(
+                    "job.run_cancelled",
+                    f"job {lease.job_id} was cancelled before it finished; ended cancelled",
+                    job=lease.job_id,
+                    epoch=lease.epoch,
+                )
                 return False
             except InvalidArgument as exc:
                 error = f"the result cannot be stored: {exc}"
                 self.fleet.fail(lease, error, retry=False, output=output)
                 self.stats.failed += 1
-                log.info("job %d failed: %s", lease.job_id, error)
+                self._failed(lease, error, JobStatus.FAILED)
                 return False
             self.stats.succeeded += 1
-            log.info("job %d succeeded", lease.job_id)
+            self._event(
+                "job.run_succeeded",
+                f"job {lease.job_id} succeeded",
+                job=lease.job_id,
+                run=lease.run_id,
+                epoch=lease.epoch,
+                exit_code=output.exit_code,
+            )
             return True
         error = outcome.error or "failed"
         status = self.fleet.fail(lease, error, retry=outcome.retry, output=output)
         self.stats.failed += 1
-        retry = " (will retry)" if status is JobStatus.QUEUED else ""
-        log.info("job %d failed: %s%s", lease.job_id, error, retry)
+        self._failed(lease, error, status)
         return False
+
+    def _failed(self, lease: Lease, error: str, status: JobStatus) -> None:
+        retry = " (will retry)" if status is JobStatus.QUEUED else ""
+        self._event(
+            "job.run_failed",
+            f"job {lease.job_id} failed: {error}{retry}",
+            job=lease.job_id,
+            run=lease.run_id,
+            epoch=lease.epoch,
+            error=error,
+            status=str(status),
+        )
 
     def _abandon_all(self) -> None:
         """The loop crashed: stop every job and hand it back, best effort."""

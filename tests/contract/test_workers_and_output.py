@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 
-from agentfleet import LeaseLost, RunOutput
+from agentfleet import InvalidArgument, LeaseLost, RunOutput
 from tests.conftest import PATIENCE, StoreEnv
 
 
@@ -76,3 +77,47 @@ def test_wait_for_jobs_wakes_on_enqueue_from_another_connection(env: StoreEnv) -
         assert enqueued < PATIENCE * 10, "the waiter never woke"
     thread.join(PATIENCE)
     assert woke == [True] and enqueued >= 1
+
+
+def test_a_commit_between_two_waits_wakes_the_next_one(env: StoreEnv) -> None:
+    """A worker is busy between two waits (claiming, starting a job): an enqueue that lands
+    then must wake its next wait at once, not be missed until the poll comes round."""
+    if env.backend == "memory":
+        assert env.fleet.store.wait_for_jobs(0.0) is False
+        return
+    waiter = env.open()
+    assert waiter.store.wait_for_jobs(0.0) is False  # starts watching; nothing came
+    env.fleet.enqueue("shell", {})
+    # SQLite's data_version has changed the moment the commit returns; a notification
+    # travels, so PostgreSQL is given time, which it never needs when it works.
+    assert waiter.store.wait_for_jobs(0.0 if env.backend == "sqlite" else PATIENCE) is True
+    assert waiter.store.wait_for_jobs(0.0) is False  # and the wake is used up
+
+
+def test_a_wait_returns_when_its_interrupt_becomes_readable(env: StoreEnv) -> None:
+    """The worker waits in its loop and must still see a stop request at once: the pipe
+    its signal handler writes to ends the wait."""
+    read, write = os.pipe()
+    returned: list[bool] = []
+    waiter = env.open()
+    waiter.store.wait_for_jobs(0.0)
+    thread = threading.Thread(
+        target=lambda: returned.append(waiter.wait_for_jobs(3600.0, interrupt=read)),
+        daemon=True,
+    )
+    try:
+        thread.start()
+        os.write(write, b"!")
+        thread.join(PATIENCE)
+        assert not thread.is_alive(), "the wait did not end when its interrupt was readable"
+        assert returned == [False]
+    finally:
+        os.close(write)
+        if not thread.is_alive():
+            os.close(read)
+
+
+@pytest.mark.parametrize("interrupt", [-1, True, 1.5, "3"])
+def test_a_wait_names_its_interrupt_by_a_file_descriptor(env: StoreEnv, interrupt: object) -> None:
+    with pytest.raises(InvalidArgument, match="interrupt must be a file descriptor"):
+        env.fleet.wait_for_jobs(0.0, interrupt=interrupt)  # type: ignore[arg-type]

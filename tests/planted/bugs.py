@@ -31,6 +31,8 @@ SQL = "src/agentfleet/store/sql.py"
 VERBS = "src/agentfleet/store/verbs.py"
 FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
+WORKER = "src/agentfleet/worker.py"
+WORK_CLI = "src/agentfleet/cli/work.py"
 STORES = ("memory", "sqlite", "postgres")
 
 FENCING = "tests/contract/test_fencing.py"
@@ -374,6 +376,64 @@ BUGS: list[dict[str, Any]] = [
         "tests": [
             "tests/plans/test_conditions.py::test_one_success_runs_as_soon_as_one_dependency_succeeds_and_tolerates_failures",
             "tests/plans/test_conditions.py::test_all_done_runs_after_failures_and_skips",
+        ],
+    },
+    {
+        "name": "worker-waits-without-the-store",
+        "intent": "The worker's loop sleeps on its own pipe only and never asks the store to "
+        "wake it (no data_version watch on SQLite, no LISTEN on PostgreSQL): an idle worker "
+        "starts new work only when its poll backoff comes round.",
+        "path": WORKER,
+        "old": "            if self.fleet.wait_for_jobs(max(0.0, timeout), "
+        "interrupt=self._waker.fileno()):\n                self._notified = True\n",
+        "new": "            self._waker.wait(timeout)\n",
+        "stores": ("sqlite", "postgres"),
+        "tests": [
+            "tests/worker/test_wake.py::test_an_idle_worker_starts_a_new_job_without_polling"
+            "[{store}]",
+            "tests/worker/test_wake.py::test_the_step_after_an_approval_starts_without_polling"
+            "[{store}]",
+        ],
+    },
+    {
+        "name": "sqlite-wake-forgets-between-waits",
+        "intent": "SQLite's wait_for_jobs starts each call from the data_version it reads "
+        "then: a commit that lands while the worker is busy between two waits is missed.",
+        "path": SQLITE,
+        "old": 'seen: int | None = getattr(self._seen, "version", None)',
+        "new": "seen: int | None = None",
+        "stores": ("sqlite",),
+        "tests": [
+            "tests/contract/test_workers_and_output.py::"
+            "test_a_commit_between_two_waits_wakes_the_next_one[sqlite]",
+        ],
+    },
+    {
+        "name": "worker-listens-on-a-second-connection",
+        "intent": "`agentfleet worker` opens the default pool of four connections, so its "
+        "LISTEN takes a dedicated one beside its queries': two or more connections per "
+        "worker, and 60 workers no longer fit in max_connections=100.",
+        "path": WORK_CLI,
+        "old": "WORKER_POOL_SIZE = 1\n",
+        "new": "WORKER_POOL_SIZE = 4\n",
+        "stores": ("any",),  # PostgreSQL only; the tests are not parametrised by store
+        "tests": [
+            "tests/worker/test_pg_connections.py::test_a_worker_process_holds_one_connection",
+            "tests/worker/test_pg_connections.py::"
+            "test_ten_worker_processes_hold_one_connection_each",
+        ],
+    },
+    {
+        "name": "worker-logs-ignore-json",
+        "intent": "`agentfleet worker --log-format json` is accepted but ignored: the worker "
+        "logs plain-text lines.",
+        "path": WORK_CLI,
+        "old": "json_lines = log_format is LogFormat.JSON",
+        "new": "json_lines = False",
+        "stores": ("any",),
+        "tests": [
+            "tests/cli/test_worker_json_logs.py::test_every_worker_log_line_is_a_named_json_event",
+            "tests/cli/test_worker_json_logs.py::test_a_worker_that_cannot_start_says_why_in_json",
         ],
     },
 ]

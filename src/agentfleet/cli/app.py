@@ -4,10 +4,12 @@ store, JSON output and the documented exit codes."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -83,8 +85,27 @@ EnginesOpt = Annotated[
 # -- plumbing -------------------------------------------------------------------------
 
 
+# Set while a command logs JSON lines (`worker --log-format json`): then what it says on
+# stderr (an error, a new database) is a JSON log event too.
+JSON_LOGS: ContextVar[bool] = ContextVar("agentfleet_json_logs", default=False)
+
+
+def json_logs() -> bool:
+    return JSON_LOGS.get()
+
+
 def fail(message: str, code: ExitCode) -> NoReturn:
     """Say what went wrong, never with a password in it, and exit with `code`."""
+    if json_logs():
+        logs.event(
+            "agentfleet.cli",
+            "cli.command_failed",
+            level=logging.ERROR,
+            message=f"error: {message}",
+            error=message,
+            exit_code=int(code),
+        )
+        raise typer.Exit(int(code))
     err.print(f"[red]error:[/] {escape(logs.redact(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
@@ -118,9 +139,10 @@ def db_url(ctx: typer.Context) -> str | None:
     return url
 
 
-def open_fleet(ctx: typer.Context, *, create: bool = False) -> Fleet:
+def open_fleet(ctx: typer.Context, *, create: bool = False, **options: Any) -> Fleet:
     """The fleet --db (or AGENTFLEET_DB) names, else the nearest .agentfleet/fleet.db here
-    or above. Only a command that adds work (`create`) makes a new one, and says where."""
+    or above. Only a command that adds work (`create`) makes a new one, and says where.
+    `options` go to agentfleet.open."""
     url = db_url(ctx)
     if url is None:
         found = find_database()
@@ -134,13 +156,18 @@ def open_fleet(ctx: typer.Context, *, create: bool = False) -> Fleet:
             )
         else:
             url = DEFAULT_URL
-            err.print(
-                f"created a new database: {Path.cwd() / DEFAULT_PATH}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            created = Path.cwd() / DEFAULT_PATH
+            if json_logs():
+                logs.event(
+                    "agentfleet.cli",
+                    "store.create_completed",
+                    message=f"created a new database: {created}",
+                    path=str(created),
+                )
+            else:
+                err.print(f"created a new database: {created}", highlight=False, soft_wrap=True)
     try:
-        return agentfleet.open(url)
+        return agentfleet.open(url, **options)
     except OSError as exc:
         raise StoreUnavailable(f"cannot open {url}: {exc}") from exc
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 import agentfleet
+from agentfleet import logs
 from agentfleet.cli.app import (
+    JSON_LOGS,
     EnginesOpt,
     app,
     console,
@@ -22,6 +25,17 @@ from agentfleet.cli.app import (
 from agentfleet.errors import (
     InvalidArgument,
 )
+from agentfleet.worker import default_worker_name
+
+# The worker's own queries take one connection, which also LISTENs: a fleet of workers
+# costs PostgreSQL one connection each (`?pool_size=N` in the URL overrides it).
+WORKER_POOL_SIZE = 1
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
 
 # -- the worker -----------------------------------------------------------------------
 
@@ -101,6 +115,14 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="text: one line per event for people; json: one JSON object per line, "
+            "named like the server's (job.claim_completed, ...). e.g. --log-format json",
+        ),
+    ] = LogFormat.TEXT,
 ) -> None:
     """Run jobs: claim, run (each in its own process group), heartbeat, finish.
 
@@ -109,46 +131,76 @@ def worker(
 
     Example: agentfleet worker --queues default --concurrency 2 --ttl 30s --name w1
     """
-    with handled():
-        queue_list = None
-        if queues is not None:
-            queue_list = [q.strip() for q in queues.split(",") if q.strip()]
-            if not queue_list:
-                raise InvalidArgument("--queues names no queue")
-        config = engine_config(engines)
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # so module:function tasks resolve from here
-        for module in imports or []:
-            try:
-                __import__(module)
-            except Exception as exc:
-                raise InvalidArgument(f"--import {module}: {type(exc).__name__}: {exc}") from None
-        ttl_s, grace_s, kill_s = (
-            seconds(ttl, "--ttl"),
-            seconds(grace, "--grace"),
-            seconds(kill_grace, "--kill-grace"),
+    level = logging.WARNING if quiet else logging.INFO
+    json_lines = log_format is LogFormat.JSON
+    if json_lines:
+        logs.configure(level)  # first: whatever goes wrong from here on is a JSON line
+    token = JSON_LOGS.set(json_lines)
+    try:
+        with handled():
+            queue_list = None
+            if queues is not None:
+                queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+                if not queue_list:
+                    raise InvalidArgument("--queues names no queue")
+            config = engine_config(engines)
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())  # so module:function tasks resolve from here
+            for module in imports or []:
+                try:
+                    __import__(module)
+                except Exception as exc:
+                    raise InvalidArgument(
+                        f"--import {module}: {type(exc).__name__}: {exc}"
+                    ) from None
+            ttl_s, grace_s, kill_s = (
+                seconds(ttl, "--ttl"),
+                seconds(grace, "--grace"),
+                seconds(kill_grace, "--kill-grace"),
+            )
+            assert ttl_s is not None and grace_s is not None and kill_s is not None
+            worker_name = name or default_worker_name()
+            with open_fleet(
+                ctx,
+                create=True,
+                pool_size=WORKER_POOL_SIZE,
+                application_name=f"agentfleet worker {worker_name}",
+            ) as fleet:
+                runner = agentfleet.Worker(
+                    fleet,
+                    name=worker_name,
+                    queues=queue_list,
+                    concurrency=concurrency,
+                    ttl=ttl_s,
+                    grace=grace_s,
+                    kill_grace=kill_s,
+                    engines=config,
+                    burst=burst,
+                    clones=clones,
+                )
+                if not json_lines:
+                    logging.basicConfig(
+                        stream=sys.stderr,
+                        level=level,
+                        format=f"%(asctime)s {runner.name} %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S",
+                    )
+                runner.run()
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if not json_lines:
+            raise
+        logs.event(
+            "agentfleet.worker",
+            "worker.run_failed",
+            level=logging.ERROR,
+            exc_info=True,
+            message=f"the worker crashed: {type(exc).__name__}: {exc}",
         )
-        assert ttl_s is not None and grace_s is not None and kill_s is not None
-        with open_fleet(ctx, create=True) as fleet:
-            runner = agentfleet.Worker(
-                fleet,
-                name=name,
-                queues=queue_list,
-                concurrency=concurrency,
-                ttl=ttl_s,
-                grace=grace_s,
-                kill_grace=kill_s,
-                engines=config,
-                burst=burst,
-                clones=clones,
-            )
-            logging.basicConfig(
-                stream=sys.stderr,
-                level=logging.WARNING if quiet else logging.INFO,
-                format=f"%(asctime)s {runner.name} %(levelname)s %(message)s",
-                datefmt="%H:%M:%S",
-            )
-            runner.run()
+        raise typer.Exit(1) from None
+    finally:
+        JSON_LOGS.reset(token)
 
 
 @app.command()

@@ -174,8 +174,13 @@ class Store(Protocol):
 
     def list_workers(self) -> list[WorkerInfo]: ...
 
-    def wait_for_jobs(self, timeout: float) -> bool:
-        """Block until new work may be ready (True) or the timeout passes (False)."""
+    def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:
+        """Block until new work may be ready (True), or the timeout passes or the file
+        descriptor `interrupt` becomes readable (False; the descriptor is not read).
+
+        A change made between two calls wakes the next one: nothing is lost while the
+        caller was busy. The first call of a handle (and thread, on SQLite) starts watching.
+        """
         ...
 
     def close(self) -> None: ...

@@ -12,26 +12,31 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from time import monotonic
 from typing import Any, cast
+from urllib.parse import unquote
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from agentfleet.errors import StoreUnavailable
+from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.logs import redact_url
 from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
-from agentfleet.store.sql import Batch, SqlStore
+from agentfleet.store.sql import Batch, SqlStore, pause
 
 NOTIFY_CHANNEL = "agentfleet_jobs"
+DEFAULT_POOL_SIZE = 4
 _MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -78,28 +83,36 @@ class PostgresDialect(Dialect):
     json_in = time_in = staticmethod(decoded)  # the driver decodes JSON and times
     name, schema_table = "postgresql", "schema_version"
 
-    def __init__(self, url: str, *, pool_size: int, notify: bool) -> None:
-        self.url = url
+    def __init__(
+        self, conninfo: str, *, pool_size: int, notify: bool, application_name: str
+    ) -> None:
+        self.conninfo = conninfo
         self.notify = notify
+        self.pool_size = pool_size
+        # One connection in all: once the handle first waits for jobs it also LISTENs, and
+        # waits for notifications between the queries of its one user (a worker's loop), so
+        # the handle needs no second connection.
+        self.shared_listen = pool_size == 1
+        self.listening: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        # The URL's own application_name, when it has one, wins (libpq's fallback rule).
+        self.connect_kwargs: dict[str, Any] = {"fallback_application_name": application_name}
         try:
             # Probe once so that a wrong URL fails at once instead of after the pool's retries.
-            psycopg.connect(url, connect_timeout=10).close()
+            psycopg.connect(conninfo, connect_timeout=10, **self.connect_kwargs).close()
             self.pool = ConnectionPool(
-                url,
+                conninfo,
                 min_size=1,
-                max_size=max(1, pool_size),
-                kwargs={
-                    "autocommit": True,
-                    "row_factory": dict_row,
-                    "options": f"-c search_path={SCHEMA}",
-                },
+                max_size=pool_size,
+                kwargs={"autocommit": True, "row_factory": dict_row, **self.connect_kwargs},
+                # A SET, not the `options` startup parameter, which PgBouncer refuses.
+                configure=_use_schema,
                 open=False,
                 name="agentfleet",
             )
             self.pool.open(wait=True, timeout=15)
         except (psycopg.Error, Exception) as exc:
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {redact_url(url)}: {redact_url(str(exc))}"
+                f"cannot connect to PostgreSQL at {redact_url(conninfo)}: {redact_url(str(exc))}"
             ) from exc
 
     def placeholder(self, text: str) -> str:
@@ -209,8 +222,22 @@ class PostgresStore(SqlStore):
 
     dialect: PostgresDialect
 
-    def __init__(self, url: str, *, pool_size: int = 4, notify: bool = True) -> None:
-        super().__init__(PostgresDialect(url, pool_size=pool_size, notify=notify), url=url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        notify: bool = True,
+        application_name: str = "agentfleet",
+    ) -> None:
+        conninfo, url_pool_size = split_url_options(url)
+        dialect = PostgresDialect(
+            conninfo,
+            pool_size=_pool_size(pool_size if url_pool_size is None else url_pool_size),
+            notify=notify,
+            application_name=application_name,
+        )
+        super().__init__(dialect, url=url)
         self._listener: psycopg.Connection[Any] | None = None
         self.migrate(MIGRATIONS, LATEST_VERSION)
 
@@ -311,26 +338,99 @@ class PostgresStore(SqlStore):
 
     # -- wake-ups ---------------------------------------------------------------------
 
-    def wait_for_jobs(self, timeout: float) -> bool:
-        """LISTEN on a dedicated connection: wakes within milliseconds of an enqueue."""
-        listener = self._listener
-        if listener is None or listener.closed:
-            listener = psycopg.connect(self.url, autocommit=True)
-            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self._listener = listener
+    def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:
+        """LISTEN/NOTIFY: wakes within milliseconds of an enqueue.
+
+        With a pool of one connection that connection LISTENs (from the first wait on) and
+        the wait holds it: the handle's one user waits between its queries. Otherwise a
+        dedicated connection LISTENs. Notifications that arrive during other queries are
+        kept by the driver and wake the next wait at once. A handle that never waits never
+        listens, so nothing piles up for it."""
         try:
-            for _ in listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-                return True
-        except psycopg.OperationalError:
-            listener.close()
-            self._listener = None
-        return False
+            if self.dialect.shared_listen:
+                with self.dialect.pool.connection(timeout=max(timeout, 0.01)) as conn:
+                    if conn not in self.dialect.listening:  # new, or replaced by the pool
+                        _listen(conn)
+                        self.dialect.listening.add(conn)
+                    return _wait_on(conn, timeout, interrupt)
+            listener = self._listener
+            if listener is None or listener.closed:
+                listener = psycopg.connect(
+                    self.dialect.conninfo, autocommit=True, **self.dialect.connect_kwargs
+                )
+                _listen(listener)
+                self._listener = listener
+            try:
+                return _wait_on(listener, timeout, interrupt)
+            except psycopg.OperationalError:
+                listener.close()
+                self._listener = None
+                raise
+        except (psycopg.OperationalError, PoolTimeout):
+            pause(timeout, interrupt)  # the server is away: the caller's polls go on
+            return False
 
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
         self.dialect.pool.close()
+
+
+def split_url_options(url: str) -> tuple[str, int | None]:
+    """The URL without agentfleet's own query options (libpq refuses unknown ones), and
+    the `pool_size` it named, if any: ``postgresql://host/db?pool_size=1``."""
+    head, sep, rest = url.partition("?")
+    if not sep:
+        return url, None
+    query, hash_, fragment = rest.partition("#")
+    kept: list[str] = []
+    pool_size: int | None = None
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if unquote(key) != "pool_size":
+            kept.append(item)
+            continue
+        value = unquote(value)
+        if not value.isdigit() or int(value) < 1:
+            raise InvalidArgument(
+                f"pool_size={value!r} in the database URL must be a whole number >= 1"
+            )
+        pool_size = int(value)
+    clean = head + ("?" + "&".join(kept) if any(kept) else "") + hash_ + fragment
+    return clean, pool_size
+
+
+def _pool_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"pool_size must be a whole number >= 1, not {value!r}")
+    return value
+
+
+def _use_schema(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"SET search_path = {SCHEMA}")
+
+
+def _listen(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+
+def _wait_on(conn: psycopg.Connection[Any], timeout: float, interrupt: int | None) -> bool:
+    """Whether a notification reached this LISTENing connection within `timeout`; False
+    at once when `interrupt` becomes readable."""
+    deadline = monotonic() + max(0.0, timeout)
+    while True:
+        # timeout=0 reads what already came (kept from earlier queries, or waiting in the
+        # socket) without blocking.
+        if any(True for _ in conn.notifies(timeout=0.0)):
+            return True
+        left = deadline - monotonic()
+        if left <= 0:
+            return False
+        watched = [conn.fileno()] if interrupt is None else [conn.fileno(), interrupt]
+        ready, _, _ = select.select(watched, [], [], left)
+        if interrupt is not None and interrupt in ready:
+            return False
 
 
 def _claimed_lease(
@@ -379,4 +479,4 @@ def _unavailable_on_disconnect() -> Iterator[None]:
         ) from exc
 
 
-__all__ = ["NOTIFY_CHANNEL", "PostgresStore"]
+__all__ = ["DEFAULT_POOL_SIZE", "NOTIFY_CHANNEL", "PostgresStore", "split_url_options"]

@@ -10,6 +10,8 @@ woken, the batched hot path, bulk enqueue), saying why.
 
 from __future__ import annotations
 
+import select
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
@@ -35,6 +37,20 @@ from agentfleet.store.dialect import Dialect, Tx, to_json
 from agentfleet.store.reads import SqlReads
 from agentfleet.store.rows import JOB_COLUMNS, Readers
 from agentfleet.store.verbs import Verbs
+
+
+def pause(seconds: float, interrupt: int | None) -> bool:
+    """Sleep up to `seconds`; True as soon as the descriptor `interrupt` is readable (it is
+    not read: its owner drains it)."""
+    if interrupt is None:
+        time.sleep(max(0.0, seconds))
+        return False
+    try:
+        ready, _, _ = select.select([interrupt], [], [], max(0.0, seconds))
+    except (OSError, ValueError):  # closed under us: nobody is waiting any more
+        return True
+    return bool(ready)
+
 
 _INSERT_JOB = f"""
     INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts, timeout,
@@ -179,7 +195,7 @@ class SqlStore(Verbs, SqlReads, ABC):
         return self.batch(done, rules.Claim(worker, queues, limit, ttl, engines))
 
     @abstractmethod
-    def wait_for_jobs(self, timeout: float) -> bool:
+    def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:
         """Each engine wakes idle workers its own way."""
 
     @abstractmethod

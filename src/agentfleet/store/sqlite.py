@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -29,14 +30,17 @@ from agentfleet.models import Lease, utc_from_timestamp
 from agentfleet.store import rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, to_json
 from agentfleet.store.rows import JOB_COLUMNS, claimed_leases, sqlite_json, sqlite_time
-from agentfleet.store.sql import Batch, SqlStore
+from agentfleet.store.sql import Batch, SqlStore, pause
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+from agentfleet.store.sqlite_watch import FileWatch
 
 Clock = Callable[[], float]
 MMAP_BYTES = 256 * 1024 * 1024
-# How often a waiter looks for other connections' commits: often while they come, less
-# often as the database stays quiet.
-WAKE_CHECK_BUSY, WAKE_CHECK_QUIET = 0.005, 0.05
+# How often a waiter without a doorbell looks for other connections' commits: often while
+# they come, less often as the database stays quiet. With one (sqlite_watch: Linux), it
+# sleeps until the database's files are written, and looks anyway this often.
+WAKE_CHECK_BUSY, WAKE_CHECK_QUIET = 0.002, 0.01
+WAKE_CHECK_WATCHED, RING = 0.25, 0.1
 
 _bind = bind_with(lambda value: value.timestamp(), lambda values: json.dumps(list(values)))
 
@@ -271,6 +275,9 @@ class SqliteStore(SqlStore):
         )
         super().__init__(dialect, url=url)
         self._wake_check = WAKE_CHECK_BUSY
+        self._seen = threading.local()  # per thread: the data_version its connection saw last
+        self._watches: list[FileWatch] = []  # and its doorbell, closed with the store
+        self._watches_lock = threading.Lock()
         self.migrate(MIGRATIONS, LATEST_VERSION)
 
     def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
@@ -352,31 +359,73 @@ class SqliteStore(SqlStore):
 
     # -- wake-ups ---------------------------------------------------------------------
 
-    def wait_for_jobs(self, timeout: float) -> bool:
+    def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:
         """Wake when another connection commits (SQLite has no notifications).
 
         `PRAGMA data_version` changes when any other connection has committed, and reading
-        it touches no table. It is checked every 5 ms while the database is busy, backing
-        off to every 50 ms while it is quiet, so an idle worker costs little CPU and starts
-        new work within that time instead of its poll backoff's. A wake only says the
-        database changed: the caller's claim decides whether there is work.
+        it touches no table. On Linux the wait sleeps until the database's files are
+        written (inotify, see sqlite_watch) and then reads it; elsewhere it is read every
+        2 ms while the database is busy, backing off to every 10 ms while it is quiet. The
+        version each thread saw last is kept between calls, so a commit that lands while
+        the caller is busy wakes its next call at once. A wake only says the database
+        changed: the caller's claim decides whether there is work. This thread's own
+        commits do not count (they change no version its connection reads).
         """
         deadline = time.monotonic() + max(0.0, timeout)
         if self.dialect.memory:
-            time.sleep(max(0.0, timeout))
+            pause(timeout, interrupt)
             return False
         conn = self.dialect.connection()
-        seen = conn.execute("PRAGMA data_version").fetchone()[0]
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(self._wake_check, left))
-            if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+        watch = self._watch()  # before the first read: no write after it goes unrung
+        # A ring comes with a commit's first WAL write; the commit shows in data_version
+        # only once it is synced and published (through the mapped -shm file, which rings
+        # nothing), so after a ring the version is polled for a short while.
+        polling_until = 0.0 if watch is None or not watch.rang() else time.monotonic() + RING
+        seen: int | None = getattr(self._seen, "version", None)
+        while True:
+            version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._seen.version = version
+            if seen is not None and version != seen:
                 self._wake_check = WAKE_CHECK_BUSY
                 return True
-            self._wake_check = min(self._wake_check * 1.2, WAKE_CHECK_QUIET)
-        return False
+            seen = version
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
+                return False
+            if watch is None or now < polling_until:
+                if pause(min(self._wake_check, left), interrupt):
+                    return False
+                self._wake_check = min(self._wake_check * 1.2, WAKE_CHECK_QUIET)
+                if watch is not None and watch.rang():
+                    polling_until = time.monotonic() + RING
+                continue
+            watched = [watch.fileno()] if interrupt is None else [watch.fileno(), interrupt]
+            ready, _, _ = select.select(watched, [], [], min(WAKE_CHECK_WATCHED, left))
+            if interrupt is not None and interrupt in ready:
+                return False
+            if ready and watch.rang():
+                polling_until = time.monotonic() + RING
+                self._wake_check = WAKE_CHECK_BUSY
+
+    def _watch(self) -> FileWatch | None:
+        """This thread's doorbell, made on its first wait (None where there is none)."""
+        if not hasattr(self._seen, "watch"):
+            watch = FileWatch.open(self.dialect.path)
+            self._seen.watch = watch
+            if watch is not None:
+                with self._watches_lock:
+                    self._watches.append(watch)
+        found: FileWatch | None = self._seen.watch
+        return found
 
     def close(self) -> None:
         self.dialect.close()
+        self._seen = threading.local()  # a new connection counts versions afresh
+        with self._watches_lock:
+            for watch in self._watches:
+                watch.close()
+            self._watches.clear()
 
 
 @contextmanager
