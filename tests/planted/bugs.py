@@ -436,4 +436,16 @@ BUGS: list[dict[str, Any]] = [
             "tests/cli/test_worker_json_logs.py::test_a_worker_that_cannot_start_says_why_in_json",
         ],
     },
+    {
+        "name": "worktrees-not-serialised",
+        "intent": "Worktrees are made and removed without the repository's worktree lock, so "
+        "two at once can fail reading each other's half-made entry.",
+        "path": "src/agentfleet/workspaces/git.py",
+        "old": "            fcntl.flock(handle, fcntl.LOCK_EX)\n",
+        "new": "",
+        "stores": ("any",),
+        "tests": [
+            "tests/workspaces/test_worktree.py::test_worktrees_made_and_removed_at_once_in_one_repository_all_succeed",
+        ],
+    },
 ]

@@ -3,12 +3,14 @@ done, published to its branch only by compare-and-swap."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from agentfleet.errors import InvalidArgument
 from agentfleet.workspaces import worktree
+from agentfleet.workspaces.git import Git
 from agentfleet.workspaces.worktree import WorkspaceSpec
 from tests.workspaces.repos import git, head, make_repo
 
@@ -100,3 +102,28 @@ def test_discard_removes_the_worktree_and_keeps_the_commit(tmp_path: Path) -> No
     assert not ready.path.exists()
     assert str(ready.path) not in git(repo, "worktree", "list")
     assert head(repo, worktree.attempt_ref(9, 1)) == commit
+
+
+def test_worktrees_made_and_removed_at_once_in_one_repository_all_succeed(tmp_path: Path) -> None:
+    """Git does not serialise `worktree add` itself: without agentfleet's lock one of several
+    at once fails reading another's half-made entry."""
+    repo = make_repo(tmp_path / "repo")
+    base = head(repo)
+    errors: list[BaseException] = []
+
+    def make(n: int) -> None:
+        try:
+            for round_ in range(4):
+                where = tmp_path / f"w{n}-{round_}"
+                Git(repo).worktree_add(where, base)
+                Git(repo).worktree_remove(where)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert git(repo, "worktree", "list").count("\n") == 0  # only the checkout itself

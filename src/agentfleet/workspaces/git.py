@@ -6,9 +6,11 @@ worker that dies half-way leaves a ref at its old commit or its new one, never b
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,14 +132,31 @@ class Git:
         Returns whether it moved; it never moves a ref someone else moved meanwhile."""
         return self.ok("update-ref", "-m", message, ref, new, old)
 
+    @contextmanager
+    def worktrees_locked(self) -> Iterator[None]:
+        """Hold this repository's worktree lock (a file lock, so it holds across worker
+        processes on this host). Git does not serialise `worktree add|remove|prune` itself:
+        one of two at once can read the other's half-made entry and fail ("failed to read
+        .git/worktrees/NAME/commondir")."""
+        path = self.common_dir() / "agentfleet" / "worktrees.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def worktree_add(self, path: Path, commit: str) -> None:
         """A worktree at `path` with `commit` checked out detached: attempts commit there
         and publish through refs of their own, so no branch is ever checked out twice."""
-        self.run("worktree", "add", "--detach", "--quiet", str(path), commit)
+        with self.worktrees_locked():
+            self.run("worktree", "add", "--detach", "--quiet", str(path), commit)
 
     def worktree_remove(self, path: Path) -> None:
-        self.run("worktree", "remove", "--force", str(path), check=False)
-        self.run("worktree", "prune", check=False)
+        with self.worktrees_locked():
+            self.run("worktree", "remove", "--force", str(path), check=False)
+            self.run("worktree", "prune", check=False)
 
     def commit_all(self, message: str, trailers: Mapping[str, str]) -> str | None:
         """Commit everything left uncommitted (new files too); the new commit, or None when
