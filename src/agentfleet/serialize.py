@@ -233,6 +233,8 @@ def _plan_step_dict(s: PlanStep) -> dict[str, Any]:
         "attempts": s.attempts,
         "result": s.result,
         "error": s.error,
+        "when": s.when,
+        "trigger_rule": s.trigger_rule,
     }
 
 

@@ -134,3 +134,32 @@ def test_bad_conditions_are_refused_at_submit(
         fleet.submit_plan(plan(shell("a"), shell("b", "a", **step), shell("c", "b")))
     assert said in str(caught.value)
     assert fleet.list_plans() == []
+
+
+def test_plan_show_json_and_the_page_say_when_a_step_runs_and_why_it_was_skipped(
+    tmp_path: Any,
+) -> None:
+    from typer.testing import CliRunner
+
+    import agentfleet
+    from agentfleet.cli import app
+    from agentfleet.serialize import plan_dict
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    with agentfleet.open(url) as fleet:
+        p = fleet.submit_plan(
+            plan(
+                shell("review"),
+                shell("fix", "review", when="steps.review.result.verdict == 'fix'"),
+                shell("sum", "review", "fix", trigger_rule="all_done"),
+            )
+        )
+        _finish(fleet, {"review": {"verdict": "ship"}})
+        shown = plan_dict(fleet.get_plan(p.id))
+    steps = {s["name"]: s for s in shown["jobs"]}
+    assert steps["fix"]["when"] == "steps.review.result.verdict == 'fix'"
+    assert steps["sum"]["trigger_rule"] == "all_done" and steps["review"]["when"] is None
+    out = CliRunner().invoke(app, ["--db", url, "plan", "show", str(p.id)], env={"COLUMNS": "200"})
+    assert "if steps.review.result.verdict == 'fix'" in out.stdout
+    assert "review, fix (all_done)" in out.stdout
+    assert "skipped  when: the condition is false" in out.stdout

@@ -60,6 +60,7 @@ def test_flow_on_every_store(env: StoreEnv) -> None:
                 "succeeded": 1,
                 "failed": 0,
                 "cancelled": 0,
+                "skipped": 0,
             },
             "total": 1,
         }

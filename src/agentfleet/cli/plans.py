@@ -102,11 +102,18 @@ def draw_dag(plan: Plan) -> Table:
         status = status_text(step.status.value)
         if step.name == gate:
             status.append("  ⏸ waiting for approval", style="bold magenta")
+        needs = ", ".join(step.depends_on) or "-"
+        if step.trigger_rule != "all_success":
+            needs += f" ({step.trigger_rule})"
+        if step.when:
+            needs += f" if {step.when}"
+        if step.status.value == "skipped" and step.error:
+            status.append(f"  {step.error}", style="dim")
         table.add_row(
             branch,
             name,
             status,
-            ", ".join(step.depends_on) or "-",
+            needs,
             f"#{step.job_id}",
             str(step.attempts),
         )

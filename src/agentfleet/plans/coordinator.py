@@ -91,7 +91,7 @@ class PlanCoordinator:
         if not rows:
             raise PlanNotFound(plan_id)
         steps = tx.q(
-            "SELECT id, step, engine, status, attempts, result, error FROM jobs "
+            "SELECT id, step, engine, status, attempts, result, error, payload FROM jobs "
             "WHERE plan_id = :id ORDER BY id",
             {"id": plan_id},
         )
@@ -116,6 +116,7 @@ class PlanCoordinator:
                     attempts=s["attempts"],
                     result=self.db.json_in(s["result"]),
                     error=s["error"],
+                    **_condition_of(self.db.json_in(s["payload"]) or {}),
                 )
                 for s in steps
             ),
@@ -773,3 +774,11 @@ def _when_holds(row: StepRow, views: Mapping[str, Mapping[str, Any]]) -> bool | 
     if row.status != JobStatus.WAITING.value or not when:
         return None
     return templating.condition_holds(str(when), views)
+
+
+def _condition_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a step's payload says about when it runs, for the views."""
+    return {
+        "when": payload.get("when"),
+        "trigger_rule": payload.get("trigger_rule") or ALL_SUCCESS,
+    }

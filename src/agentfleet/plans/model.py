@@ -169,6 +169,8 @@ class PlanStep:
     attempts: int
     result: Any
     error: str | None
+    when: str | None = None
+    trigger_rule: str = "all_success"
 
 
 @dataclass(frozen=True, slots=True)

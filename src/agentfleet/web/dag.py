@@ -112,6 +112,10 @@ def layout(plan: Plan) -> Layout:
             note = step.status.value
             if step.attempts > 1:
                 note += f" · attempt {step.attempts}"
+        if step.trigger_rule != "all_success":
+            note += f" · {step.trigger_rule}"
+        if step.when:
+            note += f" · when {step.when}"
         label = name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
         nodes.append(
             Node(name, label, step.job_id, step.status.value, step.engine, note, x, y, gate, here)

@@ -190,6 +190,8 @@ class PlanStepOut(BaseModel):
     attempts: int
     result: Any
     error: str | None
+    when: str | None = Field(None, description="The condition it runs under, if any")
+    trigger_rule: str = Field("all_success", description="What its dependencies must have done")
 
 
 class PlanOut(BaseModel):
