@@ -360,7 +360,7 @@ def test_a_worktree_jobs_diff_reads_on_a_laptop_and_a_phone(
     page: Any, server: ServeProcess, tmp_path: Path
 ) -> None:
     import agentfleet
-    from tests.worker.helpers import run_burst
+    from tests.worker.helpers import run_burst, wait_until
     from tests.workspaces.repos import make_repo
 
     repo = make_repo(tmp_path / "repo")
@@ -370,6 +370,9 @@ def test_a_worktree_jobs_diff_reads_on_a_laptop_and_a_phone(
             "shell", {"cmd": cmd, "cwd": str(repo), "workspace": "worktree"}, queue="worktrees"
         )
         run_burst(fleet, queues=["worktrees"])
+        # Another test's worker on this server may have taken the job first: wait for
+        # whichever runs it.
+        wait_until(lambda: fleet.get_job(job.id).is_terminal, "the worktree job to end")
         assert fleet.get_job(job.id).status.value == "succeeded"
     page.goto(f"{server.url}jobs/{job.id}")
     page.wait_for_selector("#job-change .file-diff")
