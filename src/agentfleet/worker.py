@@ -14,6 +14,11 @@ only run and report. The loop:
   and the attempt fails with ``timeout``;
 * runs a reconcile pass (expired leases, plan drift) every ``reap_every`` seconds and
   publishes its presence;
+* tells each job's supervisor when its lease was granted and renewed, so that a job whose
+  worker died or stopped renewing is killed before its lease can be taken over; records
+  each attempt's host and process group on its run, and before starting a job that an
+  earlier attempt ran on this host, makes sure that attempt's processes are gone
+  (SIGTERM, SIGKILL ``kill_grace`` later) where it can show they are that attempt's;
 * on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
   and gives running jobs ``grace`` seconds, then stops them and hands them back with
   ``release`` (attempt given back, no wait for the ttl). A second request stops at once.
@@ -43,6 +48,7 @@ from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
 from agentfleet.fleet import DEFAULT_TTL, Fleet
+from agentfleet.leftovers import Leftovers, find_leftovers
 from agentfleet.models import Job, JobStatus, Lease
 from agentfleet.output import OUTPUT_LIMIT
 
@@ -51,6 +57,9 @@ __all__ = ["Worker", "WorkerStats", "default_worker_name"]
 log = logging.getLogger("agentfleet.worker")
 
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
+CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
+CLEAR_GUARD = 10.0  # after SIGKILL, how long to wait for them before starting anyway
+NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
 
 
 def default_worker_name() -> str:
@@ -83,6 +92,12 @@ class _Slot:
     sent_version: int = 0
     next_finish: float = 0.0
     inputs_dir: str | None = None  # a plan step's inputs file lives here while it runs
+    started: bool = False
+    leftovers: list[Leftovers] | None = None  # an earlier attempt's processes, to end first
+    clear_kill_at: float = 0.0
+    clear_give_up: float = float("inf")
+    process_noted: bool = False
+    next_note: float = 0.0
 
 
 class _Waker:
@@ -173,6 +188,7 @@ class Worker:
         # are resolved by people), never a custom engine another worker's config defines.
         self.engines = runnable_engines(self._ctx.engines)
         self._notify = fleet.url.lower().startswith(("postgresql:", "postgres:"))
+        self.host = socket.gethostname()
         self._slots: list[_Slot] = []
         self._stop_requests = 0
         self._stopping = False
@@ -282,6 +298,10 @@ class Worker:
         if self._stopping and not self._grace_over:
             due.append(self._t.stop_deadline)
         for slot in self._slots:
+            if slot.leftovers is not None:
+                due.append(now + CLEAR_POLL)
+            elif slot.started and not slot.process_noted and slot.reason != "lease_lost":
+                due.append(slot.next_note)
             if slot.execution.done():
                 due.append(slot.next_finish)
                 continue
@@ -322,7 +342,7 @@ class Worker:
             try:
                 self.fleet.worker_seen(
                     self.name,
-                    host=socket.gethostname(),
+                    host=self.host,
                     pid=os.getpid(),
                     queues=self.queues or ["*"],
                     concurrency=self.concurrency,
@@ -375,9 +395,9 @@ class Worker:
         self._t.poll = self.poll_min
         self._t.next_claim = now + (0.0 if len(leases) == free else self.poll_min)
         for lease in leases:
-            self._start(lease)
+            self._start(lease, now)
 
-    def _start(self, lease: Lease) -> None:
+    def _start(self, lease: Lease, claimed_at: float) -> None:
         assert self._waker is not None
         self.stats.claimed += 1
         try:
@@ -403,27 +423,96 @@ class Worker:
             return
         try:
             execution = build_execution(job, lease, self._ctx, self._waker.wake, inputs)
-            execution.start()
         except InvalidArgument as exc:
             _remove_dir(inputs_dir)
             self._fail_at_start(lease, str(exc))
             return
-        except OSError as exc:
+        try:
+            leftovers = self._leftovers(lease)
+        except Exception as exc:
             _remove_dir(inputs_dir)
+            log.warning("job %d: cannot read its earlier runs: %s; handing it back", job.id, exc)
+            self._release(lease, "the worker could not check for an earlier attempt's processes")
+            return
+        execution.lease_held(claimed_at, self.ttl)
+        now = time.monotonic()
+        slot = _Slot(
+            lease=lease,
+            job=job,
+            execution=execution,
+            next_renew=claimed_at + self.heartbeat,
+            next_output=now + self.output_every,
+            deadline=None if job.timeout is None else now + job.timeout,
+            inputs_dir=inputs_dir,
+        )
+        self._slots.append(slot)
+        if leftovers:
+            self._clear(slot, leftovers, now)
+        else:
+            self._launch(slot)
+
+    def _leftovers(self, lease: Lease) -> list[Leftovers]:
+        """An earlier attempt's processes still running on this host (a takeover)."""
+        if lease.epoch <= 1:
+            return []
+        return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)
+
+    def _clear(self, slot: _Slot, leftovers: list[Leftovers], now: float) -> None:
+        """Ask an earlier attempt's processes to stop; the job starts once they are gone."""
+        for group in leftovers:
+            log.warning(
+                "job %d: attempt of epoch %d is still running here (process group %d); "
+                "stopping it before starting this one",
+                slot.lease.job_id,
+                group.epoch,
+                group.pgid,
+            )
+            group.signal(signal.SIGTERM)
+        slot.leftovers = leftovers
+        slot.clear_kill_at = now + self.kill_grace
+
+    def _tend_leftovers(self, slot: _Slot, now: float) -> None:
+        leftovers = [group for group in slot.leftovers or () if group.alive()]
+        if leftovers and now < slot.clear_give_up:
+            if now >= slot.clear_kill_at:
+                for group in leftovers:
+                    group.signal(signal.SIGKILL)
+                slot.clear_kill_at = now + 1.0
+                if slot.clear_give_up == float("inf"):
+                    slot.clear_give_up = now + CLEAR_GUARD
+            slot.leftovers = leftovers
+            return
+        if leftovers:  # SIGKILLed: they can never run again, even if not yet reaped
+            log.warning("job %d: an earlier attempt's processes are still dying", slot.lease.job_id)
+        slot.leftovers = None
+        self._launch(slot)
+
+    def _launch(self, slot: _Slot) -> None:
+        lease = slot.lease
+        try:
+            slot.execution.start()
+        except OSError as exc:
+            self._drop(slot)
             self._fail_at_start(lease, f"cannot start the job's process: {exc}")
             return
-        now = time.monotonic()
-        self._slots.append(
-            _Slot(
-                lease=lease,
-                job=job,
-                execution=execution,
-                next_renew=now + self.heartbeat,
-                next_output=now + self.output_every,
-                deadline=None if job.timeout is None else now + job.timeout,
-                inputs_dir=inputs_dir,
-            )
-        )
+        slot.started = True
+        slot.process_noted = not slot.execution.killable  # a thread has no process group
+        self._note_process(slot)
+
+    def _note_process(self, slot: _Slot) -> None:
+        """Record the attempt's host and process group on its run, once it has one."""
+        pgid = slot.execution.pgid
+        if pgid is None:
+            return
+        try:
+            self.fleet.record_process(slot.lease, host=self.host, pgid=pgid)
+            slot.process_noted = True
+        except LeaseLost as exc:
+            slot.process_noted = True
+            if slot.reason != "lease_lost":
+                self._lose(slot, exc)
+        except Exception as exc:
+            log.debug("job %d: recording its process group failed: %s", slot.lease.job_id, exc)
 
     def _write_inputs(self, job: Job) -> tuple[str | None, str | None]:
         """A plan step's dependencies' results, in a file only this user can read: the job
@@ -468,6 +557,14 @@ class Worker:
     # -- tending running jobs -----------------------------------------------------------
 
     def _tend(self, slot: _Slot, now: float) -> None:
+        if slot.leftovers is not None:
+            self._tend_leftovers(slot, now)
+            if slot not in self._slots:
+                return
+        if slot.started and not slot.process_noted and slot.reason != "lease_lost":
+            if now >= slot.next_note:
+                slot.next_note = now + NOTE_POLL
+                self._note_process(slot)
         if slot.execution.done():
             if now >= slot.next_finish:
                 self._finish(slot, now)
@@ -489,7 +586,7 @@ class Worker:
     def _interrupt(self, slot: _Slot, reason: str, now: float, *, hard: bool = False) -> None:
         if slot.reason is None:
             slot.reason = reason
-        if not slot.execution.killable:
+        if not slot.execution.killable or not slot.started:
             # A thread cannot be stopped: close the attempt now and abandon the thread.
             self._finish(slot, now)
             return
@@ -503,6 +600,7 @@ class Worker:
     def _renew(self, slot: _Slot, now: float) -> None:
         try:
             slot.lease = self.fleet.renew(slot.lease, ttl=self.ttl)
+            slot.execution.lease_held(now, self.ttl)
             slot.next_renew = now + self.heartbeat
         except JobCancelled:
             log.info("job %d was cancelled; stopping it", slot.lease.job_id)
@@ -524,7 +622,7 @@ class Worker:
             slot.lease.job_id,
             exc,
         )
-        if not slot.execution.killable:
+        if not slot.execution.killable or not slot.started:
             self._drop(slot)
 
     def _flush_output(self, slot: _Slot, now: float) -> None:
