@@ -31,6 +31,10 @@ SQL = "src/agentfleet/store/sql.py"
 VERBS = "src/agentfleet/store/verbs.py"
 FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
+SUPERVISE = "src/agentfleet/supervise.py"
+WORKER = "src/agentfleet/worker.py"
+LEFTOVERS = "src/agentfleet/leftovers.py"
+LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
 FENCING = "tests/contract/test_fencing.py"
@@ -158,13 +162,60 @@ BUGS: list[dict[str, Any]] = [
         "intent": "Job processes inherit the worker's stdin instead of /dev/null: an agent CLI "
         "that reads stdin waits forever when the worker's stdin is an open pipe.",
         "path": RUNNER,
-        "old": "            stdin=subprocess.DEVNULL,\n",
+        "old": "                stdin=subprocess.DEVNULL,\n",
         "new": "",
+        "also": [{"path": SUPERVISE, "old": "                stdin=subprocess.DEVNULL,\n", "new": ""}],
         "stores": ("any",),
         "tests": [
             "tests/worker/test_stdin.py::test_a_worker_with_an_open_stdin_gives_its_jobs_eof",
             "tests/worker/test_stdin.py::test_a_job_process_gets_eof_when_its_parent_stdin_is_open",
         ],
+    },
+    {
+        "name": "supervisor-outlived-worker",
+        "intent": "The job's supervisor notices that its worker died (EOF on its pipe, a new "
+        "parent) but does not kill the job's process group: a SIGKILLed worker's job runs on, "
+        "and after the ttl a second copy runs beside it.",
+        "path": SUPERVISE,
+        "old": lines(8, "self.worker_gone = True", "self.kill_all(WORKER_GONE)"),
+        "new": lines(8, "self.worker_gone = True"),
+        "stores": ("any",),
+        "tests": [
+            f"{LIFETIME}::test_a_sigkilled_workers_job_dies_with_it_grandchildren_included",
+            "tests/faults/test_faults.py::test_sigkill_loses_nothing_and_runs_nothing_twice",
+        ],
+    },
+    {
+        "name": "supervisor-ignores-lease",
+        "intent": "The supervisor ignores the lease deadline the worker sent: a job whose "
+        "worker is stopped (SIGSTOP) past its ttl keeps running while its lease runs out.",
+        "path": SUPERVISE,
+        "old": "if self.deadline is not None and now >= self.deadline:",
+        "new": "if False and self.deadline is not None and now >= self.deadline:",
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_stopped_workers_job_is_killed_before_its_lease_runs_out"],
+    },
+    {
+        "name": "takeover-ignores-leftovers",
+        "intent": "A worker that takes a job over on the same host starts it without ending "
+        "the earlier attempt's processes still running there.",
+        "path": WORKER,
+        "old": "        return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)",
+        "new": "        return []",
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_takeover_here_ends_the_earlier_attempts_processes_first"],
+    },
+    {
+        "name": "leftovers-unproven",
+        "intent": "A takeover signals the process group its predecessor's run names without "
+        "checking that the group's processes carry that attempt's marker: a reused group id "
+        "gets someone else's processes killed.",
+        "path": LEFTOVERS,
+        "old": "    except OSError:  # gone, or not ours to read: not proven\n        return False\n",
+        "new": "    except OSError:  # gone, or not ours to read: not proven\n        return True\n"
+        "    return True\n",
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_group_not_shown_to_be_the_attempts_is_left_alone"],
     },
     {
         "name": "complete-without-epoch",
