@@ -20,9 +20,10 @@ from pathlib import Path
 
 from agentfleet.models import Run
 
-__all__ = ["Leftovers", "find_leftovers"]
+__all__ = ["Clearing", "Leftovers", "find_leftovers"]
 
 PROC = Path("/proc")
+KILL_GUARD = 10.0  # after SIGKILL, how long to wait for the processes to vanish
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,30 @@ class Leftovers:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
             return True
+        return False
+
+
+class Clearing:
+    """Ending an earlier attempt's groups: SIGTERM now, SIGKILL `grace` later (repeated each
+    second), done once no process is left in them, or KILL_GUARD after the first SIGKILL:
+    a SIGKILLed process never runs its own code again, even while the kernel finishes it."""
+
+    def __init__(self, groups: list[Leftovers], grace: float, now: float) -> None:
+        self.groups = groups
+        self.kill_at = now + grace
+        self.give_up = float("inf")
+        for group in groups:
+            group.signal(signal.SIGTERM)
+
+    def done(self, now: float) -> bool:
+        self.groups = [group for group in self.groups if group.alive()]
+        if not self.groups or now >= self.give_up:
+            return True
+        if now >= self.kill_at:
+            for group in self.groups:
+                group.signal(signal.SIGKILL)
+            self.kill_at = now + 1.0
+            self.give_up = min(self.give_up, now + KILL_GUARD)
         return False
 
 

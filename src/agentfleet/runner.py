@@ -40,8 +40,8 @@ READER_GRACE = 2.0
 START_GUARD = 60.0
 # The supervisor kills the job this long before the lease it last heard of runs out, so
 # that the group is gone before another worker can take the job over.
-LEASE_MARGIN_SHARE = 0.2
-LEASE_MARGIN_MAX = 2.0
+LEASE_MARGIN_SHARE = 0.1
+LEASE_MARGIN_MAX = 1.0
 _SUPERVISOR = os.path.abspath(supervise.__file__)
 
 

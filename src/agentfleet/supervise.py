@@ -71,22 +71,13 @@ def _die_with_parent() -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _children() -> list[int]:
-    """This process's children (Linux /proc), the job's leader included."""
-    me = os.getpid()
-    try:
-        text = Path(f"/proc/{me}/task/{me}/children").read_text()
-    except OSError:
-        return []
-    return [int(pid) for pid in text.split()]
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a process that is not a zombie is still in group `pgid` (Linux /proc)."""
+def _processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, ppid, pgid) of every process (Linux /proc; empty elsewhere)."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return False
+        return []
+    found = []
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -95,9 +86,8 @@ def _group_alive(pgid: int) -> bool:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+        found.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return found
 
 
 class Supervisor:
@@ -263,13 +253,16 @@ class Supervisor:
         job = self.job
         assert job is not None
         until = time.monotonic() + SWEEP_GUARD
+        me = os.getpid()
         while True:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(job.pid, signal.SIGKILL)  # the leader is unreaped: still our id
-            strays = [pid for pid in _children() if pid != job.pid]
+            processes = _processes()
+            strays = [pid for pid, _, ppid, _ in processes if ppid == me and pid != job.pid]
             for pid in strays:
                 _kill_child(pid)
-            if (not strays and not _group_alive(job.pid)) or time.monotonic() > until:
+            in_group = any(pgid == job.pid and state != "Z" for _, state, _, pgid in processes)
+            if (not strays and not in_group) or time.monotonic() > until:
                 return
             time.sleep(0.01)
 

@@ -48,7 +48,7 @@ from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
 from agentfleet.fleet import DEFAULT_TTL, Fleet
-from agentfleet.leftovers import Leftovers, find_leftovers
+from agentfleet.leftovers import Clearing, Leftovers, find_leftovers
 from agentfleet.models import Job, JobStatus, Lease
 from agentfleet.output import OUTPUT_LIMIT
 
@@ -58,7 +58,6 @@ log = logging.getLogger("agentfleet.worker")
 
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
 CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
-CLEAR_GUARD = 10.0  # after SIGKILL, how long to wait for them before starting anyway
 NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
 
 
@@ -93,9 +92,7 @@ class _Slot:
     next_finish: float = 0.0
     inputs_dir: str | None = None  # a plan step's inputs file lives here while it runs
     started: bool = False
-    leftovers: list[Leftovers] | None = None  # an earlier attempt's processes, to end first
-    clear_kill_at: float = 0.0
-    clear_give_up: float = float("inf")
+    clearing: Clearing | None = None  # an earlier attempt's processes, ended first
     process_noted: bool = False
     next_note: float = 0.0
 
@@ -298,7 +295,7 @@ class Worker:
         if self._stopping and not self._grace_over:
             due.append(self._t.stop_deadline)
         for slot in self._slots:
-            if slot.leftovers is not None:
+            if slot.clearing is not None:
                 due.append(now + CLEAR_POLL)
             elif slot.started and not slot.process_noted and slot.reason != "lease_lost":
                 due.append(slot.next_note)
@@ -446,46 +443,24 @@ class Worker:
             inputs_dir=inputs_dir,
         )
         self._slots.append(slot)
-        if leftovers:
-            self._clear(slot, leftovers, now)
-        else:
+        if not leftovers:
             self._launch(slot)
+            return
+        for group in leftovers:
+            log.warning(
+                "job %d: the attempt of epoch %d still runs here (process group %d); "
+                "ending it before this one starts",
+                job.id,
+                group.epoch,
+                group.pgid,
+            )
+        slot.clearing = Clearing(leftovers, self.kill_grace, now)
 
     def _leftovers(self, lease: Lease) -> list[Leftovers]:
         """An earlier attempt's processes still running on this host (a takeover)."""
         if lease.epoch <= 1:
             return []
         return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)
-
-    def _clear(self, slot: _Slot, leftovers: list[Leftovers], now: float) -> None:
-        """Ask an earlier attempt's processes to stop; the job starts once they are gone."""
-        for group in leftovers:
-            log.warning(
-                "job %d: attempt of epoch %d is still running here (process group %d); "
-                "stopping it before starting this one",
-                slot.lease.job_id,
-                group.epoch,
-                group.pgid,
-            )
-            group.signal(signal.SIGTERM)
-        slot.leftovers = leftovers
-        slot.clear_kill_at = now + self.kill_grace
-
-    def _tend_leftovers(self, slot: _Slot, now: float) -> None:
-        leftovers = [group for group in slot.leftovers or () if group.alive()]
-        if leftovers and now < slot.clear_give_up:
-            if now >= slot.clear_kill_at:
-                for group in leftovers:
-                    group.signal(signal.SIGKILL)
-                slot.clear_kill_at = now + 1.0
-                if slot.clear_give_up == float("inf"):
-                    slot.clear_give_up = now + CLEAR_GUARD
-            slot.leftovers = leftovers
-            return
-        if leftovers:  # SIGKILLed: they can never run again, even if not yet reaped
-            log.warning("job %d: an earlier attempt's processes are still dying", slot.lease.job_id)
-        slot.leftovers = None
-        self._launch(slot)
 
     def _launch(self, slot: _Slot) -> None:
         lease = slot.lease
@@ -557,8 +532,9 @@ class Worker:
     # -- tending running jobs -----------------------------------------------------------
 
     def _tend(self, slot: _Slot, now: float) -> None:
-        if slot.leftovers is not None:
-            self._tend_leftovers(slot, now)
+        if slot.clearing is not None and slot.clearing.done(now):
+            slot.clearing = None  # the earlier attempt's processes are gone: start this one
+            self._launch(slot)
             if slot not in self._slots:
                 return
         if slot.started and not slot.process_noted and slot.reason != "lease_lost":

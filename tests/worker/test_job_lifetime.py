@@ -54,8 +54,12 @@ def cleaned_up(pid_files: list[Path]) -> Iterator[None]:
     finally:
         for path in pid_files:
             pid = read_pid(path)
-            if pid is not None and pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pid is None or not pid_alive(pid):
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == pid:
+                    kill_group(pid)  # a group this test's worker made: the job's, or the escapee's
+                else:
                     os.kill(pid, signal.SIGKILL)
 
 
