@@ -20,8 +20,9 @@ while the leader is unreaped (its id cannot be reused), and processes that left 
 ``PR_SET_PDEATHSIG`` too: should the supervisor itself be SIGKILLed, its leader dies.
 
 Messages are lines. Worker to supervisor: one JSON spec, then ``lease <monotonic>``,
-``term``, ``kill``. Supervisor to worker: ``started <pid>`` or ``error <json: errno, strerror, filename>``,
-then ``exit <returncode> <why>`` (returncode as Popen reports it: -N for signal N).
+``term``, ``kill``. Supervisor to worker: ``started <pid>`` or ``error <json>`` (errno,
+strerror, filename), then ``exit <returncode> <why>`` (returncode as Popen reports it: -N
+for signal N).
 """
 
 from __future__ import annotations

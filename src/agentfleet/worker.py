@@ -537,10 +537,10 @@ class Worker:
             self._launch(slot)
             if slot not in self._slots:
                 return
-        if slot.started and not slot.process_noted and slot.reason != "lease_lost":
-            if now >= slot.next_note:
-                slot.next_note = now + NOTE_POLL
-                self._note_process(slot)
+        noting = slot.started and not slot.process_noted and slot.reason != "lease_lost"
+        if noting and now >= slot.next_note:
+            slot.next_note = now + NOTE_POLL
+            self._note_process(slot)
         if slot.execution.done():
             if now >= slot.next_finish:
                 self._finish(slot, now)

@@ -3,7 +3,8 @@
 It claims jobs, renews their leases from a heartbeat thread, does the job's "work" (a real
 child process, ``tests/faults/job_child.py``, started through agentfleet's own runner and
 so tied to this worker's life and to the lease it last renewed, as a real worker's jobs
-are; or, for write-heavy workers, a sleep), writes the job's effect through the coordinator with ``fenced_write`` and ends the
+are; or, for write-heavy workers, a sleep), writes the job's effect through the
+coordinator with ``fenced_write`` and ends the
 job with ``complete`` (whose result names the epoch) or, now and then, ``fail``. Every call
 is recorded in the process's history file as invoke, then ok / fail / unknown.
 

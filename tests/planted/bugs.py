@@ -164,7 +164,7 @@ BUGS: list[dict[str, Any]] = [
         "path": RUNNER,
         "old": "                stdin=subprocess.DEVNULL,\n",
         "new": "",
-        "also": [{"path": SUPERVISE, "old": "                stdin=subprocess.DEVNULL,\n", "new": ""}],
+        "also": [{"path": SUPERVISE, "old": " " * 16 + "stdin=subprocess.DEVNULL,\n", "new": ""}],
         "stores": ("any",),
         "tests": [
             "tests/worker/test_stdin.py::test_a_worker_with_an_open_stdin_gives_its_jobs_eof",
@@ -200,8 +200,10 @@ BUGS: list[dict[str, Any]] = [
         "intent": "A worker that takes a job over on the same host starts it without ending "
         "the earlier attempt's processes still running there.",
         "path": WORKER,
-        "old": "        return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)",
-        "new": "        return []",
+        "old": lines(
+            8, "return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)"
+        ),
+        "new": lines(8, "return []"),
         "stores": ("any",),
         "tests": [f"{LIFETIME}::test_a_takeover_here_ends_the_earlier_attempts_processes_first"],
     },
@@ -211,9 +213,10 @@ BUGS: list[dict[str, Any]] = [
         "checking that the group's processes carry that attempt's marker: a reused group id "
         "gets someone else's processes killed.",
         "path": LEFTOVERS,
-        "old": "    except OSError:  # gone, or not ours to read: not proven\n        return False\n",
-        "new": "    except OSError:  # gone, or not ours to read: not proven\n        return True\n"
-        "    return True\n",
+        "old": lines(
+            4, "except OSError:  # gone, or not ours to read: not proven", "    return False"
+        ),
+        "new": lines(4, "except OSError:", "    return True", "return True"),
         "stores": ("any",),
         "tests": [f"{LIFETIME}::test_a_group_not_shown_to_be_the_attempts_is_left_alone"],
     },

@@ -174,7 +174,7 @@ def _claim_and_abandon(store: StoreEnv, job_id: int, pgid: int) -> None:
 
 
 ALIVE = (
-    'if [ -e /proc/{pid} ] && ! grep -q zombie /proc/{pid}/status 2>/dev/null; '
+    "if [ -e /proc/{pid} ] && ! grep -q zombie /proc/{pid}/status 2>/dev/null; "
     "then echo alive; else echo gone; fi > {out}"
 )
 
