@@ -220,7 +220,7 @@ class Controller:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
         )
         proc = Proc(name, popen, heavy, log=log)
         with self.procs_lock:
@@ -619,6 +619,12 @@ def _kills_during_writes(ops: list[Any]) -> int:
     writes = {"claim_next", "renew", "complete", "fail", "fenced_write"}
     open_writes = {op.process for op in ops if op.done_t is None and op.f in writes}
     return len(killed & open_writes)
+
+
+def _pythonpath() -> str:
+    """The tests' root first, then whatever the caller set (a planted copy's src/), so the
+    workers run the code under test rather than whatever is installed."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def run_scenario(config: RunConfig) -> RunResult:
