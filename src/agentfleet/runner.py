@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
 import signal
 import socket
@@ -143,7 +143,7 @@ class ProcessRun:
             "env": self.env,
             "deadline": self._deadline,
         }
-        reply = self._handshake(json.dumps(spec))
+        reply = self._handshake(f"spec {marshal.dumps(spec).hex()}")
         word, _, rest = reply.partition(" ")
         if word != "started":
             said = self._abandon()
@@ -270,9 +270,9 @@ def _start_error(reported: str, said: str) -> OSError:
     """The OSError the job's start raised in the supervisor (as Popen would have raised it
     here), or one saying why the supervisor could not start it."""
     try:
-        why = json.loads(reported)
-        return OSError(int(why["errno"]), str(why["strerror"]), why.get("filename"))
-    except (ValueError, TypeError, KeyError):
+        errno, strerror, filename = marshal.loads(bytes.fromhex(reported))
+        return OSError(int(errno), str(strerror), filename)
+    except (ValueError, TypeError, EOFError):
         return OSError(f"{reported}: {said}" if said else reported)
 
 

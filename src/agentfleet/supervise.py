@@ -1,8 +1,10 @@
 """The job supervisor: a tiny process between a worker and its job, so a job never
 outlives its worker.
 
-The worker starts it as ``python -I -S supervise.py FD WORKER_PID`` (standard library only,
-so it starts fast and no job environment can break its imports). Over the socket FD it
+The worker starts it as ``python -I -S supervise.py FD WORKER_PID``: a few standard
+modules only (no ``subprocess``, ``json`` or ``socket``, whose imports cost more than the
+rest of its start), so it starts fast and no job environment can break its imports. It
+forks and execs the job itself. Over the socket FD it
 reads the job's spec, starts the job in a process group of its own and reports its pid;
 then it waits for whichever comes first:
 
@@ -19,26 +21,26 @@ while the leader is unreaped (its id cannot be reused), and processes that left 
 (``setsid``, double forks) are re-parented to it and killed with the rest. The job gets
 ``PR_SET_PDEATHSIG`` too: should the supervisor itself be SIGKILLed, its leader dies.
 
-Messages are lines. Worker to supervisor: one JSON spec, then ``lease <monotonic>``,
-``term``, ``kill``. Supervisor to worker: ``started <pid>`` or ``error <json>`` (errno,
-strerror, filename), then ``exit <returncode> <why>`` (returncode as Popen reports it: -N
-for signal N).
+Messages are lines. Worker to supervisor: ``spec <hex>`` (the job's argv, executable, cwd,
+env and first deadline, marshalled), then ``lease <monotonic>``, ``term``, ``kill``.
+Supervisor to worker: ``started <pid>`` or ``error <hex>`` (errno, strerror and filename,
+marshalled), then ``exit <returncode> <why>`` (returncode as Popen reports it: -N for
+signal N).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import json
+import marshal
 import os
 import select
 import signal
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs more to import than the rest of this module
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -47,6 +49,17 @@ SWEEP_GUARD = 10.0  # how long to keep killing stragglers before reporting anywa
 
 # Why the supervisor stopped the job (the last word of the exit line).
 EXITED, WORKER_GONE, LEASE_RAN_OUT = "exited", "worker-gone", "lease-ran-out"
+
+
+class _suppress:  # contextlib.suppress, without importing contextlib
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, value: object, tb: object) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)
 
 
 def _load_prctl() -> Any:
@@ -72,34 +85,64 @@ def _die_with_parent() -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _processes() -> list[tuple[int, str, int, int]]:
-    """(pid, state, ppid, pgid) of every process (Linux /proc; empty elsewhere)."""
+def _children() -> list[int]:
+    """Our children (Linux: /proc/PID/task/PID/children, or a scan of /proc)."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children", encoding="ascii") as file:
+            return [int(pid) for pid in file.read().split()]
+    except OSError:
+        pass
+    found = []
     try:
         entries = os.listdir("/proc")
     except OSError:
         return []
-    found = []
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        found.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as file:
+                    fields = file.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == me:
+                found.append(int(entry))
     return found
+
+
+def _group_exists(pgid: int) -> bool:
+    """Whether any process is left in the group. Only a probe (signal 0): the leader has
+    been reaped, so the id may no longer be the job's and is never signalled again."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_any() -> None:
+    """Reap every child of ours that has exited (the leader is reaped already)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 class Supervisor:
     """One job's supervisor (see the module docstring)."""
 
-    def __init__(self, control: socket.socket, worker_pid: int) -> None:
+    def __init__(self, control: int, worker_pid: int) -> None:
         self.control = control
         self.worker_pid = worker_pid
         self.buffer = b""
         self.deadline: float | None = None
-        self.job: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None  # the job's leader
+        self.code: int | None = None  # its exit status, once reaped
         self.why = EXITED
         self.worker_gone = False
         self.wake_read, self.wake_write = os.pipe()
@@ -108,13 +151,15 @@ class Supervisor:
     # -- the socket ----------------------------------------------------------------------
 
     def send(self, line: str) -> None:
-        with contextlib.suppress(OSError):
-            self.control.sendall(line.encode() + b"\n")
+        data = line.encode() + b"\n"
+        with _suppress(OSError):
+            while data:
+                data = data[os.write(self.control, data) :]
 
     def read_line(self) -> str | None:
         """The next whole line, blocking; None at EOF."""
         while b"\n" not in self.buffer:
-            chunk = self.control.recv(65536)
+            chunk = os.read(self.control, 65536)
             if not chunk:
                 return None
             self.buffer += chunk
@@ -124,7 +169,7 @@ class Supervisor:
     def _drain_control(self) -> bool:
         """Handle what the worker sent; False at EOF (the worker is gone)."""
         try:
-            chunk = self.control.recv(65536)
+            chunk = os.read(self.control, 65536)
         except BlockingIOError:
             return True
         except OSError:
@@ -140,7 +185,7 @@ class Supervisor:
     def command(self, line: str) -> None:
         word, _, rest = line.partition(" ")
         if word == "lease":
-            with contextlib.suppress(ValueError):
+            with _suppress(ValueError):
                 self.deadline = float(rest)
         elif word == "term":
             self.signal_group(signal.SIGTERM)
@@ -154,30 +199,20 @@ class Supervisor:
         if spec.get("deadline") is not None:
             self.deadline = float(spec["deadline"])
         try:
-            self.job = subprocess.Popen(
-                spec["argv"],
-                executable=spec.get("executable"),
-                cwd=spec.get("cwd"),
-                env=spec.get("env"),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=_die_with_parent,  # the supervisor has one thread: safe here
-            )
+            self.pid = _spawn(spec)
         except OSError as exc:
-            why = {"errno": exc.errno or 0, "strerror": exc.strerror or str(exc)}
-            self.send(f"error {json.dumps({**why, 'filename': exc.filename})}")
+            why = (exc.errno or 0, exc.strerror or str(exc), exc.filename)
+            self.send(f"error {marshal.dumps(why).hex()}")
             return False
-        self.send(f"started {self.job.pid}")
+        self.send(f"started {self.pid}")
         return True
 
     def signal_group(self, sig: signal.Signals) -> None:
         """Signal the job's group; only while its leader is unreaped (so the id is ours)."""
-        job = self.job
-        if job is None or job.returncode is not None:
+        if self.pid is None or self.code is not None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(job.pid, sig)
+        with _suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
 
     def kill_all(self, why: str) -> None:
         """SIGKILL the group, remembering why (unless the job had already ended)."""
@@ -187,11 +222,10 @@ class Supervisor:
 
     def _exited(self) -> bool:
         """Whether the leader has exited (left unreaped: its group id stays reserved)."""
-        job = self.job
-        if job is None:
+        if self.pid is None:
             return False
         try:
-            info = os.waitid(os.P_PID, job.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             return True
         return info is not None
@@ -201,10 +235,9 @@ class Supervisor:
 
     def watch(self) -> None:
         """Wait for the job's end, killing its group if the worker goes or the lease ends."""
-        job = self.job
-        assert job is not None
-        self.control.setblocking(False)
-        pidfd = _pidfd(job.pid)
+        assert self.pid is not None
+        os.set_blocking(self.control, False)
+        pidfd = _pidfd(self.pid)
         next_parent_check = time.monotonic() + CHECK_PARENT_EVERY
         while not self._exited():
             now = time.monotonic()
@@ -219,10 +252,10 @@ class Supervisor:
                 watched.append(self.control)
             if pidfd is not None:
                 watched.append(pidfd)
-            with contextlib.suppress(InterruptedError):
+            with _suppress(InterruptedError):
                 ready, _, _ = select.select(watched, [], [], timeout)
                 if self.wake_read in ready:
-                    with contextlib.suppress(OSError):
+                    with _suppress(OSError):
                         os.read(self.wake_read, 4096)
                 if self.control in ready and not self._drain_control():
                     self._worker_is_gone()
@@ -244,38 +277,87 @@ class Supervisor:
     def on_death_signal(self, signum: int, frame: object) -> None:
         """PR_SET_PDEATHSIG arrives when the thread that started us ends; the worker may
         still be alive, so getppid decides (the loop checks it on waking)."""
-        with contextlib.suppress(OSError):
+        with _suppress(OSError):
             os.write(self.wake_write, b"!")
         if self._parent_gone():
             self._worker_is_gone()
 
     def sweep(self) -> None:
-        """The leader has exited: kill what it left, in its group or re-parented to us."""
-        job = self.job
-        assert job is not None
+        """The leader has exited: kill what it left, in its group or re-parented to us,
+        reap the leader, and wait (up to SWEEP_GUARD) until nothing of the job is left."""
+        leader = self.pid
+        assert leader is not None
+        with _suppress(ProcessLookupError, PermissionError):
+            os.killpg(leader, signal.SIGKILL)  # the leader is unreaped: still our id
+        for pid in self._strays():
+            _kill_child(pid)
+        _, status = os.waitpid(leader, 0)
+        self.code = os.waitstatus_to_exitcode(status)
         until = time.monotonic() + SWEEP_GUARD
-        me = os.getpid()
-        while True:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(job.pid, signal.SIGKILL)  # the leader is unreaped: still our id
-            processes = _processes()
-            strays = [pid for pid, _, ppid, _ in processes if ppid == me and pid != job.pid]
+        while time.monotonic() < until:
+            _reap_any()
+            strays = self._strays()
             for pid in strays:
                 _kill_child(pid)
-            in_group = any(pgid == job.pid and state != "Z" for _, state, _, pgid in processes)
-            if (not strays and not in_group) or time.monotonic() > until:
+            if not strays and not _group_exists(leader):
                 return
-            time.sleep(0.01)
+            time.sleep(0.005)
+
+    def _strays(self) -> list[int]:
+        """Our children other than the job's leader: processes that left the job's group
+        and were re-parented to us (we are their subreaper)."""
+        return [pid for pid in _children() if pid != self.pid]
 
     def finish(self) -> int:
-        job = self.job
-        assert job is not None
         self.sweep()
-        code = job.wait()
-        with contextlib.suppress(OSError):
-            self.control.setblocking(True)
-        self.send(f"exit {code} {self.why}")
+        with _suppress(OSError):
+            os.set_blocking(self.control, True)
+        self.send(f"exit {self.code} {self.why}")
         return 0
+
+
+def _spawn(spec: dict[str, Any]) -> int:
+    """Fork and exec the job in a new session, stdin from /dev/null, dying with us; its pid,
+    or the OSError its start met (reported back over a close-on-exec pipe)."""
+    argv, executable = list(spec["argv"]), spec.get("executable")
+    cwd, env = spec.get("cwd"), spec.get("env")
+    program = executable or argv[0]
+    search = executable is None and os.sep not in program
+    failed_read, failed_write = os.pipe()  # both close on exec
+    pid = os.fork()
+    if pid == 0:  # the job, until it execs (we have one thread: safe to run Python here)
+        try:
+            os.close(failed_read)
+            os.setsid()
+            _die_with_parent()
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; jobs must not
+                signal.signal(sig, signal.SIG_DFL)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+            if cwd is not None:
+                os.chdir(cwd)
+            if env is None:
+                (os.execvp if search else os.execv)(program, argv)
+            else:
+                (os.execvpe if search else os.execve)(program, argv, env)
+        except OSError as exc:  # named as Popen would name it: the directory, or the program
+            why = (exc.errno or 0, exc.strerror or str(exc), exc.filename or program)
+            os.write(failed_write, marshal.dumps(why))
+        except BaseException:
+            os.write(failed_write, marshal.dumps((0, "the job could not be started", None)))
+        finally:
+            os._exit(127)
+    os.close(failed_write)
+    report = b""
+    while chunk := os.read(failed_read, 65536):
+        report += chunk
+    os.close(failed_read)
+    if not report:
+        return pid  # exec succeeded: the pipe closed with nothing in it
+    os.waitpid(pid, 0)
+    errno, strerror, filename = marshal.loads(report)
+    raise OSError(errno, strerror, filename)
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -284,11 +366,11 @@ def _ignore(signum: int, frame: object) -> None:
 
 def _kill_child(pid: int) -> None:
     """SIGKILL a child of ours (and the group it leads), then reap it if it has died."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    with _suppress(ProcessLookupError, PermissionError):
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGKILL)  # unreaped, so this group id is still its own
         os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
+    with _suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 
 
@@ -304,8 +386,8 @@ def _pidfd(pid: int) -> int | None:
 
 
 def main(argv: list[str]) -> int:
-    fd, worker_pid = int(argv[1]), int(argv[2])
-    control = socket.socket(fileno=fd)
+    control, worker_pid = int(argv[1]), int(argv[2])
+    os.set_inheritable(control, False)  # the job must not hold the worker's line open
     supervisor = Supervisor(control, worker_pid)
     for sig in (signal.SIGINT, signal.SIGHUP):
         # Caught, not ignored: a caught signal is reset for the job when it execs, an
@@ -316,13 +398,14 @@ def main(argv: list[str]) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     line = supervisor.read_line()
-    if line is None or supervisor._parent_gone():
+    if line is None or supervisor._parent_gone() or not line.startswith("spec "):
         return 0  # the worker died before the job could start: start nothing
-    if not supervisor.start(json.loads(line)):
+    if not supervisor.start(marshal.loads(bytes.fromhex(line[len("spec ") :]))):
         return 0
     supervisor.watch()
     return supervisor.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    code = main(sys.argv)
+    os._exit(code)  # nothing to flush or finalize: the worker is waiting for our exit

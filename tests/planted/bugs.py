@@ -164,7 +164,7 @@ BUGS: list[dict[str, Any]] = [
         "path": RUNNER,
         "old": "                stdin=subprocess.DEVNULL,\n",
         "new": "",
-        "also": [{"path": SUPERVISE, "old": " " * 16 + "stdin=subprocess.DEVNULL,\n", "new": ""}],
+        "also": [{"path": SUPERVISE, "old": lines(12, "os.dup2(null, 0)"), "new": ""}],
         "stores": ("any",),
         "tests": [
             "tests/worker/test_stdin.py::test_a_worker_with_an_open_stdin_gives_its_jobs_eof",
