@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -73,8 +74,13 @@ def in_call(thread: threading.Thread, function: str) -> bool:
     method): with a lock the test holds, a thread in there can only be waiting for it."""
     frame = sys._current_frames().get(thread.ident or -1)
     package = str(Path(agentfleet.__file__).parent)
+    # Under mutation testing the function runs as `x_NAME__mutmut_...` (`xǁClassǁNAME...`).
+    mutated = re.compile(rf"(?:^x_|ǁ){re.escape(function)}__mutmut_")
     while frame is not None:
-        if frame.f_code.co_name == function and frame.f_code.co_filename.startswith(package):
+        name = frame.f_code.co_name
+        if (name == function or mutated.search(name)) and frame.f_code.co_filename.startswith(
+            package
+        ):
             return True
         frame = frame.f_back
     return False

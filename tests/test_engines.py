@@ -13,10 +13,12 @@ import pytest
 from agentfleet.engines import (
     AGENT_ENGINES,
     BUILTIN_ENGINES,
+    DEFAULT_AGENT_TIMEOUT,
     AgentCommand,
     EngineConfig,
     ExecutableNotFound,
     build_agent_command,
+    default_timeout,
     engine_table,
     load_engine_config,
     parse_engine_config,
@@ -26,40 +28,39 @@ from agentfleet.errors import InvalidArgument
 
 PROMPT = "Fix the flaky test."
 
+AIDER = ["aider", "--no-pretty", "--no-check-update", "--no-show-release-notes", "--no-analytics"]
+CLAUDE = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+CODEX = ["codex", "exec", "--json", "--skip-git-repo-check"]
+GEMINI = ["gemini", "--skip-trust", "--output-format", "stream-json"]
+OPENCODE = ["opencode", "run", "--format", "json"]
 EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "claude": (
-        ["claude", "-p", "--model", "M", "--", PROMPT],
-        ["claude", "-p", "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
+        [*CLAUDE, "--model", "M", "--", PROMPT],
+        [*CLAUDE, "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
     ),
     "codex": (
-        ["codex", "exec", "--model", "M", "--", PROMPT],
-        [
-            "codex",
-            "exec",
-            "--model",
-            "M",
-            "--dangerously-bypass-approvals-and-sandbox",
-            "--",
-            PROMPT,
-        ],
+        [*CODEX, "--model", "M", "--", PROMPT],
+        [*CODEX, "--model", "M", "--dangerously-bypass-approvals-and-sandbox", "--", PROMPT],
     ),
     "gemini": (
-        ["gemini", "--model", "M", f"--prompt={PROMPT}"],
-        ["gemini", "--model", "M", "--yolo", f"--prompt={PROMPT}"],
+        [*GEMINI, "--model", "M", f"--prompt={PROMPT}"],
+        [*GEMINI, "--model", "M", "--yolo", f"--prompt={PROMPT}"],
     ),
     "aider": (
-        ["aider", "--no-pretty", "--model", "M", f"--message={PROMPT}"],
-        ["aider", "--no-pretty", "--model", "M", "--yes-always", f"--message={PROMPT}"],
+        [*AIDER, "--model", "M", "--no-suggest-shell-commands", f"--message={PROMPT}"],
+        [*AIDER, "--model", "M", "--suggest-shell-commands", f"--message={PROMPT}"],
     ),
     "opencode": (
-        ["opencode", "run", "--model", "M", "--", PROMPT],
-        ["opencode", "run", "--model", "M", "--dangerously-skip-permissions", "--", PROMPT],
+        [*OPENCODE, "--model", "M", "--", PROMPT],
+        [*OPENCODE, "--model", "M", "--auto", "--", PROMPT],
     ),
     "devin": (
         ["devin", "--model", "M", "-p", "--", PROMPT],
         ["devin", "--model", "M", "--permission-mode", "bypass", "-p", "--", PROMPT],
     ),
 }
+# What each engine sets in the environment of a yolo job (none without yolo).
+EXPECTED_YOLO_ENV: dict[str, dict[str, str]] = {"claude": {"IS_SANDBOX": "1"}}
 
 
 def payload(**extra: Any) -> dict[str, Any]:
@@ -81,10 +82,47 @@ def test_no_model_drops_the_model_flag(engine: str) -> None:
 
 
 def test_yolo_flags_only_when_yolo() -> None:
-    dangerous = {"--dangerously-skip-permissions", "--yolo", "--yes-always", "bypass"}
+    dangerous = {
+        "--dangerously-skip-permissions",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "--yolo",
+        "--yes-always",
+        "--suggest-shell-commands",
+        "--auto",
+        "bypass",
+    }
     for engine in EXPECTED:
         assert not dangerous & set(build_agent_command(engine, payload()).argv)
         assert not dangerous & set(build_agent_command(engine, payload(yolo=False)).argv)
+
+
+@pytest.mark.parametrize("engine", sorted(EXPECTED))
+def test_yolo_env_only_when_yolo(engine: str) -> None:
+    assert build_agent_command(engine, payload()).env == {}
+    assert build_agent_command(engine, payload(yolo=True)).env == EXPECTED_YOLO_ENV.get(engine, {})
+
+
+def test_the_jobs_env_wins_over_the_engines() -> None:
+    command = build_agent_command("claude", payload(yolo=True, env={"IS_SANDBOX": "0", "A": "1"}))
+    assert command.env == {"IS_SANDBOX": "0", "A": "1"}
+    assert build_agent_command("claude", payload(yolo=True, env={"A": "1"})).env == {
+        "IS_SANDBOX": "1",
+        "A": "1",
+    }
+
+
+def test_aider_never_answers_no_to_everything() -> None:
+    """--yes-always makes aider answer "n" to running shell commands (they need an explicit
+    yes), so yolo would run fewer commands than no yolo: neither mode uses it."""
+    for yolo in (False, True):
+        assert "--yes-always" not in build_agent_command("aider", payload(yolo=yolo)).argv
+
+
+def test_every_agent_engine_has_a_default_timeout(config: EngineConfig) -> None:
+    for engine in [*EXPECTED, "mytool"]:
+        assert default_timeout(engine, config) == DEFAULT_AGENT_TIMEOUT == 7200
+    for engine in ("shell", "python", "approval", "merge", "nosuch"):
+        assert default_timeout(engine, config) is None
 
 
 def test_every_builtin_is_tested_and_known() -> None:
@@ -134,9 +172,21 @@ def test_bad_payloads(engine: str, body: dict[str, Any], fragment: str) -> None:
 
 def test_engine_table_matches_the_templates() -> None:
     table = engine_table(prompt=PROMPT, model="M")
-    assert [row[0] for row in table] == sorted(EXPECTED)
-    for name, no_yolo, yolo in table:
-        assert (no_yolo, yolo) == EXPECTED[name]
+    assert [row.name for row in table] == sorted(EXPECTED)
+    for row in table:
+        assert (row.argv, row.argv_yolo) == EXPECTED[row.name]
+        assert row.env_yolo == EXPECTED_YOLO_ENV.get(row.name, {})
+
+
+def test_engine_table_commands_name_the_variables() -> None:
+    rows = {row.name: row for row in engine_table()}
+    assert rows["claude"].command(yolo=True) == (
+        "IS_SANDBOX=1 claude -p --output-format stream-json --verbose --model MODEL "
+        "--dangerously-skip-permissions -- PROMPT"
+    )
+    assert rows["claude"].command(yolo=False) == (
+        "claude -p --output-format stream-json --verbose --model MODEL -- PROMPT"
+    )
 
 
 # -- custom engines ------------------------------------------------------------------------
@@ -206,11 +256,43 @@ def test_config_names_and_table(config: EngineConfig) -> None:
     assert "worker" not in config.engine_names()
     names = [row[0] for row in engine_table(config)]
     assert names == sorted(set(EXPECTED) | {"mytool", "plain"})
-    row = dict((n, (a, b)) for n, a, b in engine_table(config))["plain"]
-    assert row == (
+    row = {r.name: r for r in engine_table(config)}["plain"]
+    assert (row.argv, row.argv_yolo, row.env_yolo) == (
         ["plain", "PROMPT", "MODEL"],
         ["plain", "PROMPT", "MODEL", "--force", "--really"],
+        {},
     )
+
+
+CUSTOM_FULL = """
+[engines.sandboxed]
+argv = ["sandboxed", "{yolo_flags}", "--", "{prompt}"]
+yolo_flags = ["--bypass"]
+no_yolo_flags = ["--ask", "never"]
+yolo_env = {IS_SANDBOX = "1", TOOL_MODE = "unattended"}
+output = "claude"
+"""
+
+
+def test_custom_engine_with_no_yolo_flags_yolo_env_and_output() -> None:
+    config = parse_engine_config(CUSTOM_FULL, "engines.toml")
+    plain = build_agent_command("sandboxed", payload(env={"A": "1"}), config)
+    assert plain.argv == ["sandboxed", "--ask", "never", "--", PROMPT]
+    assert plain.env == {"A": "1"}
+    assert plain.output == "claude"
+    yolo = build_agent_command("sandboxed", payload(yolo=True, env={"TOOL_MODE": "job"}), config)
+    assert yolo.argv == ["sandboxed", "--bypass", "--", PROMPT]
+    assert yolo.env == {"IS_SANDBOX": "1", "TOOL_MODE": "job"}  # the job's own env wins
+    row = {r.name: r for r in engine_table(config)}["sandboxed"]
+    assert row.command(yolo=True) == (
+        "IS_SANDBOX=1 TOOL_MODE=unattended sandboxed --bypass -- PROMPT"
+    )
+
+
+def test_a_custom_engine_reads_plain_text_by_default(config: EngineConfig) -> None:
+    assert build_agent_command("mytool", payload(), config).output == "text"
+    assert build_agent_command("claude", payload(), config).output == "text"  # the override
+    assert build_agent_command("claude", payload()).output == "claude"
 
 
 def test_unknown_custom_engine_lists_custom_names(config: EngineConfig) -> None:
@@ -258,6 +340,18 @@ def test_empty_config_is_fine() -> None:
         ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_flags = "-y"', "yolo_flags must be an array"),
         ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_flags = [""]', "yolo_flags must be an array"),
         ('[engines.x]\nargv = ["x", "{prompt}"]\ndescription = 1', "description must be a string"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nno_yolo_flags = [1]', "no_yolo_flags must be an"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_env = ["A=1"]', "yolo_env must be a table"),
+        (
+            '[engines.x]\nargv = ["x", "{prompt}"]\nyolo_env = {A = 1}',
+            "yolo_env.A must be a string",
+        ),
+        (
+            '[engines.x]\nargv = ["x", "{prompt}"]\nyolo_env = {"A-B" = "1"}',
+            "'A-B' is not a valid environment variable name",
+        ),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\noutput = "claud"', "did you mean 'claude'"),
+        ('[engines.x]\nargv = ["x", "{prompt}"]\nyolo_envs = {}', "did you mean 'yolo_env'"),
         ('[engines.Bad]\nargv = ["x", "{prompt}"]', "engine names are lowercase"),
         ('[engines.shell]\nargv = ["x", "{prompt}"]', "built-in non-agent engine"),
     ],
@@ -312,24 +406,23 @@ ARGV_DUMPER = """#!{python}
 import json, os, sys
 with open(os.environ["ARGV_LOG"], "a", encoding="utf-8") as handle:
     handle.write(json.dumps({{"tool": os.path.basename(sys.argv[0]), "argv": sys.argv[1:],
-                            "cwd": os.getcwd()}}) + "\\n")
+                            "cwd": os.getcwd(), "env": dict(os.environ)}}) + "\\n")
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses executable scripts on PATH")
 @pytest.mark.parametrize("yolo", [False, True])
-def test_real_processes_receive_the_exact_argv(tmp_path: Path, yolo: bool) -> None:
+def test_real_processes_receive_the_exact_argv_and_env(tmp_path: Path, yolo: bool) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     work = tmp_path / "work"
     work.mkdir()
     log = tmp_path / "argv.jsonl"
-    for tool in ("claude", "codex", "gemini"):
+    for tool in EXPECTED:
         make_executable(bin_dir / tool, ARGV_DUMPER.format(python=sys.executable))
     prompt = "- a Markdown list\nwith 'quotes', $HOME and {braces}"
     env = {"PATH": str(bin_dir), "ARGV_LOG": str(log)}
-    expected = {}
-    for tool in ("claude", "codex", "gemini"):
+    for tool in EXPECTED:
         command = build_agent_command(
             tool, {"prompt": prompt, "model": "M", "yolo": yolo, "cwd": str(work), "env": env}
         )
@@ -338,23 +431,22 @@ def test_real_processes_receive_the_exact_argv(tmp_path: Path, yolo: bool) -> No
         done = subprocess.run(
             [program, *command.argv[1:]],
             cwd=command.cwd,
-            env=command.full_env(),
+            env=command.full_env({"HOME": str(tmp_path)}),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=60,
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        expected[tool] = command.argv[1:]
-    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    assert {r["tool"]: r["argv"] for r in records} == expected
-    assert all(Path(r["cwd"]) == work for r in records)
-    got = {r["tool"]: r["argv"] for r in records}
-    skip = ["--dangerously-skip-permissions"] if yolo else []
-    bypass = ["--dangerously-bypass-approvals-and-sandbox"] if yolo else []
-    assert got["claude"] == ["-p", "--model", "M", *skip, "--", prompt]
-    assert got["codex"] == ["exec", "--model", "M", *bypass, "--", prompt]
-    assert got["gemini"] == ["--model", "M", *(["--yolo"] if yolo else []), f"--prompt={prompt}"]
+    records = {r["tool"]: r for r in map(json.loads, log.read_text(encoding="utf-8").splitlines())}
+    assert set(records) == set(EXPECTED)
+    for tool, record in records.items():
+        expected = [arg.replace(PROMPT, prompt) for arg in EXPECTED[tool][int(yolo)]]
+        assert record["argv"] == expected[1:], tool
+        assert Path(record["cwd"]) == work
+        extra = {k: v for k, v in record["env"].items() if k not in ("HOME", "PWD", "SHLVL", "_")}
+        extra = {k: v for k, v in extra.items() if k not in env and not k.startswith("LC_")}
+        assert extra == (EXPECTED_YOLO_ENV.get(tool, {}) if yolo else {}), tool
 
 
 def test_a_prompt_over_the_argument_limit_fails_at_once_not_at_exec() -> None:
@@ -362,3 +454,17 @@ def test_a_prompt_over_the_argument_limit_fails_at_once_not_at_exec() -> None:
 
     with pytest.raises(InvalidArgument, match="131,071 bytes"):
         build_agent_command("claude", {"prompt": "z" * 200_000})
+
+
+def test_the_readme_shows_the_exact_commands() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and " | `" in line]
+    table = {}
+    for line in rows:
+        cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in AGENT_ENGINES:
+            table[cells[0]] = (cells[1], cells[2])
+    expected = {
+        row.name: (row.command(yolo=False), row.command(yolo=True)) for row in engine_table()
+    }
+    assert table == expected

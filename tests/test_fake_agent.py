@@ -67,7 +67,7 @@ def records(log: Path) -> list[dict[str, object]]:
 @needs_git
 def test_writes_file_commits_and_logs(repo: Path, log: Path) -> None:
     argv = ["-p", "--model", "opus", "--dangerously-skip-permissions", "--", "write hello.txt: Hi!"]
-    done = run_agent(repo, *argv, log=log)
+    done = run_agent(repo, *argv, log=log, env={"IS_SANDBOX": "1"})
     assert done.returncode == 0, done.stderr
     assert (repo / "hello.txt").read_text(encoding="utf-8") == "Hi!\n"
     assert git(repo, "log", "--format=%an <%ae>|%cn|%s") == (
@@ -77,13 +77,16 @@ def test_writes_file_commits_and_logs(repo: Path, log: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
     assert git(repo, "show", "--name-only", "--format=") == "hello.txt"
     (record,) = records(log)
+    env = record.pop("env")
     assert record == {
         "argv": argv,
         "cwd": str(repo.resolve()),
         "prompt": "write hello.txt: Hi!",
         "model": "opus",
         "yolo": True,
+        "persona": "claude",
     }
+    assert isinstance(env, dict) and env["IS_SANDBOX"] == "1"
     assert "fake-agent: starting (model=opus, yolo=true)" in done.stdout
     assert "fake-agent: edited hello.txt" in done.stdout
     assert "fake-agent: committed " in done.stdout
@@ -194,7 +197,8 @@ def test_understands_every_builtin_engine(engine: str, yolo: bool) -> None:
         (["--print", "--", "-dash"], "-dash", None, False),
         (["exec", "-m", "o3", "fix", "it"], "fix it", "o3", False),
         (["run", "--model=a/b", "go"], "go", "a/b", False),
-        (["--message", "msg", "--yes-always"], "msg", None, True),
+        (["--message", "msg", "--suggest-shell-commands"], "msg", None, True),
+        (["--message", "msg", "--no-suggest-shell-commands"], "msg", None, False),
         (["--approval-mode=yolo", "--prompt=p"], "p", None, True),
         (["--permission-mode", "normal", "-p", "--", "x"], "x", None, False),
         (["--unknown", "-p", "x"], "x", None, False),
@@ -256,3 +260,49 @@ def test_stands_in_for_claude_on_path(tmp_path: Path, repo: Path, log: Path) -> 
     assert (repo / "result.md").read_text(encoding="utf-8") == "done by claude\n"
     assert records(log)[0]["argv"] == command.argv[1:]
     assert git(repo, "log", "--format=%s") == "fake-agent: write result.md: done by claude"
+
+
+# -- as each real CLI: refusals and output formats ------------------------------------------
+
+as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the refusal happens as root only"
+)
+
+
+@as_root
+def test_refuses_to_skip_permissions_as_root_like_claude(repo: Path) -> None:
+    argv = ["-p", "--dangerously-skip-permissions", "--", "write a.txt: b"]
+    refused = run_agent(repo, *argv)
+    assert refused.returncode == 1
+    assert "--dangerously-skip-permissions cannot be used with root/sudo" in refused.stderr
+    assert not (repo / "a.txt").exists()
+    assert run_agent(repo, *argv, env={"IS_SANDBOX": "1"}).returncode == 0
+
+
+def test_refuses_to_run_outside_git_like_codex(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    outside = {"GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    refused = run_agent(plain, "exec", "--", "write a.txt: b", env=outside)
+    assert refused.returncode == 1
+    assert "Not inside a trusted directory and --skip-git-repo-check" in refused.stderr
+    done = run_agent(plain, "exec", "--skip-git-repo-check", "--", "write a.txt: b", env=outside)
+    assert done.returncode == 0, done.stderr
+
+
+def test_refuses_an_untrusted_folder_like_gemini(repo: Path) -> None:
+    refused = run_agent(repo, "--yolo", "--prompt=write a.txt: b")
+    assert refused.returncode == 55
+    assert "not running in a trusted directory" in refused.stderr
+    assert run_agent(repo, "--skip-trust", "--yolo", "--prompt=write a.txt: b").returncode == 0
+    trusted = run_agent(
+        repo, "--yolo", "--prompt=write c.txt: d", env={"GEMINI_CLI_TRUST_WORKSPACE": "true"}
+    )
+    assert trusted.returncode == 0
+
+
+def test_plays_the_cli_it_is_told_to(repo: Path, log: Path) -> None:
+    assert run_agent(repo, "go", "x", log=log, env={fake_agent.ENV_AS: "codex"}).returncode == 0
+    assert records(log)[0]["persona"] == "codex"
+    bad = run_agent(repo, "go", "x", env={fake_agent.ENV_AS: "cobol"})
+    assert bad.returncode == 2 and "must be one of" in bad.stdout

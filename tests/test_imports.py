@@ -22,7 +22,9 @@ PACKAGE = "agentfleet"
 SURFACES: dict[str, set[str]] = {
     "agentfleet.cli": {"agentfleet.web", "agentfleet.demo"},
     "agentfleet.web": set(),
-    "agentfleet.demo": set(),
+    "agentfleet.demo": {"agentfleet.demo_train", "agentfleet.demo_workers"},
+    "agentfleet.demo_train": {"agentfleet.demo_workers"},
+    "agentfleet.demo_workers": set(),
 }
 
 

@@ -40,6 +40,7 @@ from agentfleet.plans import (
 from agentfleet.retry import RetryPolicy
 from agentfleet.tasks import TaskRegistry, task_name
 from agentfleet.worker import Worker, WorkerStats
+from agentfleet.workspaces.train import MergeSpec, PrSpec, with_merge_train
 
 __version__ = "0.1.0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "LeaseLost",
     "LedgerEntry",
     "MatchResult",
+    "MergeSpec",
     "NewJob",
     "NotResumable",
     "Plan",
@@ -67,6 +69,7 @@ __all__ = [
     "PlanSpec",
     "PlanStatus",
     "PlanStep",
+    "PrSpec",
     "Repair",
     "RetryPolicy",
     "Run",
@@ -82,4 +85,5 @@ __all__ = [
     "__version__",
     "open",
     "task_name",
+    "with_merge_train",
 ]

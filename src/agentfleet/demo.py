@@ -28,6 +28,8 @@ from rich.markup import escape
 from rich.table import Table
 
 import agentfleet
+from agentfleet.demo_train import run_train_demo
+from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.errors import LeaseLost
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, Job, Lease
@@ -139,38 +141,13 @@ class _Demo:
                     self.state.victim = job.id
 
     def start_workers(self) -> None:
-        env = {
-            **os.environ,
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-            "AGENTFLEET_DEMO_PIDS": str(self.pids),
-        }
-        env.pop("AGENTFLEET_ENGINES", None)
+        env = demo_env(self.bin, AGENTFLEET_DEMO_PIDS=str(self.pids))
         for n in range(1, self.workers + 1):
             name = f"worker-{n}"
-            log = (self.logs / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agentfleet.cli",
-                    "--db",
-                    self.url,
-                    "worker",
-                    "--name",
-                    name,
-                    "--ttl",
-                    TTL,
-                    "--grace",
-                    "5s",
-                    "--kill-grace",
-                    "1s",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            log.close()
+            self.procs[name] = start_worker(
+                self.url, name, self.logs / f"{name}.log", env,
+                "--ttl", TTL, "--grace", "5s", "--kill-grace", "1s",
+            )  # fmt: skip
 
     # -- the show ---------------------------------------------------------------------
 
@@ -277,15 +254,7 @@ class _Demo:
         return False
 
     def stop_workers(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(self.procs.values())
 
     # -- the summary ------------------------------------------------------------------
 
@@ -344,12 +313,35 @@ def _event_line(event: Event) -> str | None:
     return None
 
 
-def run_demo(console: Console, *, workers: int = 3, keep: bool = False) -> None:
-    """Run the demo; it cleans up after itself unless ``keep``."""
+ACTS = ("fleet", "train")
+
+
+def run_demo(
+    console: Console, *, workers: int = 3, keep: bool = False, acts: tuple[str, ...] = ACTS
+) -> None:
+    """Run the demo's acts; it cleans up after itself unless ``keep``."""
     root = Path(tempfile.mkdtemp(prefix="agentfleet-demo-"))
+    try:
+        if "fleet" in acts:
+            keep = not _fleet_act(console, root, workers) or keep
+        if "train" in acts:
+            if shutil.which("git") is None:
+                console.print("[yellow]act 2 needs git; skipped[/]")
+            elif not run_train_demo(console, root / "train"):
+                keep = True
+    finally:
+        if keep:
+            console.print(f"kept the demo directory: {root}", highlight=False)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _fleet_act(console: Console, root: Path, workers: int) -> bool:
+    """Act 1: workers on three repositories, one SIGKILLed mid-job; whether it finished."""
     demo = _Demo(console, root, workers)
     started = time.monotonic()
-    console.rule("[bold]agentfleet demo: a fleet of workers, one of them dies")
+    finished = False
+    console.rule("[bold]act 1: a fleet of workers, one of them dies")
     try:
         with agentfleet.open(demo.url) as fleet:
             demo.setup(fleet)
@@ -370,14 +362,10 @@ def run_demo(console: Console, *, workers: int = 3, keep: bool = False) -> None:
                     f"[red]the fleet did not finish within {DEADLINE:.0f}s[/]; worker logs "
                     f"are in {demo.logs}"
                 )
-                keep = True
             demo.summary(fleet, time.monotonic() - started)
     finally:
         for proc in demo.procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if keep:
-            console.print(f"kept the demo directory: {root}", highlight=False)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    return finished

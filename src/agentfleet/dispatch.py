@@ -4,7 +4,9 @@
 * ``shell``: ``payload["cmd"]`` as a string runs through ``/bin/sh -c``; as a list it is the
   argv itself; ``cwd`` and ``env`` apply;
 * any agent engine (built-in or from an engine config): the argv from
-  :func:`agentfleet.engines.build_agent_command`.
+  :func:`agentfleet.engines.build_agent_command`, run as an
+  :class:`~agentfleet.agents.run.AgentRun` that reads the CLI's output and tells a failure
+  no retry fixes (not logged in, a refused flag) from one that a retry may.
 
 Problems that no retry can fix (unknown engine, missing executable, bad payload, missing
 working directory) raise :class:`~agentfleet.errors.InvalidArgument`; the worker fails the
@@ -19,10 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agentfleet.agents.run import AgentRun
 from agentfleet.connect import sqlite_path
 from agentfleet.engines import (
     EngineConfig,
     build_agent_command,
+    default_timeout,
     resolve_executable,
 )
 from agentfleet.errors import InvalidArgument
@@ -32,6 +36,7 @@ from agentfleet.output import OUTPUT_LIMIT
 from agentfleet.runner import ProcessRun
 from agentfleet.tasks import REGISTRY, TaskRegistry, TaskRun, call_arguments
 from agentfleet.workspaces.execution import WorkspaceRun
+from agentfleet.workspaces.remote import CLONES_ENV, clones_root
 from agentfleet.workspaces.setup import WorktreeSetup
 from agentfleet.workspaces.train_run import TRAIN_ENGINES, TrainRun
 from agentfleet.workspaces.worktree import WorkspaceSpec
@@ -43,6 +48,7 @@ __all__ = [
     "absolute_db_url",
     "build_execution",
     "job_env",
+    "job_timeout",
     "runnable_engines",
 ]
 
@@ -60,6 +66,7 @@ class RunContext:
     engines: EngineConfig = field(default_factory=EngineConfig)
     tasks: TaskRegistry = REGISTRY
     output_limit: int = OUTPUT_LIMIT
+    clones: Path | None = None  # where jobs with a remote get clones (None: AGENTFLEET_CLONES)
 
 
 def runnable_engines(engines: EngineConfig) -> list[str]:
@@ -138,6 +145,22 @@ def _cwd(payload: Mapping[str, Any]) -> str | None:
     return cwd
 
 
+def job_timeout(job: Job, engines: EngineConfig) -> float | None:
+    """The job's timeout in seconds: its own, else its engine's default (agents have one)."""
+    return job.timeout if job.timeout is not None else default_timeout(job.engine, engines)
+
+
+def _executable(
+    argv: list[str], env: Mapping[str, str], cwd: str | None, engine: str | None
+) -> str:
+    program = argv[0]
+    if cwd is not None and os.sep in program and not os.path.isabs(program):
+        # A relative program path means relative to the job's working directory.
+        resolve_executable([os.path.join(cwd, program)], env, engine=engine)
+        return os.path.abspath(os.path.join(cwd, program))
+    return os.path.abspath(resolve_executable(argv, env, engine=engine))
+
+
 def _process(
     argv: list[str],
     env: Mapping[str, str],
@@ -146,13 +169,7 @@ def _process(
     on_exit: Callable[[], None],
     engine: str | None,
 ) -> ProcessRun:
-    program = argv[0]
-    if cwd is not None and os.sep in program and not os.path.isabs(program):
-        # A relative program path means relative to the job's working directory.
-        resolve_executable([os.path.join(cwd, program)], env, engine=engine)
-        executable = os.path.abspath(os.path.join(cwd, program))
-    else:
-        executable = os.path.abspath(resolve_executable(argv, env, engine=engine))
+    executable = _executable(argv, env, cwd, engine)
     return ProcessRun(
         argv, executable=executable, cwd=cwd, env=env, limit=ctx.output_limit, on_exit=on_exit
     )
@@ -182,7 +199,16 @@ def _agent(
     env = command.full_env(inherited_env(job.payload))
     env.update(job_env(lease, ctx, inputs))
     cwd = _cwd({"cwd": command.cwd}) if command.cwd is not None else None
-    return _process(command.argv, env, cwd, ctx, on_exit, job.engine)
+    return AgentRun(
+        command.argv,
+        engine=job.engine,
+        output=command.output,
+        executable=_executable(command.argv, env, cwd, job.engine),
+        cwd=cwd,
+        env=env,
+        limit=ctx.output_limit,
+        on_exit=on_exit,
+    )
 
 
 def _python(job: Job, ctx: RunContext, on_exit: Callable[[], None]) -> TaskRun:
@@ -209,7 +235,7 @@ def build_execution(
         return _python(job, ctx, on_exit)
     if job.engine in TRAIN_ENGINES:
         return _train(job, lease, ctx, on_exit)
-    spec = WorkspaceSpec.of(job.payload)
+    spec = WorkspaceSpec.of(job.payload, ctx.clones)
     if spec is not None:
         return _in_worktree(spec, job, lease, ctx, on_exit, inputs)
     if job.engine == "shell":
@@ -218,12 +244,17 @@ def build_execution(
 
 
 def _train(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> TrainRun:
-    repo = job.payload.get("repo")
-    if not isinstance(repo, str) or not Path(repo).is_dir():
-        raise InvalidArgument(f"the plan's repository {repo!r} is not on this worker")
     env = {**inherited_env(job.payload), **job_env(lease, ctx)}
+    repo = job.payload.get("repo")
+    if job.payload.get("remote"):  # it works in this worker's clone of the remote
+        clones = clones_root(ctx.clones)
+        clones.mkdir(parents=True, exist_ok=True)
+        env[CLONES_ENV] = str(clones)
+        repo = str(clones)
+    elif not isinstance(repo, str) or not Path(repo).is_dir():
+        raise InvalidArgument(f"the plan's repository {repo!r} is not on this worker")
     return TrainRun(
-        job.engine, job.payload, cwd=repo, env=env, limit=ctx.output_limit, on_exit=on_exit
+        job.engine, job.payload, cwd=str(repo), env=env, limit=ctx.output_limit, on_exit=on_exit
     )
 
 

@@ -10,7 +10,12 @@ what runs. A template is a sequence of argv items:
 * any item that references a placeholder with no value (no model given, no cwd) is dropped, so
   put a flag and its value in one group to drop the flag too;
 * the item ``"{yolo_flags}"`` marks where the engine's yolo flags go when the job sets
-  ``yolo: true``; without the marker they are appended at the end.
+  ``yolo: true`` (and its ``no_yolo_flags`` when it does not); without the marker they are
+  appended at the end.
+
+Some CLIs need environment variables as well as flags to run unattended (Claude Code
+refuses ``--dangerously-skip-permissions`` as root unless ``IS_SANDBOX=1``): an engine's
+``yolo_env`` is set for yolo jobs, under the job's own ``env``.
 
 Built-in templates put the prompt after ``--`` or in ``--flag=value`` form, so a prompt that
 starts with ``-`` (a Markdown list, say) is never mistaken for an option.
@@ -21,13 +26,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import shutil
 import string
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentfleet import validate
 from agentfleet.errors import InvalidArgument
@@ -35,14 +41,18 @@ from agentfleet.errors import InvalidArgument
 __all__ = [
     "AGENT_ENGINES",
     "BUILTIN_ENGINES",
+    "DEFAULT_AGENT_TIMEOUT",
     "NON_AGENT_ENGINES",
+    "OUTPUT_KINDS",
     "PLACEHOLDERS",
     "YOLO_MARKER",
     "AgentCommand",
     "EngineConfig",
+    "EngineRow",
     "EngineSpec",
     "ExecutableNotFound",
     "build_agent_command",
+    "default_timeout",
     "engine_table",
     "load_engine_config",
     "parse_engine_config",
@@ -52,7 +62,13 @@ __all__ = [
 PLACEHOLDERS = frozenset({"prompt", "model", "cwd"})
 YOLO_MARKER = "{yolo_flags}"
 NON_AGENT_ENGINES = frozenset({"python", "shell", "approval"})
+# How long an agent job may run when the job sets no timeout: an agent waiting on a prompt
+# nobody answers (or looping) would otherwise hold its lease and its lock forever.
+DEFAULT_AGENT_TIMEOUT = 2 * 3600.0
+# Whose output (and failure messages) an engine's CLI prints; "text" reads nothing into it.
+OUTPUT_KINDS = ("aider", "claude", "codex", "gemini", "opencode", "text")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TemplateItem = str | tuple[str, ...]
 
@@ -69,36 +85,45 @@ class EngineSpec:
     argv: tuple[TemplateItem, ...]
     yolo_flags: tuple[str, ...] = ()
     description: str = ""
+    no_yolo_flags: tuple[str, ...] = ()
+    yolo_env: Mapping[str, str] = field(default_factory=dict)
+    output: str = "text"
 
     def render(
         self, prompt: str, *, model: str | None = None, cwd: str | None = None, yolo: bool = False
     ) -> list[str]:
         """Fill the template; items whose placeholders have no value are dropped."""
         values = {"prompt": prompt, "model": model, "cwd": cwd}
+        flags = self.yolo_flags if yolo else self.no_yolo_flags
         argv: list[str] = []
         placed = False
         for item in self.argv:
             if item == YOLO_MARKER:
                 placed = True
-                if yolo:
-                    argv.extend(self.yolo_flags)
+                argv.extend(flags)
                 continue
             group = (item,) if isinstance(item, str) else item
             rendered = [_fill(part, values) for part in group]
             if all(part is not None for part in rendered):
                 argv.extend(part for part in rendered if part is not None)
-        if yolo and not placed:
-            argv.extend(self.yolo_flags)
+        if not placed:
+            argv.extend(flags)
         return argv
+
+    def env(self, *, yolo: bool = False) -> dict[str, str]:
+        """The variables the engine itself sets for a job (its yolo_env, for yolo jobs)."""
+        return dict(self.yolo_env) if yolo else {}
 
 
 @dataclass(frozen=True)
 class AgentCommand:
-    """A ready-to-run agent process; ``env`` holds only the job's own variables."""
+    """A ready-to-run agent process; ``env`` holds only the variables the engine and the job
+    set (the job's win), not the inherited environment."""
 
     argv: list[str]
     cwd: str | None
     env: dict[str, str]
+    output: str = "text"
 
     def full_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The child's whole environment: ``base`` (default: ours) overlaid with the job's."""
@@ -123,33 +148,91 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
     for spec in (
         EngineSpec(
             "claude",
-            ("claude", "-p", ("--model", "{model}"), YOLO_MARKER, "--", "{prompt}"),
+            (
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
             ("--dangerously-skip-permissions",),
-            "Claude Code print mode; without yolo, tools that need approval are refused.",
+            "Claude Code print mode; without yolo, tools that need approval are refused. "
+            "As root it refuses to skip permissions unless IS_SANDBOX=1, which yolo sets.",
+            yolo_env={"IS_SANDBOX": "1"},
+            output="claude",
         ),
         EngineSpec(
             "codex",
-            ("codex", "exec", ("--model", "{model}"), YOLO_MARKER, "--", "{prompt}"),
+            (
+                "codex",
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
             ("--dangerously-bypass-approvals-and-sandbox",),
-            "Codex exec; without yolo it keeps Codex's default sandbox (read-only).",
+            "Codex exec, also outside a git repository; without yolo it keeps Codex's default "
+            "sandbox (read-only).",
+            output="codex",
         ),
         EngineSpec(
             "gemini",
-            ("gemini", ("--model", "{model}"), YOLO_MARKER, "--prompt={prompt}"),
+            (
+                "gemini",
+                "--skip-trust",
+                "--output-format",
+                "stream-json",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--prompt={prompt}",
+            ),
             ("--yolo",),
-            "Gemini CLI headless mode (-p/--prompt); --yolo auto-approves every tool call.",
+            "Gemini CLI headless mode; --skip-trust trusts the job's folder for the session "
+            "(else it ignores --yolo there); --yolo auto-approves every tool call.",
+            output="gemini",
         ),
         EngineSpec(
             "aider",
-            ("aider", "--no-pretty", ("--model", "{model}"), YOLO_MARKER, "--message={prompt}"),
-            ("--yes-always",),
-            "Aider single message then exit; --no-pretty keeps logs free of colour codes.",
+            (
+                "aider",
+                "--no-pretty",
+                "--no-check-update",
+                "--no-show-release-notes",
+                "--no-analytics",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--message={prompt}",
+            ),
+            ("--suggest-shell-commands",),
+            "Aider, one message then exit. With no terminal each question gets its default "
+            "answer (yes); without yolo it suggests (and runs) no shell commands.",
+            no_yolo_flags=("--no-suggest-shell-commands",),
+            output="aider",
         ),
         EngineSpec(
             "opencode",
-            ("opencode", "run", ("--model", "{model}"), YOLO_MARKER, "--", "{prompt}"),
-            ("--dangerously-skip-permissions",),
-            "opencode run; model is provider/model; without yolo, opencode config decides.",
+            (
+                "opencode",
+                "run",
+                "--format",
+                "json",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
+            ("--auto",),
+            "opencode run; model is provider/model. Without yolo it rejects what its config "
+            "asks about, and its default config allows every tool but leaving the project "
+            "folder and reading .env files: yolo: false restricts next to nothing.",
+            output="opencode",
         ),
         EngineSpec(
             "devin",
@@ -232,7 +315,16 @@ def build_agent_command(
     cwd = _payload_str(payload, "cwd", engine)
     validate.prompt(prompt, f"engine {engine!r}: the prompt")  # would fail to start
     argv = spec.render(prompt, model=model or None, cwd=cwd, yolo=yolo)
-    return AgentCommand(argv=argv, cwd=cwd, env=_payload_env(payload, engine))
+    env = {**spec.env(yolo=yolo), **_payload_env(payload, engine)}
+    return AgentCommand(argv=argv, cwd=cwd, env=env, output=spec.output)
+
+
+def default_timeout(engine: str, config: EngineConfig | None = None) -> float | None:
+    """The timeout of a job that sets none: :data:`DEFAULT_AGENT_TIMEOUT` for agents."""
+    config = config or EngineConfig()
+    if engine in NON_AGENT_ENGINES or config.spec(engine) is None:
+        return None
+    return DEFAULT_AGENT_TIMEOUT
 
 
 def resolve_executable(
@@ -255,20 +347,36 @@ def resolve_executable(
     )
 
 
+class EngineRow(NamedTuple):
+    """One engine's exact commands, for the docs and ``agentfleet engines``."""
+
+    name: str
+    argv: list[str]
+    argv_yolo: list[str]
+    env_yolo: dict[str, str]
+
+    def command(self, *, yolo: bool) -> str:
+        """The command as a shell line, the engine's variables first."""
+        env = self.env_yolo if yolo else {}
+        words = [shlex.quote(f"{k}={v}") for k, v in sorted(env.items())]
+        return " ".join([*words, shlex.join(self.argv_yolo if yolo else self.argv)])
+
+
 def engine_table(
     config: EngineConfig | None = None, *, prompt: str = "PROMPT", model: str = "MODEL"
-) -> list[tuple[str, list[str], list[str]]]:
-    """``(name, argv without yolo, argv with yolo)`` for every agent engine, for the docs."""
+) -> list[EngineRow]:
+    """Every agent engine's argv without and with yolo (and yolo's variables), for the docs."""
     config = config or EngineConfig()
-    rows: list[tuple[str, list[str], list[str]]] = []
+    rows: list[EngineRow] = []
     for name in config.agent_engines():
         spec = config.spec(name)
         assert spec is not None
         rows.append(
-            (
+            EngineRow(
                 name,
                 spec.render(prompt, model=model, yolo=False),
                 spec.render(prompt, model=model, yolo=True),
+                spec.env(yolo=True),
             )
         )
     return rows
@@ -276,7 +384,7 @@ def engine_table(
 
 # -- TOML configuration -------------------------------------------------------------------
 
-_ENGINE_KEYS = ("argv", "yolo_flags", "description")
+_ENGINE_KEYS = ("argv", "yolo_flags", "no_yolo_flags", "yolo_env", "output", "description")
 
 
 def _check_template_string(text: object, where: str) -> str:
@@ -345,13 +453,36 @@ def _check_engine(name: str, raw: object, source: str) -> EngineSpec:
     if "argv" not in raw:
         raise InvalidArgument(f"{where} needs an argv array")
     argv = _check_argv(raw["argv"], where)
-    yolo = raw.get("yolo_flags", [])
-    if not isinstance(yolo, list) or not all(isinstance(f, str) and f for f in yolo):
-        raise InvalidArgument(f"{where}.yolo_flags must be an array of non-empty strings")
+    yolo = _check_flags(raw.get("yolo_flags", []), f"{where}.yolo_flags")
+    no_yolo = _check_flags(raw.get("no_yolo_flags", []), f"{where}.no_yolo_flags")
+    yolo_env = _check_env(raw.get("yolo_env", {}), f"{where}.yolo_env")
+    output = raw.get("output", "text")
+    if output not in OUTPUT_KINDS:
+        raise InvalidArgument(
+            f"{where}.output must be one of {', '.join(OUTPUT_KINDS)}, not {output!r}"
+            f"{_did_you_mean(str(output), OUTPUT_KINDS)}"
+        )
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidArgument(f"{where}.description must be a string")
-    return EngineSpec(name, argv, tuple(yolo), description)
+    return EngineSpec(name, argv, yolo, description, no_yolo, yolo_env, output)
+
+
+def _check_flags(raw: object, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(f, str) and f for f in raw):
+        raise InvalidArgument(f"{where} must be an array of non-empty strings")
+    return tuple(raw)
+
+
+def _check_env(raw: object, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f'{where} must be a table of NAME = "value" strings')
+    for key, value in raw.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise InvalidArgument(f"{where}: {key!r} is not a valid environment variable name")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{where}.{key} must be a string, not {type(value).__name__}")
+    return dict(raw)
 
 
 def parse_engine_config(text: str, source: str = "<engine config>") -> EngineConfig:

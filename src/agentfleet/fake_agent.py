@@ -7,13 +7,26 @@ then makes one deterministic edit in the current directory:
 * every ``write FILE: TEXT`` in the prompt writes ``TEXT`` (the rest of that line) to ``FILE``;
 * otherwise the prompt is appended to ``AGENT_NOTES.md``;
 
-and, inside a git work tree, commits the change under a fixed author. Environment knobs:
+and, inside a git work tree, commits the change under a fixed author.
 
-* ``AGENTFLEET_FAKE_AGENT_LOG``: append one JSON line describing the call to this file;
+It plays the CLI its command line belongs to (``exec`` is Codex, ``run`` opencode,
+``--message`` aider, ``--prompt`` Gemini CLI, ``-p`` Claude Code; or
+``AGENTFLEET_FAKE_AGENT_AS``), speaking that CLI's machine-readable output when asked for it
+(see :mod:`agentfleet.agents.standins`) and refusing what the real one refuses: Claude Code
+skipping permissions as root without ``IS_SANDBOX=1``, Codex outside a git repository
+without ``--skip-git-repo-check``, Gemini CLI in a folder it does not trust. Environment
+knobs:
+
+* ``AGENTFLEET_FAKE_AGENT_LOG``: append one JSON line describing the call (argv, cwd,
+  environment) to this file;
 * ``AGENTFLEET_FAKE_AGENT_SLEEP``: pause between steps (``2``, ``500ms``, ``1m``) to mimic a
   long job;
 * ``AGENTFLEET_FAKE_AGENT_EXIT``: a non-zero value makes the agent fail with that exit code
-  before editing anything (after logging), to exercise retries.
+  before editing anything (after logging), to exercise retries;
+* ``AGENTFLEET_FAKE_AGENT_FAIL=auth``: fail as the real CLI does when it is not logged in
+  (its message, its exit code: aider's is 0); ``=no-model`` (aider): offer a browser login
+  and wait for it, as aider does with no model and no key;
+* ``AGENTFLEET_FAKE_AGENT_AS``: the CLI to play, when the command line does not tell.
 """
 
 from __future__ import annotations
@@ -28,14 +41,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentfleet.agents.standins import NOT_LOGGED_IN, Speaker, speaker_for
 from agentfleet.durations import parse_duration
 from agentfleet.errors import InvalidArgument
 
-__all__ = ["ENV_EXIT", "ENV_LOG", "ENV_SLEEP", "NOTES_FILE", "Invocation", "main", "parse_args"]
+__all__ = [
+    "ENV_AS",
+    "ENV_EXIT",
+    "ENV_FAIL",
+    "ENV_LOG",
+    "ENV_SLEEP",
+    "NOTES_FILE",
+    "Invocation",
+    "main",
+    "parse_args",
+]
 
 ENV_LOG = "AGENTFLEET_FAKE_AGENT_LOG"
 ENV_SLEEP = "AGENTFLEET_FAKE_AGENT_SLEEP"
 ENV_EXIT = "AGENTFLEET_FAKE_AGENT_EXIT"
+ENV_FAIL = "AGENTFLEET_FAKE_AGENT_FAIL"
+ENV_AS = "AGENTFLEET_FAKE_AGENT_AS"
+PERSONAS = ("aider", "claude", "codex", "gemini", "opencode", "text")
 NOTES_FILE = "AGENT_NOTES.md"
 AUTHOR_NAME = "agentfleet fake agent"
 AUTHOR_EMAIL = "fake-agent@agentfleet.invalid"
@@ -51,10 +78,13 @@ _YOLO_FLAGS = frozenset(
         "--yolo",
         "-y",
         "--yes-always",
+        "--suggest-shell-commands",
         "--auto",
     }
 )
-_VALUE_FLAGS = frozenset({"--permission-mode", "--approval-mode", "--sandbox", "--output-format"})
+_VALUE_FLAGS = frozenset(
+    {"--permission-mode", "--approval-mode", "--sandbox", "--output-format", "-o", "--format"}
+)
 _YOLO_MODES = frozenset({"bypass", "dangerous", "yolo", "danger-full-access"})
 _SUBCOMMANDS = frozenset({"exec", "run"})
 _WRITE = re.compile(r"\bwrite[ \t]+(\S+?):[ \t]*(.*)")
@@ -68,6 +98,35 @@ class Invocation:
     model: str | None = None
     yolo: bool = False
     ignored: list[str] = field(default_factory=list)
+    prompt_flag: str | None = None  # how the prompt was given: -p, --prompt, --message ...
+    subcommand: str | None = None  # exec (Codex) or run (opencode)
+    options: dict[str, str] = field(default_factory=dict)  # --output-format and the like
+    flags: set[str] = field(default_factory=set)  # every option given, values aside
+
+    @property
+    def persona(self) -> str:
+        """The CLI this command line is written for."""
+        if self.subcommand == "exec":
+            return "codex"
+        if self.subcommand == "run":
+            return "opencode"
+        if self.prompt_flag in ("--message", "--msg"):
+            return "aider"
+        if self.prompt_flag == "--prompt":
+            return "gemini"
+        if self.prompt_flag in _PRINT_FLAGS and "--permission-mode" not in self.flags:
+            return "claude"
+        return "text"
+
+    def streaming(self, persona: str) -> bool:
+        """Whether the command line asks that CLI for its machine-readable output."""
+        fmt = self.options.get("--output-format") or self.options.get("-o")
+        return {
+            "claude": fmt == "stream-json",
+            "gemini": fmt == "stream-json",
+            "codex": "--json" in self.flags,
+            "opencode": self.options.get("--format") == "json",
+        }.get(persona, False)
 
 
 def parse_args(argv: Sequence[str]) -> Invocation:
@@ -86,7 +145,10 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         if token == "--":
             words.extend(argv[i:])
             break
+        if token.startswith("-") and token != "-":
+            inv.flags.add(name)
         if name in _PROMPT_FLAGS or name in _PRINT_FLAGS:
+            inv.prompt_flag = name
             if has_value:
                 inv.prompt = inline
             elif takes_next and nxt is not None:
@@ -101,10 +163,12 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         elif name in _VALUE_FLAGS:
             value = inline if has_value else (nxt or "")
             i += 0 if has_value else 1
+            inv.options[name] = value
             inv.yolo = inv.yolo or value in _YOLO_MODES
         elif token.startswith("-") and token != "-":
             inv.ignored.append(token)
         elif not words and token in _SUBCOMMANDS and inv.prompt is None:
+            inv.subcommand = inv.subcommand or token
             continue
         else:
             words.append(token)
@@ -113,11 +177,7 @@ def parse_args(argv: Sequence[str]) -> Invocation:
     return inv
 
 
-def _say(message: str) -> None:
-    print(f"fake-agent: {message}", flush=True)
-
-
-def _log(argv: Sequence[str], inv: Invocation) -> None:
+def _log(argv: Sequence[str], inv: Invocation, persona: str) -> None:
     path = os.environ.get(ENV_LOG)
     if not path:
         return
@@ -127,6 +187,8 @@ def _log(argv: Sequence[str], inv: Invocation) -> None:
         "prompt": inv.prompt,
         "model": inv.model,
         "yolo": inv.yolo,
+        "persona": persona,
+        "env": dict(os.environ),
     }
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -182,63 +244,152 @@ def _git(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _commit(prompt: str, root: Path) -> int:
+def _inside_git(root: Path) -> bool | None:
+    """Whether ``root`` is in a git work tree; None when git is not installed."""
     try:
         inside = _git(["rev-parse", "--is-inside-work-tree"], root)
     except FileNotFoundError:
-        _say("git is not installed; not committing")
-        return 0
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        _say("not a git repository; not committing")
-        return 0
+        return None
+    return inside.returncode == 0 and inside.stdout.strip() == "true"
+
+
+def _commit(prompt: str, root: Path, speaker: Speaker) -> tuple[int, str | None]:
+    """Commit what changed: the exit status, and the commit's short hash if one was made."""
+    inside = _inside_git(root)
+    if inside is None:
+        speaker.note("git is not installed; not committing")
+        return 0, None
+    if not inside:
+        speaker.note("not a git repository; not committing")
+        return 0, None
     _git(["add", "-A"], root)
     if not _git(["status", "--porcelain"], root).stdout.strip():
-        _say("nothing changed; not committing")
-        return 0
+        speaker.note("nothing changed; not committing")
+        return 0, None
     title = prompt.strip().splitlines()[0][:60]
-    done = _git(
-        ["-c", "commit.gpgsign=false", "commit", "--no-verify", "-q", "-m", f"fake-agent: {title}"],
-        root,
-    )
+    message = f"fake-agent: {title}"
+    done = _git(["-c", "commit.gpgsign=false", "commit", "--no-verify", "-q", "-m", message], root)
     if done.returncode != 0:
-        _say(f"git commit failed: {done.stderr.strip() or done.stdout.strip()}")
-        return 1
+        speaker.note(f"git commit failed: {done.stderr.strip() or done.stdout.strip()}")
+        return 1, None
     sha = _git(["rev-parse", "--short", "HEAD"], root).stdout.strip()
-    _say(f"committed {sha}")
-    return 0
+    speaker.ran(f"git commit -m {json.dumps(message)}", f"{sha} {message}", 0)
+    speaker.note(f"committed {sha}")
+    return 0, sha
+
+
+# What each real CLI prints when it refuses to start (their own words).
+REFUSALS = {
+    "claude-root": (
+        "--dangerously-skip-permissions cannot be used with root/sudo privileges for "
+        "security reasons",
+        1,
+    ),
+    "codex-git": ("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1),
+    "gemini-trust": (
+        "Gemini CLI is not running in a trusted directory. To proceed, either use "
+        "`--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or "
+        "trust this directory in interactive mode.",
+        55,
+    ),
+}
+
+
+AIDER_NO_MODEL = """No LLM model was specified and no API keys were provided.
+OpenRouter provides free and paid access to many LLMs.
+Login to OpenRouter or create a free account? (Y)es/(N)o [Yes]:
+Please open this URL in your browser to connect Aider with OpenRouter:
+
+Waiting up to 5 minutes for you to finish in the browser...
+Use Control-C to interrupt."""
+
+
+def _refusal(inv: Invocation, persona: str, root: Path) -> str | None:
+    """What the real CLI would refuse about this call, if anything."""
+    env = os.environ
+    if (
+        persona == "claude"
+        and "--dangerously-skip-permissions" in inv.flags
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+        and env.get("IS_SANDBOX") != "1"
+    ):
+        return "claude-root"
+    if persona == "codex" and "--skip-git-repo-check" not in inv.flags and not _inside_git(root):
+        return "codex-git"
+    if (
+        persona == "gemini"
+        and "--skip-trust" not in inv.flags
+        and env.get("GEMINI_CLI_TRUST_WORKSPACE") != "true"
+    ):
+        return "gemini-trust"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fake agent; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     inv = parse_args(args)
-    _log(args, inv)
+    persona = os.environ.get(ENV_AS, "").strip() or inv.persona
+    _log(args, inv, persona)
+    root = Path.cwd()
+    speaker = speaker_for(persona, inv.streaming(persona), inv.prompt or "", inv.model, str(root))
     try:
         pause = _sleep_seconds()
         forced = _forced_exit()
+        failure = os.environ.get(ENV_FAIL, "").strip()
+        if persona not in PERSONAS:
+            raise InvalidArgument(f"{ENV_AS} must be one of {', '.join(PERSONAS)}")
+        if failure not in ("", "auth", "no-model"):
+            raise InvalidArgument(f"{ENV_FAIL} must be 'auth' or 'no-model', not {failure!r}")
     except InvalidArgument as exc:
-        _say(str(exc))
+        speaker.note(str(exc))
         return USAGE_ERROR
-    _say(f"starting (model={inv.model or 'default'}, yolo={str(inv.yolo).lower()})")
+    refused = _refusal(inv, persona, root)
+    if refused is not None:
+        message, code = REFUSALS[refused]
+        print(message, file=sys.stderr, flush=True)
+        return code
+    if failure == "auth" and speaker.checks_login_first:
+        message, code = NOT_LOGGED_IN[persona]
+        print(message, file=sys.stderr, flush=True)
+        return code
+    speaker.note(f"starting (model={inv.model or 'default'}, yolo={str(inv.yolo).lower()})")
+    speaker.start()
     time.sleep(pause)
+    if failure == "auth":
+        message, code = NOT_LOGGED_IN[persona]
+        speaker.fail(message)
+        return code
+    if failure == "no-model":
+        print(AIDER_NO_MODEL, flush=True)
+        time.sleep(300)  # "Waiting up to 5 minutes for you to finish in the browser..."
+        return 1
     if forced:
-        _say(f"failing on purpose with exit code {forced}")
+        speaker.note(f"failing on purpose with exit code {forced}")
+        speaker.fail(f"failing on purpose with exit code {forced}")
         return forced
     if not inv.prompt or not inv.prompt.strip():
-        _say("no prompt given; pass -p PROMPT, -- PROMPT or --message PROMPT")
+        speaker.note("no prompt given; pass -p PROMPT, -- PROMPT or --message PROMPT")
         return USAGE_ERROR
-    root = Path.cwd()
     try:
         touched = _edit(inv.prompt, root)
     except (InvalidArgument, OSError) as exc:
-        _say(f"cannot edit: {exc}")
+        speaker.note(f"cannot edit: {exc}")
+        speaker.fail(f"cannot edit: {exc}")
         return 1
-    _say(f"edited {', '.join(touched)}")
+    for name in touched:
+        speaker.wrote(str(root / name), (root / name).read_text(encoding="utf-8"))
+    speaker.note(f"edited {', '.join(touched)}")
     time.sleep(pause)
-    status = _commit(inv.prompt, root)
-    if status == 0:
-        _say("done")
-    return status
+    status, sha = _commit(inv.prompt, root, speaker)
+    if status != 0:
+        speaker.fail("git commit failed")
+        return status
+    committed = f" and committed {sha}" if sha else ""
+    speaker.finish(f"Edited {', '.join(touched)}{committed}.")
+    speaker.note("done")
+    return 0
 
 
 if __name__ == "__main__":

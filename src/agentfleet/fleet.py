@@ -41,12 +41,15 @@ from agentfleet.plans.model import (
 )
 from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
+from agentfleet.schedules import Fired, Schedule
+from agentfleet.scheduling import Schedules
 from agentfleet.store.base import Store
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
 from agentfleet.workspaces.housekeeping import Leftover
 from agentfleet.workspaces.review import JobChange, change_of
 from agentfleet.workspaces.submit import with_workspace
+from agentfleet.workspaces.train import locate_steps
 
 DEFAULT_TTL = 30.0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +76,7 @@ class Fleet:
         self.reap_interval = reap_interval
         self.tasks = REGISTRY if tasks is None else tasks
         self._last_reap = float("-inf")
+        self._schedules: Schedules | None = None
 
     @property
     def url(self) -> str:
@@ -461,6 +465,35 @@ class Fleet:
             offset=validate.integer(offset, "offset", minimum=0),
         )
 
+    # -- schedules ------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> Schedules:
+        """This fleet's schedules: add, list, get, pause, resume, remove, fire_due."""
+        if self._schedules is None:
+            self._schedules = Schedules(self)
+        return self._schedules
+
+    def add_schedule(
+        self,
+        name: str,
+        cron: str,
+        file: str | Path,
+        *,
+        tz: str = "UTC",
+        catch_up: str = "skip",
+        overlap: str = "allow",
+        engines: Iterable[str] = (),
+    ) -> Schedule:
+        """Run a job file or a plan file at each slot of `cron` (five fields, in `tz`)."""
+        return self.schedules.add(
+            name, cron, file, tz=tz, catch_up=catch_up, overlap=overlap, engines=engines
+        )
+
+    def fire_schedules(self, now: datetime | None = None) -> list[Fired]:
+        """Start the work of the due slots this call wins (workers call it every second)."""
+        return self.schedules.fire_due(now)
+
     def job_change(self, job_id: int) -> JobChange:
         """A worktree job's change against its base: branch, commits, files and diff."""
         return change_of(self.get_job(job_id))
@@ -535,7 +568,7 @@ class Fleet:
         if isinstance(plan, str | Path):
             spec = load_plan_file(plan, known)
         elif isinstance(plan, PlanSpec):
-            spec = plan
+            spec = locate_steps(plan)  # worktree steps branch from one recorded commit
         elif isinstance(plan, Mapping):
             spec = parse_plan(dict(plan), Path.cwd(), known_engines=known)
         else:

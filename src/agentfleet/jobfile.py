@@ -29,6 +29,7 @@ from agentfleet import validate, yamltext
 from agentfleet.durations import parse_duration
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
+from agentfleet.workspaces import touch
 from agentfleet.workspaces.setup import WorktreeSetup
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 _COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
-_WORKSPACE = ("workspace", "base", "worktree_setup")
+_WORKSPACE = ("workspace", "base", "worktree_setup", "touch", "remote")
 _AGENT = ("cwd", "yolo", "model", "env", "db_access", *_WORKSPACE)
 _SHELL = ("cwd", "env", "cmd", "db_access", *_WORKSPACE)
 _PYTHON = ("func", "args", "kwargs")
@@ -349,14 +350,23 @@ def _workspace(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
         except InvalidArgument as exc:
             check.bad("worktree_setup", str(exc).removeprefix("worktree_setup"))
             setup = None
+    touched = data.get("touch")
+    if touched is not None:
+        try:
+            touched = list(touch.parse(touched))
+        except InvalidArgument as exc:
+            check.bad("touch", str(exc).removeprefix("touch").lstrip(": "))
+            touched = None
     worktree = kind == "worktree"
-    for key in ("base", "worktree_setup"):
+    for key in ("base", "worktree_setup", "touch", "remote"):
         if data.get(key) is not None and not worktree:
             check.bad(key, "applies only to 'workspace: worktree' jobs")
     return {
         "workspace": kind if worktree else None,
         "base": check.text(data, "base"),
         "worktree_setup": setup if worktree else None,
+        "touch": touched if worktree else None,
+        "remote": check.text(data, "remote"),
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from agentfleet.models import Event, Job, JobStatus, Run, WorkerInfo
 from agentfleet.plans.model import Plan, PlanStep
+from agentfleet.schedules import Schedule
 
 __all__ = [
     "WORKER_WINDOW",
@@ -255,4 +256,23 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "created_at": _iso(plan.created_at),
         "updated_at": _iso(plan.updated_at),
         "jobs": [_plan_step_dict(s) for s in plan.jobs],
+    }
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    """A schedule with its next three runs (none while paused)."""
+    return {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "tz": schedule.tz,
+        "kind": schedule.kind,
+        "source": schedule.source,
+        "paused": schedule.paused,
+        "catch_up": schedule.catch_up,
+        "overlap": schedule.overlap,
+        "next_runs": [_iso(t) for t in schedule.upcoming(3)],
+        "last_slot": _iso(schedule.last_slot),
+        "last_outcome": schedule.last_outcome,
+        "last_job_id": schedule.last_job_id,
+        "last_plan_id": schedule.last_plan_id,
     }

@@ -10,8 +10,8 @@ only run and report. The loop:
   a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
   and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and
   closes it ``cancelled``;
-* enforces each job's timeout: SIGTERM to the process group, SIGKILL ``kill_grace`` later,
-  and the attempt fails with ``timeout``;
+* enforces each job's timeout (an agent job without one gets two hours): SIGTERM to the
+  process group, SIGKILL ``kill_grace`` later, and the attempt fails with ``timeout``;
 * runs a reconcile pass (expired leases, plan drift) every ``reap_every`` seconds and
   publishes its presence;
 * tells each job's supervisor when its lease was granted and renewed, so that a job whose
@@ -39,11 +39,18 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from agentfleet import validate
-from agentfleet.dispatch import RunContext, absolute_db_url, build_execution, runnable_engines
+from agentfleet.dispatch import (
+    RunContext,
+    absolute_db_url,
+    build_execution,
+    job_timeout,
+    runnable_engines,
+)
 from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
@@ -59,6 +66,7 @@ log = logging.getLogger("agentfleet.worker")
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
 CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
 NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
+SCHEDULE_EVERY = 1.0  # how often a worker looks for due schedule slots (a cheap indexed read)
 
 
 def default_worker_name() -> str:
@@ -132,6 +140,7 @@ class _Timers:
     poll: float = 0.05
     next_seen: float = 0.0
     next_reap: float = 0.0
+    next_schedule: float = 0.0
     stop_deadline: float = float("inf")
 
 
@@ -155,6 +164,7 @@ class Worker:
         reap_every: float = 5.0,
         output_every: float = 1.0,
         output_limit: int = OUTPUT_LIMIT,
+        clones: str | os.PathLike[str] | None = None,
     ) -> None:
         self.fleet = fleet
         self.name = validate.name(name or default_worker_name(), "worker name")
@@ -180,6 +190,7 @@ class Worker:
             engines=engines or EngineConfig(),
             tasks=fleet.tasks,
             output_limit=output_limit,
+            clones=None if clones is None else Path(clones),
         )
         # Only engines this worker can run are ever claimed: never `approval` (plan gates
         # are resolved by people), never a custom engine another worker's config defines.
@@ -290,6 +301,8 @@ class Worker:
 
     def _next_due(self, now: float) -> float:
         due = [self._t.next_seen, self._t.next_reap]
+        if not self._stopping:
+            due.append(self._t.next_schedule)
         if not self._stopping and len(self._slots) < self.concurrency:
             due.append(now if self._notified else self._t.next_claim)
         if self._stopping and not self._grace_over:
@@ -356,6 +369,15 @@ class Worker:
                     log.info("reconciled: %s (%s)", repair.kind, repair.reason)
             except Exception as exc:
                 log.warning("reconcile pass failed: %s", exc)
+        if now >= self._t.next_schedule and not self._stopping:
+            self._t.next_schedule = now + SCHEDULE_EVERY
+            try:
+                # Each due slot fires once fleet-wide: every worker may ask, one wins it.
+                if self.fleet.fire_schedules():
+                    self._t.next_claim = now  # its job may be ours to run
+                    self._drained = False
+            except Exception as exc:
+                log.warning("firing schedules failed: %s", exc)
 
     # -- claiming and starting ----------------------------------------------------------
 
@@ -433,13 +455,14 @@ class Worker:
             return
         execution.lease_held(claimed_at, self.ttl)
         now = time.monotonic()
+        timeout = job_timeout(job, self._ctx.engines)  # agents get a default one
         slot = _Slot(
             lease=lease,
             job=job,
             execution=execution,
             next_renew=claimed_at + self.heartbeat,
             next_output=now + self.output_every,
-            deadline=None if job.timeout is None else now + job.timeout,
+            deadline=None if timeout is None else now + timeout,
             inputs_dir=inputs_dir,
         )
         self._slots.append(slot)

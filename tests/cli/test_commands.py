@@ -212,12 +212,17 @@ def test_engines_lists_every_agent_with_and_without_yolo(run: Invoke, tmp_path: 
     assert rows["claude"]["argv_yolo"] == [
         "claude",
         "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
         "--model",
         "MODEL",
         "--dangerously-skip-permissions",
         "--",
         "PROMPT",
     ]
+    assert rows["claude"]["env_yolo"] == {"IS_SANDBOX": "1"}
+    assert rows["codex"]["env_yolo"] == {}
     config = tmp_path / "engines.toml"
     config.write_text('[engines.mine]\nargv = ["mine", "{prompt}"]\n')
     assert "mine" in {

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from agentfleet import Fleet, JobCancelled, JobStatus, LeaseLost, RetryPolicy, RunStatus
+from agentfleet.models import RunOutput
 from tests.conftest import StoreEnv, make_env
 
 
@@ -60,6 +61,25 @@ def test_fail_without_retry_is_final(fleet: Fleet) -> None:
     lease = fleet.claim(job.id, worker="w")
     assert lease is not None
     assert fleet.fail(lease, "fatal", retry=False) is JobStatus.FAILED
+
+
+def test_a_permanent_failure_keeps_its_reason_and_output_and_spends_one_attempt(
+    fleet: Fleet,
+) -> None:
+    """How a worker reports an agent that is not logged in: failed at once, attempts left."""
+    job = fleet.enqueue("claude", {"prompt": "hi"}, max_attempts=3)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    reason = "engine 'claude' is not logged in: Invalid API key · Please run /login"
+    output = RunOutput(exit_code=1, stdout='{"type":"result","is_error":true}\n', stderr="")
+    assert fleet.fail(lease, reason, retry=False, output=output) is JobStatus.FAILED
+    final = fleet.get_job(job.id)
+    assert (final.status, final.attempts, final.error) == (JobStatus.FAILED, 1, reason)
+    (run,) = fleet.runs(job.id)
+    assert (run.status, run.error, run.exit_code) == (RunStatus.FAILED, reason, 1)
+    assert run.stdout == '{"type":"result","is_error":true}\n'
+    assert [e.kind for e in fleet.events(job.id)] == ["enqueued", "claimed", "failed"]
+    assert fleet.claim_next(worker="w", limit=5) == []
 
 
 def test_backoff_delays_the_retry(env: StoreEnv, request: pytest.FixtureRequest, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -328,4 +328,79 @@ BUGS: list[dict[str, Any]] = [
             "tests/concurrency/test_drain.py::test_lock_sharers_drain_one_at_a_time_without_errors",
         ],
     },
+    {
+        "name": "merge-rerun-squashes-twice",
+        "intent": "A merge run again after an earlier attempt moved the integration branch "
+        "(and died before reporting) no longer sees that a squash of its step is already "
+        "in, and lands the step a second time as an empty commit.",
+        "path": "src/agentfleet/workspaces/merge_job.py",
+        "old": 'if git.tree_of("HEAD") == git.tree_of(old):',
+        "new": "if False:",
+        "stores": ("any",),
+        "tests": [
+            "tests/workspaces/test_merge_kill.py::test_a_merge_killed_at_any_git_call_leaves_the_branch_old_or_new",
+            "tests/workspaces/test_single_merge.py::test_merge_moves_a_clean_checked_out_branch_and_a_second_merge_finds_it_there",
+        ],
+    },
+    {
+        "name": "touch-not-checked",
+        "intent": "A worktree job's `touch` globs are no longer checked: a change outside "
+        "them succeeds and is published.",
+        "path": "src/agentfleet/workspaces/execution.py",
+        "old": 'stray = touch.violation(self.spec.touch, fields["files_changed"])',
+        "new": "stray = None",
+        "stores": ("any",),
+        "tests": [
+            "tests/workspaces/test_touch.py::test_a_change_outside_touch_fails_the_job_without_a_retry",
+        ],
+    },
+    {
+        "name": "stale-attempt-publishes",
+        "intent": "An attempt whose fenced completion was refused still moves the job's "
+        "branch to its own commit when it tidies up.",
+        "path": "src/agentfleet/workspaces/execution.py",
+        "old": "if won and self._fields is not None:",
+        "new": "if self._fields is not None:",
+        "stores": ("any",),
+        "tests": [
+            "tests/workspaces/test_merge_train.py::test_a_stale_attempts_commit_is_never_merged",
+            "tests/workspaces/test_worktree_jobs.py::test_only_the_completion_that_won_publishes_its_commit",
+        ],
+    },
+    {
+        "name": "templates-not-quoted-in-shell",
+        "intent": "Values put into a shell command's template are no longer shell-quoted, "
+        "so an upstream agent's text becomes shell syntax.",
+        "path": "src/agentfleet/plans/templating.py",
+        "old": "finalize=_shell_quote if quote else _plain,",
+        "new": "finalize=_plain,",
+        "stores": ("any",),
+        "tests": [
+            "tests/plans/test_templates.py::test_a_shell_command_gets_each_value_quoted_and_argv_items_as_they_are",
+        ],
+    },
+    {
+        "name": "templates-rendered-once",
+        "intent": "A step's templates are rendered only the first time it is queued: after "
+        "a rework it runs with the old upstream results.",
+        "path": "src/agentfleet/plans/templating.py",
+        "old": "fields = payload.get(TEMPLATES_KEY) or templated(payload)",
+        "new": "fields = templated(payload)",
+        "stores": STORES,
+        "tests": [
+            "tests/plans/test_templates.py::test_a_rework_renders_the_step_again_against_the_new_upstream_result",
+        ],
+    },
+    {
+        "name": "schedule-slot-not-guarded",
+        "intent": "A worker moves a schedule's next slot on without checking that it still "
+        "holds the slot it saw, so two workers that found a slot due both start its job.",
+        "path": "src/agentfleet/store/schedules.py",
+        "old": "WHERE id = :id AND next_at = :slot AND paused = 0",
+        "new": "WHERE id = :id AND paused = 0",
+        "tests": [
+            "tests/contract/test_schedules.py::test_two_workers_with_the_same_snapshot_fire_a_slot_once",
+            "tests/contract/test_schedules.py::test_workers_racing_for_twenty_slots_fire_each_once",
+        ],
+    },
 ]

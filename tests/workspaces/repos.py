@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.test"]
 
@@ -28,5 +31,30 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def bare_remote(repo: Path, path: Path, name: str = "origin") -> Path:
+    """A bare repository at `path`, added to `repo` as remote `name`."""
+    git(path.parent, "init", "--quiet", "--bare", str(path))
+    git(repo, "remote", "add", name, str(path))
+    return path
+
+
 def head(repo: Path, ref: str = "HEAD") -> str:
     return git(repo, "rev-parse", ref)
+
+
+def fake_gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `gh` on PATH that records its arguments and prints a pull request's URL, as the
+    real one does on success."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gh.log"
+    gh = bin_dir / "gh"
+    gh.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do printf "%s\\n" "$a"; done > "{log}"\n'
+        'echo "Creating pull request for agentfleet into main"\n'
+        'echo "https://github.example/acme/shop/pull/42"\n'
+    )
+    gh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log

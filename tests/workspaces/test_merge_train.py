@@ -4,17 +4,30 @@ failed tests rolled back and reworked, and the work landed on `into` or in a pul
 
 from __future__ import annotations
 
-import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from agentfleet import JobStatus, PlanStatus
+from agentfleet import (
+    InvalidArgument,
+    JobStatus,
+    LeaseLost,
+    NewJob,
+    PlanSpec,
+    PlanStatus,
+    StepSpec,
+    with_merge_train,
+)
+from agentfleet.cli import app
+from agentfleet.dispatch import RunContext, build_execution
 from agentfleet.workspaces.merge_job import integration_branch
 from tests.conftest import StoreEnv
-from tests.worker.helpers import run_burst
-from tests.workspaces.repos import git, head, make_repo
+from tests.web.conftest import make_web
+from tests.worker.helpers import run_burst, wait_until
+from tests.workspaces.repos import bare_remote, fake_gh, git, head, make_repo
 
 
 def _step(name: str, cmd: str, deps: tuple[str, ...] = ()) -> str:
@@ -79,32 +92,12 @@ def _by_name(store: StoreEnv, plan_id: int) -> dict[str, Any]:
     return {s.name: store.fleet.get_job(s.job_id) for s in plan.jobs}
 
 
-def _fake_gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `gh` on PATH that records its arguments and prints a pull request's URL, as the
-    real one does on success."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "gh.log"
-    gh = bin_dir / "gh"
-    gh.write_text(
-        "#!/bin/sh\n"
-        f'for a in "$@"; do printf "%s\\n" "$a"; done > "{log}"\n'
-        'echo "Creating pull request for agentfleet into main"\n'
-        'echo "https://github.example/acme/shop/pull/42"\n'
-    )
-    gh.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return log
-
-
 def test_a_supervised_plan_stops_at_pre_pr_with_the_diffstat_and_records_the_pr_url(
     store: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
-    log = _fake_gh(tmp_path, monkeypatch)
+    remote = bare_remote(repo, tmp_path / "remote.git")
+    log = fake_gh(tmp_path, monkeypatch)
     pr = "pr:\n  title: Checkout redesign\n  body: Two steps.\n"
     spec = _plan(
         tmp_path,
@@ -127,6 +120,8 @@ def test_a_supervised_plan_stops_at_pre_pr_with_the_diffstat_and_records_the_pr_
     plan = store.fleet.get_plan(plan.id)
     assert plan.status is PlanStatus.COMPLETED, _by_name(store, plan.id)["land"].error
     assert plan.pr_url == "https://github.example/acme/shop/pull/42"
+    shown = CliRunner().invoke(app, ["--db", store.url, "plan", "show", str(plan.id)])
+    assert "pull request: https://github.example/acme/shop/pull/42" in shown.stdout
     branch = integration_branch(plan.id)
     assert log.read_text().splitlines() == [
         "pr", "create", "--head", branch, "--base", "main",
@@ -208,6 +203,13 @@ def test_a_failing_test_gate_rolls_the_merge_back_and_names_the_output(
                                                                         "src"]  # fmt: skip
     jobs = _by_name(store, plan.id)
     assert jobs["merge:bad"].status is JobStatus.FAILED and jobs["merge:bad"].attempts == 1
+    shown = CliRunner().invoke(app, ["--db", store.url, "plan", "show", str(plan.id)])
+    assert "stopped: the test gate failed after merging bad: exit 1" in shown.stdout
+    assert "FAILED test_checkout" in shown.stdout
+    assert f"agentfleet plan resume {plan.id}" in shown.stdout
+    page = make_web(store).client.get(f"/plans/{plan.id}").text
+    assert "the test gate failed after merging bad: exit 1" in page
+    assert "FAILED test_checkout" in page
 
 
 def test_pre_merge_brings_in_a_moved_main_and_tests_again_before_the_swap(
@@ -265,3 +267,67 @@ def test_main_moves_by_compare_and_swap_when_it_is_not_checked_out(
     assert store.fleet.get_plan(plan.id).status is PlanStatus.COMPLETED
     assert "a.txt" in _files(repo, "main")
     assert not (repo / "a.txt").exists()  # the checkout on another branch is untouched
+
+
+def test_a_stale_attempts_commit_is_never_merged(store: StoreEnv, tmp_path: Path) -> None:
+    """Attempt 1 finishes its work but its lease runs out before it reports; attempt 2 takes
+    the step over, and the train merges and lands attempt 2's commit. Attempt 1's late
+    completion is refused, and its commit reaches neither the job's branch nor main."""
+    repo = make_repo(tmp_path / "repo")
+    spec = _plan(tmp_path, _step("alpha", "echo attempt-$AGENTFLEET_LEASE_EPOCH > alpha.txt"))
+    plan = store.fleet.submit_plan(spec)
+    step = next(s for s in plan.jobs if s.name == "alpha")  # beside it: merge:alpha, land
+    job = store.fleet.get_job(step.job_id)
+    stalled = store.fleet.claim(job.id, worker="stalled", ttl=store.short_ttl)
+    assert stalled is not None
+    ctx = RunContext(db_url=store.url, worker="stalled")
+    first = build_execution(job, stalled, ctx, on_exit=lambda: None)
+    first.start()
+    wait_until(first.done, "the first attempt's work")
+    stale = first.outcome()
+    assert stale.ok, stale.error
+
+    wait_until(store.fleet.reap_expired, "the first attempt's lease to run out")
+    run_burst(store.fleet)  # attempt 2, its merge and the landing
+    with pytest.raises(LeaseLost):
+        store.fleet.complete(stalled, stale.result)
+    first.settled(False)
+
+    plan = store.fleet.get_plan(plan.id)
+    assert plan.status is PlanStatus.COMPLETED, plan.error
+    job = store.fleet.get_job(job.id)
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+    assert git(repo, "show", "main:alpha.txt") == "attempt-2"
+    stale_commit = stale.result["head_commit"]
+    assert git(repo, "show", f"{stale_commit}:alpha.txt") == "attempt-1"
+    assert not _is_ancestor(repo, stale_commit, "main")
+    assert head(repo, job.result["branch"]) == job.result["head_commit"] != stale_commit
+
+
+def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    done = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", older, newer], cwd=repo, capture_output=True
+    )
+    return done.returncode == 0
+
+
+def test_the_python_api_adds_a_train_to_a_plan_spec(store: StoreEnv, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+
+    def step(name: str, cmd: str) -> StepSpec:
+        payload = {"cmd": cmd, "cwd": str(repo), "workspace": "worktree"}
+        return StepSpec(name=name, job=NewJob("shell", payload))
+
+    spec = PlanSpec("api", (step("a", "echo a > a.txt"), step("b", "echo b > b.txt")))
+    trained = with_merge_train(spec, {"into": "main", "test": "test -f README.md"})
+    names = [s.name for s in trained.steps]
+    assert names == ["a", "b", "merge:a", "merge:b", "land"]
+    with pytest.raises(InvalidArgument, match="already has a merge train"):
+        with_merge_train(trained, {"into": "main"})
+    with pytest.raises(InvalidArgument, match=r"merge\.into"):
+        with_merge_train(spec, {"test": "true"})
+    plan = store.fleet.submit_plan(trained)
+    run_burst(store.fleet, concurrency=2)
+    assert store.fleet.get_plan(plan.id).status is PlanStatus.COMPLETED
+    assert _files(repo, "main") == {"README.md": "hello", "src/app.py": "print('v1')",
+                                    "a.txt": "a", "b.txt": "b"}  # fmt: skip

@@ -9,7 +9,7 @@ retried); 2 bad input (a bad option, value or job file; nothing was written); 3 
 
 from __future__ import annotations
 
-from agentfleet.cli import changes, lifecycle, plans, read, serve, submit, work
+from agentfleet.cli import changes, lifecycle, plans, read, schedules, serve, submit, work
 from agentfleet.cli.app import EXIT_CODES, ExitCode, app
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "main",
     "plans",
     "read",
+    "schedules",
     "serve",
     "submit",
     "work",

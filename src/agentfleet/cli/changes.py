@@ -1,4 +1,5 @@
-"""`agentfleet diff`: a worktree job's change, as a person reads it or as a patch."""
+"""`agentfleet diff`, `merge` and `pr`: a worktree job's change, read, merged or proposed;
+`agentfleet workspaces`: the worktrees on this host."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ from typing import Annotated
 import typer
 from rich.syntax import Syntax
 
-from agentfleet.cli.app import JobArg, JsonOpt, app, console, handled, open_fleet, print_json
+from agentfleet.cli.app import (
+    ExitCode,
+    JobArg,
+    JsonOpt,
+    app,
+    console,
+    fail,
+    handled,
+    open_fleet,
+    print_json,
+)
+from agentfleet.workspaces import single
+from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.housekeeping import Leftover
 
 
@@ -64,6 +77,94 @@ def diff(
         typer.echo(change.patch, nl=False)
     if change.truncated:
         console.print("(the diff was cut short; see the branch for all of it)", style="dim")
+
+
+@app.command("merge")
+def merge_job(
+    ctx: typer.Context,
+    job_id: JobArg,
+    into: Annotated[str, typer.Option("--into", help="The branch to merge into. e.g. --into main")],
+    test: Annotated[
+        str | None,
+        typer.Option(
+            "--test", help="A command that must pass after the merge. e.g. --test 'make test'"
+        ),
+    ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="squash, merge or rebase (default squash). e.g. --strategy merge"
+        ),
+    ] = "squash",
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge a finished worktree job's branch into a branch, behind a test gate.
+
+    The merge and the test run in a scratch worktree; BRANCH then moves by compare-and-swap
+    (a checked-out BRANCH is fast-forwarded only when its checkout is clean). A conflict or
+    a failing test leaves BRANCH where it was and exits 1, naming the files or the output.
+    Example: agentfleet merge 42 --into main --test 'make test'
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        job = fleet.get_job(job_id)
+        try:
+            landed = single.merge(job, into, test=test, strategy=strategy)
+        except single.Stop as stop:
+            if as_json:
+                print_json({"job": job_id, "merged": False, **stop.report, "reason": stop.message})
+            tail = stop.report.get("output")
+            fail(stop.message + (f"\n{tail}" if tail else ""), ExitCode.REFUSED)
+        except GitError as exc:
+            fail(str(exc), ExitCode.REFUSED)
+    if as_json:
+        print_json({**landed, "merged": True})
+        return
+    if landed["already"]:
+        console.print(f"job {job_id} is already in {into} ({landed['landed'][:10]})")
+        return
+    console.print(
+        f"merged job {job_id} into {into}: {len(landed['files_changed'])} files, "
+        f"+{landed['insertions']} -{landed['deletions']} (now {landed['landed'][:10]})",
+        highlight=False,
+    )
+
+
+@app.command("pr")
+def pull_request(
+    ctx: typer.Context,
+    job_id: JobArg,
+    base: Annotated[
+        str, typer.Option("--base", help="The branch the pull request targets. e.g. --base main")
+    ] = "main",
+    title: Annotated[
+        str | None,
+        typer.Option("--title", help="Default: the job's first line. e.g. --title 'Fix the cart'"),
+    ] = None,
+    body: Annotated[
+        str | None, typer.Option("--body", help="The description. e.g. --body 'Closes #12'")
+    ] = None,
+    remote: Annotated[
+        str, typer.Option("--remote", help="Where to push the branch. e.g. --remote origin")
+    ] = "origin",
+    as_json: JsonOpt = False,
+) -> None:
+    """Push a finished worktree job's branch and open its pull request with `gh`.
+
+    Needs `gh` logged in (gh auth login) and a remote GitHub knows. Prints the URL.
+    Example: agentfleet pr 42 --base main --title 'Fix the checkout'
+    """
+    with handled(), open_fleet(ctx) as fleet:
+        job = fleet.get_job(job_id)
+        try:
+            url = single.pull_request(job, title=title, body=body, base=base, remote=remote)
+        except (GitError, RuntimeError) as exc:
+            fail(str(exc), ExitCode.REFUSED)
+        except FileNotFoundError:
+            fail("gh is not installed: see https://cli.github.com", ExitCode.REFUSED)
+    if as_json:
+        print_json({"job": job_id, "pr_url": url})
+        return
+    typer.echo(url)
 
 
 workspaces_app = typer.Typer(

@@ -125,6 +125,15 @@ def _checkpoint(plan: Plan) -> str | None:
             f"  agentfleet plan approve {plan.id} --at {plan.pending} [--response TEXT]   or   "
             f"agentfleet plan reject {plan.id} --at {plan.pending} --feedback TEXT"
         )
+    if plan.checkpoint == "on_error" and context.get("message"):  # the merge train stopped
+        shown = [f"stopped: {context['message']}"]
+        if context.get("output"):
+            shown.append(indent(str(context["output"]).rstrip()[-1500:], "    "))
+        if kind == "merge_conflict":
+            shown.append(f"  resume reruns {context.get('job')} from the integration branch's "
+                         f"newest head, with the conflict in its feedback:")  # fmt: skip
+        shown.append(f"  agentfleet plan resume {plan.id}")
+        return "\n".join(shown)
     if plan.checkpoint == "on_error":
         return (
             f"stopped on an error: job {context.get('job')!r} {context.get('kind')}: "
@@ -164,6 +173,8 @@ def show_plan(plan: Plan, review: list[ReviewItem] | None = None) -> None:
         console.print(escape(note), style="magenta", highlight=False)
     if plan.status is PlanStatus.FAILED and plan.checkpoint_context:
         console.print(escape(f"failed: {plan.checkpoint_context}"), style="red", highlight=False)
+    if plan.pr_url:
+        console.print(f"pull request: {plan.pr_url}", highlight=False)
     if review:
         show_review(review)
     console.print(draw_dag(plan))

@@ -258,6 +258,11 @@ def show_engines(engines: EnginesOpt = None, as_json: JsonOpt = False) -> None:
     with handled():
         config = engine_config(engines)
     if as_json:
-        print_json([{"engine": n, "argv": a, "argv_yolo": y} for n, a, y in engine_table(config)])
+        print_json(
+            [
+                {"engine": r.name, "argv": r.argv, "argv_yolo": r.argv_yolo, "env_yolo": r.env_yolo}
+                for r in engine_table(config)
+            ]
+        )
     else:
         console.print(views.engines_table(config))

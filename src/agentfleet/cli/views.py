@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -180,6 +179,6 @@ def engines_table(config: EngineConfig) -> Table:
     table.add_column("ENGINE", no_wrap=True)
     table.add_column("yolo: false", overflow="fold")
     table.add_column("yolo: true", overflow="fold")
-    for name, plain, yolo in engine_table(config):
-        table.add_row(name, shlex.join(plain), shlex.join(yolo))
+    for row in engine_table(config):
+        table.add_row(row.name, row.command(yolo=False), row.command(yolo=True))
     return table

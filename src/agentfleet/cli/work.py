@@ -91,6 +91,16 @@ def worker(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="Log only warnings and errors. e.g. --quiet")
     ] = False,
+    clones: Annotated[
+        str | None,
+        typer.Option(
+            "--clones",
+            envvar="AGENTFLEET_CLONES",
+            help="Folder for this worker's clones of remotes (jobs with remote:); default "
+            "~/.cache/agentfleet/clones. e.g. --clones /srv/agentfleet/clones",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run jobs: claim, run (each in its own process group), heartbeat, finish.
 
@@ -130,6 +140,7 @@ def worker(
                 kill_grace=kill_s,
                 engines=config,
                 burst=burst,
+                clones=clones,
             )
             logging.basicConfig(
                 stream=sys.stderr,
@@ -154,15 +165,26 @@ def demo(
             "repositories, logs) and print where it is. e.g. --keep",
         ),
     ] = False,
+    act: Annotated[
+        list[str] | None,
+        typer.Option("--act", help="Only this act: fleet or train (repeatable). e.g. --act train"),
+    ] = None,
 ) -> None:
-    """Watch a fleet of workers run fake agent jobs; one is killed mid-job.
+    """Watch a fleet of workers run fake agent jobs, then a plan's merge train.
 
-    Runs on a throwaway SQLite database and git repositories, with a stand-in `claude`:
-    no network, no API key. The killed worker's job comes back to another worker after the
-    lease ttl, and its late write is refused.
+    Runs on throwaway SQLite databases and git repositories, with stand-ins for `claude`
+    and `gh`: no network, no API key. Act 1 (fleet): a worker is killed mid-job; its job
+    comes back to another worker after the lease ttl, and its late write is refused. Act 2
+    (train): three agents work on one repository at once, each in its own worktree; two
+    merge cleanly, one conflicts and is rerun from the newest code, and the plan ends with
+    the final diff and a (fake) pull request.
 
-    Example: agentfleet demo
+    Example: agentfleet demo --act train
     """
-    from agentfleet.demo import run_demo
+    from agentfleet.demo import ACTS, run_demo
 
-    run_demo(console, workers=workers, keep=keep)
+    chosen = tuple(act or ACTS)
+    unknown = sorted(set(chosen) - set(ACTS))
+    if unknown:
+        raise typer.BadParameter(f"unknown act(s) {unknown}; the acts are {', '.join(ACTS)}")
+    run_demo(console, workers=workers, keep=keep, acts=chosen)

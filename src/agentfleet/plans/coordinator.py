@@ -14,6 +14,7 @@ from typing import Any
 
 from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
 from agentfleet.models import JobStatus, Lease
+from agentfleet.plans import templating
 from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
@@ -168,42 +169,54 @@ class PlanCoordinator:
         events.record(tx, job_id, kind, plan_id=plan_id, data=data)
 
     def submit(self, spec: PlanSpec) -> Plan:
-        validate_dag(spec.steps)
+        _check(spec)
         with self.db.tx() as tx:
-            plan_id = tx.q(
-                """
-                INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
-                                   updated_at)
-                VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
-                RETURNING id
-                """,
-                {
-                    "name": spec.name,
-                    "mode": spec.mode.value,
-                    "max_parallel": spec.max_parallel,
-                    "metadata": to_json(spec.metadata),
-                },
-            )[0]["id"]
-            ids: dict[str, int] = {}
-            for step in topological_order(spec.steps):
-                job = step.job
-                if job.engine in train_plan.TRAIN_ENGINES:
-                    job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
-                payload = dict(job.payload)
-                if job.engine == APPROVAL_ENGINE:
-                    payload.setdefault("on_reject", step.on_reject)
-                    payload.setdefault("max_rejections", step.max_rejections)
-                ids[step.name] = steps.insert(tx, plan_id, step.name, job, payload)
-                for dep in step.depends_on:
-                    tx.q(
-                        "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
-                        "VALUES (:plan, :job, :dep)",
-                        {"plan": plan_id, "job": ids[step.name], "dep": ids[dep]},
-                    )
-            self._set_status(tx, plan_id, PlanStatus.RUNNING, expected={"status": "pending"})
-            self._event(tx, plan_id, "plan_started", {"name": spec.name})
-            self._advance(tx, plan_id)
-            return self._plan(tx, plan_id)
+            return self._insert(tx, spec)
+
+    def submit_in(self, tx: Tx, spec: PlanSpec) -> Plan:
+        """Submit inside a transaction of the caller's (a schedule's slot and its plan are
+        one write)."""
+        _check(spec)
+        return self._insert(tx, spec)
+
+    def _insert(self, tx: Tx, spec: PlanSpec) -> Plan:
+        plan_id = tx.q(
+            """
+            INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
+                               updated_at)
+            VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
+            RETURNING id
+            """,
+            {
+                "name": spec.name,
+                "mode": spec.mode.value,
+                "max_parallel": spec.max_parallel,
+                "metadata": to_json(spec.metadata),
+            },
+        )[0]["id"]
+        ids: dict[str, int] = {}
+        for step in topological_order(spec.steps):
+            job = step.job
+            if job.engine in train_plan.TRAIN_ENGINES:
+                job = dataclasses.replace(job, lock=train_plan.train_lock(plan_id))
+            payload = dict(job.payload)
+            fields = templating.templated(payload)
+            if fields:  # kept as written: rendered anew each time the step is queued
+                payload[templating.TEMPLATES_KEY] = fields
+            if job.engine == APPROVAL_ENGINE:
+                payload.setdefault("on_reject", step.on_reject)
+                payload.setdefault("max_rejections", step.max_rejections)
+            ids[step.name] = steps.insert(tx, plan_id, step.name, job, payload)
+            for dep in step.depends_on:
+                tx.q(
+                    "INSERT INTO plan_deps (plan_id, job_id, depends_on) "
+                    "VALUES (:plan, :job, :dep)",
+                    {"plan": plan_id, "job": ids[step.name], "dep": ids[dep]},
+                )
+        self._set_status(tx, plan_id, PlanStatus.RUNNING, expected={"status": "pending"})
+        self._event(tx, plan_id, "plan_started", {"name": spec.name})
+        self._advance(tx, plan_id)
+        return self._plan(tx, plan_id)
 
     def _set_status(
         self,
@@ -362,7 +375,7 @@ class PlanCoordinator:
             if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard, **landed):
                 self._event(tx, plan_id, "plan_completed", landed)
         elif decision.promote:
-            for job_id, payload in train_plan.promotion_payloads(rows, decision.promote).items():
+            for job_id, payload in _promotion_payloads(rows, decision.promote).items():
                 steps.prepare(tx, job_id, payload)
             steps.promote(tx, plan_id, decision.promote)
         return decision
@@ -710,3 +723,26 @@ def _plan_from_row(db: Dialect, row: Mapping[str, Any], plan_steps: tuple[PlanSt
         jobs=plan_steps,
         pauses=row["pauses"],
     )
+
+
+def _promotion_payloads(rows: Sequence[StepRow], promote: Sequence[int]) -> dict[int, Any]:
+    """The payloads of steps about to be queued that change first: what the merge train
+    gives them (a commit to merge, a branch to start from), then their templates rendered
+    against the upstream steps as they ended."""
+    payloads: dict[int, Any] = dict(train_plan.promotion_payloads(rows, promote))
+    views = {r.name: templating.step_view(r.status, r.result, r.error) for r in rows}
+    by_id = {r.job_id: r for r in rows}
+    for job_id in promote:
+        payload = payloads.get(job_id) or by_id[job_id].payload
+        if templating.needs_rendering(payload):
+            payloads[job_id] = templating.render(payload, views)
+    return payloads
+
+
+def _check(spec: PlanSpec) -> None:
+    """What a plan must be before anything is written: a DAG whose templates name only the
+    steps each step depends on."""
+    validate_dag(spec.steps)
+    graph = {s.name: s.depends_on for s in spec.steps}
+    for step in spec.steps:
+        templating.check(step.name, step.job.payload, upstream(graph, step.name), set(graph))

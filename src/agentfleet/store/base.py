@@ -26,7 +26,7 @@ from agentfleet.models import (
     RunOutput,
     WorkerInfo,
 )
-from agentfleet.store.dialect import Dialect
+from agentfleet.store.dialect import Dialect, Tx
 
 # Fields of a job that update_if_match may change; status, epochs and leases only move
 # through the lifecycle verbs.
@@ -65,6 +65,10 @@ class Store(Protocol):
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Insert all jobs in one transaction; a live job sharing a dedupe_key is returned."""
+        ...
+
+    def enqueue_in(self, tx: Tx, new: NewJob) -> Job:
+        """Insert one job inside the caller's transaction (a schedule's slot and its job)."""
         ...
 
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None: ...

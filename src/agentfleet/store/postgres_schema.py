@@ -192,6 +192,37 @@ MIGRATIONS.append(
     (
         8,
         """
+        -- Schedules: a job or plan file run on a cron expression. `next_at` is the next
+        -- slot, and a worker takes a slot by moving it on with a conditional write.
+        CREATE TABLE schedules (
+            id           bigserial   PRIMARY KEY,
+            name         text        NOT NULL UNIQUE,
+            cron         text        NOT NULL,
+            tz           text        NOT NULL,
+            kind         text        NOT NULL CHECK (kind IN ('job', 'plan')),
+            text         text        NOT NULL,
+            source       text,
+            engines      text        NOT NULL DEFAULT '[]',
+            paused       integer     NOT NULL DEFAULT 0,
+            catch_up     text        NOT NULL CHECK (catch_up IN ('skip', 'once')),
+            overlap      text        NOT NULL CHECK (overlap IN ('allow', 'skip')),
+            next_at      timestamptz NOT NULL,
+            last_slot    timestamptz,
+            last_job_id  bigint,
+            last_plan_id bigint,
+            last_outcome text,
+            created_at   timestamptz NOT NULL,
+            updated_at   timestamptz NOT NULL
+        );
+        CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        9,
+        """
         -- Where an attempt's processes run: a worker that takes the job over on the same
         -- host makes sure the previous attempt's process group is gone before it starts.
         ALTER TABLE runs ADD COLUMN host text, ADD COLUMN pgid bigint;

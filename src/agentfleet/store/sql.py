@@ -201,6 +201,15 @@ class SqlStore(Verbs, SqlReads, ABC):
                 tx.notify(queue)
         return out
 
+    def enqueue_in(self, tx: Tx, new: NewJob) -> Job:
+        """Enqueue inside a transaction of the caller's (a schedule's slot and its job are
+        one write): the job, or the live one holding the same dedupe key."""
+        job, inserted = self._insert_job(tx, new)
+        if inserted:
+            events.record(tx, job.id, "enqueued", data={"queue": job.queue})
+            tx.notify(job.queue)
+        return job
+
     def _insert_job(self, tx: Tx, new: NewJob) -> tuple[Job, bool]:
         """Insert, or find the live job holding the same dedupe key: (job, inserted)."""
         params = {

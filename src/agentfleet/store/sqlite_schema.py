@@ -214,6 +214,37 @@ MIGRATIONS.append(
     (
         8,
         """
+        -- Schedules: a job or plan file run on a cron expression. `next_at` is the next
+        -- slot, and a worker takes a slot by moving it on with a conditional write.
+        CREATE TABLE schedules (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            name         TEXT    NOT NULL UNIQUE,
+            cron         TEXT    NOT NULL,
+            tz           TEXT    NOT NULL,
+            kind         TEXT    NOT NULL CHECK (kind IN ('job', 'plan')),
+            text         TEXT    NOT NULL,
+            source       TEXT,
+            engines      TEXT    NOT NULL DEFAULT '[]',
+            paused       INTEGER NOT NULL DEFAULT 0,
+            catch_up     TEXT    NOT NULL CHECK (catch_up IN ('skip', 'once')),
+            overlap      TEXT    NOT NULL CHECK (overlap IN ('allow', 'skip')),
+            next_at      REAL    NOT NULL,
+            last_slot    REAL,
+            last_job_id  INTEGER,
+            last_plan_id INTEGER,
+            last_outcome TEXT,
+            created_at   REAL    NOT NULL,
+            updated_at   REAL    NOT NULL
+        );
+        CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        9,
+        """
         -- Where an attempt's processes run: a worker that takes the job over on the same
         -- host makes sure the previous attempt's process group is gone before it starts.
         ALTER TABLE runs ADD COLUMN host TEXT;

@@ -16,6 +16,7 @@ from agentfleet.serialize import (
     job_dict,
     queue_dicts,
     run_dict,
+    schedule_dict,
     worker_dict,
     worker_view,
 )
@@ -32,6 +33,7 @@ from agentfleet.web.schemas import (
     QueueList,
     RetryResult,
     RunList,
+    ScheduleList,
     WorkerList,
 )
 
@@ -261,6 +263,16 @@ def list_workers(fleet: FleetDep, _: Reader, request: Request) -> dict[str, Any]
         "window": window,
         "workers": [worker_dict(v) for v in views],
     }
+
+
+@router.get(
+    "/schedules",
+    response_model=ScheduleList,
+    tags=["schedules"],
+    summary="Schedules, with their next runs and what their last slot did",
+)
+def list_schedules(fleet: FleetDep, _: Reader) -> dict[str, Any]:
+    return {"schedules": [schedule_dict(s) for s in fleet.schedules.all()]}
 
 
 @router.get("/queues", response_model=QueueList, tags=["queues"], summary="Jobs per status")

@@ -268,6 +268,11 @@ def plans_page(
     )
 
 
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules_page(request: Request, who: Reader) -> Response:
+    return render(request, "schedules.html", who, schedules=fleet_of(request).schedules.all())
+
+
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
     fleet = fleet_of(request)

@@ -163,6 +163,26 @@ class QueueList(BaseModel):
     queues: list[QueueOut]
 
 
+class ScheduleOut(BaseModel):
+    name: str
+    cron: str
+    tz: str
+    kind: str = Field(description="job or plan")
+    source: str | None = Field(description="The file it was added from")
+    paused: bool
+    catch_up: str
+    overlap: str
+    next_runs: list[str] = Field(description="The next three slots (none while paused)")
+    last_slot: str | None
+    last_outcome: str | None
+    last_job_id: int | None
+    last_plan_id: int | None
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleOut]
+
+
 class PlanStepOut(BaseModel):
     name: str
     job_id: int

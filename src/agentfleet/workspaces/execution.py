@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from agentfleet.execution import Execution, Outcome
 from agentfleet.models import RunOutput
-from agentfleet.workspaces import worktree
+from agentfleet.workspaces import touch, worktree
 from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.setup import SetupFailed, WorktreeSetup
 from agentfleet.workspaces.worktree import Prepared, WorkspaceSpec
@@ -144,13 +144,19 @@ class WorkspaceRun:
         self._inner_done.wait()
         if self._inner.outcome().ok:
             try:
-                self._fields = worktree.finish(
+                fields = worktree.finish(
                     self.spec, self._prepared, self.job_id, self.epoch, self.attempt
                 )
             except GitError as exc:
                 self._failure = Outcome(
                     ok=False, error=f"workspace: committing the job's work failed: {exc}"
                 )
+            else:
+                stray = touch.violation(self.spec.touch, fields["files_changed"])
+                if stray is None:
+                    self._fields = fields
+                else:  # the same change again would break the rule again: no retry
+                    self._failure = Outcome(ok=False, error=f"workspace: {stray}", retry=False)
         self._end()
 
     def _end(self) -> None:

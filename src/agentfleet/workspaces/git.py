@@ -49,16 +49,23 @@ class Git:
         self.cwd = Path(cwd)
         self.env = {**os.environ, **_QUIET_ENV, **(env or {})}
 
-    def run(self, *args: str, check: bool = True, input: str | None = None) -> str:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=self.cwd,
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            stdin=None if input is not None else subprocess.DEVNULL,
-        )
+    def run(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float | None = None
+    ) -> str:
+        """Git's stdout; GitError when it fails (with `check`) or runs past `timeout`."""
+        try:
+            done = subprocess.run(
+                ["git", *args],
+                cwd=self.cwd,
+                env=self.env,
+                input=input,
+                capture_output=True,
+                text=True,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise GitError(args, self.cwd, f"no answer within {timeout:g} s", 124) from None
         if check and done.returncode != 0:
             raise GitError(args, self.cwd, done.stderr, done.returncode)
         return done.stdout
@@ -88,6 +95,9 @@ class Git:
 
     def commit_of(self, ref: str) -> str:
         return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+
+    def tree_of(self, commit: str) -> str:
+        return self.run("rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}").strip()
 
     def ref_value(self, ref: str) -> str | None:
         """The commit a ref points at, or None when it does not exist."""

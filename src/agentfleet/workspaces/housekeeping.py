@@ -30,10 +30,19 @@ class Leftover:
 
 
 def repository_of(folder: Path) -> Path:
+    """The repository `folder` lies in: a checkout's top level, or a bare repository (a
+    worker's clone of a remote keeps the worktrees of jobs with `remote:`)."""
+    git = Git(folder)
     try:
-        return Git(folder).toplevel()
+        return git.toplevel()
     except (GitError, OSError):
-        raise InvalidArgument(f"{folder} is not inside a git repository") from None
+        pass
+    try:
+        if git.run("rev-parse", "--is-bare-repository").strip() == "true":
+            return git.common_dir()
+    except (GitError, OSError):
+        pass
+    raise InvalidArgument(f"{folder} is not inside a git repository")
 
 
 def worktrees(repo: Path, lookup: Callable[[int], Job]) -> list[Leftover]:

@@ -1,6 +1,6 @@
 """The merge train's two job kinds, as processes: `merge` and `land`.
 
-    python -m agentfleet.workspaces.merge_job merge|land
+    python -m agentfleet.workspaces.train_main merge|land
 
 The payload comes in AGENTFLEET_PAYLOAD (JSON), the job's identity in the usual variables.
 What it did is the last line of stdout, `AGENTFLEET_RESULT {json}`: the job's result on
@@ -8,6 +8,11 @@ success, the plan's checkpoint context on a conflict or a failed test gate. Ever
 moves, it moves by compare-and-swap, so a process killed at any point leaves each ref at its
 old commit or its new one; and a merge run again after its step is already in the
 integration branch finds that and does nothing twice.
+
+With a remote (`remote` and `remote_url` in the payload) it works in this machine's clone
+of the remote (see `remote`): it fetches the step's commit and the integration branch, and
+moves branches on the remote by `git push --force-with-lease`, the remote's own
+compare-and-swap; a lease someone else broke meanwhile is a branch that moved (retried).
 
 Exit codes: 0 done; 3 merge conflict; 4 the test gate failed; 5 a branch moved underneath
 (retried); 6 the user's checkout is in the way; 2 bad input.
@@ -24,7 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agentfleet.workspaces.git import ZERO, Git, GitError
+from agentfleet.workspaces.git import Git, GitError
+from agentfleet.workspaces.refs import LocalRefs, Refs, RemoteRefs
+from agentfleet.workspaces.remote import Clone, Remote, base_ref, clones_root
 from agentfleet.workspaces.setup import SetupFailed, WorktreeSetup
 
 RESULT_MARK = "AGENTFLEET_RESULT "
@@ -70,25 +77,42 @@ def _stat(git: Git, base: str, head: str) -> dict[str, Any]:
 
 
 class Train:
-    """One plan's integration branch in one repository."""
+    """One plan's integration branch in one repository (or on one remote)."""
 
-    def __init__(self, payload: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        branch: str | None = None,
+        again: str | None = None,
+    ) -> None:
         self.payload = payload
-        self.repo = Git(str(payload["repo"]))
+        self.clone: Clone | None = None
+        self.refs: Refs
+        if payload.get("remote"):
+            remote = Remote(str(payload["remote"]), str(payload["remote_url"]))
+            self.clone = Clone.open(remote, clones_root(env.get("AGENTFLEET_CLONES")))
+            self.repo = self.clone.git
+            self.refs = RemoteRefs(self.clone)
+        else:
+            self.repo = Git(str(payload["repo"]))
+            self.refs = LocalRefs(self.repo)
         self.plan = env["AGENTFLEET_PLAN_ID"]
-        self.job = env["AGENTFLEET_JOB_ID"]
-        self.epoch = env["AGENTFLEET_LEASE_EPOCH"]
         self.base = str(payload["base_commit"])
-        self.branch = integration_branch(self.plan)
+        self.branch = branch or integration_branch(self.plan)
         self.ref = f"refs/heads/{self.branch}"
+        # What a person does once they have cleared the way.
+        self.again = again or f"resume the plan (agentfleet plan resume {self.plan})"
 
     def head(self) -> str:
         """The integration branch's commit, made at the plan's base the first time."""
-        current = self.repo.ref_value(self.ref)
+        self.refs.bring(self.base, base_ref(self.base))
+        current = self.refs.value(self.ref)
         if current is not None:
             return current
-        self.repo.update_ref(self.ref, self.base, ZERO, "agentfleet: the plan's integration")
-        made = self.repo.ref_value(self.ref)
+        self.refs.swap(self.ref, self.base, None, "agentfleet: the plan's integration")
+        made = self.refs.value(self.ref)
         assert made is not None
         return made
 
@@ -134,7 +158,7 @@ class Train:
     def setup(self, where: Path) -> None:
         commands = list(self.payload.get("setup") or [])
         try:
-            WorktreeSetup(run=tuple(commands)).apply(Path(self.payload["repo"]), where, os.environ)
+            WorktreeSetup(run=tuple(commands)).apply(self.repo.cwd, where, os.environ)
         except SetupFailed as exc:
             step = str(self.payload.get("step") or "land")
             raise Stop(
@@ -144,20 +168,29 @@ class Train:
     def merge(self) -> dict[str, Any]:
         """Merge one step's commit into the integration branch, behind the test gate."""
         step, commit = str(self.payload["step"]), str(self.payload["head_commit"])
+        hints = [str(self.payload["head_ref"])] if self.payload.get("head_ref") else []
+        self.refs.bring(commit, *hints, base_ref(commit))
         old = self.head()
+        found = {} if self.refs.local else {"integration_ref": self.ref}
         if self.repo.is_ancestor(commit, old):  # merged by an earlier attempt of this job
-            return {"integration_head": old, "step": step, "already": True,
+            return {"integration_head": old, "step": step, "already": True, **found,
                     **_stat(self.repo, self.base, old)}  # fmt: skip
         where = self.worktree("merge", old)
         try:
             git = Git(where)
             self._apply(git, step, commit, old)
+            if git.tree_of("HEAD") == git.tree_of(old):
+                # Nothing new: a squash (or rebase) of this step is already in, from an
+                # earlier attempt that moved the branch but did not live to report it.
+                return {"integration_head": old, "step": step, "already": True, **found,
+                        **_stat(self.repo, self.base, old)}  # fmt: skip
             self.setup(where)
             self.test(where, step)
             new = git.commit_of("HEAD")
-            if not self.repo.update_ref(self.ref, new, old, f"agentfleet: merge {step}"):
+            if not self.refs.swap(self.ref, new, old, f"agentfleet: merge {step}"):
                 raise Stop(MOVED, f"{self.branch} moved during the merge; trying again")
-            return {"integration_head": new, "step": step, **_stat(self.repo, self.base, new)}
+            return {"integration_head": new, "step": step, **found,
+                    **_stat(self.repo, self.base, new)}  # fmt: skip
         finally:
             self.drop(where)
 
@@ -202,26 +235,26 @@ class Train:
         stat = _stat(self.repo, self.base, head)
         pr = self.payload.get("pr")
         if pr:
-            remote = str(pr.get("remote") or "origin")
-            self.repo.run("push", "--quiet", remote, f"{self.ref}:{self.ref}")
             base = str(pr.get("base") or self.payload["into"])
-            out = subprocess.run(
-                ["gh", "pr", "create", "--head", self.branch, "--base", base,
-                 "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
-                cwd=self.repo.cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            )  # fmt: skip
-            if out.returncode != 0:
-                raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
-            urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
-            if not urls:
-                raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
-            return {"pr_url": urls[-1], "integration_head": head, **stat}
+            if self.clone is None:
+                url = open_pr(self.repo, self.branch, pr, base)
+                return {"pr_url": url, "integration_head": head, **stat}
+            remote = str(pr.get("remote") or "origin")
+            if remote != self.clone.remote.name:  # the integration branch is on the other
+                self.clone.configure(Remote(remote, str(pr["remote_url"])))
+                self.repo.run("push", "--quiet", remote, f"{head}:{self.ref}")
+            where = self.worktree("pr", head)  # gh reads the remotes of a checkout
+            try:
+                url = create_pr(where, self.branch, pr, base)
+            finally:
+                self.drop(where)
+            return {"pr_url": url, "integration_head": head, **stat}
         return {**self._move_into(head), **stat}
 
     def _move_into(self, head: str) -> dict[str, Any]:
         into = str(self.payload["into"])
         ref = f"refs/heads/{into}"
-        old = self.repo.ref_value(ref)
+        old = self.refs.value(ref)
         if old is not None and not self.repo.is_ancestor(old, head):
             # `into` moved meanwhile: merge it in (a true merge, so `into` moves on by a
             # fast-forward that keeps its history) and test again before landing
@@ -231,32 +264,57 @@ class Train:
                 self.setup(where)
                 self.test(where, into)
                 new = Git(where).commit_of("HEAD")
-                if not self.repo.update_ref(self.ref, new, head, f"agentfleet: merge {into}"):
+                if not self.refs.swap(self.ref, new, head, f"agentfleet: merge {into}"):
                     raise Stop(MOVED, f"{self.branch} moved while landing; trying again")
                 head = new
             finally:
                 self.drop(where)
-        checked_out = self.repo.run("symbolic-ref", "--quiet", "HEAD", check=False).strip()
+        checked_out = ""
+        if self.refs.local:  # only the user's own checkout can have `into` checked out
+            checked_out = self.repo.run("symbolic-ref", "--quiet", "HEAD", check=False).strip()
         if checked_out == ref:
             if self.repo.dirty():
                 raise Stop(
                     IN_THE_WAY,
                     f"{into} is checked out in {self.repo.cwd} with uncommitted changes: "
-                    f"commit or stash them, then resume the plan "
-                    f"(agentfleet plan resume {self.plan})",
+                    f"commit or stash them, then {self.again}",
                     kind="checkout_dirty",
                     job="land",
                 )
             self.repo.run("merge", "--ff-only", "--quiet", head)  # moves the branch and files
-        elif not self.repo.update_ref(ref, head, old or ZERO, "agentfleet: land the plan"):
+        elif not self.refs.swap(ref, head, old, "agentfleet: land the plan"):
             raise Stop(MOVED, f"{into} moved while landing; trying again")
         return {"into": into, "landed": head, "integration_head": head}
+
+
+def open_pr(repo: Git, branch: str, pr: Mapping[str, Any], base: str) -> str:
+    """Push `branch` to `pr.remote` (default origin) and open its pull request with `gh`;
+    the URL gh printed."""
+    remote = str(pr.get("remote") or "origin")
+    ref = f"refs/heads/{branch}"
+    repo.run("push", "--quiet", remote, f"{ref}:{ref}")
+    return create_pr(repo.cwd, branch, pr, base)
+
+
+def create_pr(where: Path, branch: str, pr: Mapping[str, Any], base: str) -> str:
+    """Run `gh pr create` in the checkout `where` for `branch` (already pushed); the URL."""
+    out = subprocess.run(
+        ["gh", "pr", "create", "--head", branch, "--base", base,
+         "--title", str(pr["title"]), "--body", str(pr.get("body") or "")],
+        cwd=where, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
+    urls = [w for w in out.stdout.split() if w.startswith(("https://", "http://"))]
+    if not urls:
+        raise RuntimeError(f"gh pr create printed no URL: {out.stdout.strip()!r}")
+    return urls[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in (["merge"], ["land"]):
-        print("usage: python -m agentfleet.workspaces.merge_job merge|land", file=sys.stderr)
+        print("usage: python -m agentfleet.workspaces.train_main merge|land", file=sys.stderr)
         return BAD_INPUT
     try:
         payload = json.loads(os.environ["AGENTFLEET_PAYLOAD"])
@@ -264,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError) as exc:
         print(f"bad merge job input: {exc}", file=sys.stderr)
         return BAD_INPUT
+    except (GitError, OSError) as exc:  # the clone of the remote could not be made
+        print(str(exc), file=sys.stderr)
+        return 1
     try:
         result = train.merge() if args == ["merge"] else train.land()
     except Stop as stop:
@@ -276,7 +337,3 @@ def main(argv: list[str] | None = None) -> int:
     report(result)
     print(f"{args[0]} done: {result.get('integration_head') or result.get('landed')}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

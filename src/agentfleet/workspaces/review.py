@@ -66,8 +66,10 @@ def change_of(job: Job) -> JobChange:
         text = git.run("diff", "--no-color", "--no-ext-diff", "--no-renames", base, head)
         numstat = git.run("diff", "--numstat", "--no-renames", base, head)
     except (GitError, OSError) as exc:
+        remote = job.payload.get("remote")
+        fetch = f" (fetch them: git fetch {remote} {result['branch']})" if remote else ""
         raise InvalidArgument(
-            f"job {job.id}'s commits are not in {repo} on this machine: {exc}"
+            f"job {job.id}'s commits are not in {repo} on this machine{fetch}: {exc}"
         ) from None
     counts: dict[str, tuple[int, int]] = {}
     for line in numstat.splitlines():

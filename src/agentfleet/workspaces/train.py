@@ -8,6 +8,9 @@ merge, so they branch from code that holds it. Last comes `land`: it opens the p
 an approval gate (`pre_pr` or `pre_merge`) stands before `land`, carrying the combined
 diffstat. Merges and landing are jobs like any other: claimed under a lease, fenced,
 retried, and their processes follow their worker.
+
+With a remote (`merge.remote`, or the one the steps name) the integration branch and `into`
+live on the remote: steps, merges and landing may each run on another machine.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from agentfleet.plans.model import (
     PlanSpec,
     StepSpec,
 )
+from agentfleet.workspaces import remote as remotes
+from agentfleet.workspaces.submit import with_remote
 from agentfleet.workspaces.worktree import WORKTREE, locate
 
 LAND_STEP = "land"
@@ -45,6 +50,7 @@ class MergeSpec:
     setup: tuple[str, ...] = ()
     test: str | None = None
     timeout: float = DEFAULT_TEST_TIMEOUT
+    remote: str | None = None  # the steps' too, unless they name it themselves
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class PrSpec:
     title: str
     body: str = ""
     base: str | None = None  # default: merge.into
-    remote: str = "origin"
+    remote: str | None = None  # default: the plan's remote, else origin
 
 
 def _strings(value: object, what: str) -> tuple[str, ...]:
@@ -69,7 +75,8 @@ def merge_spec(value: object, source: str) -> MergeSpec | None:
         return None
     if not isinstance(value, Mapping):
         raise InvalidArgument(f"{source}: 'merge' must be a mapping with at least 'into'")
-    unknown = sorted(map(str, set(value) - {"into", "strategy", "setup", "test", "timeout"}))
+    keys = {"into", "strategy", "setup", "test", "timeout", "remote"}
+    unknown = sorted(map(str, set(value) - keys))
     if unknown:
         raise InvalidArgument(f"{source}: 'merge' has unknown field(s) {unknown}")
     if value.get("into") is None:
@@ -90,6 +97,9 @@ def merge_spec(value: object, source: str) -> MergeSpec | None:
         setup=_strings(value.get("setup"), f"{source}: 'merge.setup'"),
         test=test,
         timeout=validate.positive_seconds(seconds, f"{source}: 'merge.timeout'"),
+        remote=None
+        if value.get("remote") is None
+        else remotes.check_name(value["remote"], f"{source}: 'merge.remote'"),
     )
 
 
@@ -109,7 +119,9 @@ def pr_spec(value: object, source: str) -> PrSpec | None:
         title=validate.name(value.get("title"), f"{source}: 'pr.title'"),
         body=validate.text(body, f"{source}: 'pr.body'"),
         base=None if base is None else validate.name(base, f"{source}: 'pr.base'"),
-        remote=validate.name(value.get("remote", "origin"), f"{source}: 'pr.remote'"),
+        remote=None
+        if value.get("remote") is None
+        else remotes.check_name(value["remote"], f"{source}: 'pr.remote'"),
     )
 
 
@@ -117,18 +129,35 @@ def is_worktree_step(step: StepSpec) -> bool:
     return step.job.payload.get("workspace") == WORKTREE
 
 
-def locate_steps(spec: PlanSpec) -> PlanSpec:
+def locate_steps(spec: PlanSpec, remote: str | None = None, source: str = "<plan>") -> PlanSpec:
     """Record each worktree step's repository and base commit, once per (repository, base):
-    every step of the plan branches from the same commit."""
+    every step of the plan branches from the same commit. A step with a remote (its own,
+    else `remote`) records the remote's URL, its base commit pushed there once."""
     bases: dict[tuple[str, str | None], str] = {}
+    pushed: dict[tuple[str, str, str], dict[str, str]] = {}
     steps = []
     for step in spec.steps:
         payload = dict(step.job.payload)
-        if is_worktree_step(step) and "base_commit" not in payload:
+        if not is_worktree_step(step):
+            steps.append(step)
+            continue
+        if "base_commit" not in payload:
             found = locate(str(payload.get("cwd") or "."), payload.get("base"))
             key = (found["repo"], payload.get("base"))
             found["base_commit"] = bases.setdefault(key, found["base_commit"])
             payload.update(found)
+        if payload.get("remote") is None and remote is not None:
+            payload["remote"] = remote
+        if payload.get("remote") is not None:
+            once = (str(payload.get("repo")), str(payload["remote"]), str(payload["base_commit"]))
+            if "remote_url" not in payload:
+                payload.update(pushed.get(once, {}))
+            try:
+                with_remote(payload)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{source}: job {step.name!r}: {exc}") from None
+            pushed[once] = {k: payload[k] for k in ("remote", "remote_url")}
+        if payload != step.job.payload:
             step = dataclasses.replace(step, job=dataclasses.replace(step.job, payload=payload))
         steps.append(step)
     return dataclasses.replace(spec, steps=tuple(steps))
@@ -143,6 +172,11 @@ def with_train(spec: PlanSpec, merge: MergeSpec, pr: PrSpec | None) -> PlanSpec:
     if len(repos) > 1:
         raise InvalidArgument(f"'merge' lands one repository; the steps work in {sorted(repos)}")
     repo, base = next(iter(repos)), workers[0].job.payload["base_commit"]
+    pushes = {s.job.payload.get("remote") for s in workers}
+    if len(pushes) > 1:
+        named = sorted(str(p) if p else "none" for p in pushes)
+        raise InvalidArgument(f"'merge' lands through one remote; the steps name {named}")
+    remote = next(iter(pushes))
     merged_by = {s.name: f"{MERGE_PREFIX}{s.name}" for s in workers}
     train = {
         "repo": repo,
@@ -153,6 +187,8 @@ def with_train(spec: PlanSpec, merge: MergeSpec, pr: PrSpec | None) -> PlanSpec:
         "test": merge.test,
         "test_timeout": merge.timeout,
     }
+    if remote is not None:
+        train.update(remote=remote, remote_url=workers[0].job.payload["remote_url"])
     rewired = [
         dataclasses.replace(step, depends_on=tuple(merged_by.get(d, d) for d in step.depends_on))
         for step in spec.steps
@@ -167,7 +203,7 @@ def with_train(spec: PlanSpec, merge: MergeSpec, pr: PrSpec | None) -> PlanSpec:
     ]
     sinks = [s.name for s in rewired if not any(s.name in o.depends_on for o in rewired)]
     before_land = tuple(dict.fromkeys([*merged_by.values(), *sinks]))
-    land = {**train, "pr": None if pr is None else dataclasses.asdict(pr)}
+    land = {**train, "pr": None if pr is None else _pr_payload(pr, repo, remote)}
     extra: list[StepSpec] = []
     if spec.mode is PlanMode.SUPERVISED:
         gate = PRE_PR if pr is not None else PRE_MERGE
@@ -190,16 +226,49 @@ def with_train(spec: PlanSpec, merge: MergeSpec, pr: PrSpec | None) -> PlanSpec:
     return dataclasses.replace(spec, steps=(*rewired, *merges, *extra))
 
 
+def _pr_payload(pr: PrSpec, repo: str, remote: str | None) -> dict[str, Any]:
+    """The pull request as the landing job reads it: its remote named (the plan's remote by
+    default, else origin), and its URL when it is not the plan's remote."""
+    payload = dataclasses.asdict(pr)
+    payload["remote"] = pr.remote or remote or "origin"
+    if remote is not None and payload["remote"] != remote:
+        payload["remote_url"] = remotes.url_of(repo, payload["remote"])
+    return payload
+
+
 def plan_with_workspaces(spec: PlanSpec, data: Mapping[str, Any], source: str) -> PlanSpec:
     """What a plan file's `merge:` and `pr:` add; its worktree steps located."""
     merge = merge_spec(data.get("merge"), source)
     pr = pr_spec(data.get("pr"), source)
     if pr is not None and merge is None:
         raise InvalidArgument(f"{source}: 'pr' needs 'merge' (the work it opens is merged)")
-    located = locate_steps(spec)
+    located = locate_steps(spec, None if merge is None else merge.remote, source)
     if merge is None:
         return located
     try:
         return with_train(located, merge, pr)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{source}: {exc}") from None
+
+
+def with_merge_train(
+    spec: PlanSpec,
+    merge: MergeSpec | Mapping[str, Any],
+    pr: PrSpec | Mapping[str, Any] | None = None,
+) -> PlanSpec:
+    """The Python API's `merge:` and `pr:`: the plan with its merge train added.
+
+    `merge` and `pr` take the plan file's fields as a mapping (`{"into": "main", "test":
+    "make test"}`) or as MergeSpec / PrSpec. Example::
+
+        spec = with_merge_train(spec, {"into": "main", "test": "make test"},
+                                {"title": "Checkout redesign"})
+        fleet.submit_plan(spec)
+    """
+    checked = merge if isinstance(merge, MergeSpec) else merge_spec(merge, "merge_train")
+    if checked is None:
+        raise InvalidArgument("with_merge_train needs merge settings, at least 'into'")
+    proposal = pr if isinstance(pr, PrSpec) or pr is None else pr_spec(pr, "merge_train")
+    if any(s.job.engine in (MERGE_ENGINE, LAND_ENGINE) for s in spec.steps):
+        raise InvalidArgument(f"plan {spec.name!r} already has a merge train")
+    return with_train(locate_steps(spec, checked.remote), checked, proposal)

@@ -86,6 +86,8 @@ def promotion_payloads(
             commit = done.get("head_commit") or done.get("base_commit")
             if commit:
                 payload["head_commit"] = commit
+                if done.get("attempt_ref"):  # with a remote: where another machine finds it
+                    payload["head_ref"] = done["attempt_ref"]
                 changed[job_id] = payload
         elif (
             payload.get("workspace") == WORKTREE
@@ -93,6 +95,8 @@ def promotion_payloads(
             and (row.depends_on or payload.get("from_integration"))
         ):
             payload["base_commit"] = head["integration_head"]
+            if head.get("integration_ref"):  # with a remote: where another machine finds it
+                payload["base_ref"] = head["integration_ref"]
             changed[job_id] = payload
     return changed
 

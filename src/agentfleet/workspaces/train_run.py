@@ -45,7 +45,7 @@ class TrainRun:
         on_exit: Callable[[], None],
     ) -> None:
         self._process = ProcessRun(
-            [sys.executable, "-m", "agentfleet.workspaces.merge_job", engine],
+            [sys.executable, "-m", "agentfleet.workspaces.train_main", engine],
             cwd=cwd,
             env={**env, "AGENTFLEET_PAYLOAD": json.dumps(dict(payload))},
             limit=limit,

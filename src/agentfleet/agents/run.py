@@ -1,0 +1,56 @@
+"""An agent job's process: a :class:`~agentfleet.runner.ProcessRun` whose stdout is read as
+it arrives, and whose end is judged by what the CLI said, not by its exit code alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from agentfleet.agents.failures import diagnose
+from agentfleet.agents.streams import AgentSummary, ReadingBuffer, make_reader
+from agentfleet.execution import Outcome
+from agentfleet.output import OUTPUT_LIMIT
+from agentfleet.runner import ProcessRun
+
+__all__ = ["AgentRun"]
+
+
+class AgentRun(ProcessRun):
+    """Runs one agent CLI; its result carries ``agent``, the summary of what it said."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        engine: str,
+        output: str = "text",
+        executable: str | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        limit: int = OUTPUT_LIMIT,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(
+            argv, executable=executable, cwd=cwd, env=env, limit=limit, on_exit=on_exit
+        )
+        self.engine = engine
+        self.kind = output
+        self._reading = ReadingBuffer(limit, make_reader(output, engine), self.terminate)
+        self.stdout = self._reading
+
+    def summary(self) -> AgentSummary:
+        """What the CLI has said so far (all of it, once the process has ended)."""
+        if self.done():
+            return self._reading.lines.finish()
+        return self._reading.lines.reader.summary
+
+    def outcome(self) -> Outcome:
+        code = self.exit_code
+        if code is None:
+            return super().outcome()
+        summary = self.summary()
+        failure = diagnose(
+            self.engine, self.kind, code, self.stdout.text(), self.stderr.text(), summary
+        )
+        if failure is not None:
+            return Outcome(ok=False, error=failure.reason, retry=not failure.permanent)
+        return Outcome(ok=True, result={"exit_code": 0, "agent": summary.as_result()})

@@ -1,0 +1,127 @@
+"""Outputs into inputs: a step's prompt, command and env name upstream results, rendered in
+Jinja2's sandbox when the step is queued (again after a rework); bad references are refused
+at submit, and in a shell command every value is quoted."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from agentfleet import Fleet, InvalidArgument, Lease
+from tests.plans.helpers import claim_all, gate, plan, shell
+
+
+def _agent(name: str, prompt: str, *deps: str) -> dict[str, Any]:
+    return {"name": name, "engine": "claude", "prompt": prompt, "depends_on": list(deps)}
+
+
+def _claim(fleet: Fleet, step: str) -> Lease:
+    leases = claim_all(fleet)
+    by_step = {lease.job.step: lease for lease in leases if lease.job}
+    assert step in by_step, f"{step} was not queued; queued: {sorted(by_step)}"
+    return by_step[step]
+
+
+def test_a_prompt_sees_the_upstream_text_and_result_fields(fleet: Fleet) -> None:
+    prompt = (
+        "Fix what {{ steps.review.status }} review found: {{ steps.review.text }} "
+        "(verdict {{ steps.review.result.verdict }}, {{ steps.review.result.nope }}"
+        "{{ steps.review.result.nope | default('none') }})"
+    )
+    fleet.submit_plan(plan(shell("review"), _agent("fix", prompt, "review")))
+    review = _claim(fleet, "review")
+    fleet.complete(review, result={"verdict": "hold", "agent": {"text": "two typos"}})
+    fix = _claim(fleet, "fix")
+    assert fix.job is not None
+    assert fix.job.payload["prompt"] == (
+        "Fix what succeeded review found: two typos (verdict hold, none)"
+    )
+    assert fix.job.payload["templates"] == {"prompt": prompt}  # kept for a rerun
+
+
+def test_a_shell_command_gets_each_value_quoted_and_argv_items_as_they_are(
+    fleet: Fleet,
+) -> None:
+    nasty = "it's $(touch pwned) `id` done; exit 3"
+    fleet.submit_plan(
+        plan(
+            shell("make"),
+            shell("say", "make", cmd="printf '%s' {{ steps.make.text }}"),
+            shell(
+                "argv", "make",
+                cmd=["printf", "%s", "{{ steps.make.text }}"],
+                env={"NOTE": "from {{ steps.make.result.who }}", "PLAIN": "x"},
+            ),
+        )
+    )  # fmt: skip
+    fleet.complete(_claim(fleet, "make"), result={"text": nasty, "who": "make"})
+    leases = {lease.job.step: lease.job for lease in claim_all(fleet) if lease.job}
+    say = leases["say"]
+    done = subprocess.run(["/bin/sh", "-c", say.payload["cmd"]], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == nasty  # text, never shell syntax
+    argv = leases["argv"]
+    assert argv.payload["cmd"] == ["printf", "%s", nasty]
+    assert argv.payload["env"] == {"NOTE": "from make", "PLAIN": "x"}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "said"),
+    [
+        ("{{ steps.nope.text }}", "there is no step named 'nope'"),
+        ("{{ steps.later.text }}", "refers to steps.later, which it does not depend on"),
+        ("{{ steps.first.text ", "bad template (line 1)"),
+        ("{{ secrets.key }}", "unknown name(s) ['secrets']"),
+        ("{% set n = 'first' %}{{ steps[n] }}", "name the step"),
+    ],
+)
+def test_a_bad_reference_is_refused_at_submit_and_nothing_is_written(
+    fleet: Fleet, prompt: str, said: str
+) -> None:
+    spec = plan(shell("first"), _agent("mid", prompt, "first"), shell("later", "mid"))
+    with pytest.raises(InvalidArgument, match="step 'mid', prompt: ") as caught:
+        fleet.submit_plan(spec)
+    assert said in str(caught.value)
+    assert fleet.list_plans() == [] and fleet.list_jobs() == []
+
+
+def test_a_rework_renders_the_step_again_against_the_new_upstream_result(
+    fleet: Fleet,
+) -> None:
+    p = fleet.submit_plan(
+        plan(
+            shell("count"),
+            _agent("report", "count is {{ steps.count.result.n }}", "count"),
+            gate("review", "report", on_reject="count"),
+            mode="supervised",
+        )
+    )
+    fleet.complete(_claim(fleet, "count"), result={"n": 1})
+    report = _claim(fleet, "report")
+    assert report.job is not None and report.job.payload["prompt"] == "count is 1"
+    fleet.complete(report, result={})
+    fleet.reject(p.id, "count again", checkpoint="review")
+    fleet.complete(_claim(fleet, "count"), result={"n": 2})
+    again = _claim(fleet, "report")
+    assert again.job is not None and again.job.payload["prompt"] == "count is 2"
+
+
+def test_feedback_appended_to_a_rendered_prompt_is_kept_when_it_is_rendered_again(
+    fleet: Fleet,
+) -> None:
+    p = fleet.submit_plan(
+        plan(
+            shell("count"),
+            _agent("report", "count is {{ steps.count.result.n }}", "count"),
+            gate("review", "report", on_reject="report"),
+            mode="supervised",
+        )
+    )
+    fleet.complete(_claim(fleet, "count"), result={"n": 7})
+    fleet.complete(_claim(fleet, "report"), result={})
+    fleet.reject(p.id, "say it in words", checkpoint="review")
+    again = _claim(fleet, "report")
+    assert again.job is not None
+    prompt = again.job.payload["prompt"]
+    assert prompt.startswith("count is 7") and "say it in words" in prompt
