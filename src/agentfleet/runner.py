@@ -117,6 +117,11 @@ class ProcessRun:
     def output_version(self) -> int:
         return self.stdout.version + self.stderr.version
 
+    @property
+    def lease_ran_out(self) -> bool:
+        """Whether the supervisor killed it because its lease was not renewed in time."""
+        return self._done.is_set() and self._why == supervise.LEASE_RAN_OUT
+
     def start(self) -> None:
         """Spawn the supervisor and, through it, the child; OSError when it cannot start."""
         ours, theirs = socket.socketpair()
@@ -253,7 +258,7 @@ class ProcessRun:
         code = self.exit_code
         if code is None:
             return Outcome(ok=False, error="the process has not finished")
-        if self._why == supervise.LEASE_RAN_OUT:
+        if self.lease_ran_out:
             return Outcome(ok=False, error=LEASE_RAN_OUT_ERROR, retry=True)
         if code == 0:
             return Outcome(ok=True, result={"exit_code": 0})
