@@ -33,7 +33,17 @@ class Execution(Protocol):
         """Changes whenever new output arrived (so unchanged output is not re-sent)."""
         ...
 
+    @property
+    def pgid(self) -> int | None:
+        """The process group the attempt runs in, once started (None: no process)."""
+        ...
+
     def start(self) -> None: ...
+
+    def lease_held(self, since: float, ttl: float) -> None:
+        """The lease was granted or renewed by a call made at `since` (time.monotonic) for
+        `ttl` seconds; a process is killed if no renewal follows before it could expire."""
+        ...
 
     def done(self) -> bool: ...
 

@@ -337,6 +337,16 @@ class Fleet:
             raise InvalidArgument("output must be a RunOutput")
         self.store.record_output(lease, checked)
 
+    def record_process(self, lease: Lease, *, host: str, pgid: int) -> None:
+        """Note where the attempt's processes run (its host and process group); fenced.
+
+        A worker that later takes the job over on the same host reads it from the run to
+        make sure those processes are gone before it starts the job again."""
+        _check_lease(lease)
+        self.store.record_process(
+            lease, validate.name(host, "host"), validate.integer(pgid, "pgid", minimum=2)
+        )
+
     def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
         """Write `value` under `key` in the job's ledger, only while `lease` holds the job.
 

@@ -128,6 +128,8 @@ class Run:
     exit_code: int | None
     stdout: str | None
     stderr: str | None
+    host: str | None = None  # where its processes ran, once started
+    pgid: int | None = None  # their process group on that host
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,8 @@ def run_dict(run: Run, number: int, *, output: bool = False) -> dict[str, Any]:
         else round((run.finished_at - run.started_at).total_seconds(), 3),
         "error": run.error,
         "exit_code": run.exit_code,
+        "host": run.host,
+        "pgid": run.pgid,
     }
     if output:
         data["stdout"] = run.stdout

@@ -133,8 +133,15 @@ class TaskRun:
     def output_version(self) -> int:
         return 1 if self._done.is_set() else 0
 
+    @property
+    def pgid(self) -> int | None:
+        return None  # it runs inside the worker
+
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True, name=f"task-{self.fn.__name__}").start()
+
+    def lease_held(self, since: float, ttl: float) -> None:
+        """A thread dies with its worker; there is nothing to arm."""
 
     def _run(self) -> None:
         try:

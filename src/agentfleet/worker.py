@@ -15,6 +15,11 @@ only run and report. The loop:
   process group, SIGKILL ``kill_grace`` later, and the attempt fails with ``timeout``;
 * runs a reconcile pass (expired leases, plan drift) every ``reap_every`` seconds and
   publishes its presence;
+* tells each job's supervisor when its lease was granted and renewed, so that a job whose
+  worker died or stopped renewing is killed before its lease can be taken over; records
+  each attempt's host and process group on its run, and before starting a job that an
+  earlier attempt ran on this host, makes sure that attempt's processes are gone
+  (SIGTERM, SIGKILL ``kill_grace`` later) where it can show they are that attempt's;
 * on the first stop request (SIGTERM, SIGINT or :meth:`Worker.stop`) claims nothing more
   and gives running jobs ``grace`` seconds, then stops them and hands them back with
   ``release`` (attempt given back, no wait for the ttl). A second request stops at once.
@@ -54,6 +59,7 @@ from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
 from agentfleet.fleet import DEFAULT_TTL, Fleet
+from agentfleet.leftovers import Clearing, Leftovers, find_leftovers
 from agentfleet.models import Job, JobStatus, Lease
 from agentfleet.output import OUTPUT_LIMIT
 
@@ -62,6 +68,8 @@ __all__ = ["Worker", "WorkerStats", "default_worker_name"]
 log = logging.getLogger("agentfleet.worker")
 
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
+CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
+NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
 SCHEDULE_EVERY = 1.0  # how often a worker looks for due schedule slots (a cheap indexed read)
 
 
@@ -95,6 +103,10 @@ class _Slot:
     sent_version: int = 0
     next_finish: float = 0.0
     inputs_dir: str | None = None  # a plan step's inputs file lives here while it runs
+    started: bool = False
+    clearing: Clearing | None = None  # an earlier attempt's processes, ended first
+    process_noted: bool = False
+    next_note: float = 0.0
 
 
 class _Waker:
@@ -195,6 +207,7 @@ class Worker:
         # Only engines this worker can run are ever claimed: never `approval` (plan gates
         # are resolved by people), never a custom engine another worker's config defines.
         self.engines = runnable_engines(self._ctx.engines)
+        self.host = socket.gethostname()
         self._slots: list[_Slot] = []
         self._stop_requests = 0
         self._stopping = False
@@ -326,6 +339,10 @@ class Worker:
         if self._stopping and not self._grace_over:
             due.append(self._t.stop_deadline)
         for slot in self._slots:
+            if slot.clearing is not None:
+                due.append(now + CLEAR_POLL)
+            elif slot.started and not slot.process_noted and slot.reason != "lease_lost":
+                due.append(slot.next_note)
             if slot.execution.done():
                 due.append(slot.next_finish)
                 continue
@@ -376,7 +393,7 @@ class Worker:
             try:
                 self.fleet.worker_seen(
                     self.name,
-                    host=socket.gethostname(),
+                    host=self.host,
                     pid=os.getpid(),
                     queues=self.queues or ["*"],
                     concurrency=self.concurrency,
@@ -472,9 +489,9 @@ class Worker:
         self._t.poll = self.poll_min
         self._t.next_claim = now + (0.0 if len(leases) == free else self.poll_min)
         for lease in leases:
-            self._start(lease)
+            self._start(lease, now)
 
-    def _start(self, lease: Lease) -> None:
+    def _start(self, lease: Lease, claimed_at: float) -> None:
         assert self._waker is not None
         self.stats.claimed += 1
         try:
@@ -517,28 +534,83 @@ class Worker:
             return
         try:
             execution = build_execution(job, lease, self._ctx, self._waker.wake, inputs)
-            execution.start()
         except InvalidArgument as exc:
             _remove_dir(inputs_dir)
             self._fail_at_start(lease, str(exc))
             return
-        except OSError as exc:
+        try:
+            leftovers = self._leftovers(lease)
+        except Exception as exc:
             _remove_dir(inputs_dir)
-            self._fail_at_start(lease, f"cannot start the job's process: {exc}")
+            self._event(
+                "job.leftovers_unknown",
+                f"job {job.id}: cannot read its earlier runs: {exc}; handing it back",
+                logging.WARNING,
+                job=job.id,
+                error=str(exc),
+            )
+            self._release(lease, "the worker could not check for an earlier attempt's processes")
             return
+        execution.lease_held(claimed_at, self.ttl)
         now = time.monotonic()
         timeout = job_timeout(job, self._ctx.engines)  # agents get a default one
-        self._slots.append(
-            _Slot(
-                lease=lease,
-                job=job,
-                execution=execution,
-                next_renew=now + self.heartbeat,
-                next_output=now + self.output_every,
-                deadline=None if timeout is None else now + timeout,
-                inputs_dir=inputs_dir,
-            )
+        slot = _Slot(
+            lease=lease,
+            job=job,
+            execution=execution,
+            next_renew=claimed_at + self.heartbeat,
+            next_output=now + self.output_every,
+            deadline=None if timeout is None else now + timeout,
+            inputs_dir=inputs_dir,
         )
+        self._slots.append(slot)
+        if not leftovers:
+            self._launch(slot)
+            return
+        for group in leftovers:
+            self._event(
+                "job.leftovers_found",
+                f"job {job.id}: the attempt of epoch {group.epoch} still runs here (process "
+                f"group {group.pgid}); ending it before this one starts",
+                logging.WARNING,
+                job=job.id,
+                epoch=group.epoch,
+                pgid=group.pgid,
+            )
+        slot.clearing = Clearing(leftovers, self.kill_grace, now)
+
+    def _leftovers(self, lease: Lease) -> list[Leftovers]:
+        """An earlier attempt's processes still running on this host (a takeover)."""
+        if lease.epoch <= 1:
+            return []
+        return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)
+
+    def _launch(self, slot: _Slot) -> None:
+        lease = slot.lease
+        try:
+            slot.execution.start()
+        except OSError as exc:
+            self._drop(slot)
+            self._fail_at_start(lease, f"cannot start the job's process: {exc}")
+            return
+        slot.started = True
+        slot.process_noted = not slot.execution.killable  # a thread has no process group
+        self._note_process(slot)
+
+    def _note_process(self, slot: _Slot) -> None:
+        """Record the attempt's host and process group on its run, once it has one."""
+        pgid = slot.execution.pgid
+        if pgid is None:
+            return
+        try:
+            self.fleet.record_process(slot.lease, host=self.host, pgid=pgid)
+            slot.process_noted = True
+        except LeaseLost as exc:
+            slot.process_noted = True
+            if slot.reason != "lease_lost":
+                self._lose(slot, exc)
+        except Exception as exc:
+            log.debug("job %d: recording its process group failed: %s", slot.lease.job_id, exc)
 
     def _write_inputs(self, job: Job) -> tuple[str | None, str | None]:
         """A plan step's dependencies' results, in a file only this user can read: the job
@@ -614,6 +686,15 @@ class Worker:
     # -- tending running jobs -----------------------------------------------------------
 
     def _tend(self, slot: _Slot, now: float) -> None:
+        if slot.clearing is not None and slot.clearing.done(now):
+            slot.clearing = None  # the earlier attempt's processes are gone: start this one
+            self._launch(slot)
+            if slot not in self._slots:
+                return
+        noting = slot.started and not slot.process_noted and slot.reason != "lease_lost"
+        if noting and now >= slot.next_note:
+            slot.next_note = now + NOTE_POLL
+            self._note_process(slot)
         if slot.execution.done():
             if now >= slot.next_finish:
                 self._finish(slot, now)
@@ -647,7 +728,7 @@ class Worker:
     def _interrupt(self, slot: _Slot, reason: str, now: float, *, hard: bool = False) -> None:
         if slot.reason is None:
             slot.reason = reason
-        if not slot.execution.killable:
+        if not slot.execution.killable or not slot.started:
             # A thread cannot be stopped: close the attempt now and abandon the thread.
             self._finish(slot, now)
             return
@@ -661,6 +742,7 @@ class Worker:
     def _renew(self, slot: _Slot, now: float) -> None:
         try:
             slot.lease = self.fleet.renew(slot.lease, ttl=self.ttl)
+            slot.execution.lease_held(now, self.ttl)
             slot.next_renew = now + self.heartbeat
         except JobCancelled:
             self._event(
@@ -698,7 +780,7 @@ class Worker:
             epoch=slot.lease.epoch,
             error=str(exc),
         )
-        if not slot.execution.killable:
+        if not slot.execution.killable or not slot.started:
             self._drop(slot)
 
     def _flush_output(self, slot: _Slot, now: float) -> None:

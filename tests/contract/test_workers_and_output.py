@@ -29,6 +29,25 @@ def test_output_is_recorded_while_running_and_fenced(env: StoreEnv) -> None:
     assert (second.exit_code, second.stdout, second.stderr) == (0, "done\n", "warn\n")
 
 
+def test_an_attempts_host_and_process_group_are_recorded_and_fenced(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    lease = fleet.claim(job.id, worker="w", ttl=env.short_ttl)
+    assert lease is not None
+    [fresh] = fleet.runs(job.id)
+    assert (fresh.host, fresh.pgid) == (None, None)
+    fleet.record_process(lease, host="box-1", pgid=4321)
+    assert (fleet.runs(job.id)[0].host, fleet.runs(job.id)[0].pgid) == ("box-1", 4321)
+    env.expire()
+    successor = fleet.claim(job.id, worker="w2")
+    assert successor is not None
+    with pytest.raises(LeaseLost):
+        fleet.record_process(lease, host="box-1", pgid=999)
+    fleet.record_process(successor, host="box-2", pgid=77)
+    first, second = fleet.runs(job.id)
+    assert (first.host, first.pgid, second.host, second.pgid) == ("box-1", 4321, "box-2", 77)
+
+
 def test_workers_report_presence_and_holdings(env: StoreEnv) -> None:
     fleet = env.fleet
     fleet.store.worker_seen("alpha", "host-1", 100, ["default", "gpu"], 4)

@@ -13,6 +13,11 @@ One run is one scenario on one backend:
                 the server): the run must be given the command that restarts it.
 ``all``         every fault that applies to the backend at once.
 
+Each job's work is a real child process (tests/faults/job_child.py, started through
+agentfleet's runner, so tied to its worker's life and lease) that records when it runs;
+some jobs outlive a ttl, so a dead worker's job would still be running when it is taken
+over if nothing killed it. Write-heavy workers only sleep: they are there for the store.
+
 Meanwhile the controller keeps the queue topped up (some jobs share a named lock) and
 now and then cancels a job or retries a failed one. When the time is up it stops injecting,
 lets the workers drain the queue, stops them, and checks the merged history against the
@@ -40,7 +45,14 @@ from typing import Any, TypeVar
 
 import agentfleet
 from agentfleet import AgentFleetError, JobStatus
-from tests.faults.history import FinalState, HistoryWriter, Report, check, load_history
+from tests.faults.history import (
+    FinalState,
+    HistoryWriter,
+    Report,
+    check,
+    load_history,
+    load_spans,
+)
 from tests.faults.worker_proc import AMBIGUOUS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +78,7 @@ class RunConfig:
     terminate_every: tuple[float, float] = (0.2, 0.8)
     chores_every: tuple[float, float] = (1.0, 3.0)
     pausers: int = 1
+    long_jobs: float = 0.2  # the share of jobs whose process runs longer than the ttl
     backlog: int = 12
     drain_timeout: float = 90.0
     keep: bool = False
@@ -145,6 +158,8 @@ class Controller:
         self.history_dir.mkdir(exist_ok=True)
         for stale in self.history_dir.glob("*.jsonl"):  # a previous run's, same names
             stale.unlink()
+        self.spans = (config.out / "spans.log").resolve()
+        self.spans.unlink(missing_ok=True)
         self.log_dir = config.out / "logs"
         self.log_dir.mkdir(exist_ok=True)
         self.db_name: str | None = None
@@ -196,6 +211,8 @@ class Controller:
             "fail_rate": 0.0 if heavy else 0.05,
             "limit": 1 if heavy else 2,
             "ledger_bytes": 256 * 1024 if heavy else 0,
+            "spans": None if heavy else str(self.spans),
+            "long_jobs": self.config.long_jobs,
         }
         log = (self.log_dir / f"{name}.log").open("wb")
         popen = subprocess.Popen(
@@ -203,7 +220,7 @@ class Controller:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
         )
         proc = Proc(name, popen, heavy, log=log)
         with self.procs_lock:
@@ -566,6 +583,7 @@ class Controller:
     def _check(self, seconds: float) -> RunResult:
         self.history.close()
         state = self._retry(lambda: FinalState.from_fleet(self.fleet))
+        state.spans = load_spans(self.spans)
         ops = load_history(self.history_dir)
         report = check(ops, state)
         in_write = _kills_during_writes(ops)
@@ -601,6 +619,12 @@ def _kills_during_writes(ops: list[Any]) -> int:
     writes = {"claim_next", "renew", "complete", "fail", "fenced_write"}
     open_writes = {op.process for op in ops if op.done_t is None and op.f in writes}
     return len(killed & open_writes)
+
+
+def _pythonpath() -> str:
+    """The tests' root first, then whatever the caller set (a planted copy's src/), so the
+    workers run the code under test rather than whatever is installed."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def run_scenario(config: RunConfig) -> RunResult:

@@ -35,6 +35,13 @@ every count is zero:
 ``lock_overlaps``
     two jobs naming the same lock whose runs overlap, or a write accepted for one while the
     other's run held the lock.
+``attempts_at_once``
+    two attempts of one job whose processes ran at the same moment. Each job's process
+    appends ``start``, ``tick`` (every few milliseconds) and ``end`` lines with the time to
+    a spans file; an attempt ran from its start to its last line (a killed one leaves no
+    end, and its last tick is when it was last seen running).
+``locked_jobs_at_once``
+    the processes of two jobs naming the same lock ran at the same moment.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ ANOMALIES = (
     "two_live_leases",
     "run_records",
     "lock_overlaps",
+    "attempts_at_once",
+    "locked_jobs_at_once",
 )
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 CLAIMS = frozenset({"claim", "claim_next"})
@@ -226,10 +235,42 @@ class LedgerRow:
 
 
 @dataclass
+class Span:
+    """When one attempt's process was seen running (its start to its last line)."""
+
+    job: int
+    epoch: int
+    start: float
+    last: float
+    ended: bool = False  # it wrote its end line (it was not killed)
+
+
+def load_spans(path: str | os.PathLike[str]) -> dict[tuple[int, int], Span]:
+    """The spans file's ``JOB EPOCH start|tick|end TIME`` lines, one Span per attempt."""
+    spans: dict[tuple[int, int], Span] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return spans
+    for line in text.splitlines(keepends=True):
+        parts = line.split()
+        if not line.endswith("\n") or len(parts) != 4:
+            continue  # a torn last line
+        job, epoch, kind, at = int(parts[0]), int(parts[1]), parts[2], float(parts[3])
+        span = spans.get((job, epoch))
+        if span is None:
+            span = spans[(job, epoch)] = Span(job, epoch, at, at)
+        span.start, span.last = min(span.start, at), max(span.last, at)
+        span.ended = span.ended or kind == "end"
+    return spans
+
+
+@dataclass
 class FinalState:
     jobs: dict[int, JobRow]
     runs: list[RunRow]
     ledger: list[LedgerRow]
+    spans: dict[tuple[int, int], Span] = field(default_factory=dict)
 
     @classmethod
     def from_fleet(cls, fleet: Any) -> FinalState:
@@ -318,6 +359,7 @@ def check(ops: Sequence[Op], state: FinalState) -> Report:
     _check_live_leases(ops, runs_by_job, report)
     _check_run_records(ops, claims, state, runs_by_job, report)
     _check_locks(ops, state, runs_by_job, report)
+    _check_processes(state, report)
     for op in ops:
         report.stats[f"ops.{op.f}.{op.type}"] += 1
     report.stats["jobs"] = len(state.jobs)
@@ -706,3 +748,40 @@ def _check_locks(
                     "held the lock",
                 )
                 break
+
+
+def _at_once(a: Span, b: Span) -> bool:
+    return a.start < b.last - EPS and b.start < a.last - EPS
+
+
+def _check_processes(state: FinalState, report: Report) -> None:
+    """No two attempts of one job, and no two jobs of one lock, ran at the same moment."""
+    by_job: dict[int, list[Span]] = defaultdict(list)
+    for span in state.spans.values():
+        by_job[span.job].append(span)
+    by_lock: dict[str, list[Span]] = defaultdict(list)
+    for job, spans in by_job.items():
+        for a, b in itertools.combinations(sorted(spans, key=lambda x: x.start), 2):
+            if _at_once(a, b):
+                report.add(
+                    "attempts_at_once",
+                    f"job {job}: epoch {a.epoch} ran until {a.last:.3f}, "
+                    f"epoch {b.epoch} started at {b.start:.3f}",
+                )
+        row = state.jobs.get(job)
+        if row is not None and row.lock is not None:
+            by_lock[row.lock].extend(spans)
+    for lock, spans in by_lock.items():
+        spans.sort(key=lambda x: x.start)
+        for i, a in enumerate(spans):
+            for b in spans[i + 1 :]:
+                if b.start >= a.last - EPS:
+                    break  # sorted by start: no later span can overlap a
+                if a.job != b.job and _at_once(a, b):
+                    report.add(
+                        "locked_jobs_at_once",
+                        f"lock {lock!r}: job {a.job} (epoch {a.epoch}) and job {b.job} "
+                        f"(epoch {b.epoch}) ran at once",
+                    )
+    report.stats["processes"] = len(state.spans)
+    report.stats["processes.killed"] = sum(not span.ended for span in state.spans.values())

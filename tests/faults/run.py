@@ -34,6 +34,8 @@ SHORT = {
     "two_live_leases": "2 leases",
     "run_records": "runs",
     "lock_overlaps": "locks",
+    "attempts_at_once": "2 attempts",
+    "locked_jobs_at_once": "lock procs",
 }
 
 
@@ -107,6 +109,8 @@ def totals(results: list[RunResult]) -> dict[str, dict[str, int]]:
         total.update(r.faults)
         total["jobs"] += r.report.stats.get("jobs", 0)
         total["woken_writes_refused"] += r.report.stats.get("pause.woken_writes_refused", 0)
+        total["job_processes"] += r.report.stats.get("processes", 0)
+        total["job_processes_killed"] += r.report.stats.get("processes.killed", 0)
         for a in ANOMALIES:
             total[f"anomaly.{a}"] += r.report.counts[a]
     return {backend: dict(sorted(c.items())) for backend, c in out.items()}

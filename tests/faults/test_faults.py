@@ -5,6 +5,9 @@ DURATION seconds and then goes on until those counts are reached, however slow t
 (with a generous hang guard). What is asserted is that the faults happened and that the
 history checks out, never how many fit in some seconds.
 
+Every job is a real child process that records when it ran; the history check includes
+that no two attempts of one job, and no two jobs of one lock, ever ran at the same moment.
+
 The long version is ``python -m tests.faults.run`` (see its --help).
 """
 
@@ -46,6 +49,8 @@ def _run(backend: str, scenario: str, tmp_path: Path, require: dict[str, int]) -
     for kind, wanted in require.items():
         assert result.faults[kind] >= wanted, result.describe()
     assert result.report.stats["jobs"] > 0 and result.report.stats["jobs.succeeded"] > 0
+    if scenario != "write-kill":  # there the workers only write; elsewhere jobs are processes
+        assert result.report.stats["processes"] > 0, result.describe()
     return result
 
 

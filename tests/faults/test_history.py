@@ -16,8 +16,10 @@ from tests.faults.history import (
     LedgerRow,
     Op,
     RunRow,
+    Span,
     check,
     load_history,
+    load_spans,
 )
 
 _index = iter(range(1, 1_000_000))
@@ -343,6 +345,63 @@ def test_distinct_locks_may_overlap() -> None:
         ],
     )
     assert check(ops, final).ok
+
+
+# -- processes: no two attempts of a job, no two jobs of a lock, at one moment ---------------
+
+
+def test_processes_one_after_another_pass() -> None:
+    ops, final = _clean()
+    final.spans = {
+        (1, 1): Span(1, 1, 0.1, 1.9, ended=True),
+        (2, 1): Span(2, 1, 0.1, 0.35),  # killed with its worker
+        (2, 2): Span(2, 2, 1.6, 2.9, ended=True),
+    }
+    report = check(ops, final)
+    assert report.ok, report.describe()
+    assert (report.stats["processes"], report.stats["processes.killed"]) == (3, 1)
+
+
+def test_attempts_at_once_when_a_dead_workers_process_ran_on() -> None:
+    ops, final = _clean()
+    final.spans = {
+        (2, 1): Span(2, 1, 0.1, 1.7),  # still ticking after the takeover at 1.6
+        (2, 2): Span(2, 2, 1.6, 2.9, ended=True),
+    }
+    only(check(ops, final).counts, "attempts_at_once")
+
+
+def test_locked_jobs_at_once_although_their_runs_did_not_overlap() -> None:
+    ops = [
+        claim("w1", 1, 1, 0.0, 0.1, expires=1.0),
+        claim("w2", 2, 1, 1.2, 1.3, expires=10.0),
+        complete("w2", 2, 1, 2.0, 2.1),
+    ]
+    final = state(
+        [JobRow(1, "failed", 1, "repo"), JobRow(2, "succeeded", 1, "repo")],
+        [
+            RunRow(1, 1, "w1", "expired", 0.05, 1.25),
+            RunRow(2, 1, "w2", "succeeded", 1.25, 2.05),
+        ],
+    )
+    final.spans = {
+        (1, 1): Span(1, 1, 0.1, 1.5),  # job 1's process outlived its lease
+        (2, 1): Span(2, 1, 1.3, 1.9, ended=True),
+    }
+    only(check(ops, final).counts, "locked_jobs_at_once")
+
+
+def test_spans_are_read_from_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "spans.log"
+    path.write_text(
+        "1 1 start 10.0\n1 1 tick 10.5\n2 1 start 11.0\n1 1 end 10.75\n2 1 tick 11.5\n2 1 ti"
+    )
+    spans = load_spans(path)
+    assert spans == {
+        (1, 1): Span(1, 1, 10.0, 10.75, ended=True),
+        (2, 1): Span(2, 1, 11.0, 11.5, ended=False),
+    }
+    assert load_spans(tmp_path / "none.log") == {}
 
 
 # -- recording ---------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """A small worker OS process for fault runs, written on the public Fleet API only.
 
-It claims jobs, renews their leases from a heartbeat thread, does the job's "work" (a
-sleep), writes the job's effect through the coordinator with ``fenced_write`` and ends the
+It claims jobs, renews their leases from a heartbeat thread, does the job's "work" (a real
+child process, ``tests/faults/job_child.py``, started through agentfleet's own runner and
+so tied to this worker's life and to the lease it last renewed, as a real worker's jobs
+are; or, for write-heavy workers, a sleep), writes the job's effect through the
+coordinator with ``fenced_write`` and ends the
 job with ``complete`` (whose result names the epoch) or, now and then, ``fail``. Every call
 is recorded in the process's history file as invoke, then ok / fail / unknown.
 
@@ -15,6 +18,7 @@ Run: ``python -m tests.faults.worker_proc '<json config>'``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -25,7 +29,10 @@ from typing import Any
 
 import agentfleet
 from agentfleet import AgentFleetError, Fleet, JobCancelled, Lease, LeaseLost
+from agentfleet.runner import ProcessRun
 from tests.faults.history import HistoryWriter
+
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_child.py")
 
 try:  # PostgreSQL is optional
     import psycopg
@@ -62,10 +69,14 @@ class Worker:
         self.fail_rate: float = config.get("fail_rate", 0.05)
         self.limit: int = config.get("limit", 2)
         self.pad = "x" * int(config.get("ledger_bytes", 0))
+        self.spans: str | None = config.get("spans")  # jobs are child processes when set
+        self.long_jobs: float = config.get("long_jobs", 0.0)  # share of jobs longer than ttl
         self.rng = random.Random(config.get("seed"))
         self.history = HistoryWriter(config["history"], self.name)
         self.stop = threading.Event()
         self.held: dict[int, Lease] = {}
+        self.held_since: dict[int, float] = {}  # when each lease was last granted or renewed
+        self.children: dict[int, ProcessRun] = {}
         self.cancelled: set[int] = set()
         self.guard = threading.Lock()
         self.fleet: Fleet = self._open(config["url"])
@@ -107,6 +118,7 @@ class Worker:
             with self.guard:
                 leases = list(self.held.values())
             for lease in leases:
+                since = time.monotonic()
                 ok, result = self.call(
                     "renew",
                     lambda lease=lease: self.fleet.renew(lease, ttl=self.ttl),
@@ -118,6 +130,10 @@ class Worker:
                 with self.guard:
                     if ok and lease.job_id in self.held:
                         self.held[lease.job_id] = result
+                        self.held_since[lease.job_id] = since
+                        child = self.children.get(lease.job_id)
+                        if child is not None:
+                            child.lease_held(since, self.ttl)
                     elif isinstance(result, JobCancelled):
                         self.cancelled.add(lease.job_id)
                     elif isinstance(result, LeaseLost):
@@ -133,8 +149,43 @@ class Worker:
                 return
             time.sleep(0.1)
 
+    def work_for(self) -> float:
+        if self.spans and self.rng.random() < self.long_jobs:
+            return self.rng.uniform(self.ttl, self.ttl * 3)  # outlives a dead worker's lease
+        return self.rng.uniform(*self.work)
+
+    def run_child(self, lease: Lease, seconds: float) -> None:
+        """The job's work as a real process; a failure to start it is printed, not hidden."""
+        assert self.spans is not None
+        env = {
+            **os.environ,
+            "AGENTFLEET_JOB_ID": str(lease.job_id),
+            "AGENTFLEET_LEASE_EPOCH": str(lease.epoch),
+        }
+        child = ProcessRun(
+            [sys.executable, "-I", "-S", CHILD, self.spans, str(lease.job_id),
+             str(lease.epoch), f"{seconds:.3f}"],
+            env=env,
+        )  # fmt: skip
+        with self.guard:
+            child.lease_held(self.held_since.get(lease.job_id, time.monotonic()), self.ttl)
+            self.children[lease.job_id] = child
+        try:
+            child.start()
+            while not child.wait(0.05):
+                if self.stop.is_set():
+                    child.kill()
+        except OSError as exc:
+            print(f"{self.name}: job {lease.job_id} did not start: {exc}", file=sys.stderr)
+        finally:
+            with self.guard:
+                self.children.pop(lease.job_id, None)
+
     def run_job(self, lease: Lease) -> None:
-        deadline = time.monotonic() + self.rng.uniform(*self.work)
+        seconds = self.work_for()
+        if self.spans:
+            self.run_child(lease, seconds)
+        deadline = time.monotonic() + (0.0 if self.spans else seconds)
         while time.monotonic() < deadline and not self.stop.is_set():
             time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         value = {"job": lease.job_id, "epoch": lease.epoch, "worker": self.name}
@@ -163,6 +214,7 @@ class Worker:
             self.ending("complete", lease, lambda: self.fleet.complete(lease, result=result))
         with self.guard:
             self.held.pop(lease.job_id, None)
+            self.held_since.pop(lease.job_id, None)
             self.cancelled.discard(lease.job_id)
 
     def loop(self) -> None:
@@ -170,6 +222,7 @@ class Worker:
         idle = 0.02
         while not self.stop.is_set():
             limit = self.rng.randint(1, self.limit)
+            since = time.monotonic()
             ok, leases = self.call(
                 "claim_next",
                 lambda limit=limit: self.fleet.claim_next(
@@ -193,6 +246,7 @@ class Worker:
             with self.guard:
                 for lease in leases:
                     self.held[lease.job_id] = lease
+                    self.held_since[lease.job_id] = since
             for lease in leases:
                 self.run_job(lease)
         self.fleet.close()

@@ -33,6 +33,9 @@ FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
 WORKER = "src/agentfleet/worker.py"
 WORK_CLI = "src/agentfleet/cli/work.py"
+SUPERVISE = "src/agentfleet/supervise.py"
+LEFTOVERS = "src/agentfleet/leftovers.py"
+LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
 FENCING = "tests/contract/test_fencing.py"
@@ -160,13 +163,63 @@ BUGS: list[dict[str, Any]] = [
         "intent": "Job processes inherit the worker's stdin instead of /dev/null: an agent CLI "
         "that reads stdin waits forever when the worker's stdin is an open pipe.",
         "path": RUNNER,
-        "old": "            stdin=subprocess.DEVNULL,\n",
+        "old": "                stdin=subprocess.DEVNULL,\n",
         "new": "",
+        "also": [{"path": SUPERVISE, "old": lines(12, "os.dup2(null, 0)"), "new": ""}],
         "stores": ("any",),
         "tests": [
             "tests/worker/test_stdin.py::test_a_worker_with_an_open_stdin_gives_its_jobs_eof",
             "tests/worker/test_stdin.py::test_a_job_process_gets_eof_when_its_parent_stdin_is_open",
         ],
+    },
+    {
+        "name": "supervisor-outlived-worker",
+        "intent": "The job's supervisor notices that its worker died (EOF on its pipe, a new "
+        "parent) but does not kill the job's process group: a SIGKILLed worker's job runs on "
+        "until the lease it last renewed runs out (the supervisor's second line of defence, "
+        "which the fault runs' short ttl leaves no room to miss; the test's ttl is 60 s).",
+        "path": SUPERVISE,
+        "old": lines(8, "self.worker_gone = True", "self.kill_all(WORKER_GONE)"),
+        "new": lines(8, "self.worker_gone = True"),
+        "stores": ("any",),
+        "tests": [
+            f"{LIFETIME}::test_a_sigkilled_workers_job_dies_with_it_grandchildren_included",
+        ],
+    },
+    {
+        "name": "supervisor-ignores-lease",
+        "intent": "The supervisor ignores the lease deadline the worker sent: a job whose "
+        "worker is stopped (SIGSTOP) past its ttl keeps running while its lease runs out.",
+        "path": SUPERVISE,
+        "old": "if self.deadline is not None and now >= self.deadline:",
+        "new": "if False and self.deadline is not None and now >= self.deadline:",
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_stopped_workers_job_is_killed_before_its_lease_runs_out"],
+    },
+    {
+        "name": "takeover-ignores-leftovers",
+        "intent": "A worker that takes a job over on the same host starts it without ending "
+        "the earlier attempt's processes still running there.",
+        "path": WORKER,
+        "old": lines(
+            8, "return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)"
+        ),
+        "new": lines(8, "return []"),
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_takeover_here_ends_the_earlier_attempts_processes_first"],
+    },
+    {
+        "name": "leftovers-unproven",
+        "intent": "A takeover signals the process group its predecessor's run names without "
+        "checking that the group's processes carry that attempt's marker: a reused group id "
+        "gets someone else's processes killed.",
+        "path": LEFTOVERS,
+        "old": lines(
+            4, "except OSError:  # gone, or not ours to read: not proven", "    return False"
+        ),
+        "new": lines(4, "except OSError:", "    return True", "return True"),
+        "stores": ("any",),
+        "tests": [f"{LIFETIME}::test_a_group_not_shown_to_be_the_attempts_is_left_alone"],
     },
     {
         "name": "complete-without-epoch",

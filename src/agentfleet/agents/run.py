@@ -45,7 +45,7 @@ class AgentRun(ProcessRun):
 
     def outcome(self) -> Outcome:
         code = self.exit_code
-        if code is None:
+        if code is None or self.lease_ran_out:  # killed for its lease, not by what it said
             return super().outcome()
         summary = self.summary()
         failure = diagnose(

@@ -151,6 +151,10 @@ class Store(Protocol):
         """Store a running attempt's output so far; fenced like every lease write."""
         ...
 
+    def record_process(self, lease: Lease, host: str, pgid: int) -> None:
+        """Note on the attempt's run where its processes run; fenced like every lease write."""
+        ...
+
     def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
         """Write `value` under `key` in the job's ledger, in one statement that also checks
         that the lease's epoch still holds the running job; raises LeaseLost otherwise."""

@@ -231,4 +231,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        10,
+        """
+        -- Where an attempt's processes run: a worker that takes the job over on the same
+        -- host makes sure the previous attempt's process group is gone before it starts.
+        ALTER TABLE runs ADD COLUMN host text, ADD COLUMN pgid bigint;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -125,6 +125,8 @@ class Readers:
             exit_code=row["exit_code"],
             stdout=row["stdout"],
             stderr=row["stderr"],
+            host=row["host"],
+            pgid=row["pgid"],
         )
 
     def event(self, row: Mapping[str, Any]) -> Event:

@@ -434,6 +434,16 @@ class SqlStore(Verbs, SqlReads, ABC):
             if row is None:
                 raise self._lost(tx, lease, cancelled_is_lost=True)
 
+    def record_process(self, lease: Lease, host: str, pgid: int) -> None:
+        with self.dialect.statement() as tx:
+            row = tx.one(
+                "UPDATE runs SET host = :host, pgid = :pgid "
+                "WHERE job_id = :id AND epoch = :epoch AND status = 'running' RETURNING id",
+                {"id": lease.job_id, "epoch": lease.epoch, "host": host, "pgid": pgid},
+            )
+            if row is None:
+                raise self._lost(tx, lease, cancelled_is_lost=True)
+
     def fenced_write(self, lease: Lease, key: str, value: Any) -> LedgerEntry:
         with self.dialect.statement() as tx:
             row = tx.one(

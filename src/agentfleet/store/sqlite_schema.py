@@ -296,4 +296,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        10,
+        """
+        -- Where an attempt's processes run: a worker that takes the job over on the same
+        -- host makes sure the previous attempt's process group is gone before it starts.
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE runs ADD COLUMN pgid INTEGER;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

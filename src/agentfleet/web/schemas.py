@@ -80,6 +80,8 @@ class RunOut(BaseModel):
     duration: float | None = Field(description="Seconds from start to finish; null while running")
     error: str | None
     exit_code: int | None
+    host: str | None = Field(None, description="The host its processes ran on, once started")
+    pgid: int | None = Field(None, description="Their process group on that host")
     stdout: str | None = None
     stderr: str | None = None
 

@@ -51,6 +51,7 @@ class WorkspaceRun:
         self._failure: Outcome | None = None
         self._fields: dict[str, object] | None = None
         self._stopped = False
+        self._lease: tuple[float, float] | None = None
         self._lock = threading.Lock()
         self._inner_done = threading.Event()
         self._done = threading.Event()
@@ -69,8 +70,20 @@ class WorkspaceRun:
         failure = self._failure
         return RunOutput(stderr=None if failure is None else f"{failure.error}\n")
 
+    @property
+    def pgid(self) -> int | None:
+        inner = self._inner
+        return None if inner is None else inner.pgid
+
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True, name=f"workspace-{self.job_id}").start()
+
+    def lease_held(self, since: float, ttl: float) -> None:
+        with self._lock:
+            self._lease = (since, ttl)  # for the job's execution, once it is built
+            inner = self._inner
+        if inner is not None:
+            inner.lease_held(since, ttl)
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -120,6 +133,8 @@ class WorkspaceRun:
                 if self._stopped:
                     raise SetupFailed("stopped before the agent started")
                 self._inner = self._build(str(self._prepared.cwd), self._inner_done.set)
+                if self._lease is not None:
+                    self._inner.lease_held(*self._lease)
                 self._inner.start()
         except (GitError, SetupFailed, OSError) as exc:
             # The agent never ran: a setup error, not an attempt of the agent's.

@@ -56,8 +56,15 @@ class TrainRun:
     def output_version(self) -> int:
         return self._process.output_version
 
+    @property
+    def pgid(self) -> int | None:
+        return self._process.pgid
+
     def start(self) -> None:
         self._process.start()
+
+    def lease_held(self, since: float, ttl: float) -> None:
+        self._process.lease_held(since, ttl)
 
     def done(self) -> bool:
         return self._process.done()
