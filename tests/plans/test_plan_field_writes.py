@@ -3,12 +3,13 @@ are checked, with the same answers on every store."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from agentfleet import Fleet, InvalidArgument, LeaseLost, PlanStatus
+from agentfleet import Fleet, InvalidArgument, JobStatus, LeaseLost, PlanConflict, PlanStatus
 from tests.conftest import StoreEnv
 from tests.plans.helpers import plan, shell
 
@@ -50,6 +51,58 @@ def test_a_lease_of_another_plans_step_is_refused(fleet: Fleet) -> None:
     with pytest.raises(LeaseLost):
         fleet.update_plan_fields(mine.id, lease=leases[other.id], pr_url="https://x.test/1")
     assert fleet.get_plan(mine.id).pr_url is None
+
+
+def test_a_holding_step_whose_guard_is_stale_gets_a_conflict_not_a_lost_lease(
+    fleet: Fleet,
+) -> None:
+    p = fleet.submit_plan(plan(shell("pr")))
+    [lease] = fleet.claim_next(worker="w")
+    before = fleet.get_plan(p.id)
+    first = fleet.update_plan_fields(p.id, lease=lease, pr_url="https://example.test/pr/1")
+    with pytest.raises(PlanConflict) as conflict:
+        fleet.update_plan_fields(
+            p.id, expected={"rev": before.rev}, lease=lease, pr_url="https://example.test/pr/2"
+        )
+    assert (conflict.value.plan_id, conflict.value.status, conflict.value.rev) == (
+        p.id,
+        "running",
+        first.rev,
+    )
+    assert f"found status 'running' at rev {first.rev}" in str(conflict.value)
+    assert fleet.get_plan(p.id).pr_url == "https://example.test/pr/1"
+
+
+def test_a_finished_steps_lease_is_lost_and_says_what_the_step_is_now(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("pr"), shell("after", "pr")))
+    [lease] = fleet.claim_next(worker="w")
+    fleet.complete(lease)
+    with pytest.raises(LeaseLost) as lost:
+        fleet.update_plan_fields(p.id, lease=lease, pr_url="https://example.test/late")
+    found = lost.value
+    assert (found.job_id, found.epoch, found.current_epoch, found.status) == (
+        lease.job_id,
+        lease.epoch,
+        lease.epoch,
+        JobStatus.SUCCEEDED.value,
+    )
+    assert fleet.get_plan(p.id).pr_url is None
+
+
+def test_a_lease_of_no_job_is_lost(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("pr")))
+    [lease] = fleet.claim_next(worker="w")
+    forged = replace(lease, job_id=lease.job_id + 1000)
+    with pytest.raises(LeaseLost) as lost:
+        fleet.update_plan_fields(p.id, lease=forged, pr_url="https://example.test/forged")
+    found = lost.value
+    assert (found.job_id, found.epoch, found.current_epoch, found.status) == (
+        forged.job_id,
+        lease.epoch,
+        None,
+        None,
+    )
+    assert fleet.get_plan(p.id).pr_url is None
 
 
 @pytest.mark.parametrize(
