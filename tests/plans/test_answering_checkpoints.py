@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentfleet import Fleet, InvalidTransition, JobStatus, PlanStatus
+from agentfleet import CheckpointConflict, Fleet, InvalidTransition, JobStatus, PlanStatus
 from tests.plans.helpers import drain, gate, plan, shell
 
 
@@ -166,3 +166,40 @@ def test_approve_at_an_error_says_it_stopped_on_an_error(fleet: Fleet) -> None:
         "running",
     )
     assert fleet.get_plan(p.id).rev == before.rev
+
+
+def test_approving_a_pause_made_by_hand_passes_no_gate(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("build"), gate("review", "build"), shell("ship", "review")))
+    review = p.step("review").job_id
+    fleet.update_plan_fields(
+        p.id,
+        expected={"status": "running"},
+        status="paused",
+        checkpoint="hold",
+        checkpoint_context={"job_id": review, "note": "paused by hand"},
+    )
+    resumed = fleet.approve(p.id, response="go on")
+    assert resumed.status is PlanStatus.RUNNING
+    assert {s.name: s.status for s in resumed.jobs} == {
+        "build": JobStatus.QUEUED,
+        "review": JobStatus.WAITING,  # still waits for build, and then for a person
+        "ship": JobStatus.WAITING,
+    }
+    assert resumed.step("review").result is None
+
+
+def test_a_late_answer_names_the_plan_and_the_pause_it_was_meant_for(fleet: Fleet) -> None:
+    plan_id = _reviewed(fleet)
+    first = fleet.get_plan(plan_id).pending
+    assert first == "review#1"
+    fleet.reject(plan_id, "add tests", checkpoint=first)
+    drain(fleet)
+    with pytest.raises(CheckpointConflict) as refused:
+        fleet.approve(plan_id, response="late", checkpoint=first)
+    found = refused.value
+    assert (found.plan_id, found.asked, found.pending, found.status) == (
+        plan_id,
+        "review#1",
+        "review#2",
+        "paused",
+    )
