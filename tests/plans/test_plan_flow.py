@@ -215,3 +215,11 @@ def test_update_plan_fields_is_scoped_and_guarded(fleet: Fleet) -> None:
     with pytest.raises(InvalidTransition):
         fleet.update_plan_fields(p.id, status="pending")
     assert fleet.get_plan(p.id).pr_url == "https://example.invalid/pr/1"
+
+
+def test_a_plan_has_no_step_by_another_name(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    assert p.step("a").name == "a"
+    with pytest.raises(KeyError) as missing:
+        p.step("nope")
+    assert missing.value.args == ("nope",)
