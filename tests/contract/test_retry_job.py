@@ -92,3 +92,31 @@ def test_retrying_no_job_names_the_id(fleet: Fleet) -> None:
     with pytest.raises(JobNotFound) as missing:
         fleet.retry_job(987_654)
     assert missing.value.job_id == 987_654
+
+
+def test_a_retry_is_recorded_on_the_job(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    fleet.fail(lease, "boom")
+    fleet.retry_job(job.id)
+    last = fleet.events(job.id)[-1]
+    assert (last.job_id, last.kind) == (job.id, "retried")
+
+
+def test_a_retry_is_refused_while_another_live_job_has_its_dedupe_key(fleet: Fleet) -> None:
+    first = fleet.enqueue("shell", {"n": 1}, max_attempts=1, dedupe_key="nightly")
+    lease = fleet.claim(first.id, worker="w")
+    assert lease is not None
+    fleet.fail(lease, "boom")
+    twin = fleet.enqueue("shell", {"n": 2}, dedupe_key="nightly")  # the first is not live
+    assert twin.id != first.id
+    before = _snapshot(fleet, first.id)
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.retry_job(first.id)
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        f"job {first.id} (another live job has its dedupe key)",
+        "failed",
+        "queued",
+    )
+    assert _snapshot(fleet, first.id) == before

@@ -15,6 +15,8 @@ def test_match_writes_and_bumps_rev(fleet: Fleet) -> None:
     assert result.document is not None and result.document.priority == 7
     stored = fleet.get_job(job.id)
     assert (stored.priority, stored.payload, stored.rev) == (7, {"v": 2}, job.rev + 1)
+    last = fleet.events(job.id)[-1]
+    assert (last.kind, last.data) == ("updated", {"fields": ["payload", "priority"]})
 
 
 def test_stale_rev_is_a_conflict_and_writes_nothing(fleet: Fleet) -> None:

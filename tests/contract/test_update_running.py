@@ -63,3 +63,15 @@ def test_the_store_names_every_field_that_cannot_be_null(fleet: Fleet) -> None:
     with pytest.raises(InvalidArgument, match=r"^priority, queue cannot be null$"):
         fleet.store.update_if_match("jobs", job.id, job.rev, {"queue": None, "priority": None})
     assert fleet.get_job(job.id) == job
+
+
+def test_a_refused_patch_of_a_running_job_names_each_field_it_cannot_move(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {"cmd": "edit"}, lock="repo")
+    assert fleet.claim(job.id, worker="w") is not None
+    running = fleet.get_job(job.id)
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.update_if_match("jobs", job.id, running.rev, {"queue": "q2", "lock": "other"})
+    assert str(refused.value).startswith(
+        f"job {job.id} is running: its lock and queue cannot change until it ends"
+    )
+    assert fleet.get_job(job.id) == running
