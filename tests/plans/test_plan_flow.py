@@ -212,8 +212,13 @@ def test_update_plan_fields_is_scoped_and_guarded(fleet: Fleet) -> None:
     assert updated.pr_url == "https://example.invalid/pr/1" and updated.rev == p.rev + 1
     with pytest.raises(PlanConflict):
         fleet.update_plan_fields(p.id, expected={"rev": p.rev}, pr_url="stale")
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition) as refused:
         fleet.update_plan_fields(p.id, status="pending")
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        "plan",
+        "running",
+        "pending",
+    )
     assert fleet.get_plan(p.id).pr_url == "https://example.invalid/pr/1"
 
 
