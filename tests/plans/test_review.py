@@ -65,4 +65,5 @@ def test_a_plan_cancelled_at_an_error_stop_has_nothing_to_review(fleet: Fleet) -
 
 
 def test_tail_keeps_the_ends_of_the_last_lines_and_drops_only_trailing_newlines() -> None:
-    assert tail("one\ntwo  \nrun XX\n\n\n", lines=2) == "two  \nrun XX"
+    assert tail("one\ntwo  \n\n", lines=1) == "two  "
+    assert tail("one\nrun XX\n\n\n", lines=2) == "one\nrun XX"
