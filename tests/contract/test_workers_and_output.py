@@ -97,3 +97,5 @@ def test_wait_for_jobs_wakes_on_enqueue_from_another_connection(env: StoreEnv) -
         assert enqueued < PATIENCE * 10, "the waiter never woke"
     thread.join(PATIENCE)
     assert woke == [True] and enqueued >= 1
+    # A waiter that woke can wait again (PostgreSQL may still hold a later enqueue's notice).
+    assert waiter.store.wait_for_jobs(0.05) in (True, False)
