@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentfleet import Fleet, JobNotFound, JobStatus, Lease, RunStatus
+from agentfleet import Fleet, JobNotFound, JobStatus, Lease, RunOutput, RunStatus
 
 
 def _claimed(fleet: Fleet) -> Lease:
@@ -19,6 +19,14 @@ def _claimed(fleet: Fleet) -> Lease:
 def _last(fleet: Fleet, lease: Lease) -> tuple[object, ...]:
     event = fleet.events(lease.job_id)[-1]
     return (event.job_id, event.kind, event.epoch, event.worker, event.data)
+
+
+def test_a_completion_is_logged_and_its_run_keeps_the_output(fleet: Fleet) -> None:
+    lease = _claimed(fleet)
+    fleet.complete(lease, result="ok", output=RunOutput(exit_code=0, stdout="built\n"))
+    assert _last(fleet, lease) == (lease.job_id, "succeeded", lease.epoch, "w1", {})
+    [run] = fleet.runs(lease.job_id)
+    assert (run.status, run.exit_code, run.stdout) == (RunStatus.SUCCEEDED, 0, "built\n")
 
 
 def test_a_retried_failure_is_logged_with_its_delay(fleet: Fleet) -> None:
