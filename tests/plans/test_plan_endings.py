@@ -41,7 +41,7 @@ def test_abandon_gives_up_a_failed_plan_for_good(fleet: Fleet) -> None:
     _no_step_left_to_run(fleet, plan_id)
     with pytest.raises(NotResumable) as refused:
         fleet.resume(plan_id)
-    assert refused.value.status == "abandoned"
+    assert (refused.value.plan_id, refused.value.status) == (plan_id, "abandoned")
     assert plan_id not in fleet.find_resumable_plans()
     assert fleet.abandon_plan(plan_id) is False  # idempotent
     assert fleet.cancel_plan(plan_id) is False
@@ -94,6 +94,7 @@ def test_a_plan_set_completed_by_hand_ends_its_unstarted_steps(fleet: Fleet) -> 
     fleet.update_plan_fields(p.id, expected={"status": "running"}, status="completed")
     ended = fleet.get_plan(p.id)
     assert ended.step("b").status is JobStatus.CANCELLED
+    assert ended.step("b").error == "not run: the plan was set completed"
     for name in ("a", "c"):  # running when it ended: asked to stop
         assert fleet.get_job(leases[name].job_id).cancel_requested
     _no_step_left_to_run(fleet, p.id)

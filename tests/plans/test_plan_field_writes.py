@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from agentfleet import Fleet, InvalidArgument, JobStatus, LeaseLost, PlanConflict, PlanStatus
+from agentfleet import (
+    Fleet,
+    InvalidArgument,
+    JobStatus,
+    LeaseLost,
+    PlanConflict,
+    PlanNotFound,
+    PlanStatus,
+)
 from tests.conftest import StoreEnv
 from tests.plans.helpers import plan, shell
 
@@ -145,3 +153,19 @@ def test_completed_at_takes_an_aware_datetime_on_every_store(fleet: Fleet) -> No
     when = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
     done = fleet.update_plan_fields(p.id, status="completed", completed_at=when)
     assert done.status is PlanStatus.COMPLETED and done.completed_at == when
+
+
+def test_a_plan_field_write_is_logged_with_the_fields_it_changed(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    fleet.update_plan_fields(p.id, pr_url="https://x.test/1", metadata={"k": 1})
+    [logged] = [e.data for e in fleet.events() if e.plan_id == p.id and e.kind == "plan_updated"]
+    assert logged == {"fields": ["metadata", "pr_url"]}
+
+
+def test_a_plan_field_write_needs_a_field_and_a_plan(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    with pytest.raises(InvalidArgument, match=r"^update_plan_fields needs at least one field"):
+        fleet.update_plan_fields(p.id)
+    with pytest.raises(PlanNotFound) as missing:
+        fleet.update_plan_fields(987_654, pr_url="https://x.test/1")
+    assert missing.value.plan_id == 987_654
