@@ -60,3 +60,14 @@ def test_batched_completion_moves_plans_on(fleet: Fleet) -> None:
     assert b.job is not None and b.job.step == "b"
     assert fleet.complete_many([(b, None)]) == [b.job_id]
     assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+
+
+def test_complete_and_claim_takes_only_the_queues_and_engines_asked_for(fleet: Fleet) -> None:
+    wanted = fleet.enqueue("shell", {"n": 1}, queue="gpu")
+    fleet.enqueue("shell", {"n": 2}, queue="cpu")  # another queue
+    fleet.enqueue("claude", {"prompt": "p"}, queue="gpu")  # another engine
+    done, leases = fleet.complete_and_claim(
+        [], worker="w", queues=["gpu"], engines=["shell"], limit=10
+    )
+    assert done == [] and [lease.job_id for lease in leases] == [wanted.id]
+    assert {j.id for j in fleet.list_jobs(status=JobStatus.RUNNING)} == {wanted.id}

@@ -10,11 +10,12 @@ change nothing at all, and leave the successor owning the job.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from agentfleet import Fleet, JobStatus, Lease, LeaseLost, RunOutput, RunStatus
+from agentfleet import Fleet, JobCancelled, JobStatus, Lease, LeaseLost, RunOutput, RunStatus
 from tests.conftest import StoreEnv
 
 ENDING = ["complete", "complete_many", "complete_and_claim", "fail", "release"]
@@ -60,6 +61,8 @@ def assert_refused(fleet: Fleet, verb: str, stale: Lease, successor: Lease) -> N
     else:
         with pytest.raises(LeaseLost) as lost:
             stale_write(fleet, verb, stale)
+        assert type(lost.value) is LeaseLost  # not a JobCancelled: the job is not its own
+        assert (lost.value.job_id, lost.value.epoch) == (job_id, stale.epoch)
         assert (lost.value.current_epoch, lost.value.status) == (successor.epoch, "running")
     assert fleet.get_job(job_id) == before, f"the stale {verb} changed the job"
     assert fleet.runs(job_id) == runs, f"the stale {verb} changed the run records"
@@ -191,3 +194,44 @@ def test_a_lease_ends_once(env: StoreEnv, verb: str, first: str) -> None:
             stale_write(fleet, verb, lease)
     assert fleet.get_job(lease.job_id) == before
     assert fleet.runs(lease.job_id) == runs and fleet.events(lease.job_id) == events
+
+
+@pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in BATCHED])
+def test_a_lease_of_no_job_is_lost(env: StoreEnv, verb: str) -> None:
+    lease = _claimed(env, ttl=600)
+    forged = replace(lease, job_id=lease.job_id + 1000)
+    with pytest.raises(LeaseLost) as lost:
+        stale_write(env.fleet, verb, forged)
+    found = lost.value
+    assert type(found) is LeaseLost
+    assert (found.job_id, found.epoch, found.current_epoch, found.status) == (
+        forged.job_id,
+        lease.epoch,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("verb", ["complete", "renew"])
+def test_a_stale_write_is_lost_even_when_the_successor_is_asked_to_stop(
+    env: StoreEnv, verb: str
+) -> None:
+    stale = _claimed(env)
+    env.expire_lease(stale.job_id)
+    successor = _successor(env.fleet.claim(stale.job_id, worker="successor", ttl=600))
+    assert env.fleet.cancel_job(stale.job_id) is True  # asks the successor to stop
+    with pytest.raises(LeaseLost) as lost:
+        stale_write(env.fleet, verb, stale)
+    assert type(lost.value) is LeaseLost  # the cancel is the successor's to act on
+    assert (lost.value.current_epoch, lost.value.status) == (successor.epoch, "running")
+
+
+@pytest.mark.parametrize("verb", ["complete", "renew"])
+def test_the_holder_of_a_cancelled_job_is_told_which_lease_was_cancelled(
+    env: StoreEnv, verb: str
+) -> None:
+    lease = _claimed(env, ttl=600)
+    assert env.fleet.cancel_job(lease.job_id) is True
+    with pytest.raises(JobCancelled) as cancelled:
+        stale_write(env.fleet, verb, lease)
+    assert (cancelled.value.job_id, cancelled.value.epoch) == (lease.job_id, lease.epoch)

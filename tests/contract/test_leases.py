@@ -21,6 +21,24 @@ def test_renew_extends_the_lease(env: StoreEnv) -> None:
     assert renewed.epoch == lease.epoch and renewed.expires_at > lease.expires_at
 
 
+def test_a_renewed_lease_is_the_same_lease_with_a_new_expiry(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {"cmd": "true"})
+    lease = fleet.claim(job.id, worker="w", ttl=30)
+    assert lease is not None
+    renewed = fleet.renew(lease, ttl=90)
+    assert (renewed.job_id, renewed.epoch, renewed.worker, renewed.attempt, renewed.run_id) == (
+        lease.job_id,
+        lease.epoch,
+        lease.worker,
+        lease.attempt,
+        lease.run_id,
+    )
+    assert renewed.ttl == 90.0 and renewed.expires_at > lease.expires_at
+    assert renewed.job is not None and renewed.job == lease.job  # the job a worker runs
+    fleet.complete(renewed, result="ok")  # the renewed lease still closes the same run
+    assert [(r.id, r.status) for r in fleet.runs(job.id)] == [(lease.run_id, RunStatus.SUCCEEDED)]
+
+
 def test_complete_closes_job_and_run(fleet: Fleet) -> None:
     job = fleet.enqueue("shell", {})
     lease = fleet.claim(job.id, worker="w")

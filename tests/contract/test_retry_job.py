@@ -7,6 +7,7 @@ import pytest
 
 from agentfleet import Fleet, InvalidTransition, Job, JobNotFound, JobStatus
 from tests.conftest import StoreEnv
+from tests.plans.helpers import drain, plan, shell
 
 
 def _snapshot(fleet: Fleet, job_id: int) -> tuple[Job, list[object], list[object]]:
@@ -66,3 +67,56 @@ def test_only_failed_and_cancelled_jobs_are_retried(env: StoreEnv) -> None:
     assert got == sorted([queued.id, failed.id, cancelled.id])
     with pytest.raises(JobNotFound):
         fleet.retry_job(987_654)
+
+
+def test_a_failed_step_of_a_paused_plan_is_rerun_by_resuming_its_plan(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("b", max_attempts=1), mode="supervised"))
+    drain(fleet, fail={"b"})
+    step = fleet.get_plan(p.id).step("b").job_id
+    before = _snapshot(fleet, step)
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.retry_job(step)
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        f"job {step}",
+        "failed",
+        "queued",
+    )
+    assert str(refused.value) == (
+        f"job {step} is a step of plan {p.id}, which is paused: resume the plan to rerun its "
+        f"failed steps (agentfleet plan resume {p.id})"
+    )
+    assert _snapshot(fleet, step) == before
+
+
+def test_retrying_no_job_names_the_id(fleet: Fleet) -> None:
+    with pytest.raises(JobNotFound) as missing:
+        fleet.retry_job(987_654)
+    assert missing.value.job_id == 987_654
+
+
+def test_a_retry_is_recorded_on_the_job(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {}, max_attempts=1)
+    lease = fleet.claim(job.id, worker="w")
+    assert lease is not None
+    fleet.fail(lease, "boom")
+    fleet.retry_job(job.id)
+    last = fleet.events(job.id)[-1]
+    assert (last.job_id, last.kind) == (job.id, "retried")
+
+
+def test_a_retry_is_refused_while_another_live_job_has_its_dedupe_key(fleet: Fleet) -> None:
+    first = fleet.enqueue("shell", {"n": 1}, max_attempts=1, dedupe_key="nightly")
+    lease = fleet.claim(first.id, worker="w")
+    assert lease is not None
+    fleet.fail(lease, "boom")
+    twin = fleet.enqueue("shell", {"n": 2}, dedupe_key="nightly")  # the first is not live
+    assert twin.id != first.id
+    before = _snapshot(fleet, first.id)
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.retry_job(first.id)
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        f"job {first.id} (another live job has its dedupe key)",
+        "failed",
+        "queued",
+    )
+    assert _snapshot(fleet, first.id) == before

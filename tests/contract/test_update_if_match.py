@@ -15,6 +15,8 @@ def test_match_writes_and_bumps_rev(fleet: Fleet) -> None:
     assert result.document is not None and result.document.priority == 7
     stored = fleet.get_job(job.id)
     assert (stored.priority, stored.payload, stored.rev) == (7, {"v": 2}, job.rev + 1)
+    last = fleet.events(job.id)[-1]
+    assert (last.kind, last.data) == ("updated", {"fields": ["payload", "priority"]})
 
 
 def test_stale_rev_is_a_conflict_and_writes_nothing(fleet: Fleet) -> None:
@@ -43,3 +45,19 @@ def test_lifecycle_fields_cannot_be_patched(fleet: Fleet) -> None:
     with pytest.raises(InvalidArgument):
         fleet.update_if_match("widgets", job.id, job.rev, {"priority": 1})
     assert fleet.get_job(job.id).rev == job.rev
+
+
+def test_a_refused_patch_says_what_cannot_be_patched(fleet: Fleet) -> None:
+    job = fleet.enqueue("shell", {})
+    patchable = "['lock', 'max_attempts', 'payload', 'priority', 'queue', 'run_at', 'timeout']"
+    for patch, named in (
+        ({"status": "succeeded", "epoch": 2}, "['epoch', 'status']"),
+        ({}, "nothing"),
+    ):
+        with pytest.raises(InvalidArgument) as refused:
+            fleet.update_if_match("jobs", job.id, job.rev, patch)
+        assert str(refused.value) == f"cannot patch {named}; patchable: {patchable}"
+    with pytest.raises(InvalidArgument) as refused:
+        fleet.update_if_match("widgets", job.id, job.rev, {"priority": 1})
+    assert str(refused.value) == "unknown collection 'widgets'; expected 'jobs'"
+    assert fleet.get_job(job.id) == job

@@ -69,6 +69,27 @@ def test_workers_report_presence_and_holdings(env: StoreEnv) -> None:
     assert workers["beta"].stopped_at > workers["beta"].last_seen
 
 
+def test_a_worker_is_listed_as_it_reported_itself_and_restarts_with_a_new_pid(
+    env: StoreEnv,
+) -> None:
+    fleet = env.fleet
+    fleet.store.worker_seen("alpha", "host-1", 100, ["default"], 4)
+    [first] = fleet.store.list_workers()
+    assert (first.name, first.host, first.pid, first.queues, first.concurrency) == (
+        "alpha",
+        "host-1",
+        100,
+        ("default",),
+        4,
+    )
+    assert first.started_at == first.last_seen  # first seen when it started
+    env.move_past(first.last_seen)
+    fleet.store.worker_seen("alpha", "host-2", 101, ["gpu"], 2)  # the same name, restarted
+    [again] = fleet.store.list_workers()
+    assert (again.host, again.pid, again.queues, again.concurrency) == ("host-2", 101, ("gpu",), 2)
+    assert again.started_at == again.last_seen > first.started_at
+
+
 def test_wait_for_jobs_wakes_on_enqueue_from_another_connection(env: StoreEnv) -> None:
     """PostgreSQL by NOTIFY, SQLite by the file's data_version; memory has no one else.
 
@@ -96,6 +117,8 @@ def test_wait_for_jobs_wakes_on_enqueue_from_another_connection(env: StoreEnv) -
         assert enqueued < PATIENCE * 10, "the waiter never woke"
     thread.join(PATIENCE)
     assert woke == [True] and enqueued >= 1
+    # A waiter that woke can wait again (PostgreSQL may still hold a later enqueue's notice).
+    assert waiter.store.wait_for_jobs(0.05) in (True, False)
 
 
 def test_a_commit_between_two_waits_wakes_the_next_one(env: StoreEnv) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentfleet import Fleet, InvalidTransition, JobStatus, NotResumable, PlanStatus
+from agentfleet import Fleet, InvalidTransition, JobStatus, NotResumable, PlanNotFound, PlanStatus
 from tests.plans.helpers import claim_all, drain, gate, plan, shell
 
 UNSTARTED = (JobStatus.WAITING, JobStatus.QUEUED)
@@ -41,7 +41,7 @@ def test_abandon_gives_up_a_failed_plan_for_good(fleet: Fleet) -> None:
     _no_step_left_to_run(fleet, plan_id)
     with pytest.raises(NotResumable) as refused:
         fleet.resume(plan_id)
-    assert refused.value.status == "abandoned"
+    assert (refused.value.plan_id, refused.value.status) == (plan_id, "abandoned")
     assert plan_id not in fleet.find_resumable_plans()
     assert fleet.abandon_plan(plan_id) is False  # idempotent
     assert fleet.cancel_plan(plan_id) is False
@@ -94,6 +94,7 @@ def test_a_plan_set_completed_by_hand_ends_its_unstarted_steps(fleet: Fleet) -> 
     fleet.update_plan_fields(p.id, expected={"status": "running"}, status="completed")
     ended = fleet.get_plan(p.id)
     assert ended.step("b").status is JobStatus.CANCELLED
+    assert ended.step("b").error == "not run: the plan was set completed"
     for name in ("a", "c"):  # running when it ended: asked to stop
         assert fleet.get_job(leases[name].job_id).cancel_requested
     _no_step_left_to_run(fleet, p.id)
@@ -150,3 +151,50 @@ def test_approve_and_reject_say_in_words_why_they_cannot(fleet: Fleet) -> None:
     with pytest.raises(InvalidTransition, match=f"agentfleet plan resume {broken.id}") as err:
         fleet.approve(broken.id)
     assert "job 'b' failed" in str(err.value) and "cannot go from" not in str(err.value)
+
+
+def test_a_cancel_is_recorded_with_its_reason_and_the_steps_it_stopped(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b"), shell("c", "a")))
+    [running] = fleet.claim_next(worker="w", limit=1)
+    assert running.job is not None and running.job.step == "a"  # claimed in id order
+    ids = {s.name: s.job_id for s in p.jobs}
+    assert fleet.cancel_plan(p.id) is True
+    [ended] = [e.data for e in fleet.events() if e.plan_id == p.id and e.kind == "plan_cancelled"]
+    assert ended == {
+        "reason": "cancelled",
+        "cancelled": sorted([ids["b"], ids["c"]]),
+        "asked_to_stop": [running.job_id],
+    }
+
+
+def test_an_abandon_is_recorded_as_abandoned(fleet: Fleet) -> None:
+    plan_id = _at_gate(fleet)
+    ids = {s.name: s.job_id for s in fleet.get_plan(plan_id).jobs}
+    assert fleet.abandon_plan(plan_id) is True
+    [ended] = [
+        e.data for e in fleet.events() if e.plan_id == plan_id and e.kind == "plan_abandoned"
+    ]
+    assert ended == {
+        "reason": "abandoned",
+        "cancelled": sorted([ids["review"], ids["ship"]]),
+        "asked_to_stop": [],
+    }
+
+
+def test_abandon_of_a_running_plan_names_the_move_it_refused(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    with pytest.raises(InvalidTransition) as refused:
+        fleet.abandon_plan(p.id)
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        f"plan {p.id}",
+        "running",
+        "abandoned",
+    )
+
+
+@pytest.mark.parametrize("verb", ["cancel_plan", "abandon_plan"])
+def test_ending_no_plan_names_the_missing_plan(fleet: Fleet, verb: str) -> None:
+    with pytest.raises(PlanNotFound) as missing:
+        getattr(fleet, verb)(987_654)
+    assert missing.value.plan_id == 987_654
+    assert str(missing.value) == "plan 987654 not found"

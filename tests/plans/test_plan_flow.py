@@ -212,6 +212,32 @@ def test_update_plan_fields_is_scoped_and_guarded(fleet: Fleet) -> None:
     assert updated.pr_url == "https://example.invalid/pr/1" and updated.rev == p.rev + 1
     with pytest.raises(PlanConflict):
         fleet.update_plan_fields(p.id, expected={"rev": p.rev}, pr_url="stale")
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition) as refused:
         fleet.update_plan_fields(p.id, status="pending")
+    assert (refused.value.what, refused.value.current, refused.value.wanted) == (
+        "plan",
+        "running",
+        "pending",
+    )
     assert fleet.get_plan(p.id).pr_url == "https://example.invalid/pr/1"
+
+
+def test_a_plan_has_no_step_by_another_name(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a")))
+    assert p.step("a").name == "a"
+    with pytest.raises(KeyError) as missing:
+        p.step("nope")
+    assert missing.value.args == ("nope",)
+
+
+def test_plans_are_listed_newest_first_by_status_and_page(fleet: Fleet) -> None:
+    done = fleet.submit_plan(plan(shell("a")))
+    drain(fleet)
+    first = fleet.submit_plan(plan(shell("b")))
+    second = fleet.submit_plan(plan(shell("c")))
+    assert [p.id for p in fleet.list_plans()] == [second.id, first.id, done.id]
+    assert [p.id for p in fleet.list_plans(status="running")] == [second.id, first.id]
+    assert [p.id for p in fleet.list_plans(status=PlanStatus.COMPLETED)] == [done.id]
+    assert [p.id for p in fleet.list_plans(limit=1, offset=1)] == [first.id]
+    [listed] = fleet.list_plans(status="completed")
+    assert listed == fleet.get_plan(done.id)

@@ -63,6 +63,7 @@ def test_plan_file_with_inline_and_file_jobs(tmp_path: Path, fleet: Fleet) -> No
         ),
         ("name: x\njobs:\n  - name: a\n    file: missing.md\n", "missing.md"),
         ("name: [unclosed\n", "bad YAML"),
+        ("name: x\nzzz: 1\njobs: []\n", "unknown field 'zzz'$"),
     ],
 )
 def test_bad_plan_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -70,6 +71,19 @@ def test_bad_plan_files_name_the_problem(tmp_path: Path, text: str, message: str
     path.write_text(text)
     with pytest.raises(InvalidArgument, match=message):
         load_plan_file(path)
+
+
+def test_an_unreadable_plan_file_says_why(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match=r"^cannot read plan file .*: No such file"):
+        load_plan_file(tmp_path / "missing.yaml")
+
+
+def test_a_plan_file_may_use_only_the_engines_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: x\njobs:\n  - name: a\n    engine: claude\n    prompt: hi\n")
+    assert [s.job.engine for s in load_plan_file(path).steps] == ["claude"]
+    with pytest.raises(InvalidArgument, match="unknown engine 'claude'"):
+        load_plan_file(path, known_engines=["shell"])
 
 
 def test_transition_table() -> None:

@@ -112,6 +112,8 @@ def test_a_plan_that_cannot_move_is_failed_as_orphaned_and_can_be_resumed(
     repairs = fleet.reconcile()
     assert repairs is not None
     assert [(r.kind, r.reason, r.plan_id) for r in repairs] == [("plan_failed", "orphaned", p.id)]
+    logged = [e.data for e in fleet.events() if e.plan_id == p.id and e.kind == "repair"]
+    assert logged == [{"reason": "orphaned"}]
     failed = fleet.get_plan(p.id)
     assert (failed.status, failed.checkpoint_context) == (PlanStatus.FAILED, {"kind": "orphaned"})
     assert fleet.resume(p.id).status is PlanStatus.RUNNING

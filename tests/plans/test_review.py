@@ -44,3 +44,26 @@ def test_tail_keeps_the_last_lines_and_characters() -> None:
     assert tail("a\nb\nc\n", lines=2) == "b\nc"
     assert tail("x" * 50, chars=10) == "x" * 10
     assert tail(None) == ""
+
+
+def test_a_stopped_step_that_never_ran_is_shown_with_empty_tails(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    b = p.step("b").job_id
+    assert fleet.cancel_job(b) is True  # b never ran: it has no run, so no output
+    [item] = what_to_review(fleet, fleet.get_plan(p.id))
+    assert (item.step, item.job_id, item.status) == ("b", b, "cancelled")
+    assert (item.stdout_tail, item.stderr_tail) == ("", "")
+
+
+def test_a_plan_cancelled_at_an_error_stop_has_nothing_to_review(fleet: Fleet) -> None:
+    p = fleet.submit_plan(plan(shell("build", max_attempts=1), mode="supervised"))
+    [lease] = fleet.claim_next(worker="w")
+    fleet.fail(lease, "broke", retry=False)
+    assert fleet.get_plan(p.id).checkpoint == "on_error"
+    assert fleet.cancel_plan(p.id) is True
+    assert what_to_review(fleet, fleet.get_plan(p.id)) == []
+
+
+def test_tail_keeps_the_ends_of_the_last_lines_and_drops_only_trailing_newlines() -> None:
+    assert tail("one\ntwo  \n\n", lines=1) == "two  "
+    assert tail("one\nrun XX\n\n\n", lines=2) == "one\nrun XX"
