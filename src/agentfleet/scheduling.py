@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from agentfleet import validate
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
-from agentfleet.jobfile import JobSpec, parse_job_text
+from agentfleet.jobfile import parse_job_text
 from agentfleet.models import NewJob
-from agentfleet.plans.planfile import parse_plan, parse_plan_text
+from agentfleet.plans.model import PlanSpec
+from agentfleet.plans.planfile import new_job_of, parse_plan, parse_plan_text
 from agentfleet.schedules import (
     CATCH_UP,
     ENDED,
@@ -30,7 +31,6 @@ from agentfleet.schedules import (
 )
 from agentfleet.store import schedules as rows
 from agentfleet.store.dialect import Row, Tx
-from agentfleet.workspaces.submit import with_workspace
 
 if TYPE_CHECKING:
     from agentfleet.fleet import Fleet
@@ -137,11 +137,11 @@ class Schedules:
 
     def _fire(self, schedule: Schedule, now: datetime) -> Fired | None:
         runs, next_at, outcome = plan_slot(schedule, now)
-        work: NewJob | object | None = None
+        work: NewJob | PlanSpec | None = None
         if runs:
             try:
                 work = self._build(schedule.kind, schedule.text, schedule.source,
-                                   list(schedule.engines), locate=True)  # fmt: skip
+                                   list(schedule.engines))  # fmt: skip
             except (InvalidArgument, OSError) as exc:
                 runs, outcome = False, f"not run: {exc}"
         with self.dialect.tx() as tx:
@@ -155,8 +155,8 @@ class Schedules:
             if runs and isinstance(work, NewJob):
                 job_id = self.fleet.store.enqueue_in(tx, work).id
                 outcome = f"started job {job_id}"
-            elif runs and work is not None:
-                plan_id = self.fleet.plans.submit_in(tx, work).id  # type: ignore[arg-type]
+            elif runs and isinstance(work, PlanSpec):
+                plan_id = self.fleet.plans.submit_in(tx, work).id
                 outcome = f"started plan {plan_id}"
             if job_id is not None or plan_id is not None:
                 rows.fired(tx, schedule.id, job_id, plan_id, outcome)
@@ -164,23 +164,19 @@ class Schedules:
         return Fired(schedule.name, schedule.next_at, outcome, job_id, plan_id)
 
     def _build(
-        self, kind: str, text: str, source: str | None, engines: list[str], locate: bool = False
-    ) -> NewJob | object:
-        """The slot's work from the file's text: a NewJob, or a PlanSpec."""
+        self, kind: str, text: str, source: str | None, engines: list[str]
+    ) -> NewJob | PlanSpec:
+        """The slot's work from the file's text, checked as `submit` checks it: a job (a
+        worktree job branches from its repository's HEAD now), or a plan."""
         known = frozenset(engines) | BUILTIN_ENGINES
         folder = Path(source).parent if source else Path.cwd()
         if kind == "plan":
             return parse_plan(parse_plan_text(text, source or "<plan>"), folder,
                               source or "<plan>", known)  # fmt: skip
-        spec: JobSpec = parse_job_text(text, source, known, base_dir=folder)
-        payload = dict(spec.payload)
-        if spec.labels and "labels" not in payload:
-            payload["labels"] = list(spec.labels)
-        if locate:  # a worktree job branches from its repository's HEAD at the slot
-            payload = with_workspace(payload)
-        return NewJob(
-            engine=spec.engine, payload=payload, queue=spec.queue, priority=spec.priority,
-            lock=spec.lock, max_attempts=spec.max_attempts, timeout=spec.timeout,
+        job = new_job_of(parse_job_text(text, source, known, base_dir=folder))
+        return self.fleet.new_job(
+            job.engine, job.payload, queue=job.queue, priority=job.priority, lock=job.lock,
+            max_attempts=job.max_attempts, timeout=job.timeout,
         )  # fmt: skip
 
 

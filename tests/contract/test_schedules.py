@@ -176,6 +176,9 @@ def test_a_bad_file_or_a_taken_name_is_refused(env: StoreEnv, tmp_path: Path) ->
     broken = _file(tmp_path, "broken.md", "---\nengine: nope\n---\nhi\n")
     with pytest.raises(InvalidArgument, match="engine"):
         fleet.add_schedule("triage", "* * * * *", broken)
+    gate = _file(tmp_path, "gate.md", "---\nengine: approval\n---\nok?\n")
+    with pytest.raises(InvalidArgument, match="approval gate only exists inside a plan"):
+        fleet.add_schedule("triage", "* * * * *", gate)  # checked as submit checks jobs
     fleet.add_schedule("triage", "* * * * *", _file(tmp_path))
     with pytest.raises(InvalidArgument, match="a schedule named 'triage' exists"):
         fleet.add_schedule("triage", "0 * * * *", _file(tmp_path))

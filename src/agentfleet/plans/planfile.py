@@ -70,7 +70,8 @@ def _job_from_inline(
     )
 
 
-def _new_job(spec: JobSpec) -> NewJob:
+def new_job_of(spec: JobSpec) -> NewJob:
+    """The job a parsed job file asks for (its labels kept in the payload)."""
     payload = dict(spec.payload)
     if spec.labels and "labels" not in payload:
         payload["labels"] = list(spec.labels)
@@ -168,7 +169,7 @@ def _step(
     )
     return StepSpec(
         name=name,
-        job=_new_job(spec),
+        job=new_job_of(spec),
         depends_on=depends,
         on_reject=on_reject,
         max_rejections=max_rejections,
