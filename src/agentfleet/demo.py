@@ -28,11 +28,12 @@ from rich.markup import escape
 from rich.table import Table
 
 import agentfleet
+from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.demo_train import run_train_demo
 from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.errors import LeaseLost
 from agentfleet.fleet import Fleet
-from agentfleet.models import Event, Job, Lease
+from agentfleet.models import Event, Job, Lease, Run
 from agentfleet.styles import status_text
 
 __all__ = ["run_demo"]
@@ -123,6 +124,12 @@ class _Demo:
             for name in REPOS:
                 prompt, sleep = TASKS[name][index]
                 long = name == "api" and index == 0
+                env = {
+                    "AGENTFLEET_FAKE_AGENT_SLEEP": sleep,
+                    "AGENTFLEET_FAKE_AGENT_SESSIONS": str(self.root / "sessions"),
+                }
+                if name == "docs" and index == 1:
+                    env["AGENTFLEET_FAKE_AGENT_FAIL"] = "fresh"  # its retry resumes the session
                 job = fleet.enqueue(
                     "claude",
                     {
@@ -130,7 +137,7 @@ class _Demo:
                         "cwd": str(self.root / "repos" / name),
                         "yolo": True,
                         "labels": ["demo", name],
-                        "env": {"AGENTFLEET_FAKE_AGENT_SLEEP": sleep},
+                        "env": env,
                     },
                     lock=f"repo-{name}",
                     priority=10 if long else 0,
@@ -260,7 +267,8 @@ class _Demo:
 
     def summary(self, fleet: Fleet, took: float) -> None:
         table = Table(title="summary", title_justify="left", header_style="bold")
-        for column in ("job", "repo", "status", "attempts", "runs (worker: outcome)", "took"):
+        columns = ("job", "repo", "status", "attempts", "runs (worker: outcome)", "took", "spent")
+        for column in columns:
             table.add_column(column)
         ran: Counter[str] = Counter()
         for job in sorted(fleet.list_jobs(), key=lambda j: j.id):
@@ -276,8 +284,9 @@ class _Demo:
                 self.state.repo_of.get(job.id, "?"),
                 status_text(job.status.value),
                 str(job.attempts),
-                ", ".join(f"{r.worker}: {r.status.value}" for r in runs),
+                ", ".join(f"{r.worker}: {_run_outcome(r)}" for r in runs),
                 f"{took_s:.1f}s",
+                format_usage(Usage.of_runs(runs)),
             )
         self.console.print(table)
         who = Table(title="who ran what", title_justify="left", header_style="bold")
@@ -296,6 +305,12 @@ class _Demo:
             listing = ", ".join(f"{n}: {c - 1} agent commit(s)" for n, c in commits.items())
             self.console.print(f"git repositories: {listing}", highlight=False)
         self.console.print(f"total time: {took:.1f}s", highlight=False)
+
+
+def _run_outcome(run: Run) -> str:
+    """A run's status, and whether it resumed the session of the attempt before."""
+    resumed = run.agent is not None and run.agent.get("resumed_session")
+    return f"{run.status.value} (resumed its session)" if resumed else run.status.value
 
 
 def _event_line(event: Event) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agentfleet.agents.resume import Resume
 from agentfleet.agents.run import AgentRun
 from agentfleet.connect import sqlite_path
 from agentfleet.engines import (
@@ -193,9 +194,18 @@ def _shell(
 
 
 def _agent(
-    job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None], inputs: str | None
+    job: Job,
+    lease: Lease,
+    ctx: RunContext,
+    on_exit: Callable[[], None],
+    inputs: str | None,
+    resume: Resume | None = None,
 ) -> ProcessRun:
-    command = build_agent_command(job.engine, job.payload, ctx.engines)
+    session = None if resume is None else resume.session_id
+    prompt = None if resume is None else resume.prompt
+    command = build_agent_command(
+        job.engine, job.payload, ctx.engines, session=session, resume_prompt=prompt
+    )
     env = command.full_env(inherited_env(job.payload))
     env.update(job_env(lease, ctx, inputs))
     cwd = _cwd({"cwd": command.cwd}) if command.cwd is not None else None
@@ -208,6 +218,7 @@ def _agent(
         env=env,
         limit=ctx.output_limit,
         on_exit=on_exit,
+        resume=resume,
     )
 
 
@@ -226,9 +237,11 @@ def build_execution(
     ctx: RunContext,
     on_exit: Callable[[], None],
     inputs: str | None = None,
+    resume: Resume | None = None,
 ) -> Execution:
     """The execution for one claimed job (not started); InvalidArgument when it cannot run.
-    `inputs` is the path of the file holding a plan step's inputs."""
+    `inputs` is the path of the file holding a plan step's inputs; `resume` says whether a
+    retried agent continues its earlier session (see agents/resume.py)."""
     if job.engine in NOT_RUN_BY_WORKERS:
         raise InvalidArgument(f"engine {job.engine!r} is resolved by people, not by workers")
     if job.engine == "python":
@@ -237,10 +250,10 @@ def build_execution(
         return _train(job, lease, ctx, on_exit)
     spec = WorkspaceSpec.of(job.payload, ctx.clones)
     if spec is not None:
-        return _in_worktree(spec, job, lease, ctx, on_exit, inputs)
+        return _in_worktree(spec, job, lease, ctx, on_exit, inputs, resume)
     if job.engine == "shell":
         return _shell(job, lease, ctx, on_exit, inputs)
-    return _agent(job, lease, ctx, on_exit, inputs)
+    return _agent(job, lease, ctx, on_exit, inputs, resume)
 
 
 def _train(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> TrainRun:
@@ -265,13 +278,16 @@ def _in_worktree(
     ctx: RunContext,
     on_exit: Callable[[], None],
     inputs: str | None,
+    resume: Resume | None,
 ) -> Execution:
     """The job's own execution, started in a worktree of its own once that is ready."""
     setup = WorktreeSetup.of(job.payload.get("worktree_setup"))
-    run = _shell if job.engine == "shell" else _agent
 
     def build(cwd: str, done: Callable[[], None]) -> Execution:
-        return run(replace(job, payload={**job.payload, "cwd": cwd}), lease, ctx, done, inputs)
+        moved = replace(job, payload={**job.payload, "cwd": cwd})
+        if job.engine == "shell":
+            return _shell(moved, lease, ctx, done, inputs)
+        return _agent(moved, lease, ctx, done, inputs, resume)
 
     env = {**inherited_env(job.payload), **_env(job.payload), **job_env(lease, ctx, inputs)}
     return WorkspaceRun(

@@ -59,7 +59,7 @@ __all__ = [
     "resolve_executable",
 ]
 
-PLACEHOLDERS = frozenset({"prompt", "model", "cwd"})
+PLACEHOLDERS = frozenset({"prompt", "model", "cwd", "session"})
 YOLO_MARKER = "{yolo_flags}"
 NON_AGENT_ENGINES = frozenset({"python", "shell", "approval"})
 # How long an agent job may run when the job sets no timeout: an agent waiting on a prompt
@@ -88,16 +88,30 @@ class EngineSpec:
     no_yolo_flags: tuple[str, ...] = ()
     yolo_env: Mapping[str, str] = field(default_factory=dict)
     output: str = "text"
+    # The template that continues an earlier run's session ({session}); None: cannot resume.
+    resume_argv: tuple[TemplateItem, ...] | None = None
 
     def render(
-        self, prompt: str, *, model: str | None = None, cwd: str | None = None, yolo: bool = False
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        cwd: str | None = None,
+        yolo: bool = False,
+        session: str | None = None,
     ) -> list[str]:
-        """Fill the template; items whose placeholders have no value are dropped."""
-        values = {"prompt": prompt, "model": model, "cwd": cwd}
+        """Fill the template (the resume template when given a session); items whose
+        placeholders have no value are dropped."""
+        values = {"prompt": prompt, "model": model, "cwd": cwd, "session": session}
         flags = self.yolo_flags if yolo else self.no_yolo_flags
+        template = self.argv
+        if session is not None:
+            if self.resume_argv is None:
+                raise InvalidArgument(f"engine {self.name!r} cannot resume a session")
+            template = self.resume_argv
         argv: list[str] = []
         placed = False
-        for item in self.argv:
+        for item in template:
             if item == YOLO_MARKER:
                 placed = True
                 argv.extend(flags)
@@ -164,6 +178,19 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
             "As root it refuses to skip permissions unless IS_SANDBOX=1, which yolo sets.",
             yolo_env={"IS_SANDBOX": "1"},
             output="claude",
+            resume_argv=(
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--resume",
+                "{session}",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
         ),
         EngineSpec(
             "codex",
@@ -181,6 +208,18 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
             "Codex exec, also outside a git repository; without yolo it keeps Codex's default "
             "sandbox (read-only).",
             output="codex",
+            resume_argv=(
+                "codex",
+                "exec",
+                "resume",
+                "--json",
+                "--skip-git-repo-check",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{session}",
+                "{prompt}",
+            ),
         ),
         EngineSpec(
             "gemini",
@@ -197,6 +236,17 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
             "Gemini CLI headless mode; --skip-trust trusts the job's folder for the session "
             "(else it ignores --yolo there); --yolo auto-approves every tool call.",
             output="gemini",
+            resume_argv=(
+                "gemini",
+                "--skip-trust",
+                "--output-format",
+                "stream-json",
+                "--resume",
+                "{session}",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--prompt={prompt}",
+            ),
         ),
         EngineSpec(
             "aider",
@@ -233,6 +283,18 @@ AGENT_ENGINES: Mapping[str, EngineSpec] = {
             "asks about, and its default config allows every tool but leaving the project "
             "folder and reading .env files: yolo: false restricts next to nothing.",
             output="opencode",
+            resume_argv=(
+                "opencode",
+                "run",
+                "--format",
+                "json",
+                "--session",
+                "{session}",
+                ("--model", "{model}"),
+                YOLO_MARKER,
+                "--",
+                "{prompt}",
+            ),
         ),
         EngineSpec(
             "devin",
@@ -292,9 +354,15 @@ def _payload_env(payload: Mapping[str, Any], engine: str) -> dict[str, str]:
 
 
 def build_agent_command(
-    engine: str, payload: Mapping[str, Any], config: EngineConfig | None = None
+    engine: str,
+    payload: Mapping[str, Any],
+    config: EngineConfig | None = None,
+    *,
+    session: str | None = None,
+    resume_prompt: str | None = None,
 ) -> AgentCommand:
-    """Build the argv, working directory and extra environment for one agent job."""
+    """Build the argv, working directory and extra environment for one agent job; with
+    ``session``, the command that resumes it, sending ``resume_prompt`` (else the job's)."""
     config = config or EngineConfig()
     spec = config.spec(engine)
     if spec is None:
@@ -314,7 +382,10 @@ def build_agent_command(
     model = _payload_str(payload, "model", engine)
     cwd = _payload_str(payload, "cwd", engine)
     validate.prompt(prompt, f"engine {engine!r}: the prompt")  # would fail to start
-    argv = spec.render(prompt, model=model or None, cwd=cwd, yolo=yolo)
+    if session is not None and resume_prompt is not None:
+        validate.prompt(resume_prompt, f"engine {engine!r}: the resume prompt")
+        prompt = resume_prompt
+    argv = spec.render(prompt, model=model or None, cwd=cwd, yolo=yolo, session=session)
     env = {**spec.env(yolo=yolo), **_payload_env(payload, engine)}
     return AgentCommand(argv=argv, cwd=cwd, env=env, output=spec.output)
 
@@ -384,7 +455,15 @@ def engine_table(
 
 # -- TOML configuration -------------------------------------------------------------------
 
-_ENGINE_KEYS = ("argv", "yolo_flags", "no_yolo_flags", "yolo_env", "output", "description")
+_ENGINE_KEYS = (
+    "argv",
+    "resume_argv",
+    "yolo_flags",
+    "no_yolo_flags",
+    "yolo_env",
+    "output",
+    "description",
+)
 
 
 def _check_template_string(text: object, where: str) -> str:
@@ -406,12 +485,12 @@ def _check_template_string(text: object, where: str) -> str:
     return text
 
 
-def _check_argv(raw: object, where: str) -> tuple[TemplateItem, ...]:
+def _check_argv(raw: object, where: str, key: str = "argv") -> tuple[TemplateItem, ...]:
     if not isinstance(raw, list) or not raw:
-        raise InvalidArgument(f"{where}.argv must be a non-empty array")
+        raise InvalidArgument(f"{where}.{key} must be a non-empty array")
     items: list[TemplateItem] = []
     for index, item in enumerate(raw):
-        at = f"{where}.argv[{index}]"
+        at = f"{where}.{key}[{index}]"
         if isinstance(item, list):
             if not item:
                 raise InvalidArgument(f"{at} is an empty group")
@@ -424,12 +503,14 @@ def _check_argv(raw: object, where: str) -> tuple[TemplateItem, ...]:
             items.append(_check_template_string(item, at))
     first = items[0]
     if not isinstance(first, str) or _placeholders(first) or first == YOLO_MARKER:
-        raise InvalidArgument(f"{where}.argv[0] must be the program name, without placeholders")
+        raise InvalidArgument(f"{where}.{key}[0] must be the program name, without placeholders")
     if items.count(YOLO_MARKER) > 1:
-        raise InvalidArgument(f"{where}.argv has {YOLO_MARKER} more than once")
+        raise InvalidArgument(f"{where}.{key} has {YOLO_MARKER} more than once")
     parts = [p for it in items for p in ((it,) if isinstance(it, str) else it)]
     if not any("prompt" in _placeholders(p) for p in parts):
-        raise InvalidArgument(f"{where}.argv never uses {{prompt}}, so the job's prompt is lost")
+        raise InvalidArgument(f"{where}.{key} never uses {{prompt}}, so the job's prompt is lost")
+    if key == "resume_argv" and not any("session" in _placeholders(p) for p in parts):
+        raise InvalidArgument(f"{where}.{key} never uses {{session}}: it cannot resume one")
     return tuple(items)
 
 
@@ -465,7 +546,9 @@ def _check_engine(name: str, raw: object, source: str) -> EngineSpec:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidArgument(f"{where}.description must be a string")
-    return EngineSpec(name, argv, yolo, description, no_yolo, yolo_env, output)
+    resume = raw.get("resume_argv")
+    resume_argv = None if resume is None else _check_argv(resume, where, "resume_argv")
+    return EngineSpec(name, argv, yolo, description, no_yolo, yolo_env, output, resume_argv)
 
 
 def _check_flags(raw: object, where: str) -> tuple[str, ...]:

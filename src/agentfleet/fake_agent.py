@@ -26,7 +26,13 @@ knobs:
 * ``AGENTFLEET_FAKE_AGENT_FAIL=auth``: fail as the real CLI does when it is not logged in
   (its message, its exit code: aider's is 0); ``=no-model`` (aider): offer a browser login
   and wait for it, as aider does with no model and no key;
-* ``AGENTFLEET_FAKE_AGENT_AS``: the CLI to play, when the command line does not tell.
+* ``AGENTFLEET_FAKE_AGENT_FAIL=fresh``: fail a new session (after its first event, exit 1,
+  a retryable error) and carry on normally in a resumed one: a retry that resumes;
+* ``AGENTFLEET_FAKE_AGENT_AS``: the CLI to play, when the command line does not tell;
+* ``AGENTFLEET_FAKE_AGENT_SESSIONS``: where its sessions are kept (see
+  :mod:`agentfleet.agents.standin_sessions`). Each CLI's resume flag (``--resume ID``,
+  ``exec resume ... ID PROMPT``, ``--session ID``) continues a session started in the same
+  folder, or fails with that CLI's own message.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentfleet.agents import standin_sessions
 from agentfleet.agents.standins import NOT_LOGGED_IN, Speaker, speaker_for
 from agentfleet.durations import parse_duration
 from agentfleet.errors import InvalidArgument
@@ -87,6 +94,7 @@ _VALUE_FLAGS = frozenset(
 )
 _YOLO_MODES = frozenset({"bypass", "dangerous", "yolo", "danger-full-access"})
 _SUBCOMMANDS = frozenset({"exec", "run"})
+_RESUME_FLAGS = frozenset({"--resume", "-r", "--session", "-s"})
 _WRITE = re.compile(r"\bwrite[ \t]+(\S+?):[ \t]*(.*)")
 
 
@@ -102,6 +110,8 @@ class Invocation:
     subcommand: str | None = None  # exec (Codex) or run (opencode)
     options: dict[str, str] = field(default_factory=dict)  # --output-format and the like
     flags: set[str] = field(default_factory=set)  # every option given, values aside
+    resume: str | None = None  # the session to continue
+    codex_resume: bool = False  # `codex exec resume ... SESSION PROMPT`
 
     @property
     def persona(self) -> str:
@@ -158,6 +168,11 @@ def parse_args(argv: Sequence[str]) -> Invocation:
                 inv.model = inline
             elif nxt is not None:
                 inv.model, i = nxt, i + 1
+        elif name in _RESUME_FLAGS:
+            if has_value:
+                inv.resume = inline
+            elif nxt is not None:
+                inv.resume, i = nxt, i + 1
         elif name in _YOLO_FLAGS:
             inv.yolo = True
         elif name in _VALUE_FLAGS:
@@ -170,8 +185,12 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         elif not words and token in _SUBCOMMANDS and inv.prompt is None:
             inv.subcommand = inv.subcommand or token
             continue
+        elif not words and token == "resume" and inv.subcommand == "exec":
+            inv.codex_resume = True
         else:
             words.append(token)
+    if inv.codex_resume and words:
+        inv.resume, words = words[0], words[1:]
     if inv.prompt is None and words:
         inv.prompt = " ".join(words)
     return inv
@@ -340,8 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = os.environ.get(ENV_FAIL, "").strip()
         if persona not in PERSONAS:
             raise InvalidArgument(f"{ENV_AS} must be one of {', '.join(PERSONAS)}")
-        if failure not in ("", "auth", "no-model"):
-            raise InvalidArgument(f"{ENV_FAIL} must be 'auth' or 'no-model', not {failure!r}")
+        if failure not in ("", "auth", "no-model", "fresh"):
+            raise InvalidArgument(
+                f"{ENV_FAIL} must be 'auth', 'no-model' or 'fresh', not {failure!r}"
+            )
     except InvalidArgument as exc:
         speaker.note(str(exc))
         return USAGE_ERROR
@@ -354,9 +375,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = NOT_LOGGED_IN[persona]
         print(message, file=sys.stderr, flush=True)
         return code
+    resumed = None
+    if inv.resume is not None:
+        resumed = standin_sessions.find(inv.resume, str(root))
+        if resumed is None:
+            message, code = standin_sessions.NOT_FOUND.get(
+                persona, standin_sessions.NOT_FOUND["text"]
+            )
+            print(message.format(id=inv.resume), file=sys.stderr, flush=True)
+            return code
+        speaker.session_id = inv.resume
+    count = 0 if resumed is None else int(resumed.get("resumed", 0)) + 1
+    standin_sessions.save(speaker.session_id, str(root), persona, count)
     speaker.note(f"starting (model={inv.model or 'default'}, yolo={str(inv.yolo).lower()})")
+    if resumed is not None:
+        speaker.note(f"resuming session {inv.resume}")
     speaker.start()
     time.sleep(pause)
+    if failure == "fresh" and resumed is None:
+        speaker.fail("the model API timed out (a new session failed on purpose)")
+        return 1
     if failure == "auth":
         message, code = NOT_LOGGED_IN[persona]
         speaker.fail(message)

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from agentfleet import validate
+from agentfleet.agents.usage import Usage
 from agentfleet.connect import open_store
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument
@@ -124,6 +125,7 @@ class Fleet:
             )
         checked_payload = validate.json_document({} if payload is None else payload, "payload")
         validate.prompt(checked_payload.get("prompt"), "payload 'prompt'")
+        validate.payload_limits(checked_payload)
         checked_payload = with_workspace(checked_payload)
         return NewJob(
             engine=validate.name(engine, "engine"),
@@ -525,6 +527,31 @@ class Fleet:
     def runs(self, job_id: int) -> list[Run]:
         return self.store.runs(validate.integer(job_id, "job_id"))
 
+    def usage(
+        self,
+        *,
+        job_id: int | None = None,
+        plan_id: int | None = None,
+        except_run: int | None = None,
+    ) -> Usage:
+        """What the agents of one job's runs (or of all of a plan's runs) reported spending;
+        ``except_run`` leaves one run out (a running one counting its own figures)."""
+        if (job_id is None) == (plan_id is None):
+            raise InvalidArgument("usage needs exactly one of job_id and plan_id")
+        if job_id is not None:
+            validate.integer(job_id, "job_id")
+        if plan_id is not None:
+            validate.integer(plan_id, "plan_id")
+        agents = self.store.run_agents(job_id=job_id, plan_id=plan_id)
+        return Usage.total(agent for run, _, agent in agents if run != except_run)
+
+    def plan_usage(self, plan_id: int) -> dict[int, Usage]:
+        """What each of a plan's jobs spent, by job id (jobs that reported nothing left out)."""
+        found: dict[int, Usage] = {}
+        for _, job, agent in self.store.run_agents(plan_id=validate.integer(plan_id, "plan_id")):
+            found[job] = found.get(job, Usage()) + Usage.of_agent(agent)
+        return found
+
     def events(
         self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[Event]:
@@ -546,7 +573,7 @@ class Fleet:
             raise InvalidArgument("patch fields must be named by strings")
         checked: dict[str, Any] = dict(patch)
         if "payload" in checked:
-            validate.json_document(checked["payload"], "payload")
+            validate.payload_limits(validate.json_document(checked["payload"], "payload"))
         if "priority" in checked:
             validate.int32(checked["priority"], "priority")
         if "max_attempts" in checked:
@@ -817,6 +844,9 @@ def _output(output: object) -> RunOutput | None:
         exit_code=validate.optional_int32(output.exit_code, "output.exit_code"),
         stdout=validate.optional_text(output.stdout, "output.stdout"),
         stderr=validate.optional_text(output.stderr, "output.stderr"),
+        agent=None
+        if output.agent is None
+        else validate.json_document(output.agent, "output.agent"),
     )
 
 

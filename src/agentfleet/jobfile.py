@@ -45,8 +45,8 @@ __all__ = [
 
 _COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
 _WORKSPACE = ("workspace", "base", "worktree_setup", "touch", "remote")
-_AGENT = ("cwd", "yolo", "model", "env", "db_access", *_WORKSPACE)
-_SHELL = ("cwd", "env", "cmd", "db_access", *_WORKSPACE)
+_AGENT = ("cwd", "yolo", "model", "env", "db_access", "idle_timeout", "budget_usd", *_WORKSPACE)
+_SHELL = ("cwd", "env", "cmd", "db_access", "idle_timeout", *_WORKSPACE)
 _PYTHON = ("func", "args", "kwargs")
 FIELDS: tuple[str, ...] = tuple(dict.fromkeys(_COMMON + _AGENT + _SHELL + _PYTHON))
 _FUNC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -203,6 +203,19 @@ class _Checker:
             return None
         return self._store_rule(field, validate.positive_seconds, seconds)
 
+    def idle_timeout(self, data: Mapping[str, Any]) -> float | None:
+        """A duration, or `off` (0 in the payload: never stopped for silence)."""
+        value = data.get("idle_timeout")
+        if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+            return 0.0
+        return self.duration(data, "idle_timeout")
+
+    def budget(self, data: Mapping[str, Any]) -> float | None:
+        value = data.get("budget_usd")
+        if value is None:
+            return None
+        return self._store_rule("budget_usd", validate.budget_usd, value)
+
     def _store_rule(self, field: str, rule: Callable[[Any, str], _T], value: _T) -> _T | None:
         """Apply the store's own check too, so a file that parses here also enqueues."""
         try:
@@ -275,7 +288,8 @@ def _owner(field: str) -> str:
         return "engine 'python'"
     if field == "cmd":
         return "engine 'shell'"
-    return "agent engines" if field in ("yolo", "model") else "agent engines and 'shell'"
+    agent_only = ("yolo", "model", "budget_usd")
+    return "agent engines" if field in agent_only else "agent engines and 'shell'"
 
 
 def _cmd(check: _Checker, data: Mapping[str, Any]) -> str | list[str] | None:
@@ -322,6 +336,8 @@ def _fields(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
         "lock": check.text(data, "lock"),
         "max_attempts": check.integer(data, "max_attempts", DEFAULT_MAX_ATTEMPTS, 1),
         "timeout": check.duration(data, "timeout"),
+        "idle_timeout": check.idle_timeout(data),
+        "budget_usd": check.budget(data),
         "labels": check.string_list(data, "labels"),
         "cwd": check.text(data, "cwd"),
         "yolo": check.boolean(data, "yolo"),
@@ -386,6 +402,7 @@ def _payload(
             "cwd": v["cwd"],
             "env": v["env"],
             "db_access": v["db_access"] or None,
+            "idle_timeout": v["idle_timeout"],
             **_workspace_fields(v),
         }
     elif engine == "approval":
@@ -402,6 +419,8 @@ def _payload(
             "env": v["env"],
             "labels": v["labels"],
             "db_access": v["db_access"] or None,  # kept only when the job opts in
+            "idle_timeout": v["idle_timeout"],
+            "budget_usd": v["budget_usd"],
             **_workspace_fields(v),
         }
     return {key: value for key, value in payload.items() if value is not None}

@@ -130,6 +130,7 @@ class Run:
     stderr: str | None
     host: str | None = None  # where its processes ran, once started
     pgid: int | None = None  # their process group on that host
+    agent: dict[str, Any] | None = None  # what an agent CLI said of the run (see agents/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class RunOutput:
     exit_code: int | None = None
     stdout: str | None = None
     stderr: str | None = None
+    agent: dict[str, Any] | None = None  # the agent's summary so far: session, cost, tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
+from agentfleet.agents.usage import Usage
 from agentfleet.models import Event, Job, JobStatus, Run, WorkerInfo
 from agentfleet.plans.model import Plan, PlanStep
 from agentfleet.schedules import Schedule
@@ -147,6 +148,7 @@ def run_dict(run: Run, number: int, *, output: bool = False) -> dict[str, Any]:
         "exit_code": run.exit_code,
         "host": run.host,
         "pgid": run.pgid,
+        "agent": run.agent,
     }
     if output:
         data["stdout"] = run.stdout
@@ -240,8 +242,19 @@ def _plan_step_dict(s: PlanStep) -> dict[str, Any]:
     }
 
 
-def plan_dict(plan: Plan) -> dict[str, Any]:
+def plan_usage_dict(plan: Plan, usage: Mapping[int, Usage]) -> dict[str, Any]:
+    """What a plan's agents spent: in all, and per step (by name)."""
+    total = sum(usage.values(), Usage())
     return {
+        "total": total.as_dict(),
+        "budget_usd": plan.budget_usd,
+        "steps": {s.name: usage[s.job_id].as_dict() for s in plan.jobs if s.job_id in usage},
+    }
+
+
+def plan_dict(plan: Plan, usage: Mapping[int, Usage] | None = None) -> dict[str, Any]:
+    """A plan; with ``usage`` (``Fleet.plan_usage``), what its agents spent too."""
+    found = {
         "id": plan.id,
         "name": plan.name,
         "status": plan.status.value,
@@ -257,8 +270,12 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "rev": plan.rev,
         "created_at": _iso(plan.created_at),
         "updated_at": _iso(plan.updated_at),
+        "budget_usd": plan.budget_usd,
         "jobs": [_plan_step_dict(s) for s in plan.jobs],
     }
+    if usage is not None:
+        found["usage"] = plan_usage_dict(plan, usage)
+    return found
 
 
 def schedule_dict(schedule: Schedule) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -116,6 +117,34 @@ def non_negative_seconds(value: object, what: str) -> float:
             f"{what} must be a non-negative number of seconds of at most {MAX_SECONDS}, "
             f"not {value!r}"
         ) from None
+
+
+MAX_BUDGET_USD = 1_000_000.0
+
+
+def budget_usd(value: object, what: str = "budget_usd") -> float:
+    """A spending cap in US dollars: a positive, finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(
+            f"{what} must be a number of US dollars, like 5 or 2.50, not {value!r}"
+        )
+    amount = float(value)
+    if not math.isfinite(amount) or amount <= 0 or amount > MAX_BUDGET_USD:
+        raise InvalidArgument(
+            f"{what} must be more than 0 and at most {MAX_BUDGET_USD:,.0f} dollars, not {value!r}"
+        )
+    return amount
+
+
+def optional_budget_usd(value: object, what: str = "budget_usd") -> float | None:
+    return None if value is None else budget_usd(value, what)
+
+
+def payload_limits(payload: Mapping[str, Any]) -> None:
+    """A payload's ``idle_timeout`` (seconds; 0 turns it off) and ``budget_usd``."""
+    if payload.get("idle_timeout") is not None:
+        non_negative_seconds(payload["idle_timeout"], "payload 'idle_timeout'")
+    optional_budget_usd(payload.get("budget_usd"), "payload 'budget_usd'")
 
 
 def optional_positive_seconds(value: object, what: str) -> float | None:

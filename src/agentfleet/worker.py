@@ -48,6 +48,8 @@ from types import FrameType
 from typing import Any
 
 from agentfleet import logs, validate
+from agentfleet.agents.resume import plan_resume
+from agentfleet.agents.watch import Stop, Watch, watch_for
 from agentfleet.dispatch import (
     RunContext,
     absolute_db_url,
@@ -59,7 +61,7 @@ from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.execution import Execution
 from agentfleet.fleet import DEFAULT_TTL, Fleet
-from agentfleet.leftovers import Clearing, Leftovers, find_leftovers
+from agentfleet.leftovers import Clearing, find_leftovers
 from agentfleet.models import Job, JobStatus, Lease
 from agentfleet.output import OUTPUT_LIMIT
 
@@ -67,6 +69,8 @@ __all__ = ["Worker", "WorkerStats", "default_worker_name"]
 
 log = logging.getLogger("agentfleet.worker")
 
+# The stops that end an attempt as failed: whether another attempt may follow.
+_STOPS_RETRY = {"timeout": True, "idle": True, "cancelled": False, "budget": False}
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
 CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
 NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
@@ -98,7 +102,10 @@ class _Slot:
     next_renew: float
     next_output: float
     deadline: float | None
-    reason: str | None = None  # why the worker stops it: timeout, cancelled, lease_lost, stopping
+    # Why the worker stops it: timeout, idle, budget, cancelled, lease_lost, stopping.
+    reason: str | None = None
+    stop_error: str | None = None  # what the job records when a watch stopped it
+    watch: Watch | None = None  # silence and budgets (agents, and shell jobs that ask)
     kill_at: float | None = None
     sent_version: int = 0
     next_finish: float = 0.0
@@ -533,13 +540,8 @@ class Worker:
             self._release(lease, "the worker could not read the job's plan inputs")
             return
         try:
-            execution = build_execution(job, lease, self._ctx, self._waker.wake, inputs)
-        except InvalidArgument as exc:
-            _remove_dir(inputs_dir)
-            self._fail_at_start(lease, str(exc))
-            return
-        try:
-            leftovers = self._leftovers(lease)
+            earlier = self.fleet.runs(lease.job_id) if lease.epoch > 1 else []
+            watch = watch_for(self.fleet, job, lease, self._ctx.engines, time.monotonic())
         except Exception as exc:
             _remove_dir(inputs_dir)
             self._event(
@@ -551,6 +553,32 @@ class Worker:
             )
             self._release(lease, "the worker could not check for an earlier attempt's processes")
             return
+        leftovers = find_leftovers(earlier, self.host, lease.epoch) if earlier else []
+        resume = plan_resume(
+            job, earlier, lease.epoch, self.host, self._ctx.engines.spec(job.engine)
+        )
+        try:
+            execution = build_execution(
+                job, lease, self._ctx, self._waker.wake, inputs, resume=resume
+            )
+        except InvalidArgument as exc:
+            _remove_dir(inputs_dir)
+            self._fail_at_start(lease, str(exc))
+            return
+        if resume is not None:
+            self._event(
+                "job.resume_decided",
+                f"job {job.id}: "
+                + (
+                    f"resuming session {resume.session_id}"
+                    if resume.session_id
+                    else f"starting afresh: {resume.fresh_because}"
+                ),
+                job=job.id,
+                epoch=lease.epoch,
+                session=resume.session_id,
+                fresh_because=resume.fresh_because,
+            )
         execution.lease_held(claimed_at, self.ttl)
         now = time.monotonic()
         timeout = job_timeout(job, self._ctx.engines)  # agents get a default one
@@ -562,6 +590,7 @@ class Worker:
             next_output=now + self.output_every,
             deadline=None if timeout is None else now + timeout,
             inputs_dir=inputs_dir,
+            watch=watch,
         )
         self._slots.append(slot)
         if not leftovers:
@@ -578,12 +607,6 @@ class Worker:
                 pgid=group.pgid,
             )
         slot.clearing = Clearing(leftovers, self.kill_grace, now)
-
-    def _leftovers(self, lease: Lease) -> list[Leftovers]:
-        """An earlier attempt's processes still running on this host (a takeover)."""
-        if lease.epoch <= 1:
-            return []
-        return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)
 
     def _launch(self, slot: _Slot) -> None:
         lease = slot.lease
@@ -710,6 +733,10 @@ class Worker:
             self._interrupt(slot, "timeout", now)
             if slot not in self._slots:
                 return
+        if slot.reason is None and slot.watch is not None and slot.started:
+            self._watched(slot, slot.watch.silence(now, slot.execution.output_version), now)
+            if slot not in self._slots:
+                return
         if slot.kill_at is not None and now >= slot.kill_at:
             self._event(
                 "job.sigterm_ignored",
@@ -724,6 +751,21 @@ class Worker:
             self._renew(slot, now)
         if slot.reason != "lease_lost" and now >= slot.next_output and slot in self._slots:
             self._flush_output(slot, now)
+
+    def _watched(self, slot: _Slot, stop: Stop | None, now: float) -> None:
+        """Stop the attempt if its watch says so (silent too long, or over budget)."""
+        if stop is None or slot.reason is not None:
+            return
+        self._event(
+            stop.event,
+            f"job {slot.lease.job_id}: {stop.error}; stopping it",
+            logging.WARNING,
+            job=slot.lease.job_id,
+            epoch=slot.lease.epoch,
+            error=stop.error,
+        )
+        slot.stop_error = stop.error
+        self._interrupt(slot, stop.reason, now)
 
     def _interrupt(self, slot: _Slot, reason: str, now: float, *, hard: bool = False) -> None:
         if slot.reason is None:
@@ -789,8 +831,11 @@ class Worker:
         if version == slot.sent_version:
             return
         try:
-            self.fleet.record_output(slot.lease, slot.execution.output())
+            output = slot.execution.output()
+            self.fleet.record_output(slot.lease, output)
             slot.sent_version = version
+            if slot.watch is not None:
+                self._watched(slot, slot.watch.spending(now, output.agent), now)
         except LeaseLost as exc:
             self._lose(slot, exc)
         except Exception as exc:
@@ -827,15 +872,18 @@ class Worker:
                     reason="worker stopping",
                     status=str(status),
                 )
-            elif reason in ("timeout", "cancelled"):
-                status = self.fleet.fail(lease, reason, retry=reason == "timeout", output=output)
-                if reason == "timeout":
+            elif reason in _STOPS_RETRY:
+                error = slot.stop_error or reason
+                status = self.fleet.fail(lease, error, retry=_STOPS_RETRY[reason], output=output)
+                if reason in ("timeout", "idle"):
                     self.stats.timed_out += 1
-                else:
+                elif reason == "cancelled":
                     self.stats.cancelled += 1
+                else:
+                    self.stats.failed += 1
                 self._event(
                     "job.run_stopped",
-                    f"job {lease.job_id} stopped ({reason}): now {status}",
+                    f"job {lease.job_id} stopped ({error}): now {status}",
                     job=lease.job_id,
                     epoch=lease.epoch,
                     reason=reason,

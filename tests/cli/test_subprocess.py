@@ -76,6 +76,8 @@ def test_demo_runs_end_to_end() -> None:
     assert "SIGKILL worker-" in out and "is refused" in out and "LeaseLost" in out
     assert "summary" in out and "who ran what" in out
     assert "expired" in out  # the killed worker's run
+    assert "succeeded (resumed its session)" in out  # the docs job failed once, on purpose
+    assert "$0.00" in out  # what the stand-in agents cost
     # act 2: three agents in worktrees of one repository, one conflict, one rerun, a PR
     assert "merging dollar conflicts in src/settings.py" in out
     assert out.count("dollar: succeeded on agentfleet/job-") == 2  # the rerun merged

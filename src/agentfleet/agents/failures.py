@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agentfleet.agents.resume import RESUME_FAILED
 from agentfleet.agents.streams import AgentSummary
 from agentfleet.engines import OUTPUT_KINDS
 from agentfleet.runner import describe_exit
@@ -150,6 +151,13 @@ _RULES = (
 )
 
 
+# What each CLI says when the session it was told to resume is not there.
+_NO_SESSION = re.compile(
+    r"No conversation found with session ID|Error resuming session|no rollout found for thread|"
+    r"Session not found|Invalid session identifier"
+)
+
+
 def last_line(*texts: str | None) -> str | None:
     """The last non-empty line of the first text that has one, cut to one short line."""
     for text in texts:
@@ -180,9 +188,17 @@ def _matched_line(pattern: re.Pattern[str], text: str) -> str | None:
 
 
 def diagnose(
-    engine: str, kind: str, exit_code: int, stdout: str, stderr: str, summary: AgentSummary
+    engine: str,
+    kind: str,
+    exit_code: int,
+    stdout: str,
+    stderr: str,
+    summary: AgentSummary,
+    *,
+    resumed: bool = False,
 ) -> Failure | None:
-    """How the attempt failed, or ``None`` when it did not.
+    """How the attempt failed, or ``None`` when it did not. A resumed attempt that found no
+    session fails with :data:`RESUME_FAILED`, to be retried afresh.
 
     Known failures are looked for in the error the CLI reported and in its stderr; in its
     stdout only when that is plain text (aider's, or a stream the reader could not read):
@@ -190,6 +206,9 @@ def diagnose(
     plain = kind in ("aider", "text") or summary.events == 0
     said = "\n".join(filter(None, [summary.error, stderr, stdout if plain else None]))
     failed = exit_code != 0 or summary.is_error
+    missing = _matched_line(_NO_SESSION, "\n".join([said, stdout])) if resumed else None
+    if failed and missing is not None:
+        return Failure(f"{RESUME_FAILED}: {missing}", permanent=False)
     for rule in _RULES:
         if kind not in rule.kinds or not (failed or rule.even_on_success):
             continue

@@ -407,6 +407,26 @@ class OpencodeSpeaker(Speaker):
                 "state": {"status": "completed", "input": args, "output": output, "title": name},
             },
         )
+        self._step_finish("tool-calls", "")  # each step ends with its cost, as opencode's do
+
+    def _step_finish(self, reason: str, text: str) -> None:
+        sent, received, cost = _usage(self.prompt, text)
+        self._event(
+            "step_finish",
+            {
+                "type": "step-finish",
+                "reason": reason,
+                "cost": cost,
+                "tokens": {
+                    "input": sent - 1000,
+                    "output": received,
+                    "reasoning": 0,
+                    "cache": {"read": 1000, "write": 0},
+                },
+            },
+        )
+        if reason != "stop":
+            self._event("step_start", {"type": "step-start"})  # the next step begins
 
     def wrote(self, path: str, text: str) -> None:
         self._tool("write", {"filePath": path, "content": text}, "")
@@ -417,21 +437,7 @@ class OpencodeSpeaker(Speaker):
     def finish(self, text: str) -> None:
         now = _now_ms()
         self._event("text", {"type": "text", "text": text, "time": {"start": now, "end": now}})
-        sent, received, cost = _usage(self.prompt, text)
-        self._event(
-            "step_finish",
-            {
-                "type": "step-finish",
-                "reason": "stop",
-                "cost": cost,
-                "tokens": {
-                    "input": sent - 1000,
-                    "output": received,
-                    "reasoning": 0,
-                    "cache": {"read": 1000, "write": 0},
-                },
-            },
-        )
+        self._step_finish("stop", text)
 
     def fail(self, message: str) -> None:
         name, _, detail = message.partition(": ")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from textwrap import indent
@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.cli.app import (
     EnginesOpt,
     ExitCode,
@@ -173,7 +174,9 @@ def show_review(items: list[ReviewItem]) -> None:
         console.print(f"  all of it: {item.logs_command}", style="dim")
 
 
-def show_plan(plan: Plan, review: list[ReviewItem] | None = None) -> None:
+def show_plan(
+    plan: Plan, review: list[ReviewItem] | None = None, usage: Mapping[int, Usage] | None = None
+) -> None:
     console.print(_headline(plan))
     note = _checkpoint(plan)
     if note:
@@ -185,6 +188,17 @@ def show_plan(plan: Plan, review: list[ReviewItem] | None = None) -> None:
     if review:
         show_review(review)
     console.print(draw_dag(plan))
+    if usage or plan.budget_usd is not None:
+        console.print(escape(_spent(plan, usage or {})), highlight=False)
+
+
+def _spent(plan: Plan, usage: Mapping[int, Usage]) -> str:
+    """``spent: $0.0074 · 2,500 in / 46 out tokens of a $5 budget (build $0.0037, ...)``."""
+    line = f"spent: {format_usage(sum(usage.values(), Usage()))}"
+    if plan.budget_usd is not None:
+        line += f" of a ${plan.budget_usd:g} budget"
+    steps = [f"{s.name} {format_usage(usage[s.job_id])}" for s in plan.jobs if s.job_id in usage]
+    return line + (f" ({'; '.join(steps)})" if steps else "")
 
 
 @plan_app.command("submit")
@@ -258,10 +272,11 @@ def show(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> None
     with plan_errors(), open_fleet(ctx) as fleet:
         plan = fleet.get_plan(plan_id)
         review = what_to_review(fleet, plan)
+        usage = fleet.plan_usage(plan_id)
     if as_json:
-        print_json(plan_dict(plan))
+        print_json(plan_dict(plan, usage))
     else:
-        show_plan(plan, review)
+        show_plan(plan, review, usage)
 
 
 AtOpt = Annotated[

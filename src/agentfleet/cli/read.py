@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.cli import views
 from agentfleet.cli.app import (
     EnginesOpt,
@@ -103,6 +104,7 @@ def show(ctx: typer.Context, job_id: JobArg, as_json: JsonOpt = False) -> None:
             {
                 "job": job_dict(job),
                 "runs": [run_dict(run, n) for n, run in enumerate(runs, start=1)],
+                "usage": Usage.of_runs(runs).as_dict(),
                 "events": [event_dict(event) for event in events],
             }
         )
@@ -110,6 +112,11 @@ def show(ctx: typer.Context, job_id: JobArg, as_json: JsonOpt = False) -> None:
     console.print(views.job_fields(job, now))
     console.print()
     console.print(views.runs_table(runs, now) if runs else "runs: none yet")
+    spent = Usage.of_runs(runs)
+    if spent.runs:
+        budget = job.payload.get("budget_usd")
+        of = f" (budget ${budget:g})" if isinstance(budget, int | float) else ""
+        console.print(f"spent: {format_usage(spent)}{of}", highlight=False)
     console.print()
     console.print(views.events_table(events))
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 
+from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
@@ -117,6 +118,7 @@ def runs_table(runs: Sequence[Run], now: datetime) -> Table:
     table = Table(title="runs", title_justify="left", box=None, header_style="bold")
     for column in ("#", "ATTEMPT", "EPOCH", "WORKER", "STATUS", "STARTED", "TOOK", "EXIT"):
         table.add_column(column, no_wrap=True)
+    table.add_column("SPENT", no_wrap=True)
     table.add_column("ERROR", overflow="fold")
     for number, run in enumerate(runs, start=1):
         table.add_row(
@@ -129,6 +131,7 @@ def runs_table(runs: Sequence[Run], now: datetime) -> Table:
                 f"{run.started_at:%H:%M:%S}",
                 _duration(run.started_at, run.finished_at, now),
                 "-" if run.exit_code is None else str(run.exit_code),
+                format_usage(Usage.of_agent(run.agent)),
                 run.error or "",
             )
         )

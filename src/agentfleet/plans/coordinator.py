@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentfleet import validate
+from agentfleet.agents.usage import Usage, budget_exceeded
 from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
 from agentfleet.models import JobStatus, Lease
 from agentfleet.plans import templating
@@ -45,7 +47,7 @@ from agentfleet.plans.model import (
     upstream,
     validate_dag,
 )
-from agentfleet.store import events, steps
+from agentfleet.store import events, reads, steps
 from agentfleet.store.base import Store
 from agentfleet.store.dialect import Dialect, Tx, status_list, to_json
 from agentfleet.workspaces import train_plan
@@ -185,9 +187,10 @@ class PlanCoordinator:
     def _insert(self, tx: Tx, spec: PlanSpec) -> Plan:
         plan_id = tx.q(
             """
-            INSERT INTO plans (name, mode, max_parallel, status, metadata, created_at,
-                               updated_at)
-            VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, {now}, {now})
+            INSERT INTO plans (name, mode, max_parallel, status, metadata, budget_usd,
+                               created_at, updated_at)
+            VALUES (:name, :mode, :max_parallel, 'pending', {json:metadata}, :budget_usd,
+                    {now}, {now})
             RETURNING id
             """,
             {
@@ -195,6 +198,7 @@ class PlanCoordinator:
                 "mode": spec.mode.value,
                 "max_parallel": spec.max_parallel,
                 "metadata": to_json(spec.metadata),
+                "budget_usd": spec.budget_usd,
             },
         )[0]["id"]
         ids: dict[str, int] = {}
@@ -330,7 +334,8 @@ class PlanCoordinator:
         """Move a running plan on: promote ready steps, stop at gates, finish or fail."""
         tx.lock_plan(plan_id)
         plan_row = tx.one(
-            "SELECT mode, max_parallel, status FROM plans WHERE id = :id", {"id": plan_id}
+            "SELECT mode, max_parallel, status, budget_usd FROM plans WHERE id = :id",
+            {"id": plan_id},
         )
         if plan_row is None:
             return None
@@ -387,11 +392,29 @@ class PlanCoordinator:
             landed = _landed(rows)
             if self._set_status(tx, plan_id, PlanStatus.COMPLETED, expected=guard, **landed):
                 self._event(tx, plan_id, "plan_completed", landed)
+        elif decision.promote and (over := self._over_budget(tx, plan_id, plan_row)):
+            # Past its budget a plan starts no further step: it fails, saying why.
+            if self._set_status(
+                tx, plan_id, PlanStatus.FAILED, expected=guard, checkpoint_context=over
+            ):
+                steps.stop_unstarted(tx, plan_id, f"not run: {over['error']}")
+                self._event(tx, plan_id, "plan_failed", over)
         elif decision.promote:
             for job_id, payload in _promotion_payloads(rows, decision.promote).items():
                 steps.prepare(tx, job_id, payload)
             steps.promote(tx, plan_id, decision.promote)
         return decision
+
+    def _over_budget(
+        self, tx: Tx, plan_id: int, plan_row: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Why the plan may start no more steps (its runs cost more than its budget)."""
+        budget = plan_row["budget_usd"]
+        if budget is None:
+            return None
+        spent = Usage.total(agent for _, _, agent in reads.run_agents(tx, self.db, plan_id=plan_id))
+        reason = budget_exceeded(spent, budget, f"plan {plan_id}")
+        return None if reason is None else {"kind": "budget", "error": reason}
 
     def _step_rows(self, tx: Tx, plan_id: int) -> list[StepRow]:
         found = tx.q(
@@ -735,6 +758,7 @@ def _plan_from_row(db: Dialect, row: Mapping[str, Any], plan_steps: tuple[PlanSt
         updated_at=db.time_in(row["updated_at"]),  # type: ignore[arg-type]
         jobs=plan_steps,
         pauses=row["pauses"],
+        budget_usd=row["budget_usd"],
     )
 
 
@@ -756,6 +780,7 @@ def _check(spec: PlanSpec) -> None:
     """What a plan must be before anything is written: a DAG whose templates name only the
     steps each step depends on."""
     validate_dag(spec.steps)
+    validate.optional_budget_usd(spec.budget_usd, f"plan {spec.name!r}: budget_usd")
     graph = {s.name: s.depends_on for s in spec.steps}
     for step in spec.steps:
         before = upstream(graph, step.name)

@@ -157,6 +157,7 @@ class PlanSpec:
     mode: PlanMode = PlanMode.AUTO
     max_parallel: int = 4
     metadata: dict[str, Any] = field(default_factory=dict)
+    budget_usd: float | None = None  # the most all its runs may cost; no step starts past it
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,7 @@ class Plan:
     updated_at: datetime
     jobs: tuple[PlanStep, ...] = ()
     pauses: int = 0  # how many times the plan has paused; numbers each pause
+    budget_usd: float | None = None
 
     @property
     def pending(self) -> str | None:

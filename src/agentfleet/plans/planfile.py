@@ -45,7 +45,7 @@ from agentfleet.plans.model import (
 )
 from agentfleet.workspaces.train import plan_with_workspaces
 
-PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "jobs", "merge", "pr")
+PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "budget_usd", "jobs", "merge", "pr")
 STEP_KEYS = (
     "name", "depends_on", "file", "prompt", "message", "on_reject", "max_rejections", "when",
     "trigger_rule",
@@ -119,8 +119,14 @@ def parse_plan(
         validate_dag(steps)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{source}: {exc}") from None
+    budget = validate.optional_budget_usd(data.get("budget_usd"), f"{source}: 'budget_usd'")
     spec = PlanSpec(
-        name=name, steps=tuple(steps), mode=mode, max_parallel=max_parallel, metadata=metadata
+        name=name,
+        steps=tuple(steps),
+        mode=mode,
+        max_parallel=max_parallel,
+        metadata=metadata,
+        budget_usd=budget,
     )
     return plan_with_workspaces(spec, data, source)
 

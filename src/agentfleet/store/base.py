@@ -141,6 +141,12 @@ class Store(Protocol):
 
     def runs(self, job_id: int) -> list[Run]: ...
 
+    def run_agents(
+        self, *, job_id: int | None = None, plan_id: int | None = None
+    ) -> list[tuple[int, int, Any]]:
+        """(run id, job id, ``Run.agent``) of one job's runs or of all of a plan's runs."""
+        ...
+
     def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]: ...
 
     def update_if_match(

@@ -9,8 +9,22 @@ from typing import Any
 
 from agentfleet.errors import JobNotFound
 from agentfleet.models import Event, Job, JobStatus, LedgerEntry, Run, WorkerInfo
-from agentfleet.store.dialect import Dialect
+from agentfleet.store.dialect import Dialect, Tx
 from agentfleet.store.rows import JOB_COLUMNS, Readers
+
+
+def run_agents(
+    tx: Tx, dialect: Dialect, *, job_id: int | None = None, plan_id: int | None = None
+) -> list[tuple[int, int, Any]]:
+    """What agents said of their runs (``Run.agent``) as (run id, job id, agent): one job's
+    runs, or every run of a plan's jobs; runs with nothing said are left out."""
+    where = "r.job_id = :job" if plan_id is None else "j.plan_id = :plan"
+    rows = tx.q(
+        "SELECT r.id, r.job_id, r.agent FROM runs r JOIN jobs j ON j.id = r.job_id "
+        f"WHERE {where} AND r.agent IS NOT NULL ORDER BY r.id",
+        {"job": job_id, "plan": plan_id},
+    )
+    return [(r["id"], r["job_id"], dialect.json_in(r["agent"])) for r in rows]
 
 
 class SqlReads:
@@ -71,6 +85,12 @@ class SqlReads:
         with self.dialect.session() as tx:
             rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
         return [self.read.run(r) for r in rows]
+
+    def run_agents(
+        self, *, job_id: int | None = None, plan_id: int | None = None
+    ) -> list[tuple[int, int, Any]]:
+        with self.dialect.session() as tx:
+            return run_agents(tx, self.dialect, job_id=job_id, plan_id=plan_id)
 
     def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
         where = "id > :after" if job_id is None else "job_id = :job AND id > :after"

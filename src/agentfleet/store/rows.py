@@ -127,6 +127,7 @@ class Readers:
             stderr=row["stderr"],
             host=row["host"],
             pgid=row["pgid"],
+            agent=self.json_in(row["agent"]),
         )
 
     def event(self, row: Mapping[str, Any]) -> Event:

@@ -70,7 +70,8 @@ _FENCE = "id = :id AND lease_epoch = :epoch AND status = 'running'"
 
 _CLOSE_RUN = """
     UPDATE runs SET status = :run_status, finished_at = {stamp}, error = :error,
-        exit_code = :exit_code, stdout = :stdout, stderr = :stderr
+        exit_code = :exit_code, stdout = :stdout, stderr = :stderr,
+        agent = coalesce({json:agent}, agent)
     WHERE job_id = :id AND epoch = :epoch AND status = 'running'"""
 
 _FAIL = f"""
@@ -347,6 +348,7 @@ class SqlStore(Verbs, SqlReads, ABC):
                 "exit_code": out.exit_code,
                 "stdout": out.stdout,
                 "stderr": out.stderr,
+                "agent": None if out.agent is None else to_json(out.agent),
             },
         )
 
@@ -422,13 +424,15 @@ class SqlStore(Verbs, SqlReads, ABC):
     def record_output(self, lease: Lease, output: RunOutput) -> None:
         with self.dialect.statement() as tx:
             row = tx.one(
-                "UPDATE runs SET stdout = :stdout, stderr = :stderr "
+                "UPDATE runs SET stdout = :stdout, stderr = :stderr, "
+                "agent = coalesce({json:agent}, agent) "
                 "WHERE job_id = :id AND epoch = :epoch AND status = 'running' RETURNING id",
                 {
                     "id": lease.job_id,
                     "epoch": lease.epoch,
                     "stdout": output.stdout,
                     "stderr": output.stderr,
+                    "agent": None if output.agent is None else to_json(output.agent),
                 },
             )
             if row is None:

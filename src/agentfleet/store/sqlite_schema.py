@@ -308,4 +308,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        11,
+        """
+        -- What an agent said about its run (session, cost, tokens): budgets sum the cost,
+        -- a retry resumes the session. A plan's budget caps the cost of all its runs.
+        ALTER TABLE runs ADD COLUMN agent TEXT;
+        ALTER TABLE plans ADD COLUMN budget_usd REAL;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

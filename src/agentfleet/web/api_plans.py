@@ -135,7 +135,7 @@ def submit_plan(request: Request, fleet: FleetDep, _: Writer, spec: PlanBody) ->
 
 @router.get("/{plan_id}", response_model=PlanOut, summary="One plan with its jobs")
 def show_plan(plan_id: int, fleet: FleetDep, _: Reader) -> dict[str, Any]:
-    return plan_dict(fleet.get_plan(plan_id))
+    return plan_dict(fleet.get_plan(plan_id), fleet.plan_usage(plan_id))
 
 
 @router.post(

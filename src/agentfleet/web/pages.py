@@ -10,6 +10,7 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from agentfleet.agents.usage import Usage
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
@@ -279,7 +280,19 @@ def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
     plan = fleet.get_plan(plan_id)
     done = sum(1 for s in plan.jobs if s.status is JobStatus.SUCCEEDED)
     review = what_to_review(fleet, plan)
-    return render(request, "plan.html", who, plan=plan, dag=layout(plan), done=done, review=review)
+    usage = fleet.plan_usage(plan_id)
+    spent = sum(usage.values(), Usage())
+    return render(
+        request,
+        "plan.html",
+        who,
+        plan=plan,
+        dag=layout(plan),
+        done=done,
+        review=review,
+        usage=usage,
+        spent=spent,
+    )
 
 
 # -- signing in ---------------------------------------------------------------------------

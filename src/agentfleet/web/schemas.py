@@ -82,6 +82,12 @@ class RunOut(BaseModel):
     exit_code: int | None
     host: str | None = Field(None, description="The host its processes ran on, once started")
     pgid: int | None = Field(None, description="Their process group on that host")
+    agent: dict[str, Any] | None = Field(
+        None,
+        description="What the agent CLI said of the run: engine, session_id, text, cost_usd, "
+        "input_tokens, output_tokens, turns, is_error; resumed_session or fresh_because on a "
+        "retry",
+    )
     stdout: str | None = None
     stderr: str | None = None
 
@@ -196,6 +202,19 @@ class PlanStepOut(BaseModel):
     trigger_rule: str = Field("all_success", description="What its dependencies must have done")
 
 
+class UsageOut(BaseModel):
+    cost_usd: float | None = Field(description="US dollars, where the CLIs reported it")
+    input_tokens: int | None
+    output_tokens: int | None
+    runs: int = Field(description="How many runs reported")
+
+
+class PlanUsageOut(BaseModel):
+    total: UsageOut
+    budget_usd: float | None
+    steps: dict[str, UsageOut] = Field(description="Per step, by name")
+
+
 class PlanOut(BaseModel):
     id: int
     name: str
@@ -215,7 +234,13 @@ class PlanOut(BaseModel):
     rev: int
     created_at: str | None
     updated_at: str | None
+    budget_usd: float | None = Field(
+        None, description="The most all of its runs may cost (US dollars); null: no budget"
+    )
     jobs: list[PlanStepOut]
+    usage: PlanUsageOut | None = Field(
+        None, description="What its agents spent (on a single plan's answer)"
+    )
 
 
 class PlanPage(BaseModel):

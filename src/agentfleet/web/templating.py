@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
+from agentfleet.agents.usage import format_usage
 from agentfleet.plans.model import Plan, PlanStatus
 from agentfleet.serialize import job_summary
 
@@ -92,3 +93,4 @@ TEMPLATES.env.globals.update(
     pretty=pretty_json,
 )
 TEMPLATES.env.filters["event_text"] = event_text
+TEMPLATES.env.filters["usage"] = format_usage
