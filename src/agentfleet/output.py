@@ -7,15 +7,23 @@ one-line marker saying how much.
 
 from __future__ import annotations
 
+import re
 import threading
 
-__all__ = ["OUTPUT_LIMIT", "TailBuffer", "truncation_marker"]
+__all__ = ["OUTPUT_LIMIT", "TailBuffer", "is_truncation_marker", "truncation_marker"]
 
 OUTPUT_LIMIT = 1024 * 1024  # bytes kept per stream (stdout and stderr each)
+
+_MARKER = re.compile(r"\[agentfleet: \d+ earlier bytes dropped; only the last \d+ bytes are kept\]")
 
 
 def truncation_marker(dropped: int, limit: int) -> str:
     return f"[agentfleet: {dropped} earlier bytes dropped; only the last {limit} bytes are kept]\n"
+
+
+def is_truncation_marker(line: str) -> bool:
+    """Whether a line (without its newline) is the marker ``truncation_marker`` writes."""
+    return _MARKER.fullmatch(line) is not None
 
 
 class TailBuffer:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from agentfleet.agents.transcript import Entry, Transcript
 from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.cli import views
 from agentfleet.cli.app import (
@@ -130,7 +131,7 @@ def _pick_run(runs: list[Run], number: int | None, job_id: int) -> tuple[int, Ru
 
 
 class _Tail:
-    """Prints only what a growing (and possibly tail-truncated) text added since last time."""
+    """Writes only what a growing (and possibly tail-truncated) text added since last time."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
@@ -148,6 +149,47 @@ class _Tail:
             self.stream.write(new)
             self.stream.flush()
         self.shown = text
+
+
+class _Raw:
+    """A run's stdout exactly as it was recorded."""
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def end(self) -> None:
+        """The run ended: nothing was held back."""
+
+
+class _Transcribed(_Raw):
+    """A run's stdout as its transcript: each line once it is complete (a line still being
+    printed waits for its newline), the last one, newline or not, when the run ends."""
+
+    def __init__(self) -> None:
+        self.transcript = Transcript()
+        self.partial = ""
+
+    def write(self, text: str) -> None:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self._show(self.transcript.feed(line))
+
+    def end(self) -> None:
+        partial, self.partial = self.partial, ""
+        if partial:
+            self._show(self.transcript.feed(partial), newline=False)
+        self._show(self.transcript.finish())
+        self.flush()
+
+    def _show(self, entries: list[Entry], *, newline: bool = True) -> None:
+        for entry in entries:
+            if entry.kind == "text":  # a line that is no agent's event: as it was printed
+                sys.stdout.write(entry.text + ("\n" if newline else ""))
+            else:
+                console.print(views.transcript_entry(entry), soft_wrap=True)
 
 
 @app.command()
@@ -174,9 +216,22 @@ def logs(
             "the job ends (the latest run, across retries). e.g. -f",
         ),
     ] = False,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Print stdout exactly as it was recorded (an agent's raw event stream) "
+            "instead of its transcript. e.g. --raw",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a run's output: its stdout to stdout and its stderr to stderr.
+
+    An agent's event stream (Claude Code, Codex, Gemini CLI, opencode) reads as a
+    transcript: its messages, each tool call with its command, the tool's result folded to
+    its first lines, errors, and the cost and tokens so far. Any other line (a shell job's
+    output, aider's text) is printed as it is; --raw prints the stream as recorded.
 
     Output is recorded while the job runs (about every second), so --follow shows progress.
 
@@ -197,25 +252,29 @@ def logs(
             if picked is None:
                 err.print(f"job {job_id} has not run yet", highlight=False)
                 return
-            sys.stdout.write(picked[1].stdout or "")
-            sys.stdout.flush()
+            stdout = _Raw() if raw else _Transcribed()
+            stdout.write(picked[1].stdout or "")
+            stdout.end()
+            stdout.flush()
             sys.stderr.write(picked[1].stderr or "")
             return
         try:
-            _follow(fleet, job_id, run)
+            _follow(fleet, job_id, run, raw)
         except KeyboardInterrupt:
             return
 
 
-def _follow(fleet: Fleet, job_id: int, number: int | None) -> None:
+def _follow(fleet: Fleet, job_id: int, number: int | None, raw: bool) -> None:
     current: int | None = None
-    out, errs = _Tail(sys.stdout), _Tail(sys.stderr)
+    shown = _Raw()  # each run gets its own, from the first on
+    out, errs = _Tail(shown), _Tail(sys.stderr)
     while True:
         runs = fleet.runs(job_id)
         picked = _pick_run(runs, number, job_id) if runs or number else None
         if picked is not None:
             index, chosen = picked
             if index != current:
+                shown.end()
                 if current is not None:
                     err.print(
                         f"--- run {index} (attempt {chosen.attempt}, "
@@ -223,10 +282,12 @@ def _follow(fleet: Fleet, job_id: int, number: int | None) -> None:
                         highlight=False,
                     )
                 current = index
-                out, errs = _Tail(sys.stdout), _Tail(sys.stderr)
+                shown = _Raw() if raw else _Transcribed()
+                out, errs = _Tail(shown), _Tail(sys.stderr)
             out.update(chosen.stdout)
             errs.update(chosen.stderr)
             if chosen.status.value != "running":
+                shown.end()  # its last line, even without a newline
                 if number is not None:
                     return
                 job = fleet.get_job(job_id)

@@ -9,6 +9,7 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 
+from agentfleet.agents.transcript import Entry
 from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
@@ -24,6 +25,7 @@ __all__ = [
     "job_fields",
     "jobs_table",
     "runs_table",
+    "transcript_entry",
     "workers_table",
 ]
 
@@ -185,3 +187,32 @@ def engines_table(config: EngineConfig) -> Table:
     for row in engine_table(config):
         table.add_row(row.name, row.command(yolo=False), row.command(yolo=True))
     return table
+
+
+TRANSCRIPT_STYLE = {
+    "system": "dim",
+    "tool": "cyan",
+    "tool_result": "dim",
+    "tool_error": "red",
+    "error": "bold red",
+    "usage": "dim",
+}
+
+
+def transcript_entry(entry: Entry) -> Text:
+    """One entry of an agent's transcript as the terminal shows it: a tool call
+    (``▸ Bash: pytest -q``), its result folded, an error, the usage so far."""
+    style = TRANSCRIPT_STYLE.get(entry.kind, "")
+    if entry.kind == "tool":
+        return Text(f"▸ {entry.text}" + (f": {entry.detail}" if entry.detail else ""), style)
+    if entry.kind in ("tool_result", "tool_error"):
+        lines = entry.text.split("\n")
+        text = Text("\n".join(["  ⎿ " + lines[0], *("    " + line for line in lines[1:])]), style)
+        if entry.more:
+            text.append(f"  (+{entry.more} {'line' if entry.more == 1 else 'lines'})", "dim")
+        return text
+    if entry.kind == "error":
+        return Text(f"✗ {entry.text}", style)
+    if entry.kind in ("usage", "system"):
+        return Text(f"· {entry.text}", style)
+    return Text(entry.text, style)
