@@ -253,7 +253,8 @@ def plan_usage_dict(plan: Plan, usage: Mapping[int, Usage]) -> dict[str, Any]:
 
 
 def plan_dict(plan: Plan, usage: Mapping[int, Usage] | None = None) -> dict[str, Any]:
-    """A plan; with ``usage`` (``Fleet.plan_usage``), what its agents spent too."""
+    """A plan; with ``usage`` (``Fleet.plan_usage``), what its agents spent too (lists
+    leave it null: one sum per plan is a read per plan)."""
     found = {
         "id": plan.id,
         "name": plan.name,
@@ -273,8 +274,7 @@ def plan_dict(plan: Plan, usage: Mapping[int, Usage] | None = None) -> dict[str,
         "budget_usd": plan.budget_usd,
         "jobs": [_plan_step_dict(s) for s in plan.jobs],
     }
-    if usage is not None:
-        found["usage"] = plan_usage_dict(plan, usage)
+    found["usage"] = None if usage is None else plan_usage_dict(plan, usage)
     return found
 
 

@@ -111,5 +111,12 @@ def test_every_object_has_exactly_its_schema_fields(tmp_path: Path) -> None:
             same_fields(queue, QueueOut, optional=set())
         shown = plan_dict(fleet.get_plan(plan_id))
         same_fields(shown, PlanOut, optional=set())
+        spent = plan_dict(fleet.get_plan(plan_id), fleet.plan_usage(plan_id))
+        same_fields(spent, PlanOut, optional=set())
+        assert spent["usage"] == {
+            "total": {"cost_usd": None, "input_tokens": None, "output_tokens": None, "runs": 0},
+            "budget_usd": None,
+            "steps": {},
+        }
         for step in shown["jobs"]:
             same_fields(step, PlanStepOut, optional=set())
