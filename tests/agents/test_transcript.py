@@ -290,7 +290,14 @@ def test_malformed_lines_never_raise_and_non_events_pass_unchanged() -> None:
 
 
 def test_other_json_is_a_shell_jobs_output_and_passes_unchanged() -> None:
-    lines = ['{"event": "job.claim_completed", "job": 12}', '{"type": "custom", "n": 1}', "", "  x"]
+    lines = [
+        '{"event": "job.claim_completed", "job": 12}',
+        '{"type": "custom", "n": 1}',
+        '{"type": "error", "message": "a shell job\'s own log line"}',
+        '{"type": "item.created", "item": 3}',
+        "",
+        "  x",
+    ]
     assert transcript_of("\n".join(lines) + "\n") == [Entry("text", line) for line in lines]
 
 

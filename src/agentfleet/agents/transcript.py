@@ -180,7 +180,11 @@ def _format_of(event: dict[str, Any], current: str | None) -> str | None:
             return "claude"
         if "stats" in event or "status" in event:
             return "gemini"
-    if kind == "thread.started" or kind.startswith(("turn.", "item.")):
+    if (
+        (kind == "thread.started" and "thread_id" in event)
+        or kind in ("turn.started", "turn.completed", "turn.failed")
+        or (kind.startswith("item.") and isinstance(event.get("item"), dict))
+    ):
         return "codex"
     if (
         (kind == "init" and "session_id" in event)
@@ -190,9 +194,7 @@ def _format_of(event: dict[str, Any], current: str | None) -> str | None:
         or (kind == "error" and "severity" in event)
     ):
         return "gemini"
-    if kind == "error" and current is None and "message" in event:
-        return "codex"
-    return current
+    return current  # Codex's errors, and events of types not known here
 
 
 class Transcript:
