@@ -17,7 +17,6 @@ from agentfleet.agents.transcript import (
     Entry,
     Transcript,
     transcript_of,
-    usage_text,
 )
 from agentfleet.output import truncation_marker
 
@@ -208,12 +207,6 @@ def test_the_running_cost_adds_up_step_by_step() -> None:
     assert transcript.feed(step(0, 0)) == [Entry("usage", "$0.0125 · 1,500 in / 30 out tokens")]
     text = {"type": "text", "sessionID": "ses_1", "part": {"type": "text", "text": "hm"}}
     assert transcript.feed(json.dumps(text)) == [Entry("assistant", "hm")]  # no usage: unchanged
-
-
-def test_usage_text() -> None:
-    assert usage_text(0.0123, 1234, 456) == "$0.0123 · 1,234 in / 456 out tokens"
-    assert usage_text(None, 5, None) == "5 in / 0 out tokens"
-    assert usage_text(1.5, None, None) == "$1.5000"
 
 
 def test_fed_line_by_line_each_entry_comes_with_its_line() -> None:
