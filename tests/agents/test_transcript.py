@@ -17,7 +17,6 @@ from agentfleet.agents.transcript import (
     Entry,
     Transcript,
     transcript_of,
-    usage_text,
 )
 from agentfleet.output import truncation_marker
 
@@ -210,12 +209,6 @@ def test_the_running_cost_adds_up_step_by_step() -> None:
     assert transcript.feed(json.dumps(text)) == [Entry("assistant", "hm")]  # no usage: unchanged
 
 
-def test_usage_text() -> None:
-    assert usage_text(0.0123, 1234, 456) == "$0.0123 · 1,234 in / 456 out tokens"
-    assert usage_text(None, 5, None) == "5 in / 0 out tokens"
-    assert usage_text(1.5, None, None) == "$1.5000"
-
-
 def test_fed_line_by_line_each_entry_comes_with_its_line() -> None:
     lines = speak("claude").splitlines()
     transcript = Transcript()
@@ -290,7 +283,14 @@ def test_malformed_lines_never_raise_and_non_events_pass_unchanged() -> None:
 
 
 def test_other_json_is_a_shell_jobs_output_and_passes_unchanged() -> None:
-    lines = ['{"event": "job.claim_completed", "job": 12}', '{"type": "custom", "n": 1}', "", "  x"]
+    lines = [
+        '{"event": "job.claim_completed", "job": 12}',
+        '{"type": "custom", "n": 1}',
+        '{"type": "error", "message": "a shell job\'s own log line"}',
+        '{"type": "item.created", "item": 3}',
+        "",
+        "  x",
+    ]
     assert transcript_of("\n".join(lines) + "\n") == [Entry("text", line) for line in lines]
 
 

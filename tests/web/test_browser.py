@@ -161,10 +161,10 @@ def test_watch_a_job_finish_live(
     page.goto(f"{server.url}jobs/{job}")
     page.evaluate("window.__notReloaded = true")
     page.wait_for_selector("#job-head .badge.s-running")
-    page.wait_for_selector("#job-runs pre.log:has-text('step 2/10')")
+    page.wait_for_selector("#job-runs .log:has-text('step 2/10')")
     shot(page, "job-running.png")
     page.wait_for_selector("#job-head .badge.s-succeeded")
-    page.wait_for_selector("#job-runs pre.log:has-text('step 10/10')")
+    page.wait_for_selector("#job-runs .log:has-text('step 10/10')")
     page.wait_for_selector("#job-events .ev-succeeded")
     assert page.evaluate("window.__notReloaded") is True  # updated in place, never reloaded
     shot(page, "job-succeeded.png")
@@ -185,7 +185,7 @@ def test_cancel_a_running_job_and_see_it_stop(
     page.click("#job-head button:has-text('Cancel')")
     page.wait_for_selector("#flash:has-text('cancelled')")
     page.wait_for_selector("#job-head .badge.s-cancelled")
-    page.wait_for_selector("#job-runs pre.log:has-text('stopped: the job was cancelled')")
+    page.wait_for_selector("#job-runs .log:has-text('stopped: the job was cancelled')")
     assert page.evaluate("window.__notReloaded") is True
     shot(page, "job-cancelled.png")
     body = api.get(f"/api/jobs/{job}").json()

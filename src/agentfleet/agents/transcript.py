@@ -14,7 +14,8 @@ output, JSON or not, is a ``text`` entry holding the line unchanged. Nothing it 
 it raise: an event it does not know is skipped.
 
 The running totals are the readers' own (:func:`~agentfleet.agents.streams.make_reader`):
-each format's reader is fed the same lines, and a ``usage`` entry follows each event that
+each format's reader is fed the same lines, and a ``usage`` entry (written as
+:func:`~agentfleet.agents.usage.format_usage` writes any usage) follows each event that
 changed its cost or token counts; the run-level error messages are the readers' too.
 """
 
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentfleet.agents.streams import AgentSummary, StreamReader, make_reader
+from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.output import is_truncation_marker
 
-__all__ = ["Entry", "Kind", "Transcript", "transcript_of", "usage_text"]
+__all__ = ["Entry", "Kind", "Transcript", "transcript_of"]
 
 Kind = Literal["text", "system", "assistant", "tool", "tool_result", "tool_error", "error", "usage"]
 
@@ -67,16 +69,6 @@ class Entry:
     text: str
     detail: str | None = None
     more: int = 0
-
-
-def usage_text(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
-    """``$0.0123 · 1,234 in / 456 out tokens``, without the parts that are not known."""
-    parts = []
-    if cost is not None:
-        parts.append(f"${cost:.4f}")
-    if tokens_in is not None or tokens_out is not None:
-        parts.append(f"{tokens_in or 0:,} in / {tokens_out or 0:,} out tokens")
-    return " · ".join(parts)
 
 
 def _str(value: object) -> str | None:
@@ -180,7 +172,11 @@ def _format_of(event: dict[str, Any], current: str | None) -> str | None:
             return "claude"
         if "stats" in event or "status" in event:
             return "gemini"
-    if kind == "thread.started" or kind.startswith(("turn.", "item.")):
+    if (
+        (kind == "thread.started" and "thread_id" in event)
+        or kind in ("turn.started", "turn.completed", "turn.failed")
+        or (kind.startswith("item.") and isinstance(event.get("item"), dict))
+    ):
         return "codex"
     if (
         (kind == "init" and "session_id" in event)
@@ -190,9 +186,7 @@ def _format_of(event: dict[str, Any], current: str | None) -> str | None:
         or (kind == "error" and "severity" in event)
     ):
         return "gemini"
-    if kind == "error" and current is None and "message" in event:
-        return "codex"
-    return current
+    return current  # Codex's errors, and events of types not known here
 
 
 class Transcript:
@@ -248,7 +242,7 @@ class Transcript:
         usage = (summary.cost_usd, summary.input_tokens, summary.output_tokens)
         if usage != self._usage and usage != (None, None, None):
             self._usage = usage
-            shown.append(Entry("usage", usage_text(*usage)))
+            shown.append(Entry("usage", format_usage(Usage(*usage))))
         return shown
 
     @staticmethod

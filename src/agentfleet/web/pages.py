@@ -10,6 +10,7 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from agentfleet.agents.transcript import Entry, transcript_of
 from agentfleet.agents.usage import Usage
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
@@ -105,6 +106,23 @@ def tail(text: str | None) -> tuple[str, bool]:
     if len(text) <= LOG_TAIL:
         return text, False
     return text[-LOG_TAIL:], True
+
+
+def log_entries(text: str, cut: bool) -> list[Entry]:
+    """A run's stdout as its transcript, each run of plain lines as one block of text."""
+    blocks: list[Entry] = []
+    plain: list[str] = []
+    for entry in transcript_of(text, cut=cut):
+        if entry.kind == "text":
+            plain.append(entry.text)
+            continue
+        if plain:
+            blocks.append(Entry("text", "\n".join(plain)))
+            plain = []
+        blocks.append(entry)
+    if plain:
+        blocks.append(Entry("text", "\n".join(plain)))
+    return blocks
 
 
 def render(request: Request, name: str, who: Principal, **context: Any) -> Response:
@@ -206,11 +224,14 @@ def jobs_page(
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int, who: Reader) -> Response:
+def job_page(
+    request: Request, job_id: int, who: Reader, raw: Annotated[bool, Query()] = False
+) -> Response:
     fleet = fleet_of(request)
     job = fleet.get_job(job_id)
     runs = list(reversed(fleet.runs(job_id)))
     logs = {r.id: (tail(r.stdout), tail(r.stderr)) for r in runs}
+    transcripts = {} if raw else {r.id: log_entries(*logs[r.id][0]) for r in runs}
     events = fleet.events(job_id, limit=1000)
     prompt = job.payload.get("prompt")
     change, change_problem = None, None
@@ -229,6 +250,8 @@ def job_page(request: Request, job_id: int, who: Reader) -> Response:
         diff_lines=diff_lines,
         runs=runs,
         logs=logs,
+        raw=raw,
+        transcripts=transcripts,
         events=events,
         prompt=prompt if isinstance(prompt, str) else None,
         front_matter=front_matter(job),

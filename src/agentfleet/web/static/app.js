@@ -26,11 +26,15 @@
     });
     return keys;
   }
+  // A log follows its newest line while it is scrolled to the end; scrolled up, it stays.
+  var SCROLLERS = ".log, ol.timeline";
+  function scrollKey(el, i) { return el.getAttribute("data-log") || "#" + i; }
+  function toEnd(el) { el.scrollTop = el.scrollHeight; }
   function scrolls(root) {
-    var out = [];
-    root.querySelectorAll("pre.log, ol.timeline").forEach(function (el) {
+    var out = {};
+    root.querySelectorAll(SCROLLERS).forEach(function (el, i) {
       var atEnd = el.scrollTop + el.clientHeight >= el.scrollHeight - 4;
-      out.push({ top: el.scrollTop, atEnd: atEnd });
+      out[scrollKey(el, i)] = { top: el.scrollTop, atEnd: atEnd };
     });
     return out;
   }
@@ -55,9 +59,9 @@
         var key = d.getAttribute("data-key");
         if (Object.prototype.hasOwnProperty.call(open, key)) d.open = open[key];
       });
-      region.querySelectorAll("pre.log, ol.timeline").forEach(function (el, i) {
-        var s = sc[i];
-        if (!s) return;
+      region.querySelectorAll(SCROLLERS).forEach(function (el, i) {
+        var s = sc[scrollKey(el, i)];
+        if (!s) { if (el.matches(".log")) toEnd(el); return; }  // a new run's log
         el.scrollTop = s.atEnd ? el.scrollHeight : s.top;
       });
     });
@@ -139,6 +143,14 @@
     if (!button || button.disabled) return;
     ev.preventDefault();
     act(button);
+  });
+  // Logs open at their newest line, and so does a run's log when its run is opened.
+  document.querySelectorAll(".log").forEach(toEnd);
+  document.addEventListener("click", function (ev) {
+    var summary = ev.target.closest("details.run > summary");
+    if (!summary) return;
+    var run = summary.parentElement;
+    setTimeout(function () { if (run.open) run.querySelectorAll(".log").forEach(toEnd); }, 0);
   });
   document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
 
