@@ -227,15 +227,18 @@ class Fleet:
         limit: int = 1,
         ttl: float = DEFAULT_TTL,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> list[Lease]:
         """Claim up to `limit` ready jobs: highest priority first, then oldest.
 
         `queues` and `engines` restrict what is claimed (None: any); a worker lists the
-        engines it can run, so it never takes a job it would only have to hand back.
+        engines it can run, so it never takes a job it would only have to hand back. A job
+        retried after a failed attempt waits up to 30 s past its time for a claim from that
+        attempt's `host` (where its agent's session is), then any host may take it.
         """
         claim = _claim_args(worker, queues, limit, ttl, engines)
         self._maybe_reap()
-        return self.store.claim_next(*claim)
+        return self.store.claim_next(*claim, host=validate.optional_name(host, "host"))
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> list[int]:
         """Complete many jobs in one transaction, each fenced by its own epoch.
@@ -256,6 +259,7 @@ class Fleet:
         limit: int = 1,
         ttl: float = DEFAULT_TTL,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> tuple[list[int], list[Lease]]:
         """Finish a batch and claim the next in one transaction: the fast path for short jobs.
 
@@ -264,7 +268,9 @@ class Fleet:
         checked = self._checked_batch(done)
         claim = _claim_args(worker, queues, limit, ttl, engines)
         self._maybe_reap()
-        completed, plans, leases = self.store.complete_and_claim(checked, *claim)
+        completed, plans, leases = self.store.complete_and_claim(
+            checked, *claim, host=validate.optional_name(host, "host")
+        )
         self._advance_plans(plans)
         return completed, leases
 

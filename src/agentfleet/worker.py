@@ -481,6 +481,7 @@ class Worker:
                 limit=free,
                 ttl=self.ttl,
                 engines=self.engines,
+                host=self.host,
             )
         except Exception as exc:
             self._event(

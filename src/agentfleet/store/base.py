@@ -80,8 +80,10 @@ class Store(Protocol):
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> list[Lease]:
-        """Claim up to `limit` ready jobs of these queues and engines (None: any)."""
+        """Claim up to `limit` ready jobs of these queues and engines (None: any), for a
+        worker on `host` (a retried job waits a while for the host it failed on)."""
         ...
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
@@ -96,6 +98,7 @@ class Store(Protocol):
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> tuple[list[int], list[int], list[Lease]]:
         """complete_many and claim_next in one transaction: (completed, their plans, leases)."""
         ...

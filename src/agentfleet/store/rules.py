@@ -108,6 +108,10 @@ READY_BATCH = (
     f"{CLAIM.guard('j')} AND j.run_at <= {{now}} "
     f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) AND {PLAN_RUNNING}"
 )
+# A retried job waits this long (seconds) after its run_at for the host of its failed
+# attempt, where its agent's session is, before any host may take it.
+PREFER_HOST_GRACE = 30.0
+PREFERRED_HOST = "(j.prefer_host IS NULL OR j.prefer_host = :host OR j.run_at <= {now-:grace})"
 # An expired lease may be taken over directly, if attempts remain and nobody cancelled it.
 EXPIRED = f"""{TAKE_OVER.guard("j")} AND j.lease_expires_at < {{now}}
     AND j.attempts < j.max_attempts AND NOT j.cancel_requested"""
@@ -116,18 +120,26 @@ EXPIRED = f"""{TAKE_OVER.guard("j")} AND j.lease_expires_at < {{now}}
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What a batch claims: up to `limit` ready jobs of these queues and engines (None:
-    any), leased to `worker` for `ttl` seconds."""
+    any), leased to `worker` for `ttl` seconds, by a worker on `host` (a retry prefers
+    the host of its failed attempt)."""
 
     worker: str
     queues: Sequence[str] | None
     limit: int
     ttl: float
     engines: Sequence[str] | None = None
+    host: str | None = None
 
     def ready(self) -> tuple[str, dict[str, Any]]:
         """The readiness condition on `j` for this claim, and its parameters."""
-        params: dict[str, Any] = {"worker": self.worker, "ttl": self.ttl, "limit": self.limit}
-        on_j = on_rivals = ""
+        params: dict[str, Any] = {
+            "worker": self.worker,
+            "ttl": self.ttl,
+            "limit": self.limit,
+            "host": self.host,
+            "grace": PREFER_HOST_GRACE,
+        }
+        on_j, on_rivals = f" AND {PREFERRED_HOST}", ""
         for column, values in (("queue", self.queues), ("engine", self.engines)):
             if values is not None:
                 params[column] = list(values)
@@ -138,7 +150,8 @@ class Claim:
 
 # What every claim sets: a new epoch and attempt, the lease, the new rev.
 CLAIM_SET = """status = 'running', lease_epoch = lease_epoch + 1, attempts = attempts + 1,
-    worker = :worker, lease_expires_at = {now+:ttl}, rev = rev + 1, updated_at = {now}"""
+    worker = :worker, lease_expires_at = {now+:ttl}, rev = rev + 1, updated_at = {now},
+    prefer_host = NULL"""
 
 # Fields a running job's lease stands on: update_if_match leaves them alone until it ends.
 FIXED_WHILE_RUNNING = frozenset({"lock", "queue", "max_attempts"})

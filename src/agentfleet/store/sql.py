@@ -78,7 +78,9 @@ _FAIL = f"""
     UPDATE jobs SET status = {rules.AFTER_FAIL},
         run_at = CASE WHEN ({rules.AFTER_FAIL}) = 'queued' THEN {{now+:delay}} ELSE run_at END,
         finished_at = {rules.finished_at(rules.AFTER_FAIL)},
-        error = :error, lease_expires_at = NULL, updated_at = {{now}}, rev = rev + 1
+        error = :error, lease_expires_at = NULL, updated_at = {{now}}, rev = rev + 1,
+        prefer_host = (SELECT r.host FROM runs r
+                       WHERE r.job_id = jobs.id AND r.epoch = jobs.lease_epoch)
     WHERE {_FENCE}
     RETURNING status, run_at, {{now}} AS decided_at"""
 
@@ -175,8 +177,9 @@ class SqlStore(Verbs, SqlReads, ABC):
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> list[Lease]:
-        return self.batch((), rules.Claim(worker, queues, limit, ttl, engines))[2]
+        return self.batch((), rules.Claim(worker, queues, limit, ttl, engines, host))[2]
 
     def complete_many(self, done: Sequence[tuple[Lease, Any]]) -> tuple[list[int], list[int]]:
         if not done:
@@ -192,8 +195,9 @@ class SqlStore(Verbs, SqlReads, ABC):
         limit: int,
         ttl: float,
         engines: Sequence[str] | None = None,
+        host: str | None = None,
     ) -> Batch:
-        return self.batch(done, rules.Claim(worker, queues, limit, ttl, engines))
+        return self.batch(done, rules.Claim(worker, queues, limit, ttl, engines, host))
 
     @abstractmethod
     def wait_for_jobs(self, timeout: float, interrupt: int | None = None) -> bool:

@@ -313,8 +313,10 @@ MIGRATIONS.append(
         11,
         """
         -- What an agent said about its run (session, cost, tokens): budgets sum the cost,
-        -- a retry resumes the session. A plan's budget caps the cost of all its runs.
+        -- a retry resumes the session. A plan's budget caps the cost of all its runs. A
+        -- retried job prefers the host of its failed attempt (where that session is).
         ALTER TABLE runs ADD COLUMN agent TEXT;
+        ALTER TABLE jobs ADD COLUMN prefer_host TEXT;
         ALTER TABLE plans ADD COLUMN budget_usd REAL;
         """,
     )
