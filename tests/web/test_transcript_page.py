@@ -105,3 +105,26 @@ def test_a_long_stream_shows_its_kept_tail_as_a_transcript(web: Web) -> None:
     assert '<div class="t-assistant">m0</div>' not in html
     assert "&#34;" not in html.split('class="log transcript"')[1]  # no piece of an event
     assert len("".join(says)) > LOG_TAIL
+
+
+def test_the_job_and_plan_pages_show_what_runs_cost(web: Web) -> None:
+    fleet = web.fleet
+    spec = {
+        "name": "spend",
+        "budget_usd": 5,
+        "jobs": [{"name": "only", "engine": "claude", "prompt": "fix it", "budget_usd": 2}],
+    }
+    plan = fleet.submit_plan(spec)
+    job = plan.step("only").job_id
+    [lease] = fleet.claim_next(worker="w1", limit=1)
+    agent = {"engine": "claude", "session_id": "s1", "cost_usd": 0.25, "input_tokens": 2000,
+             "output_tokens": 30, "resumed_session": "s0"}  # fmt: skip
+    fleet.complete(lease, result={}, output=RunOutput(exit_code=0, agent=agent))
+    html = web.client.get(f"/jobs/{job}").text
+    spent = "$0.2500 · 2,000 in / 30 out tokens"
+    assert f'<span class="run-spent">{spent}</span>' in html
+    assert f'<dt>spent</dt><dd>{spent} <span class="muted">of a $2 budget</span>' in html
+    assert "resumed session s0" in html
+    page = web.client.get(f"/plans/{plan.id}").text
+    assert f'<dt>spent</dt><dd>{spent} <span class="muted">of a $5 budget</span>' in page
+    assert f"only: {spent}" in page

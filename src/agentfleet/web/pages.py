@@ -249,6 +249,7 @@ def job_page(
         change_problem=change_problem,
         diff_lines=diff_lines,
         runs=runs,
+        spent=Usage.of_runs(runs),
         logs=logs,
         raw=raw,
         transcripts=transcripts,
