@@ -468,3 +468,46 @@ def test_the_readme_shows_the_exact_commands() -> None:
         row.name: (row.command(yolo=False), row.command(yolo=True)) for row in engine_table()
     }
     assert table == expected
+
+
+RESUMED = {
+    "claude": ["claude", "-p", "--output-format", "stream-json", "--verbose", "--resume", "S1",
+               "--model", "m1", "--dangerously-skip-permissions", "--", "go on"],
+    "codex": ["codex", "exec", "resume", "--json", "--skip-git-repo-check", "--model", "m1",
+              "--dangerously-bypass-approvals-and-sandbox", "--", "S1", "go on"],
+    "gemini": ["gemini", "--skip-trust", "--output-format", "stream-json", "--resume", "S1",
+               "--model", "m1", "--yolo", "--prompt=go on"],
+    "opencode": ["opencode", "run", "--format", "json", "--session", "S1", "--model", "m1",
+                 "--auto", "--", "go on"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", sorted(RESUMED))
+def test_a_resumed_run_continues_its_session(engine: str) -> None:
+    payload = {"prompt": "the task", "model": "m1", "yolo": True}
+    command = build_agent_command(engine, payload, session="S1", resume_prompt="go on")
+    assert command.argv == RESUMED[engine]
+    plain = build_agent_command(engine, {"prompt": "the task"}, session="S1")
+    assert "S1" in plain.argv and "--model" not in plain.argv
+    assert not any(flag in plain.argv for flag in AGENT_ENGINES[engine].yolo_flags)
+    assert plain.argv[-1].endswith("the task")  # without a resume prompt, the job's own
+
+
+def test_engines_that_cannot_resume_say_so() -> None:
+    assert {n for n, s in AGENT_ENGINES.items() if s.resume_argv is None} == {"aider", "devin"}
+    with pytest.raises(InvalidArgument, match="cannot resume a session"):
+        build_agent_command("aider", {"prompt": "x"}, session="S1")
+
+
+def test_a_custom_engine_may_resume() -> None:
+    config = parse_engine_config(
+        '[engines.house]\nargv = ["house", "--", "{prompt}"]\n'
+        'resume_argv = ["house", "--resume", "{session}", "--", "{prompt}"]\n'
+    )
+    assert build_agent_command("house", {"prompt": "x"}, config, session="S").argv == [
+        "house", "--resume", "S", "--", "x",
+    ]  # fmt: skip
+    with pytest.raises(InvalidArgument, match=r"resume_argv never uses \{session\}"):
+        parse_engine_config(
+            '[engines.house]\nargv = ["house", "{prompt}"]\nresume_argv = ["house", "{prompt}"]\n'
+        )

@@ -28,13 +28,14 @@ from rich.markup import escape
 from rich.table import Table
 
 import agentfleet
+from agentfleet.agents.transcript import transcript_of
 from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.demo_train import run_train_demo
 from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.errors import LeaseLost
 from agentfleet.fleet import Fleet
 from agentfleet.models import Event, Job, Lease, Run
-from agentfleet.styles import status_text
+from agentfleet.styles import status_text, transcript_entry
 
 __all__ = ["run_demo"]
 
@@ -305,6 +306,21 @@ class _Demo:
             listing = ", ".join(f"{n}: {c - 1} agent commit(s)" for n, c in commits.items())
             self.console.print(f"git repositories: {listing}", highlight=False)
         self.console.print(f"total time: {took:.1f}s", highlight=False)
+        self.resumed_transcript(fleet)
+
+    def resumed_transcript(self, fleet: Fleet) -> None:
+        """The retried job's last run as `agentfleet logs` shows it: the resumed session."""
+        for job in sorted(fleet.list_jobs(), key=lambda j: j.id):
+            last = fleet.runs(job.id)[-1:]
+            if last and last[0].agent and last[0].agent.get("resumed_session"):
+                self.console.print(
+                    f"\njob {job.id} failed once and its retry resumed the session; "
+                    f"`agentfleet logs {job.id}` shows:",
+                    highlight=False,
+                )
+                for entry in transcript_of(last[0].stdout or ""):
+                    self.console.print(transcript_entry(entry), soft_wrap=True)
+                return
 
 
 def _run_outcome(run: Run) -> str:

@@ -9,13 +9,12 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.agents.transcript import Entry
 from agentfleet.agents.usage import Usage, format_usage
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
 from agentfleet.serialize import job_labels, job_summary, shown_payload, worker_view
-from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text
+from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text, transcript_entry
 from agentfleet.workspaces.review import workspace_result
 
 __all__ = [
@@ -187,32 +186,3 @@ def engines_table(config: EngineConfig) -> Table:
     for row in engine_table(config):
         table.add_row(row.name, row.command(yolo=False), row.command(yolo=True))
     return table
-
-
-TRANSCRIPT_STYLE = {
-    "system": "dim",
-    "tool": "cyan",
-    "tool_result": "dim",
-    "tool_error": "red",
-    "error": "bold red",
-    "usage": "dim",
-}
-
-
-def transcript_entry(entry: Entry) -> Text:
-    """One entry of an agent's transcript as the terminal shows it: a tool call
-    (``▸ Bash: pytest -q``), its result folded, an error, the usage so far."""
-    style = TRANSCRIPT_STYLE.get(entry.kind, "")
-    if entry.kind == "tool":
-        return Text(f"▸ {entry.text}" + (f": {entry.detail}" if entry.detail else ""), style)
-    if entry.kind in ("tool_result", "tool_error"):
-        lines = entry.text.split("\n")
-        text = Text("\n".join(["  ⎿ " + lines[0], *("    " + line for line in lines[1:])]), style)
-        if entry.more:
-            text.append(f"  (+{entry.more} {'line' if entry.more == 1 else 'lines'})", "dim")
-        return text
-    if entry.kind == "error":
-        return Text(f"✗ {entry.text}", style)
-    if entry.kind in ("usage", "system"):
-        return Text(f"· {entry.text}", style)
-    return Text(entry.text, style)
