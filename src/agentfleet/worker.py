@@ -734,8 +734,11 @@ class Worker:
             self._interrupt(slot, "timeout", now)
             if slot not in self._slots:
                 return
-        if slot.reason is None and slot.watch is not None and slot.started:
-            self._watched(slot, slot.watch.silence(now, slot.execution.output_version), now)
+        # Silence counts from when the agent's process exists: a worktree being set up
+        # (a long `npm ci`, say) prints nothing of the agent's.
+        watch = slot.watch if slot.started and slot.execution.pgid is not None else None
+        if slot.reason is None and watch is not None:
+            self._watched(slot, watch.silence(now, slot.execution.output_version), now)
             if slot not in self._slots:
                 return
         if slot.kill_at is not None and now >= slot.kill_at:

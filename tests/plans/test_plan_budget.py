@@ -54,3 +54,18 @@ def test_a_plan_within_its_budget_completes(fleet: Fleet) -> None:
 def test_a_budget_must_be_a_positive_number_of_dollars(fleet: Fleet, budget: object) -> None:
     with pytest.raises(InvalidArgument, match="budget_usd"):
         fleet.submit_plan({**plan(shell("a")), "budget_usd": budget})
+
+
+def test_a_plan_stopped_by_its_budget_resumes_once_the_budget_is_raised(fleet: Fleet) -> None:
+    spec = {**plan(shell("a"), shell("b", "a")), "budget_usd": 1.0}
+    p = fleet.submit_plan(spec)
+    _spend(fleet, {"a": 1.5})
+    stopped = fleet.get_plan(p.id)
+    assert stopped.status is PlanStatus.FAILED
+    with pytest.raises(InvalidArgument, match="budget_usd"):
+        fleet.update_plan_fields(p.id, expected={"rev": stopped.rev}, budget_usd=-3)
+    raised = fleet.update_plan_fields(p.id, expected={"rev": stopped.rev}, budget_usd=5)
+    assert raised.budget_usd == 5.0
+    fleet.resume(p.id)
+    assert _spend(fleet, {"b": 0.5}) == ["b"]
+    assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED

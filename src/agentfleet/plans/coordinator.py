@@ -277,6 +277,8 @@ class PlanCoordinator:
                     sets.append("completed_at = {now}")
                 if wanted is PlanStatus.PAUSED:
                     sets.append("pauses = pauses + 1")  # each pause gets its own number
+            if key == "budget_usd":  # raised (or lifted) to let a plan past it resume
+                value = validate.optional_budget_usd(value, "budget_usd")
             if key in ("checkpoint_context", "metadata"):
                 value = to_json(value)
             json_field = key in ("checkpoint_context", "metadata")

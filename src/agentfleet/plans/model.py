@@ -74,7 +74,15 @@ DEFAULT_MAX_REJECTIONS = 3
 
 # Plan-level fields: the only ones update_plan_fields may touch.
 PLAN_FIELDS = frozenset(
-    {"status", "checkpoint", "checkpoint_context", "completed_at", "pr_url", "metadata"}
+    {
+        "status",
+        "checkpoint",
+        "checkpoint_context",
+        "completed_at",
+        "pr_url",
+        "metadata",
+        "budget_usd",
+    }
 )
 
 
