@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentfleet import JobStatus
+from agentfleet.store.rules import PREFER_HOST_GRACE
 from agentfleet.worker import Worker
 from tests.conftest import StoreEnv
 from tests.worker.helpers import run_burst, write_shims
@@ -80,7 +81,8 @@ def test_a_retry_on_another_host_starts_afresh_and_says_why(
         worker.run(handle_signals=False)
         assert fleet.get_job(job.id).status is JobStatus.FAILED
         if host == "host-a":
-            fleet.retry_job(job.id)  # a person retries it, and a worker elsewhere takes it
+            fleet.retry_job(job.id)  # a person retries it; host-a has no slot free for it,
+            sqlite_store.pass_time(PREFER_HOST_GRACE + 1)  # so a worker elsewhere takes it
     first, second = fleet.runs(job.id)
     assert (first.host, second.host) == ("host-a", "host-b")
     # A fresh session fails on purpose: the second attempt failed, for it did not resume.
