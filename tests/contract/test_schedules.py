@@ -183,3 +183,21 @@ def test_a_bad_file_or_a_taken_name_is_refused(env: StoreEnv, tmp_path: Path) ->
     with pytest.raises(InvalidArgument, match="a schedule named 'triage' exists"):
         fleet.add_schedule("triage", "0 * * * *", _file(tmp_path))
     assert [s.cron for s in fleet.schedules.all()] == ["* * * * *"]
+
+
+def test_overlap_skip_waits_for_a_plan_too(env: StoreEnv, tmp_path: Path) -> None:
+    """The previous slot's plan, not its first job, decides: a running plan holds the
+    next slot back, an ended one lets it start."""
+    fleet = env.fleet
+    made = fleet.add_schedule(
+        "nightly", "* * * * *", _file(tmp_path, "plan.yaml", PLAN), overlap="skip"
+    )
+    slot = made.next_at
+    [one] = fleet.fire_schedules(now=slot + timedelta(seconds=1))
+    assert one.plan_id is not None
+    [two] = fleet.fire_schedules(now=slot + timedelta(minutes=1, seconds=1))
+    assert two.outcome == "skipped: the previous run is still running" and two.plan_id is None
+    fleet.cancel_plan(one.plan_id)
+    [three] = fleet.fire_schedules(now=slot + timedelta(minutes=2, seconds=1))
+    assert three.plan_id is not None and three.plan_id != one.plan_id
+    assert three.outcome == f"started plan {three.plan_id}"
