@@ -554,6 +554,11 @@ class Worker:
             )
             self._release(lease, "the worker could not check for an earlier attempt's processes")
             return
+        over = None if watch is None else watch.at_start()
+        if over is not None:
+            _remove_dir(inputs_dir)
+            self._fail_at_start(lease, over.error)  # never started: nothing more is spent
+            return
         leftovers = find_leftovers(earlier, self.host, lease.epoch) if earlier else []
         resume = plan_resume(
             job, earlier, lease.epoch, self.host, self._ctx.engines.spec(job.engine)
@@ -948,9 +953,21 @@ class Worker:
                 epoch=lease.epoch,
                 exit_code=output.exit_code,
             )
+            over = None if slot.watch is None else slot.watch.spending(0.0, output.agent)
+            if over is not None:  # it ended by itself: its work stands, nothing more runs
+                self._event(
+                    "job.overspend_detected",
+                    f"job {lease.job_id} ended past its budget ({over.error})",
+                    logging.WARNING,
+                    job=lease.job_id,
+                    error=over.error,
+                )
             return True
-        error = outcome.error or "failed"
-        status = self.fleet.fail(lease, error, retry=outcome.retry, output=output)
+        error, retry = outcome.error or "failed", outcome.retry
+        over = None if slot.watch is None else slot.watch.spending(0.0, output.agent, fresh=True)
+        if over is not None and retry:
+            error, retry = f"{error}; {over.error}", False  # a retry would only spend more
+        status = self.fleet.fail(lease, error, retry=retry, output=output)
         self.stats.failed += 1
         self._failed(lease, error, status)
         return False

@@ -110,3 +110,24 @@ def test_a_plan_past_its_budget_starts_no_further_step(
         # The worker read the cost while the process was still exiting: it stopped it.
         assert (ended.status, ended.error) == (JobStatus.FAILED, reason)
         assert fleet.get_job(second.job_id).error == "not run: the plan failed"
+
+
+def test_a_retry_of_a_job_past_its_budget_fails_before_the_agent_starts(
+    sqlite_store: StoreEnv, tmp_path: Path
+) -> None:
+    fleet = sqlite_store.fleet
+    env = _env(tmp_path, "opencode", AGENTFLEET_FAKE_AGENT_SLEEP="3s")
+    job = fleet.enqueue(
+        "opencode",
+        {"prompt": "write out.txt: hi", "cwd": str(tmp_path), "env": env, "budget_usd": 0.001},
+    )
+    run_burst(fleet, kill_grace=1.0, output_every=0.1)
+    assert fleet.get_job(job.id).status is JobStatus.FAILED
+    calls = (tmp_path / "calls.jsonl").read_text().splitlines()
+    fleet.retry_job(job.id)  # a person retries it: the budget still holds
+    run_burst(fleet, kill_grace=1.0, output_every=0.1)
+    done = fleet.get_job(job.id)
+    assert done.status is JobStatus.FAILED and done.error is not None
+    assert done.error.startswith(f"budget exceeded: job {job.id} cost $")
+    assert (tmp_path / "calls.jsonl").read_text().splitlines() == calls  # never started
+    assert fleet.runs(job.id)[-1].pgid is None

@@ -13,7 +13,7 @@ from typing import Any
 
 from agentfleet.models import Run
 
-__all__ = ["Usage", "budget_exceeded", "format_usage"]
+__all__ = ["Usage", "budget_exceeded", "format_usage", "over_budget", "short_usage"]
 
 
 def _number(value: object) -> float | None:
@@ -97,6 +97,23 @@ def format_usage(usage: Usage) -> str:
     if usage.input_tokens is not None or usage.output_tokens is not None:
         parts.append(f"{usage.input_tokens or 0:,} in / {usage.output_tokens or 0:,} out tokens")
     return " · ".join(parts) or "-"
+
+
+def short_usage(usage: Usage) -> str:
+    """The cost when it is known, else the tokens, for a narrow column: ``$0.0123``."""
+    if usage.cost_usd is not None:
+        return f"${usage.cost_usd:,.4f}"
+    if usage.input_tokens is not None or usage.output_tokens is not None:
+        return f"{usage.input_tokens or 0:,}/{usage.output_tokens or 0:,} tok"
+    return "-"
+
+
+def over_budget(usage: Usage, budget_usd: float | None) -> str:
+    """`` of a $5 budget``, or `` over its $5 budget``; empty without a budget."""
+    if budget_usd is None:
+        return ""
+    past = usage.cost_usd is not None and usage.cost_usd > budget_usd
+    return f" {'over its' if past else 'of a'} ${budget_usd:g} budget"
 
 
 def budget_exceeded(spent: Usage, budget_usd: float | None, what: str) -> str | None:

@@ -95,14 +95,22 @@ class Watch:
         error = f"idle timeout: no output or event for {quiet}"
         return Stop("idle", error, event="job.idle_timeout_reached")
 
-    def spending(self, now: float, agent: Mapping[str, Any] | None) -> Stop | None:
-        """Called when new output arrived, with the agent's summary so far."""
+    def at_start(self) -> Stop | None:
+        """Before the agent starts: the job or its plan may already be past its budget (a
+        retry a person asked for, a step of a plan that spent it all elsewhere)."""
+        return self.spending(0.0, None, fresh=True)
+
+    def spending(
+        self, now: float, agent: Mapping[str, Any] | None, *, fresh: bool = False
+    ) -> Stop | None:
+        """Called when new output arrived, with the agent's summary so far; ``fresh`` reads
+        what the rest of the plan spent now, not at most every PLAN_RECHECK seconds."""
         this_run = Usage.of_agent(agent)
         reason = budget_exceeded(
             self.spent_before + this_run, self.budget_usd, f"job {self.job_id}"
         )
         if reason is None and self._plan_spent is not None and self.plan_budget_usd:
-            if now >= self._next_plan_read:
+            if fresh or now >= self._next_plan_read:
                 self._next_plan_read = now + PLAN_RECHECK
                 self._plan_others = self._plan_spent()
             reason = budget_exceeded(

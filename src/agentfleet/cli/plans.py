@@ -8,14 +8,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from textwrap import indent
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.agents.usage import Usage, format_usage
+from agentfleet.agents.usage import Usage, format_usage, over_budget
 from agentfleet.cli.app import (
     EnginesOpt,
     ExitCode,
@@ -182,21 +182,30 @@ def show_plan(
     if note:
         console.print(escape(note), style="magenta", highlight=False)
     if plan.status is PlanStatus.FAILED and plan.checkpoint_context:
-        console.print(escape(f"failed: {plan.checkpoint_context}"), style="red", highlight=False)
+        console.print(escape(_failure(plan.checkpoint_context)), style="red", highlight=False)
     if plan.pr_url:
         console.print(f"pull request: {plan.pr_url}", highlight=False)
     if review:
         show_review(review)
     console.print(draw_dag(plan))
-    if usage or plan.budget_usd is not None:
-        console.print(escape(_spent(plan, usage or {})), highlight=False)
+    if usage is not None and (usage or plan.budget_usd is not None):
+        console.print(escape(_spent(plan, usage)), highlight=False)
+
+
+def _failure(context: Mapping[str, Any]) -> str:
+    """``failed: job build failed: exit code 2``; the budget's reason as it is."""
+    error = context.get("error")
+    if context.get("kind") == "budget" and error:
+        return f"failed: {error}"
+    if context.get("job"):
+        return f"failed: job {context['job']} {context.get('kind', 'failed')}: {error or '-'}"
+    return f"failed: {dict(context)}"
 
 
 def _spent(plan: Plan, usage: Mapping[int, Usage]) -> str:
     """``spent: $0.0074 · 2,500 in / 46 out tokens of a $5 budget (build $0.0037, ...)``."""
-    line = f"spent: {format_usage(sum(usage.values(), Usage()))}"
-    if plan.budget_usd is not None:
-        line += f" of a ${plan.budget_usd:g} budget"
+    total = sum(usage.values(), Usage())
+    line = f"spent: {format_usage(total)}{over_budget(total, plan.budget_usd)}"
     steps = [f"{s.name} {format_usage(usage[s.job_id])}" for s in plan.jobs if s.job_id in usage]
     return line + (f" ({'; '.join(steps)})" if steps else "")
 
@@ -361,6 +370,42 @@ def resume(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> No
     with plan_errors(), open_fleet(ctx) as fleet:
         plan = fleet.resume(plan_id)
     _done(plan, as_json, "resumed")
+
+
+@plan_app.command("budget")
+def budget(
+    ctx: typer.Context,
+    plan_id: PlanArg,
+    usd: Annotated[
+        str,
+        typer.Argument(
+            help="The most all of the plan's runs may cost, in US dollars (e.g. 10 or 2.50); "
+            "'none' lifts the budget.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a plan's budget. A plan stopped by its budget resumes once it is raised.
+
+    Example: agentfleet plan budget 3 10 && agentfleet plan resume 3
+    """
+    amount: float | None = None
+    if usd.strip().lower() != "none":
+        try:
+            amount = float(usd)
+        except ValueError:
+            fail(
+                f"budget must be a number of US dollars or 'none', not {usd!r}", ExitCode.BAD_INPUT
+            )
+    with plan_errors(), open_fleet(ctx) as fleet:
+        plan = fleet.get_plan(plan_id)
+        plan = fleet.update_plan_fields(plan_id, expected={"rev": plan.rev}, budget_usd=amount)
+        usage = fleet.plan_usage(plan_id)
+    if as_json:
+        print_json(plan_dict(plan, usage))
+        return
+    console.print(escape(_spent(plan, usage)), highlight=False)
 
 
 @plan_app.command("cancel")

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from agentfleet.agents.transcript import Entry, Transcript
-from agentfleet.agents.usage import Usage, format_usage
+from agentfleet.agents.usage import Usage, format_usage, over_budget
 from agentfleet.cli import views
 from agentfleet.cli.app import (
     EnginesOpt,
@@ -116,7 +116,7 @@ def show(ctx: typer.Context, job_id: JobArg, as_json: JsonOpt = False) -> None:
     spent = Usage.of_runs(runs)
     if spent.runs:
         budget = job.payload.get("budget_usd")
-        of = f" (budget ${budget:g})" if isinstance(budget, int | float) else ""
+        of = over_budget(spent, float(budget) if isinstance(budget, int | float) else None)
         console.print(f"spent: {format_usage(spent)}{of}", highlight=False)
     console.print()
     console.print(views.events_table(events))

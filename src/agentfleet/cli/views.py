@@ -9,7 +9,7 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.agents.usage import Usage, format_usage
+from agentfleet.agents.usage import Usage, short_usage
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig, engine_table
 from agentfleet.models import Event, Job, Run, WorkerInfo
@@ -132,7 +132,7 @@ def runs_table(runs: Sequence[Run], now: datetime) -> Table:
                 f"{run.started_at:%H:%M:%S}",
                 _duration(run.started_at, run.finished_at, now),
                 "-" if run.exit_code is None else str(run.exit_code),
-                format_usage(Usage.of_agent(run.agent)),
+                short_usage(Usage.of_agent(run.agent)) if run.agent else "-",
                 run.error or "",
             )
         )

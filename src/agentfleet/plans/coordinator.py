@@ -580,8 +580,16 @@ class PlanCoordinator:
     def resume(self, plan_id: int) -> Plan:
         """One conditional write decides; of racing resumers exactly one wins."""
         with self.db.tx() as tx:
-            before = tx.one("SELECT checkpoint_context FROM plans WHERE id = :id", {"id": plan_id})
+            before = tx.one(
+                "SELECT checkpoint_context, budget_usd FROM plans WHERE id = :id", {"id": plan_id}
+            )
             context = (self.db.json_in(before["checkpoint_context"]) if before else None) or {}
+            over = None if before is None else self._over_budget(tx, plan_id, before)
+            if over is not None:  # resumed, it would fail again at its next step
+                raise InvalidArgument(
+                    f"plan {plan_id} cannot resume: {over['error']}; raise its budget first "
+                    f"(agentfleet plan budget {plan_id} USD)"
+                )
             won = tx.q(
                 f"""
                 UPDATE plans SET status = 'running', checkpoint = NULL, checkpoint_context = NULL,

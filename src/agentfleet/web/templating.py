@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
-from agentfleet.agents.usage import Usage, format_usage
+from agentfleet.agents.usage import Usage, format_usage, over_budget
 from agentfleet.plans.model import Plan, PlanStatus
 from agentfleet.serialize import job_summary
 
@@ -94,4 +94,5 @@ TEMPLATES.env.globals.update(
 )
 TEMPLATES.env.filters["event_text"] = event_text
 TEMPLATES.env.filters["usage"] = format_usage
+TEMPLATES.env.filters["over_budget"] = over_budget
 TEMPLATES.env.filters["agent_usage"] = lambda agent: format_usage(Usage.of_agent(agent))
