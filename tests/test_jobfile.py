@@ -483,3 +483,29 @@ def test_a_plan_steps_relative_cwd_is_resolved_against_the_plan_files_folder(
     plan.write_text("name: r\njobs:\n  - name: a\n    engine: shell\n    cmd: make\n    cwd: app\n")
     [step] = load_plan_file(plan).steps
     assert step.job.payload["cwd"] == str(tmp_path / "plans" / "app")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("idle_timeout", "0", "write 'off' for none"),
+        ("idle_timeout", "banana", "idle_timeout"),
+        ("budget_usd", "-1", "more than 0"),
+        ("budget_usd", "true", "not true"),
+        ("budget_usd", "five", "number of US dollars"),
+    ],
+)
+def test_agent_limits_are_checked(field: str, value: str, reason: str) -> None:
+    text = f"---\nengine: claude\n{field}: {value}\n---\nfix it\n"
+    with pytest.raises(JobFileErrors) as refused:
+        parse_job_text(text, source="job.md")
+    assert reason in str(refused.value) and field in str(refused.value)
+
+
+def test_agent_limits_reach_the_payload() -> None:
+    spec = parse_job_text("---\nengine: claude\nidle_timeout: 10m\nbudget_usd: 2.5\n---\nfix\n")
+    assert (spec.payload["idle_timeout"], spec.payload["budget_usd"]) == (600.0, 2.5)
+    off = parse_job_text("---\nengine: claude\nidle_timeout: off\n---\nfix\n")
+    assert off.payload["idle_timeout"] == 0.0
+    with pytest.raises(JobFileErrors, match="budget_usd"):
+        parse_job_text("---\nengine: shell\nbudget_usd: 1\n---\ntrue\n")

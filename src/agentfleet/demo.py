@@ -29,7 +29,7 @@ from rich.table import Table
 
 import agentfleet
 from agentfleet.agents.transcript import transcript_of
-from agentfleet.agents.usage import Usage, format_usage
+from agentfleet.agents.usage import Usage, short_usage
 from agentfleet.demo_train import run_train_demo
 from agentfleet.demo_workers import demo_env, start_worker, stop_workers
 from agentfleet.errors import LeaseLost
@@ -287,7 +287,7 @@ class _Demo:
                 str(job.attempts),
                 ", ".join(f"{r.worker}: {_run_outcome(r)}" for r in runs),
                 f"{took_s:.1f}s",
-                format_usage(Usage.of_runs(runs)),
+                short_usage(Usage.of_runs(runs)),
             )
         self.console.print(table)
         who = Table(title="who ran what", title_justify="left", header_style="bold")
@@ -314,8 +314,8 @@ class _Demo:
             last = fleet.runs(job.id)[-1:]
             if last and last[0].agent and last[0].agent.get("resumed_session"):
                 self.console.print(
-                    f"\njob {job.id} failed once and its retry resumed the session; "
-                    f"`agentfleet logs {job.id}` shows:",
+                    f"\njob {job.id} failed once and its retry resumed the session; its "
+                    "transcript, as `agentfleet logs` shows it:",
                     highlight=False,
                 )
                 for entry in transcript_of(last[0].stdout or ""):

@@ -208,6 +208,9 @@ class _Checker:
         value = data.get("idle_timeout")
         if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
             return 0.0
+        if value == 0 and not isinstance(value, bool):
+            self.bad("idle_timeout", "must be a positive duration like 10m; write 'off' for none")
+            return None
         return self.duration(data, "idle_timeout")
 
     def budget(self, data: Mapping[str, Any]) -> float | None:

@@ -125,9 +125,8 @@ MAX_BUDGET_USD = 1_000_000.0
 def budget_usd(value: object, what: str = "budget_usd") -> float:
     """A spending cap in US dollars: a positive, finite number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(
-            f"{what} must be a number of US dollars, like 5 or 2.50, not {value!r}"
-        )
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise InvalidArgument(f"{what} must be a number of US dollars, like 5 or 2.50, not {shown}")
     amount = float(value)
     if not math.isfinite(amount) or amount <= 0 or amount > MAX_BUDGET_USD:
         raise InvalidArgument(

@@ -78,7 +78,7 @@ def test_demo_runs_end_to_end() -> None:
     assert "expired" in out  # the killed worker's run
     assert "succeeded (resumed its session)" in out  # the docs job failed once, on purpose
     assert "$0.00" in out  # what the stand-in agents cost
-    assert "its retry resumed the session; `agentfleet logs" in out
+    assert "its retry resumed the session; its transcript, as `agentfleet logs`" in out
     assert "▸ Write: " in out  # the resumed run's transcript: its tool call
     # act 2: three agents in worktrees of one repository, one conflict, one rerun, a PR
     assert "merging dollar conflicts in src/settings.py" in out

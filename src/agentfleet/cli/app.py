@@ -75,7 +75,7 @@ EnginesOpt = Annotated[
     typer.Option(
         "--engines",
         envvar=ENGINES_ENV,
-        help="TOML file with custom [engines.NAME] tables (or set AGENTFLEET_ENGINES). "
+        help="TOML file with custom \\[engines.NAME] tables (or set AGENTFLEET_ENGINES). "
         "e.g. --engines engines.toml",
         show_default=False,
     ),

@@ -115,6 +115,14 @@ def job_fields(job: Job, now: datetime) -> Table:
     return grid
 
 
+def _run_status(run: Run) -> Text:
+    """The run's status, marked when it continued the session of the attempt before."""
+    text = status_text(run.status.value)
+    if run.agent and run.agent.get("resumed_session"):
+        text.append(" (resumed)", "dim")
+    return text
+
+
 def runs_table(runs: Sequence[Run], now: datetime) -> Table:
     table = Table(title="runs", title_justify="left", box=None, header_style="bold")
     for column in ("#", "ATTEMPT", "EPOCH", "WORKER", "STATUS", "STARTED", "TOOK", "EXIT"):
@@ -128,7 +136,7 @@ def runs_table(runs: Sequence[Run], now: datetime) -> Table:
                 str(run.attempt),
                 str(run.epoch),
                 run.worker,
-                status_text(run.status.value),
+                _run_status(run),
                 f"{run.started_at:%H:%M:%S}",
                 _duration(run.started_at, run.finished_at, now),
                 "-" if run.exit_code is None else str(run.exit_code),
