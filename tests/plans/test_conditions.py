@@ -163,3 +163,16 @@ def test_plan_show_json_and_the_page_say_when_a_step_runs_and_why_it_was_skipped
     assert "if steps.review.result.verdict == 'fix'" in out.stdout
     assert "review, fix (all_done)" in out.stdout
     assert "skipped  when: the condition is false" in out.stdout
+
+
+def test_a_skipped_step_says_so_in_its_events(fleet: Fleet) -> None:
+    """The job's own event stream (show, the API) tells why it never ran, under its plan."""
+    p = fleet.submit_plan(
+        plan(shell("review"), shell("fix", "review", when="steps.review.result.verdict == 'fix'"))
+    )
+    _finish(fleet, {"review": {"verdict": "ship"}})
+    fix = fleet.get_plan(p.id).step("fix").job_id
+    skipped = [e for e in fleet.events(fix) if e.kind == "skipped"]
+    assert [(e.job_id, e.plan_id, e.data) for e in skipped] == [
+        (fix, p.id, {"step": "fix", "why": "when: the condition is false"})
+    ]
