@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from agentfleet import Fleet
 from agentfleet.web.app import create_app
 from tests.conftest import StoreEnv, make_env
+from tests.web.browser import chromium  # noqa: F401  (the browser fixture of every browser test)
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,7 +6,6 @@ Screenshots of the main pages land in test-artifacts/ (desktop and phone sizes).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -16,20 +15,12 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.web.browser import browser_problem
 from tests.web.live import ServeProcess, serve_subprocess
 from tests.web.worker_loop import TestWorker
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TOKEN = "browser-test-token-0123456789"
 PHONE = {"width": 390, "height": 844}
@@ -37,36 +28,9 @@ LAPTOP = {"width": 1280, "height": 860}
 TIMEOUT = 15_000  # ms: generous on a busy 2-core machine; a pass is usually far quicker
 
 
-def _browser_problem() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} not found (install it: apt-get install -y chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install '.[dev]')"
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    problem = _browser_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the browser tests cannot run: {problem}")
-        pytest.skip(f"browser tests skipped: {problem}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    if _browser_problem() is not None:
+    if browser_problem() is not None:
         pytest.skip("no browser")
     work = tmp_path_factory.mktemp("serve")
     db_url = f"sqlite:///{work / 'fleet.db'}"

@@ -8,7 +8,6 @@ Its own server, with no worker on it: the job here is run by hand, through the F
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,14 +15,12 @@ import pytest
 
 import agentfleet
 from agentfleet import Fleet, Lease, RunOutput
+from tests.web.browser import browser_problem
 from tests.web.live import ServeProcess, serve_subprocess
 from tests.web.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LAPTOP,
     TIMEOUT,
     TOKEN,
-    _browser_problem,
     shot,
 )
 
@@ -67,25 +64,8 @@ def opening() -> str:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    problem = _browser_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the browser tests cannot run: {problem}")
-        pytest.skip(f"browser tests skipped: {problem}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    if _browser_problem() is not None:
+    if browser_problem() is not None:
         pytest.skip("no browser")
     work = tmp_path_factory.mktemp("serve-transcript")
     with serve_subprocess(f"sqlite:///{work / 'fleet.db'}", TOKEN, work) as proc:
