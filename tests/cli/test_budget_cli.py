@@ -3,6 +3,8 @@ plan stopped by its budget go on."""
 
 from __future__ import annotations
 
+import re
+
 import agentfleet
 from agentfleet.models import RunOutput
 from tests.cli.conftest import Invoke
@@ -56,3 +58,25 @@ def test_a_plan_stopped_by_its_budget_goes_on_once_it_is_raised(
     job = run("show", "1")
     assert "spent: $1.5000 · 1,000 in / 10 out tokens" in job.out
     assert "$1.5000" in job.out.split("runs")[1]  # the runs table's SPENT column
+
+
+def test_show_says_which_timeouts_hold(run: Invoke, tmp_path: object) -> None:
+    jobs = {
+        "agent.md": "---\nengine: claude\n---\nfix it\n",
+        "quiet.md": "---\nengine: claude\ntimeout: 30m\nidle_timeout: off\n---\nfix it\n",
+        "shell.md": "---\nengine: shell\nidle_timeout: 5m\n---\ntrue\n",
+    }
+    for name, text in jobs.items():
+        with open(f"{tmp_path}/{name}", "w") as handle:
+            handle.write(text)
+        assert run("submit", f"{tmp_path}/{name}").code == 0
+    field = re.compile(r"^(?:idle timeout|timeout)\s+(.*?)\s*$")
+    lines = {
+        n: [m[1] for line in run("show", str(n)).out.splitlines() if (m := field.match(line))]
+        for n in (1, 2, 3)
+    }
+    assert lines == {
+        1: ["2h (the agents' default)", "15m (the agents' default)"],
+        2: ["30m", "off"],
+        3: ["-", "5m"],
+    }

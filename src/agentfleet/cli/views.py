@@ -10,8 +10,14 @@ from rich.table import Table
 from rich.text import Text
 
 from agentfleet.agents.usage import Usage, short_usage
+from agentfleet.agents.watch import idle_timeout_of
 from agentfleet.durations import format_duration
-from agentfleet.engines import EngineConfig, engine_table
+from agentfleet.engines import (
+    DEFAULT_AGENT_TIMEOUT,
+    NON_AGENT_ENGINES,
+    EngineConfig,
+    engine_table,
+)
 from agentfleet.models import Event, Job, Run, WorkerInfo
 from agentfleet.serialize import job_labels, job_summary, shown_payload, worker_view
 from agentfleet.styles import STATUS_STYLE, WORKER_STYLE, status_text, transcript_entry
@@ -74,6 +80,22 @@ def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
     return table
 
 
+def _timeout(job: Job) -> str:
+    if job.timeout:
+        return format_duration(job.timeout)
+    is_agent = job.engine not in NON_AGENT_ENGINES
+    return f"{format_duration(DEFAULT_AGENT_TIMEOUT)} (the agents' default)" if is_agent else "-"
+
+
+def _idle_timeout(job: Job) -> str:
+    is_agent = job.engine not in NON_AGENT_ENGINES
+    seconds = idle_timeout_of(job.payload, is_agent)
+    if seconds is None:
+        return "off" if is_agent or "idle_timeout" in job.payload else "-"
+    default = "idle_timeout" not in job.payload
+    return format_duration(seconds) + (" (the agents' default)" if default else "")
+
+
 def job_fields(job: Job, now: datetime) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -88,7 +110,8 @@ def job_fields(job: Job, now: datetime) -> Table:
         ("lease epoch", str(job.lease_epoch)),
         ("worker", job.worker or "-"),
         ("lock", job.lock or "-"),
-        ("timeout", format_duration(job.timeout) if job.timeout else "-"),
+        ("timeout", _timeout(job)),
+        ("idle timeout", _idle_timeout(job)),
         ("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} ({ago(job.created_at, now)})"),
         ("updated", f"{job.updated_at:%Y-%m-%d %H:%M:%S} ({ago(job.updated_at, now)})"),
     ]
