@@ -319,6 +319,10 @@ class EngineConfig:
         """The template for ``name``; a custom entry wins over the built-in one."""
         return self.engines.get(name) or AGENT_ENGINES.get(name)
 
+    def is_agent(self, name: str) -> bool:
+        """Whether jobs of ``name`` run an agent CLI (built-in or from this config)."""
+        return name not in NON_AGENT_ENGINES and self.spec(name) is not None
+
     def agent_engines(self) -> list[str]:
         """Names of every agent engine, built-in and custom, sorted."""
         return sorted(set(AGENT_ENGINES) | set(self.engines))
@@ -393,9 +397,7 @@ def build_agent_command(
 def default_timeout(engine: str, config: EngineConfig | None = None) -> float | None:
     """The timeout of a job that sets none: :data:`DEFAULT_AGENT_TIMEOUT` for agents."""
     config = config or EngineConfig()
-    if engine in NON_AGENT_ENGINES or config.spec(engine) is None:
-        return None
-    return DEFAULT_AGENT_TIMEOUT
+    return DEFAULT_AGENT_TIMEOUT if config.is_agent(engine) else None
 
 
 def resolve_executable(

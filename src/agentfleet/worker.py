@@ -953,7 +953,7 @@ class Worker:
                 epoch=lease.epoch,
                 exit_code=output.exit_code,
             )
-            over = None if slot.watch is None else slot.watch.spending(0.0, output.agent)
+            over = None if slot.watch is None else slot.watch.at_end(output.agent)
             if over is not None:  # it ended by itself: its work stands, nothing more runs
                 self._event(
                     "job.overspend_detected",
@@ -964,7 +964,7 @@ class Worker:
                 )
             return True
         error, retry = outcome.error or "failed", outcome.retry
-        over = None if slot.watch is None else slot.watch.spending(0.0, output.agent, fresh=True)
+        over = None if slot.watch is None else slot.watch.at_end(output.agent)
         if over is not None and retry:
             error, retry = f"{error}; {over.error}", False  # a retry would only spend more
         status = self.fleet.fail(lease, error, retry=retry, output=output)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentfleet.agents.usage import Usage, budget_exceeded
 from agentfleet.durations import format_duration
-from agentfleet.engines import NON_AGENT_ENGINES, EngineConfig
+from agentfleet.engines import EngineConfig
 from agentfleet.models import Job, Lease
 
 if TYPE_CHECKING:
@@ -98,20 +98,26 @@ class Watch:
     def at_start(self) -> Stop | None:
         """Before the agent starts: the job or its plan may already be past its budget (a
         retry a person asked for, a step of a plan that spent it all elsewhere)."""
-        return self.spending(0.0, None, fresh=True)
+        return self._past_budget(Usage(), read_plan=True)
 
-    def spending(
-        self, now: float, agent: Mapping[str, Any] | None, *, fresh: bool = False
-    ) -> Stop | None:
-        """Called when new output arrived, with the agent's summary so far; ``fresh`` reads
-        what the rest of the plan spent now, not at most every PLAN_RECHECK seconds."""
-        this_run = Usage.of_agent(agent)
+    def spending(self, now: float, agent: Mapping[str, Any] | None) -> Stop | None:
+        """Called when new output arrived, with the agent's summary so far; what the rest
+        of the plan spent is read again at most every PLAN_RECHECK seconds."""
+        read_plan = now >= self._next_plan_read
+        if read_plan:
+            self._next_plan_read = now + PLAN_RECHECK
+        return self._past_budget(Usage.of_agent(agent), read_plan=read_plan)
+
+    def at_end(self, agent: Mapping[str, Any] | None) -> Stop | None:
+        """The run has ended: whether its whole summary took the job or its plan past."""
+        return self._past_budget(Usage.of_agent(agent), read_plan=True)
+
+    def _past_budget(self, this_run: Usage, *, read_plan: bool) -> Stop | None:
         reason = budget_exceeded(
             self.spent_before + this_run, self.budget_usd, f"job {self.job_id}"
         )
         if reason is None and self._plan_spent is not None and self.plan_budget_usd:
-            if fresh or now >= self._next_plan_read:
-                self._next_plan_read = now + PLAN_RECHECK
+            if read_plan:
                 self._plan_others = self._plan_spent()
             reason = budget_exceeded(
                 self._plan_others + this_run, self.plan_budget_usd, f"plan {self.plan_id}"
@@ -126,7 +132,7 @@ def watch_for(
 ) -> Watch | None:
     """The watch over one claimed job, or None when nothing stops it early (python tasks,
     shell jobs without an idle timeout). Reads what the job and its plan spent so far."""
-    is_agent = job.engine not in NON_AGENT_ENGINES and engines.spec(job.engine) is not None
+    is_agent = engines.is_agent(job.engine)
     idle = idle_timeout_of(job.payload, is_agent)
     budget = job.payload.get("budget_usd") if is_agent else None
     plan_budget = None
