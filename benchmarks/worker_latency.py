@@ -101,14 +101,19 @@ def _child_env() -> dict[str, str]:
 
 
 def _start_worker(
-    command: list[str], url: str, name: str, folder: Path, *extra: str
+    command: list[str],
+    url: str,
+    name: str,
+    folder: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*command, "--db", url, "worker", "--name", name, *extra],
             cwd=folder,
-            env=_child_env(),
+            env={**_child_env(), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -38,7 +38,7 @@ from agentfleet.plans import (
     StepSpec,
 )
 from agentfleet.retry import RetryPolicy
-from agentfleet.tasks import TaskRegistry, task_name
+from agentfleet.tasks import TaskRegistry, task, task_name
 from agentfleet.worker import Worker, WorkerStats
 from agentfleet.workspaces.train import MergeSpec, PrSpec, with_merge_train
 
@@ -84,6 +84,7 @@ __all__ = [
     "WorkerStats",
     "__version__",
     "open",
+    "task",
     "task_name",
     "with_merge_train",
 ]

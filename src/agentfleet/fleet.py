@@ -17,7 +17,7 @@ from agentfleet import validate
 from agentfleet.agents.usage import Usage
 from agentfleet.connect import open_store
 from agentfleet.engines import BUILTIN_ENGINES
-from agentfleet.errors import InvalidArgument
+from agentfleet.errors import InvalidArgument, LeaseLost
 from agentfleet.models import (
     Event,
     Job,
@@ -293,6 +293,25 @@ class Fleet:
         _check_lease(lease)
         seconds = lease.ttl if ttl is None else validate.positive_seconds(ttl, "ttl")
         return self.store.renew(lease, seconds)
+
+    def renew_many(
+        self, leases: Sequence[Lease], *, ttl: float | None = None
+    ) -> list[Lease | LeaseLost]:
+        """Extend many leases in one statement (a worker's heartbeat), in the order given:
+        each renewed lease, or the LeaseLost (JobCancelled when a cancel is asked) that its
+        own renew would raise. `ttl` defaults to each lease's own ttl."""
+        for lease in leases:
+            _check_lease(lease)
+        if ttl is not None:
+            ttl = validate.positive_seconds(ttl, "ttl")
+        groups: dict[float, list[Lease]] = {}
+        for lease in leases:
+            groups.setdefault(lease.ttl if ttl is None else ttl, []).append(lease)
+        answers: dict[int, Lease | LeaseLost] = {}
+        for seconds, group in groups.items():
+            for lease, answer in zip(group, self.store.renew_many(group, seconds), strict=True):
+                answers[lease.job_id] = answer
+        return [answers[lease.job_id] for lease in leases]
 
     def complete(
         self, lease: Lease, result: Any = None, *, output: RunOutput | None = None

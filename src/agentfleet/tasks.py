@@ -13,18 +13,20 @@ so on a timeout, cancel or stop the attempt is closed and the thread is abandone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import queue
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from agentfleet.errors import InvalidArgument
 from agentfleet.execution import Outcome
 from agentfleet.models import RunOutput
 
-__all__ = ["REGISTRY", "TaskNotFound", "TaskRegistry", "TaskRun", "task_name"]
+__all__ = ["REGISTRY", "TaskNotFound", "TaskRegistry", "TaskRun", "task", "task_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,6 +100,25 @@ REGISTRY = TaskRegistry()
 """The process-wide registry ``@fleet.task`` registers into."""
 
 
+@overload
+def task(fn: F) -> F: ...
+
+
+@overload
+def task(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """``@agentfleet.task``: register a function in the process-wide registry, as
+    ``@fleet.task`` does, for a module of tasks that opens no fleet of its own (what
+    ``agentfleet worker --import`` loads)."""
+
+    def register(target: Callable[..., Any]) -> Callable[..., Any]:
+        return REGISTRY.register(target, name)
+
+    return register if fn is None else register(fn)
+
+
 def call_arguments(payload: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     args = payload.get("args") or []
     kwargs = payload.get("kwargs") or {}
@@ -108,8 +129,51 @@ def call_arguments(payload: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any
     return list(args), dict(kwargs)
 
 
+class TaskThreads:
+    """Threads kept for python tasks, so that a short task costs no thread start.
+
+    A task starts at once on an idle thread, else on a new one: it never waits behind
+    another task, and a task abandoned on a timeout holds only its own thread. A thread
+    idle for ``idle_exit`` seconds leaves.
+    """
+
+    def __init__(self, idle_exit: float = 60.0) -> None:
+        self.idle_exit = idle_exit
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for work that no task has been promised to
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that thread is promised this task
+        self._work.put(fn)
+        if spawn:
+            threading.Thread(target=self._serve, daemon=True, name="agentfleet-task").start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                fn = self._work.get(timeout=self.idle_exit)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nothing was promised to this thread: leave
+                        self._idle -= 1
+                        return
+                continue  # a task was promised to a waiting thread: take it
+            with contextlib.suppress(Exception):  # a task's errors are caught where it runs
+                fn()
+            with self._lock:
+                self._idle += 1
+
+
+THREADS = TaskThreads()
+"""The threads every python task of this process runs on."""
+
+
 class TaskRun:
-    """A Python call in a daemon thread; ``on_exit`` is called from that thread."""
+    """A Python call on one of the task threads; ``on_exit`` is called from that thread."""
 
     killable = False
 
@@ -138,7 +202,7 @@ class TaskRun:
         return None  # it runs inside the worker
 
     def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True, name=f"task-{self.fn.__name__}").start()
+        THREADS.submit(self._run)
 
     def lease_held(self, since: float, ttl: float) -> None:
         """A thread dies with its worker; there is nothing to arm."""

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from agentfleet import Fleet, JobCancelled, JobStatus, LeaseLost, RetryPolicy, RunStatus
+from agentfleet import Fleet, JobCancelled, JobStatus, Lease, LeaseLost, RetryPolicy, RunStatus
 from agentfleet.models import RunOutput
 from tests.conftest import StoreEnv, make_env
 
@@ -255,3 +255,32 @@ def test_retry_job_requeues_failed_and_cancelled(fleet: Fleet) -> None:
     again = fleet.retry_job(job.id)
     assert again.status is JobStatus.QUEUED and again.attempts == 0 and again.error is None
     assert fleet.claim(job.id, worker="w") is not None
+
+
+def test_renew_many_renews_each_lease_by_its_own_epoch(env: StoreEnv) -> None:
+    """A heartbeat renews all of a worker's leases in one statement, and each answer is what
+    that lease's own renew would give: renewed, cancelled, or lost to a takeover (whose new
+    holder's lease it must leave alone)."""
+    fleet = env.fleet
+    jobs = [fleet.enqueue("shell", {"cmd": "true"}, queue="beat") for _ in range(3)]
+    claimed = fleet.claim_next(worker="w", queues=["beat"], limit=3, ttl=env.short_ttl)
+    mine = {lease.job_id: lease for lease in claimed}
+    fine, cancelled, stale = (mine[job.id] for job in jobs)
+    fine, cancelled = fleet.renew(fine, ttl=600), fleet.renew(cancelled, ttl=600)
+    assert fleet.cancel_job(cancelled.job_id)
+    env.expire_lease(stale.job_id)
+    fleet.reap_expired()
+    (taken,) = fleet.claim_next(worker="other", queues=["beat"], ttl=60)
+    assert taken.job_id == stale.job_id and taken.epoch > stale.epoch
+    holder_expiry = fleet.get_job(stale.job_id).lease_expires_at
+
+    answers = fleet.renew_many([stale, fine, cancelled], ttl=900)
+
+    assert isinstance(answers[0], LeaseLost) and not isinstance(answers[0], JobCancelled)
+    assert isinstance(answers[1], Lease) and answers[1].epoch == fine.epoch
+    assert answers[1].ttl == 900 and answers[1].expires_at > fine.expires_at
+    assert isinstance(answers[2], JobCancelled)
+    assert fleet.get_job(fine.job_id).lease_expires_at == answers[1].expires_at
+    assert fleet.get_job(stale.job_id).lease_expires_at == holder_expiry  # not ours to extend
+    assert fleet.get_job(stale.job_id).lease_epoch == taken.epoch
+    assert fleet.renew_many([]) == []

@@ -31,7 +31,7 @@ SQL = "src/agentfleet/store/sql.py"
 VERBS = "src/agentfleet/store/verbs.py"
 FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
-WORKER = "src/agentfleet/worker.py"
+WORKER = "src/agentfleet/worker/core.py"
 WORK_CLI = "src/agentfleet/cli/work.py"
 SUPERVISE = "src/agentfleet/supervise.py"
 LEFTOVERS = "src/agentfleet/leftovers.py"
@@ -123,8 +123,8 @@ BUGS: list[dict[str, Any]] = [
         "intent": "claim_next no longer reaps expired leases first (Fleet._maybe_reap, paced "
         "by reap_interval): a dead worker's job stays running until someone reaps by hand.",
         "path": FLEET,
-        "old": "        self._maybe_reap()\n        return self.store.claim_next(*claim)\n",
-        "new": "        return self.store.claim_next(*claim)\n",
+        "old": "        self._maybe_reap()\n        return self.store.claim_next(*claim, host=",
+        "new": "        return self.store.claim_next(*claim, host=",
         "tests": [
             "tests/contract/test_reaping.py::test_claim_next_takes_back_an_expired_lease",
             "tests/contract/test_reaping.py::test_claim_next_ends_an_expired_job_with_no_attempts_left",
@@ -202,9 +202,9 @@ BUGS: list[dict[str, Any]] = [
         "the earlier attempt's processes still running there.",
         "path": WORKER,
         "old": lines(
-            8, "return find_leftovers(self.fleet.runs(lease.job_id), self.host, lease.epoch)"
+            8, "leftovers = find_leftovers(earlier, self.host, lease.epoch) if earlier else []"
         ),
-        "new": lines(8, "return []"),
+        "new": lines(8, "leftovers = []"),
         "stores": ("any",),
         "tests": [f"{LIFETIME}::test_a_takeover_here_ends_the_earlier_attempts_processes_first"],
     },
@@ -429,6 +429,54 @@ BUGS: list[dict[str, Any]] = [
         "tests": [
             "tests/plans/test_conditions.py::test_one_success_runs_as_soon_as_one_dependency_succeeds_and_tolerates_failures",
             "tests/plans/test_conditions.py::test_all_done_runs_after_failures_and_skips",
+        ],
+    },
+    {
+        "name": "heartbeat-renews-by-id-alone",
+        "intent": "The batched renew matches leases by job id and drops the epoch from the "
+        "fence: a stale worker's heartbeat extends the lease of the worker that took its "
+        "job over, and is told its lease still holds.",
+        "path": SQL,
+        "old": "updated_at = {now} WHERE {leases:pairs} AND status = 'running' ",
+        "new": "updated_at = {now} WHERE id {any:ids} AND status = 'running' ",
+        "also": [
+            {
+                "path": SQL,
+                "old": '{"pairs": pairs, "ttl": ttl}',
+                "new": '{"ids": [lease.job_id for lease in leases], "ttl": ttl}',
+            }
+        ],
+        "tests": [
+            "tests/contract/test_leases.py::test_renew_many_renews_each_lease_by_its_own_epoch"
+            "[{store}]"
+        ],
+    },
+    {
+        "name": "batch-drops-refused-completions",
+        "intent": "The worker takes every python task of a batch as completed, also those "
+        "the store refused (a cancel asked for, a lease lost): a cancelled job is never "
+        "closed and stays running until its lease runs out.",
+        "path": "src/agentfleet/worker/settle.py",
+        "old": "        won = set(completed)\n",
+        "new": "        won = {slot.lease.job_id for slot in slots}\n",
+        "stores": ("sqlite", "postgres"),
+        "tests": [
+            "tests/worker/test_batches.py::"
+            "test_a_task_cancelled_before_its_batch_is_written_ends_cancelled[{store}]"
+        ],
+    },
+    {
+        "name": "heartbeat-one-by-one",
+        "intent": "The worker renews each lease in a statement of its own: a worker holding "
+        "a thousand leases makes a thousand writes per heartbeat.",
+        "path": WORKER,
+        "old": "            answers = self.fleet.renew_many([slot.lease for slot in due], "
+        "ttl=self.ttl)\n",
+        "new": "            answers = [self.fleet.renew_many([slot.lease], ttl=self.ttl)[0] "
+        "for slot in due]\n",
+        "stores": ("any",),
+        "tests": [
+            "tests/worker/test_batches.py::test_one_heartbeat_renews_every_running_lease_at_once"
         ],
     },
     {

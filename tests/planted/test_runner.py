@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,12 @@ def test_every_bug_is_described_and_names_tests_that_exist(bug: dict[str, object
         module = ast.parse((ROOT / path).read_text(encoding="utf-8"))
         functions = {n.name for n in module.body if isinstance(n, ast.FunctionDef)}
         assert name.split("[")[0] in functions, f"{bug['name']}: no test {test}"
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=[bug["name"] for bug in BUGS])
+def test_every_bug_still_applies_to_the_code_as_it_is(bug: dict[str, Any]) -> None:
+    """A patch whose text has moved away plants nothing: the runner would report it as
+    not applying, so the proof it stands for would be gone without anyone noticing."""
+    for edit in [bug, *bug.get("also", [])]:
+        text = (ROOT / edit["path"]).read_text(encoding="utf-8")
+        assert text.count(edit["old"]) == 1, f"{bug['name']}: {edit['path']}"

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from agentfleet.errors import InvalidArgument
+from agentfleet.errors import InvalidArgument, LeaseLost
 from agentfleet.models import (
     Event,
     Job,
@@ -104,6 +104,10 @@ class Store(Protocol):
         ...
 
     def renew(self, lease: Lease, ttl: float) -> Lease: ...
+
+    def renew_many(self, leases: Sequence[Lease], ttl: float) -> list[Lease | LeaseLost]:
+        """Renew many leases in one statement: each renewed, or why not (a heartbeat)."""
+        ...
 
     def complete(self, lease: Lease, result: Any, output: RunOutput | None) -> None: ...
 

@@ -16,6 +16,8 @@ Tokens:
     col {any:name}   `col` is one of the list parameter `name`
     {json:name}      the parameter `name`, a JSON document passed as text (`to_json`)
     {has_label:name} the job's payload lists the label in the parameter `name`
+    {leases:name}    the row's (id, lease_epoch) is one of the pairs in the parameter `name`,
+                     a JSON list of [id, epoch] passed as text
 
 Parameters: a `datetime` is bound as the dialect stores time, a list or tuple as the
 dialect passes a list. Columns come back in each engine's own form; `json_in` and
@@ -41,7 +43,7 @@ Params = Mapping[str, Any]
 
 _TOKEN = re.compile(
     r"\{(now|stamp|for_update|for_share|skip_locked)\}"
-    r"|\{now([+-]):(\w+)\}|\{(json|has_label):(\w+)\}"
+    r"|\{now([+-]):(\w+)\}|\{(json|has_label|leases):(\w+)\}"
 )
 _ANY = re.compile(r"(\w+(?:\.\w+)?)\s*\{any:(\w+)\}")
 _LOCKS = {
@@ -78,6 +80,7 @@ class Syntax:
     member_of: str = "{column} IN (SELECT value FROM json_each(:{param}))"
     json: str = ":{param}"
     has_label: str = "EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = :{param})"
+    leases: str = "(id, lease_epoch) IN (SELECT value ->> 0, value ->> 1 FROM json_each(:{param}))"
 
     def token(self, name: str) -> str:
         if name in _LOCKS:

@@ -79,6 +79,8 @@ class PostgresDialect(Dialect):
         member_of="{column} = ANY(:{param})",
         json="CAST(:{param} AS jsonb)",
         has_label="payload -> 'labels' ? :{param}",
+        leases="(id, lease_epoch) IN (SELECT (p ->> 0)::bigint, (p ->> 1)::bigint "
+        "FROM jsonb_array_elements(CAST(:{param} AS jsonb)) AS p)",
     )
     json_in = time_in = staticmethod(decoded)  # the driver decodes JSON and times
     name, schema_table = "postgresql", "schema_version"

@@ -333,6 +333,32 @@ class SqlStore(Verbs, SqlReads, ABC):
         return Lease(lease.job_id, lease.epoch, lease.worker, expires, lease.attempt,  # type: ignore[arg-type]
                      lease.run_id, ttl, lease.job)  # fmt: skip
 
+    def renew_many(self, leases: Sequence[Lease], ttl: float) -> list[Lease | LeaseLost]:
+        """Renew every lease in one statement, each fenced by its own epoch: the renewed
+        lease, or why it could not be (LeaseLost, or JobCancelled when a cancel is asked)."""
+        if not leases:
+            return []
+        pairs = to_json([[lease.job_id, lease.epoch] for lease in leases])
+        with self.dialect.statement() as tx:
+            rows = tx.q(
+                "UPDATE jobs SET lease_expires_at = {now+:ttl}, rev = rev + 1, "
+                "updated_at = {now} WHERE {leases:pairs} AND status = 'running' "
+                "AND NOT cancel_requested RETURNING id, lease_expires_at",
+                {"pairs": pairs, "ttl": ttl},
+            )
+            renewed = {int(row["id"]): row["lease_expires_at"] for row in rows}
+            lost = {lease.job_id: self._lost(tx, lease) for lease in leases
+                    if lease.job_id not in renewed}  # fmt: skip
+        answers: list[Lease | LeaseLost] = []
+        for lease in leases:
+            if lease.job_id in lost:
+                answers.append(lost[lease.job_id])
+                continue
+            expires = self.dialect.time_in(renewed[lease.job_id])
+            answers.append(Lease(lease.job_id, lease.epoch, lease.worker, expires,  # type: ignore[arg-type]
+                                 lease.attempt, lease.run_id, ttl, lease.job))  # fmt: skip
+        return answers
+
     def _close_run(
         self,
         tx: Tx,

@@ -3,11 +3,13 @@
 One loop in one thread makes every store write; executions (subprocesses, Python threads)
 only run and report. The loop:
 
-* claims ``limit = free slots`` jobs at once; while it waits it is woken for new work by
+* claims ``limit = free slots`` jobs at once, completing the python tasks that succeeded
+  since in the same statement and commit (a batch); while it waits it is woken by
   PostgreSQL LISTEN/NOTIFY or SQLite's data_version (:meth:`Fleet.wait_for_jobs`, in the
   loop's own thread and on its own connection), and between wakes polls with exponential
   backoff (``poll_min`` up to ``poll_max``);
-* renews every lease every ``ttl / 3`` and records its output so far every ``output_every``;
+* renews its leases every ``ttl / 3``, all of them in one statement, and records each job's
+  output so far every ``output_every``;
   a renew that raises :class:`~agentfleet.LeaseLost` kills the job's process group at once
   and the result is never written; :class:`~agentfleet.JobCancelled` stops the job and
   closes it ``cancelled``;
@@ -30,11 +32,9 @@ Every log line is a named event (``job.claim_completed``, ``job.run_succeeded``,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import socket
@@ -42,14 +42,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from agentfleet import logs, validate
 from agentfleet.agents.resume import plan_resume
-from agentfleet.agents.watch import Stop, Watch, watch_for
+from agentfleet.agents.watch import Stop, watch_for
 from agentfleet.dispatch import (
     RunContext,
     absolute_db_url,
@@ -59,108 +58,29 @@ from agentfleet.dispatch import (
 )
 from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
-from agentfleet.execution import Execution
 from agentfleet.fleet import DEFAULT_TTL, Fleet
 from agentfleet.leftovers import Clearing, find_leftovers
-from agentfleet.models import Job, JobStatus, Lease
+from agentfleet.models import Job, Lease
 from agentfleet.output import OUTPUT_LIMIT
+from agentfleet.worker.settle import Settler, batchable_result, job_level
+from agentfleet.worker.state import Slot, Timers, WorkerStats
+from agentfleet.worker.waker import Waker
 
 __all__ = ["Worker", "WorkerStats", "default_worker_name"]
 
 log = logging.getLogger("agentfleet.worker")
 
-# The stops that end an attempt as failed: whether another attempt may follow.
-_STOPS_RETRY = {"timeout": True, "idle": True, "cancelled": False, "budget": False}
 MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promptly
 CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
 NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
 SCHEDULE_EVERY = 1.0  # how often a worker looks for due schedule slots (a cheap indexed read)
+# How long a succeeded python task may wait for others to share its batch's commit, while
+# other tasks of this worker still run (with none running, the batch is written at once).
+BATCH_LINGER = 0.005
 
 
 def default_worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-@dataclass
-class WorkerStats:
-    """What one :meth:`Worker.run` did."""
-
-    claimed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    timed_out: int = 0
-    cancelled: int = 0
-    released: int = 0
-    lost: int = 0  # leases lost: job taken over, or a late write refused
-
-
-@dataclass
-class _Slot:
-    lease: Lease
-    job: Job
-    execution: Execution
-    next_renew: float
-    next_output: float
-    deadline: float | None
-    # Why the worker stops it: timeout, idle, budget, cancelled, lease_lost, stopping.
-    reason: str | None = None
-    stop_error: str | None = None  # what the job records when a watch stopped it
-    watch: Watch | None = None  # silence and budgets (agents, and shell jobs that ask)
-    kill_at: float | None = None
-    sent_version: int = 0
-    next_finish: float = 0.0
-    inputs_dir: str | None = None  # a plan step's inputs file lives here while it runs
-    started: bool = False
-    clearing: Clearing | None = None  # an earlier attempt's processes, ended first
-    process_noted: bool = False
-    next_note: float = 0.0
-
-
-class _Waker:
-    """A self-pipe: safe to poke from signal handlers and other threads.
-
-    The pipe is closed only when nothing refers to the waker any more (executions keep a
-    reference to ``wake``), so a late ``wake`` can never write into a reused descriptor.
-    """
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):  # a full pipe is awake already
-            os.write(self._write, b"!")
-
-    def fileno(self) -> int:
-        """Readable once woken: a store's wait watches it beside its own wake-ups."""
-        return self._read
-
-    def wait(self, timeout: float) -> None:
-        with contextlib.suppress(OSError, InterruptedError):
-            ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
-            if ready:
-                self.drain()
-
-    def drain(self) -> None:
-        with contextlib.suppress(OSError):  # empty: nothing more to read
-            while os.read(self._read, 4096):
-                pass
-
-    def __del__(self) -> None:
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-@dataclass
-class _Timers:
-    next_claim: float = 0.0
-    poll: float = 0.05
-    next_seen: float = 0.0
-    next_reap: float = 0.0
-    next_schedule: float = 0.0
-    stop_deadline: float = float("inf")
 
 
 class Worker:
@@ -215,15 +135,16 @@ class Worker:
         # are resolved by people), never a custom engine another worker's config defines.
         self.engines = runnable_engines(self._ctx.engines)
         self.host = socket.gethostname()
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._stop_requests = 0
         self._stopping = False
         self._grace_over = False
         self._hard_stop = False
         self._drained = False
         self._notified = False
-        self._waker: _Waker | None = None
-        self._t = _Timers(poll=self.poll_min)
+        self._waker: Waker | None = None
+        self._t = Timers(poll=self.poll_min)
+        self._settler = Settler(fleet, self.stats, self._event)
 
     # -- control ----------------------------------------------------------------------
 
@@ -242,7 +163,7 @@ class Worker:
 
     def run(self, *, handle_signals: bool = True) -> WorkerStats:
         """Work until stopped; SIGTERM/SIGINT stop it when run in the main thread."""
-        self._waker = _Waker()
+        self._waker = Waker()
         previous = self._install_signals() if handle_signals else {}
         queues = ",".join(self.queues) if self.queues else "(all)"
         self._event(
@@ -323,11 +244,11 @@ class Worker:
             self._check_stop(now)
             if self._stopping and not self._slots:
                 return
-            if not self._stopping:
-                self._claim(now)
             for slot in list(self._slots):
                 self._tend(slot, time.monotonic())
             now = time.monotonic()
+            self._heartbeat(now)
+            self._claim(now)
             self._periodic(now)
             if self.burst and self._drained and not self._slots and not self._stopping:
                 self._event(
@@ -341,11 +262,16 @@ class Worker:
         due = [self._t.next_seen, self._t.next_reap]
         if not self._stopping:
             due.append(self._t.next_schedule)
-        if not self._stopping and len(self._slots) < self.concurrency:
+        if not self._stopping and self._free() > 0:
             due.append(now if self._notified else self._t.next_claim)
         if self._stopping and not self._grace_over:
             due.append(self._t.stop_deadline)
+        waiting = self._batched()
+        if waiting:
+            due.append(self._batch_due(waiting))
         for slot in self._slots:
+            if slot.batched is not None:
+                continue
             if slot.clearing is not None:
                 due.append(now + CLEAR_POLL)
             elif slot.started and not slot.process_noted and slot.reason != "lease_lost":
@@ -465,24 +391,39 @@ class Worker:
         self._t.next_claim = now + self._t.poll
         self._t.poll = min(self._t.poll * 2, self.poll_max)
 
+    def _free(self) -> int:
+        """Slots for new jobs: a batched slot's completion goes with the next claim."""
+        return self.concurrency - sum(1 for slot in self._slots if slot.batched is None)
+
+    def _batched(self) -> list[Slot]:
+        return [slot for slot in self._slots if slot.batched is not None]
+
+    def _batch_due(self, waiting: list[Slot]) -> float:
+        """When the batch is written: at once when nothing else runs or the batch is
+        big enough, else once its oldest has lingered (or at its retry time)."""
+        if len(waiting) == len(self._slots) or len(waiting) * 2 >= self.concurrency:
+            return max(slot.next_finish for slot in waiting)
+        oldest = min(slot.batched[1] for slot in waiting if slot.batched is not None)
+        return max(oldest + BATCH_LINGER, max(slot.next_finish for slot in waiting))
+
     def _claim(self, now: float) -> None:
-        free = self.concurrency - len(self._slots)
-        if free <= 0:
-            return
-        if self._notified:
+        """Claim up to the free slots, completing the batched python tasks in the same
+        statement; or, when no slot is free (or the worker stops), complete them alone."""
+        waiting = self._batched()
+        flush = bool(waiting) and now >= self._batch_due(waiting)
+        free = self._free() if not self._stopping else 0
+        if self._notified and free > 0:
             self._notified = False
             self._t.next_claim = now
-        if now < self._t.next_claim:
+        # A batch due frees its slots, so it claims; a claim due takes the batch along.
+        claiming = free > 0 and (now >= self._t.next_claim or flush)
+        if not claiming and not flush:
+            return
+        if not claiming:
+            self._complete_batch(waiting, now)
             return
         try:
-            leases = self.fleet.claim_next(
-                worker=self.name,
-                queues=self.queues,
-                limit=free,
-                ttl=self.ttl,
-                engines=self.engines,
-                host=self.host,
-            )
+            leases = self._complete_batch(waiting, now, claim=free)
         except Exception as exc:
             self._event(
                 "job.claim_failed", f"claiming jobs failed: {exc}", logging.WARNING, error=str(exc)
@@ -499,6 +440,52 @@ class Worker:
         for lease in leases:
             self._start(lease, now)
 
+    def _complete_batch(self, waiting: list[Slot], now: float, claim: int = 0) -> list[Lease]:
+        """Complete `waiting` and claim up to `claim` jobs: one statement, one commit.
+        A completion the store refuses is written on its own (which says why). Raises
+        only when the claim was asked for and failed; a failed batch waits a second."""
+
+        def write(done: list[tuple[Lease, object]]) -> tuple[list[int], list[Lease]]:
+            if not claim:
+                return self.fleet.complete_many(done), []
+            return self.fleet.complete_and_claim(
+                done,
+                worker=self.name,
+                queues=self.queues,
+                limit=claim,
+                ttl=self.ttl,
+                engines=self.engines,
+                host=self.host,
+            )
+
+        try:
+            left, leases = self._settler.batch(waiting, write)
+        except Exception as exc:
+            if not waiting:
+                raise
+            self._event(
+                "job.outcome_failed",
+                f"writing the outcome of {len(waiting)} job(s) failed, will retry: {exc}",
+                logging.WARNING,
+                jobs=len(waiting),
+                error=str(exc),
+            )
+            for slot in waiting:
+                slot.next_finish = now + 1.0
+            if claim:
+                raise
+            return []
+        for slot in waiting:
+            slot.batched = None
+            if slot in left:
+                self._finish(slot, now)  # refused: on its own, so that it says why
+            else:
+                slot.execution.settled(True)
+                self._drop(slot)
+        if waiting:
+            self._drained = False
+        return leases
+
     def _start(self, lease: Lease, claimed_at: float) -> None:
         assert self._waker is not None
         self.stats.claimed += 1
@@ -512,12 +499,13 @@ class Worker:
                 job=lease.job_id,
                 error=str(exc),
             )
-            self._release(lease, "the worker could not read the job")
+            self._settler.release(lease, "the worker could not read the job")
             return
         self._event(
             "job.claim_completed",
             f"job {job.id} claimed ({job.engine}, attempt {lease.attempt}/{job.max_attempts}, "
             f"epoch {lease.epoch})",
+            job_level(job.engine),
             job=job.id,
             run=lease.run_id,
             epoch=lease.epoch,
@@ -538,7 +526,7 @@ class Worker:
                 job=job.id,
                 error=str(exc),
             )
-            self._release(lease, "the worker could not read the job's plan inputs")
+            self._settler.release(lease, "the worker could not read the job's plan inputs")
             return
         try:
             earlier = self.fleet.runs(lease.job_id) if lease.epoch > 1 else []
@@ -552,12 +540,14 @@ class Worker:
                 job=job.id,
                 error=str(exc),
             )
-            self._release(lease, "the worker could not check for an earlier attempt's processes")
+            self._settler.release(
+                lease, "the worker could not check for an earlier attempt's processes"
+            )
             return
         over = None if watch is None else watch.at_start()
         if over is not None:
             _remove_dir(inputs_dir)
-            self._fail_at_start(lease, over.error)  # never started: nothing more is spent
+            self._settler.fail_at_start(lease, over.error)  # never started: nothing more is spent
             return
         leftovers = find_leftovers(earlier, self.host, lease.epoch) if earlier else []
         resume = plan_resume(
@@ -569,7 +559,7 @@ class Worker:
             )
         except InvalidArgument as exc:
             _remove_dir(inputs_dir)
-            self._fail_at_start(lease, str(exc))
+            self._settler.fail_at_start(lease, str(exc))
             return
         if resume is not None:
             self._event(
@@ -588,7 +578,7 @@ class Worker:
         execution.lease_held(claimed_at, self.ttl)
         now = time.monotonic()
         timeout = job_timeout(job, self._ctx.engines)  # agents get a default one
-        slot = _Slot(
+        slot = Slot(
             lease=lease,
             job=job,
             execution=execution,
@@ -614,19 +604,19 @@ class Worker:
             )
         slot.clearing = Clearing(leftovers, self.kill_grace, now)
 
-    def _launch(self, slot: _Slot) -> None:
+    def _launch(self, slot: Slot) -> None:
         lease = slot.lease
         try:
             slot.execution.start()
         except OSError as exc:
             self._drop(slot)
-            self._fail_at_start(lease, f"cannot start the job's process: {exc}")
+            self._settler.fail_at_start(lease, f"cannot start the job's process: {exc}")
             return
         slot.started = True
         slot.process_noted = not slot.execution.killable  # a thread has no process group
         self._note_process(slot)
 
-    def _note_process(self, slot: _Slot) -> None:
+    def _note_process(self, slot: Slot) -> None:
         """Record the attempt's host and process group on its run, once it has one."""
         pgid = slot.execution.pgid
         if pgid is None:
@@ -653,68 +643,15 @@ class Worker:
             json.dump(inputs, handle, ensure_ascii=False)
         return folder, path
 
-    def _drop(self, slot: _Slot) -> None:
+    def _drop(self, slot: Slot) -> None:
         self._slots.remove(slot)
         _remove_dir(slot.inputs_dir)
 
-    def _fail_at_start(self, lease: Lease, error: str) -> None:
-        self._event(
-            "job.start_failed",
-            f"job {lease.job_id} cannot run: {error}",
-            logging.ERROR,
-            job=lease.job_id,
-            epoch=lease.epoch,
-            error=error,
-        )
-        self.stats.failed += 1
-        try:
-            self.fleet.fail(lease, error, retry=False)
-        except LeaseLost as exc:
-            self._refused(lease, exc)
-        except Exception as exc:
-            self._write_failed(lease, "the failure", exc)
-
-    def _release(self, lease: Lease, reason: str) -> None:
-        try:
-            status = self.fleet.release(lease, reason=reason)
-            self.stats.released += 1
-            self._event(
-                "job.release_completed",
-                f"job {lease.job_id} handed back ({reason}): now {status}",
-                job=lease.job_id,
-                epoch=lease.epoch,
-                reason=reason,
-                status=str(status),
-            )
-        except LeaseLost as exc:
-            self._refused(lease, exc)
-        except Exception as exc:
-            self._write_failed(lease, "the hand-back", exc)
-
-    def _write_failed(self, lease: Lease, what: str, exc: Exception) -> None:
-        self._event(
-            "job.write_failed",
-            f"job {lease.job_id}: could not record {what}: {exc}",
-            logging.WARNING,
-            job=lease.job_id,
-            epoch=lease.epoch,
-            error=str(exc),
-        )
-
-    def _refused(self, lease: Lease, exc: LeaseLost) -> None:
-        self.stats.lost += 1
-        self._event(
-            "lease.write_rejected",
-            f"job {lease.job_id}: late write refused ({exc})",
-            logging.WARNING,
-            job=lease.job_id,
-            epoch=lease.epoch,
-            error=str(exc),
-        )
-
     # -- tending running jobs -----------------------------------------------------------
 
-    def _tend(self, slot: _Slot, now: float) -> None:
+    def _tend(self, slot: Slot, now: float) -> None:
+        if slot.batched is not None:
+            return  # done: its completion waits for the next batch
         if slot.clearing is not None and slot.clearing.done(now):
             slot.clearing = None  # the earlier attempt's processes are gone: start this one
             self._launch(slot)
@@ -726,7 +663,11 @@ class Worker:
             self._note_process(slot)
         if slot.execution.done():
             if now >= slot.next_finish:
-                self._finish(slot, now)
+                batchable, result = batchable_result(slot)
+                if batchable:
+                    slot.batched = (result, now)
+                else:
+                    self._finish(slot, now)
             return
         if slot.reason is None and slot.deadline is not None and now >= slot.deadline:
             self._event(
@@ -756,12 +697,10 @@ class Worker:
             )
             slot.execution.kill()
             slot.kill_at = None
-        if slot.reason != "lease_lost" and now >= slot.next_renew:
-            self._renew(slot, now)
         if slot.reason != "lease_lost" and now >= slot.next_output and slot in self._slots:
             self._flush_output(slot, now)
 
-    def _watched(self, slot: _Slot, stop: Stop | None, now: float) -> None:
+    def _watched(self, slot: Slot, stop: Stop | None, now: float) -> None:
         """Stop the attempt if its watch says so (silent too long, or over budget)."""
         if stop is None or slot.reason is not None:
             return
@@ -776,7 +715,7 @@ class Worker:
         slot.stop_error = stop.error
         self._interrupt(slot, stop.reason, now)
 
-    def _interrupt(self, slot: _Slot, reason: str, now: float, *, hard: bool = False) -> None:
+    def _interrupt(self, slot: Slot, reason: str, now: float, *, hard: bool = False) -> None:
         if slot.reason is None:
             slot.reason = reason
         if not slot.execution.killable or not slot.started:
@@ -790,34 +729,51 @@ class Worker:
             slot.execution.terminate()
             slot.kill_at = now + self.kill_grace
 
-    def _renew(self, slot: _Slot, now: float) -> None:
+    def _heartbeat(self, now: float) -> None:
+        """Renew every lease that is due, and those due within half a heartbeat with
+        them, in one statement: the leases fall into step, one write per heartbeat."""
+        held = [slot for slot in self._slots if slot.reason != "lease_lost"]
+        if not any(now >= slot.next_renew for slot in held):
+            return
+        due = [slot for slot in held if slot.next_renew - self.heartbeat / 2 <= now]
         try:
-            slot.lease = self.fleet.renew(slot.lease, ttl=self.ttl)
-            slot.execution.lease_held(now, self.ttl)
-            slot.next_renew = now + self.heartbeat
-        except JobCancelled:
-            self._event(
-                "job.cancel_detected",
-                f"job {slot.lease.job_id} was cancelled; stopping it",
-                job=slot.lease.job_id,
-                epoch=slot.lease.epoch,
-            )
-            slot.next_renew = float("inf")  # the lease stays ours until the closing write
-            self._interrupt(slot, "cancelled", now)
-        except LeaseLost as exc:
-            self._lose(slot, exc)
+            answers = self.fleet.renew_many([slot.lease for slot in due], ttl=self.ttl)
         except Exception as exc:
             self._event(
                 "lease.renew_failed",
-                f"job {slot.lease.job_id}: renewing the lease failed: {exc}",
+                f"renewing {len(due)} lease(s) failed: {exc}",
                 logging.WARNING,
-                job=slot.lease.job_id,
-                epoch=slot.lease.epoch,
+                jobs=[slot.lease.job_id for slot in due],
                 error=str(exc),
             )
-            slot.next_renew = now + min(1.0, self.heartbeat)
+            for slot in due:
+                slot.next_renew = now + min(1.0, self.heartbeat)
+            return
+        for slot, answer in zip(due, answers, strict=True):
+            if isinstance(answer, Lease):
+                slot.lease = answer
+                slot.execution.lease_held(now, self.ttl)
+                slot.next_renew = now + self.heartbeat
+            elif isinstance(answer, JobCancelled):
+                self._event(
+                    "job.cancel_detected",
+                    f"job {slot.lease.job_id} was cancelled; stopping it",
+                    job=slot.lease.job_id,
+                    epoch=slot.lease.epoch,
+                )
+                slot.next_renew = float("inf")  # the lease stays ours until the closing write
+                if slot.batched is not None:
+                    slot.batched = None  # written on its own: it ends cancelled
+                    slot.reason = "cancelled"
+                    self._finish(slot, now)
+                else:
+                    self._interrupt(slot, "cancelled", now)
+            else:
+                if slot.batched is not None:
+                    slot.batched = None
+                self._lose(slot, answer)
 
-    def _lose(self, slot: _Slot, exc: LeaseLost) -> None:
+    def _lose(self, slot: Slot, exc: LeaseLost) -> None:
         self.stats.lost += 1
         slot.reason = "lease_lost"
         slot.kill_at = None
@@ -834,7 +790,7 @@ class Worker:
         if not slot.execution.killable or not slot.started:
             self._drop(slot)
 
-    def _flush_output(self, slot: _Slot, now: float) -> None:
+    def _flush_output(self, slot: Slot, now: float) -> None:
         slot.next_output = now + self.output_every
         version = slot.execution.output_version
         if version == slot.sent_version:
@@ -858,57 +814,16 @@ class Worker:
 
     # -- finishing ----------------------------------------------------------------------
 
-    def _finish(self, slot: _Slot, now: float) -> None:
-        lease, reason = slot.lease, slot.reason
-        output = slot.execution.output()
-        won = False
+    def _finish(self, slot: Slot, now: float) -> None:
         try:
-            if reason == "lease_lost":
-                self._event(
-                    "job.run_abandoned",
-                    f"job {lease.job_id}: stopped after losing its lease; nothing written",
-                    job=lease.job_id,
-                    epoch=lease.epoch,
-                )
-            elif reason == "stopping":
-                status = self.fleet.release(lease, reason="worker stopping")
-                self.stats.released += 1
-                self._event(
-                    "job.release_completed",
-                    f"job {lease.job_id} handed back unfinished: now {status}",
-                    job=lease.job_id,
-                    epoch=lease.epoch,
-                    reason="worker stopping",
-                    status=str(status),
-                )
-            elif reason in _STOPS_RETRY:
-                error = slot.stop_error or reason
-                status = self.fleet.fail(lease, error, retry=_STOPS_RETRY[reason], output=output)
-                if reason in ("timeout", "idle"):
-                    self.stats.timed_out += 1
-                elif reason == "cancelled":
-                    self.stats.cancelled += 1
-                else:
-                    self.stats.failed += 1
-                self._event(
-                    "job.run_stopped",
-                    f"job {lease.job_id} stopped ({error}): now {status}",
-                    job=lease.job_id,
-                    epoch=lease.epoch,
-                    reason=reason,
-                    status=str(status),
-                )
-            else:
-                won = self._settle(slot)
-        except LeaseLost as exc:
-            self._refused(lease, exc)
+            won = self._settler.close(slot)
         except Exception as exc:
             self._event(
                 "job.outcome_failed",
-                f"job {lease.job_id}: writing its outcome failed, will retry: {exc}",
+                f"job {slot.lease.job_id}: writing its outcome failed, will retry: {exc}",
                 logging.WARNING,
-                job=lease.job_id,
-                epoch=lease.epoch,
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
                 error=str(exc),
             )
             slot.next_finish = now + 1.0
@@ -919,77 +834,12 @@ class Worker:
         self._drained = False
         self._t.next_claim = min(self._t.next_claim, now)
 
-    def _settle(self, slot: _Slot) -> bool:
-        """Write how the attempt ended; whether its completion was accepted."""
-        lease, execution = slot.lease, slot.execution
-        output = execution.output()
-        outcome = execution.outcome()
-        if outcome.ok:
-            try:
-                self.fleet.complete(lease, outcome.result, output=output)
-            except JobCancelled:
-                # Cancelled before its result arrived: it ends cancelled, as promised.
-                self.fleet.fail(lease, "cancelled", retry=False, output=output)
-                self.stats.cancelled += 1
-                self._event(
-                    "job.run_cancelled",
-                    f"job {lease.job_id} was cancelled before it finished; ended cancelled",
-                    job=lease.job_id,
-                    epoch=lease.epoch,
-                )
-                return False
-            except InvalidArgument as exc:
-                error = f"the result cannot be stored: {exc}"
-                self.fleet.fail(lease, error, retry=False, output=output)
-                self.stats.failed += 1
-                self._failed(lease, error, JobStatus.FAILED)
-                return False
-            self.stats.succeeded += 1
-            self._event(
-                "job.run_succeeded",
-                f"job {lease.job_id} succeeded",
-                job=lease.job_id,
-                run=lease.run_id,
-                epoch=lease.epoch,
-                exit_code=output.exit_code,
-            )
-            over = None if slot.watch is None else slot.watch.at_end(output.agent)
-            if over is not None:  # it ended by itself: its work stands, nothing more runs
-                self._event(
-                    "job.overspend_detected",
-                    f"job {lease.job_id} ended past its budget ({over.error})",
-                    logging.WARNING,
-                    job=lease.job_id,
-                    error=over.error,
-                )
-            return True
-        error, retry = outcome.error or "failed", outcome.retry
-        over = None if slot.watch is None else slot.watch.at_end(output.agent)
-        if over is not None and retry:
-            error, retry = f"{error}; {over.error}", False  # a retry would only spend more
-        status = self.fleet.fail(lease, error, retry=retry, output=output)
-        self.stats.failed += 1
-        self._failed(lease, error, status)
-        return False
-
-    def _failed(self, lease: Lease, error: str, status: JobStatus) -> None:
-        retry = " (will retry)" if status is JobStatus.QUEUED else ""
-        self._event(
-            "job.run_failed",
-            f"job {lease.job_id} failed: {error}{retry}",
-            job=lease.job_id,
-            run=lease.run_id,
-            epoch=lease.epoch,
-            error=error,
-            status=str(status),
-        )
-
     def _abandon_all(self) -> None:
         """The loop crashed: stop every job and hand it back, best effort."""
         for slot in list(self._slots):
             slot.execution.kill()
             if slot.reason != "lease_lost":
-                self._release(slot.lease, "worker crashed")
+                self._settler.release(slot.lease, "worker crashed")
         self._slots.clear()
 
 
