@@ -18,6 +18,7 @@ import importlib
 import inspect
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
@@ -132,25 +133,43 @@ def call_arguments(payload: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any
 class TaskThreads:
     """Threads kept for python tasks, so that a short task costs no thread start.
 
-    A task starts at once on an idle thread, else on a new one: it never waits behind
-    another task, and a task abandoned on a timeout holds only its own thread. A thread
-    idle for ``idle_exit`` seconds leaves.
+    A task starts on an idle thread, else on a new one while fewer than ``size`` run.
+    Beyond that it waits its turn: a few threads run thousands of short tasks a second
+    with less contention for the interpreter than one thread per task. So that a task never
+    waits long behind tasks that block, a watchdog starts a thread for every waiting task
+    once ``stall`` seconds pass with tasks waiting and none finishing (a task abandoned on
+    a timeout holds only its own thread). A thread idle for ``idle_exit`` seconds leaves.
     """
 
-    def __init__(self, idle_exit: float = 60.0) -> None:
-        self.idle_exit = idle_exit
+    def __init__(self, size: int = 8, idle_exit: float = 60.0, stall: float = 0.02) -> None:
+        self.size, self.idle_exit, self.stall = size, idle_exit, stall
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = 0  # threads waiting for work that no task has been promised to
         self._lock = threading.Lock()
+        self._threads = 0  # threads alive
+        self._idle = 0  # threads waiting for work that no task has been promised to
+        self._waiting = 0  # tasks queued that no thread has been promised to
+        self._finished = 0  # tasks finished so far: the watchdog's sign of progress
+        self._watching = False
 
     def submit(self, fn: Callable[[], None]) -> None:
+        spawn = watch = False
         with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
+            if self._idle > 0:
                 self._idle -= 1  # that thread is promised this task
+            elif self._threads < self.size:
+                self._threads += 1
+                spawn = True
+            else:
+                self._waiting += 1
+                watch, self._watching = not self._watching, True
         self._work.put(fn)
         if spawn:
-            threading.Thread(target=self._serve, daemon=True, name="agentfleet-task").start()
+            self._spawn()
+        if watch:
+            threading.Thread(target=self._watch, daemon=True, name="agentfleet-tasks").start()
+
+    def _spawn(self) -> None:
+        threading.Thread(target=self._serve, daemon=True, name="agentfleet-task").start()
 
     def _serve(self) -> None:
         while True:
@@ -160,12 +179,33 @@ class TaskThreads:
                 with self._lock:
                     if self._idle > 0:  # nothing was promised to this thread: leave
                         self._idle -= 1
+                        self._threads -= 1
                         return
                 continue  # a task was promised to a waiting thread: take it
             with contextlib.suppress(Exception):  # a task's errors are caught where it runs
                 fn()
             with self._lock:
-                self._idle += 1
+                self._finished += 1
+                if self._waiting > 0:
+                    self._waiting -= 1  # take a waiting task next
+                else:
+                    self._idle += 1
+
+    def _watch(self) -> None:
+        seen = -1
+        while True:
+            time.sleep(self.stall)
+            with self._lock:
+                if self._waiting == 0:
+                    self._watching = False
+                    return
+                stalled = self._finished == seen
+                seen = self._finished
+                extra = self._waiting if stalled else 0
+                self._waiting -= extra
+                self._threads += extra
+            for _ in range(extra):
+                self._spawn()
 
 
 THREADS = TaskThreads()
@@ -189,13 +229,15 @@ class TaskRun:
         self.args = list(args)
         self.kwargs = dict(kwargs or {})
         self._on_exit = on_exit
-        self._done = threading.Event()
+        self._finished = False
+        self._running = threading.Lock()  # held until the call ends (lighter than an Event)
+        self._running.acquire()
         self._outcome = Outcome(ok=False, error="the task has not finished")
         self._stderr = ""
 
     @property
     def output_version(self) -> int:
-        return 1 if self._done.is_set() else 0
+        return 1 if self._finished else 0
 
     @property
     def pgid(self) -> int | None:
@@ -217,15 +259,18 @@ class TaskRun:
             self._stderr = traceback.format_exc()
             self._outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", retry=True)
         finally:
-            self._done.set()
+            self._finished = True
+            self._running.release()
             if self._on_exit is not None:
                 self._on_exit()
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._finished
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
+        if not self._finished and self._running.acquire(timeout=-1 if timeout is None else timeout):
+            self._running.release()
+        return self._finished
 
     def terminate(self) -> None:
         """A thread cannot be stopped; the worker abandons it instead."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import agentfleet
 from agentfleet import Fleet, JobStatus, RunStatus
 from agentfleet.tasks import THREADS, TaskRegistry, TaskThreads
 from tests.conftest import StoreEnv
-from tests.worker.helpers import PATIENCE, run_burst, wait_until, worker_thread
+from tests.worker.helpers import PATIENCE, cli, run_burst, wait_until, worker_thread
 
 
 def _registry(fleet_url: str) -> TaskRegistry:
@@ -109,8 +110,8 @@ def test_one_heartbeat_renews_every_running_lease_at_once(sqlite_store: StoreEnv
             fleet.cancel_job(job.id)
 
 
-def test_task_threads_are_reused_and_never_make_a_task_wait() -> None:
-    threads = TaskThreads(idle_exit=PATIENCE)
+def test_task_threads_are_reused_and_a_task_never_waits_behind_blocked_ones() -> None:
+    threads = TaskThreads(size=2, idle_exit=PATIENCE)
     names: list[int] = []
     done = threading.Semaphore(0)
 
@@ -131,8 +132,8 @@ def test_task_threads_are_reused_and_never_make_a_task_wait() -> None:
         started.release()
         release.wait(PATIENCE)
 
-    for _ in range(5):  # five at once, each blocking: each must get a thread of its own
-        threads.submit(hold)
+    for _ in range(5):  # five at once, each blocking: beyond the two threads, the watchdog
+        threads.submit(hold)  # sees no progress and starts a thread for each waiting one
     for _ in range(5):
         assert started.acquire(timeout=PATIENCE), "a task waited behind a blocked one"
     release.set()
@@ -146,3 +147,26 @@ def test_idle_task_threads_leave() -> None:
     assert ran.wait(PATIENCE)
     wait_until(lambda: threading.active_count() <= before, "the idle thread to leave")
     assert THREADS is not threads  # the process-wide threads are a different set
+
+
+def test_python_tasks_log_a_line_per_batch_and_each_job_with_verbose(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    with agentfleet.open(url) as fleet:
+        first = [
+            fleet.enqueue("python", {"func": "os.path:join", "args": ["a", "b"]}) for _ in range(3)
+        ]
+        plain = cli("--db", url, "worker", "--burst", "--concurrency", "8")
+        assert plain.returncode == 0, plain.stderr
+        ids = [job.id for job in first]
+        assert f"3 python task(s) succeeded (jobs {ids[0]}-{ids[-1]})" in plain.stderr
+        assert f"job {ids[0]} claimed" not in plain.stderr
+        assert all(fleet.get_job(i).result == "a/b" for i in ids)
+
+        again = fleet.enqueue("python", {"func": "os.path:join", "args": ["c", "d"]})
+        verbose = cli("--db", url, "worker", "--burst", "--verbose")
+        assert verbose.returncode == 0, verbose.stderr
+        assert f"job {again.id} claimed (python" in verbose.stderr
+        assert f"job {again.id} succeeded" in verbose.stderr
+
+    both = cli("--db", url, "worker", "--quiet", "--verbose")
+    assert both.returncode != 0 and "--quiet and --verbose" in both.stderr

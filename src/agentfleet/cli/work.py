@@ -105,6 +105,14 @@ def worker(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="Log only warnings and errors. e.g. --quiet")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also log debug lines: each python task's claim and success (by default "
+            "one line per batch of them). e.g. --verbose",
+        ),
+    ] = False,
     clones: Annotated[
         str | None,
         typer.Option(
@@ -131,7 +139,11 @@ def worker(
 
     Example: agentfleet worker --queues default --concurrency 2 --ttl 30s --name w1
     """
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose cannot both be given")
     level = logging.WARNING if quiet else logging.INFO
+    if verbose:
+        logging.getLogger("agentfleet").setLevel(logging.DEBUG)  # ours only, not the drivers'
     json_lines = log_format is LogFormat.JSON
     if json_lines:
         logs.configure(level)  # first: whatever goes wrong from here on is a JSON line

@@ -144,7 +144,7 @@ class Worker:
         self._notified = False
         self._waker: Waker | None = None
         self._t = Timers(poll=self.poll_min)
-        self._settler = Settler(fleet, self.stats, self._event)
+        self._settler = Settler(fleet, self.stats, self._event, log)
 
     # -- control ----------------------------------------------------------------------
 
@@ -501,20 +501,9 @@ class Worker:
             )
             self._settler.release(lease, "the worker could not read the job")
             return
-        self._event(
-            "job.claim_completed",
-            f"job {job.id} claimed ({job.engine}, attempt {lease.attempt}/{job.max_attempts}, "
-            f"epoch {lease.epoch})",
-            job_level(job.engine),
-            job=job.id,
-            run=lease.run_id,
-            epoch=lease.epoch,
-            plan=job.plan_id,
-            engine=job.engine,
-            queue=job.queue,
-            attempt=lease.attempt,
-            max_attempts=job.max_attempts,
-        )
+        level = job_level(job.engine)
+        if log.isEnabledFor(level):  # thousands a second: build the line only if it is shown
+            self._claimed(job, lease, level)
         inputs_dir = None
         try:
             inputs_dir, inputs = self._write_inputs(job)
@@ -603,6 +592,22 @@ class Worker:
                 pgid=group.pgid,
             )
         slot.clearing = Clearing(leftovers, self.kill_grace, now)
+
+    def _claimed(self, job: Job, lease: Lease, level: int) -> None:
+        self._event(
+            "job.claim_completed",
+            f"job {job.id} claimed ({job.engine}, attempt {lease.attempt}/{job.max_attempts}, "
+            f"epoch {lease.epoch})",
+            level,
+            job=job.id,
+            run=lease.run_id,
+            epoch=lease.epoch,
+            plan=job.plan_id,
+            engine=job.engine,
+            queue=job.queue,
+            attempt=lease.attempt,
+            max_attempts=job.max_attempts,
+        )
 
     def _launch(self, slot: Slot) -> None:
         lease = slot.lease

@@ -39,8 +39,9 @@ def batchable_result(slot: Slot) -> tuple[bool, Any]:
 class Settler:
     """The closing writes of attempts, with their log events and counts."""
 
-    def __init__(self, fleet: Fleet, stats: WorkerStats, event: Event) -> None:
+    def __init__(self, fleet: Fleet, stats: WorkerStats, event: Event, log: logging.Logger) -> None:
         self.fleet = fleet
+        self.log = log
         self.stats = stats
         self.event = event
 
@@ -144,11 +145,13 @@ class Settler:
 
     def succeeded(self, slot: Slot, *, exit_code: int | None = None) -> None:
         self.stats.succeeded += 1
-        lease = slot.lease
+        lease, level = slot.lease, job_level(slot.job.engine)
+        if not self.log.isEnabledFor(level):
+            return  # thousands a second on the batched path: build the line only if shown
         self.event(
             "job.run_succeeded",
             f"job {lease.job_id} succeeded",
-            job_level(slot.job.engine),
+            level,
             job=lease.job_id,
             run=lease.run_id,
             epoch=lease.epoch,
