@@ -188,7 +188,7 @@ def backlog(
                 "--concurrency",
                 str(width),
                 "--grace",
-                "0s",
+                "1ms",
                 env={"PYTHONPATH": ROOT},
             )
             for i in range(workers)

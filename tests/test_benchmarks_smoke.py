@@ -60,3 +60,24 @@ def test_worker_latency_postgres_and_fleet_smoke(
     assert worker_latency.main(fleet) == 0
     figures = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
     assert (figures["workers"], figures["succeeded"]) == ("2", "2")
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_real_worker_drain_smoke(store: str, request: pytest.FixtureRequest) -> None:
+    """`agentfleet worker` processes drain python and shell no-ops; every job succeeds."""
+    if store == "postgres":
+        request.getfixturevalue("pg_url")
+    from benchmarks import worker_drain
+
+    row = worker_drain.drain(store, 300, 2, concurrency=50)
+    assert row.jobs == 300 and row.workers == 2 and row.jobs_per_s > 0
+    assert row.scenario == f"worker_drain_{store}" and "jobs per worker" in row.notes
+    shell = worker_drain.drain(store, 10, 1, engine="shell")
+    assert shell.scenario == f"worker_drain_{store}_shell" and shell.jobs == 10
+
+
+def test_real_worker_backlog_smoke(pg_url: str) -> None:
+    from benchmarks import worker_drain
+
+    row = worker_drain.backlog(500, window=200, workers=1)
+    assert row.scenario == "backlog_500" and row.jobs == 200 and row.jobs_per_s > 0

@@ -215,8 +215,11 @@ _ENQUEUE_BULK = f"""
     ), logged AS (
         INSERT INTO events (job_id, kind, data)
         SELECT id, 'enqueued', jsonb_build_object('queue', queue) FROM ins
+    ), woken AS (  -- idle workers are told at commit, as by the shared path's NOTIFY
+        SELECT count(pg_notify(:channel, queue)) AS n
+        FROM (SELECT DISTINCT queue FROM ins WHERE :notify) AS queues
     )
-    SELECT * FROM ins ORDER BY id"""
+    SELECT ins.* FROM ins, woken ORDER BY id"""
 
 
 class PostgresStore(SqlStore):
@@ -256,7 +259,9 @@ class PostgresStore(SqlStore):
     # keys, and log it, in one statement; dedupe keys need the shared per-job path.
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        if len(jobs) <= 1 or any(job.dedupe_key is not None for job in jobs):
+        # Differs by necessity: jobs without dedupe keys (one or many) go in one statement
+        # (its own transaction: one round trip), which only data-modifying CTEs allow.
+        if not jobs or any(job.dedupe_key is not None for job in jobs):
             return super().enqueue(jobs)
         columns: dict[str, list[Any]] = {
             "queue": [j.queue for j in jobs],
@@ -268,10 +273,9 @@ class PostgresStore(SqlStore):
             "timeout": [j.timeout for j in jobs],
             "run_at": [j.run_at for j in jobs],
         }
-        with self.dialect.tx() as tx:
-            rows = tx.tuples(_ENQUEUE_BULK, columns)
-            for queue in sorted(set(columns["queue"])):
-                tx.notify(queue)
+        params = {**columns, "channel": NOTIFY_CHANNEL, "notify": self.dialect.notify}
+        with self.dialect.statement() as tx:
+            rows = tx.tuples(_ENQUEUE_BULK, params)
         return [self.read.job(row) for row in rows]
 
     # -- the batched hot path ---------------------------------------------------------
