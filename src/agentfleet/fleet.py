@@ -45,6 +45,8 @@ from agentfleet.retry import RetryPolicy
 from agentfleet.schedules import Fired, Schedule
 from agentfleet.scheduling import Schedules
 from agentfleet.store.base import Store
+from agentfleet.store.limits import Limit, Limits
+from agentfleet.store.rules import limit_of
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
 from agentfleet.workspaces.housekeeping import Leftover
@@ -116,14 +118,20 @@ class Fleet:
         timeout: float | None = None,
         run_at: datetime | timedelta | None = None,
         dedupe_key: str | None = None,
+        limit: str | None = None,
     ) -> NewJob:
-        """Validate one job request without writing it."""
+        """Validate one job request without writing it. `limit` names a fleet-wide limit
+        (see `set_limit`); it is kept in the payload as ``limit``."""
         if engine == APPROVAL_ENGINE:
             raise InvalidArgument(
                 "an approval job only exists as a gate inside a plan (it would wait in the "
                 "queue for ever); put it in a plan file with depends_on"
             )
         checked_payload = validate.json_document({} if payload is None else payload, "payload")
+        if limit is not None:
+            checked_payload = {**checked_payload, "limit": limit}
+        if "limit" in checked_payload:
+            validate.name(checked_payload["limit"], "limit")
         validate.prompt(checked_payload.get("prompt"), "payload 'prompt'")
         validate.payload_limits(checked_payload)
         checked_payload = with_workspace(checked_payload)
@@ -151,8 +159,10 @@ class Fleet:
         timeout: float | None = None,
         run_at: datetime | timedelta | None = None,
         dedupe_key: str | None = None,
+        limit: str | None = None,
     ) -> Job:
-        """Add a job; a live job with the same dedupe_key is returned instead of a new one."""
+        """Add a job; a live job with the same dedupe_key is returned instead of a new one.
+        A job naming a `limit` that is not set is refused."""
         new = self.new_job(
             engine,
             payload,
@@ -163,8 +173,40 @@ class Fleet:
             timeout=timeout,
             run_at=run_at,
             dedupe_key=dedupe_key,
+            limit=limit,
         )
+        self._check_limits([new])
         return self.store.enqueue([new])[0]
+
+    def _check_limits(self, jobs: Sequence[NewJob]) -> None:
+        named = {name for job in jobs if (name := limit_of(job.payload)) is not None}
+        missing = sorted(named - self.limit_store.names()) if named else []
+        if missing:
+            raise InvalidArgument(
+                f"limit {missing[0]!r} is not set: set it first with "
+                f"`agentfleet limits set {missing[0]} N` (or Fleet.set_limit)"
+            )
+
+    # -- fleet-wide limits --------------------------------------------------------------
+
+    @property
+    def limit_store(self) -> Limits:
+        return Limits(self.store.dialect)
+
+    def set_limit(self, name: str, max_running: int) -> None:
+        """At most `max_running` jobs naming `name` run at once, across every worker."""
+        self.limit_store.put(
+            validate.name(name, "limit"),
+            validate.integer(max_running, "max_running", minimum=0),
+        )
+
+    def remove_limit(self, name: str) -> bool:
+        """Remove a limit; jobs naming it then wait until it is set again."""
+        return self.limit_store.remove(validate.name(name, "limit"))
+
+    def limits(self) -> list[Limit]:
+        """Every limit, with its jobs running and queued."""
+        return self.limit_store.all()
 
     def enqueue_many(self, jobs: Iterable[NewJob]) -> list[Job]:
         """Add all jobs in one transaction, or none."""
@@ -187,6 +229,7 @@ class Fleet:
             )
             for job in batch
         ]
+        self._check_limits(checked)
         return self.store.enqueue(checked) if checked else []
 
     # -- python tasks -----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from typing import Any
 
 import agentfleet
@@ -41,3 +43,52 @@ def drain(url: str, worker: str, start: Any, results: Any, seed: int) -> None:
                 claimed.append(lease.job_id)
                 fleet.complete(lease, result={"by": worker})
     results.put((worker, claimed))
+
+
+def hold() -> None:
+    """A python task that runs long enough for its limit to be full at times."""
+    time.sleep(0.02)
+
+
+def limited_worker(url: str, name: str, queue: str, start: Any, broken: str | None) -> None:
+    """One process running a real Worker until no job of the limit is left. `broken` plants a bug:
+    `no_lock` drops PostgreSQL's lock around limited claims, `no_rivals` lets a batch count
+    only running jobs, not the rivals it takes with it."""
+    from agentfleet import Worker
+    from agentfleet.store import rules
+
+    if url.startswith("postgresql"):
+        _slow_limited_commits()
+    if broken == "no_lock":
+        from agentfleet.store.postgres import PostgresTx
+
+        PostgresTx.lock_limits = lambda self: None  # type: ignore[method-assign]
+    elif broken == "no_rivals":
+        rules.READY_BATCH = rules.READY_BATCH.replace(rules.LIMIT_FREE_BATCH, rules.LIMIT_FREE)
+    with agentfleet.open(url, reap_interval=-1) as fleet:
+        start.wait(timeout=120)
+        # Not --burst: a worker whose queue's jobs wait for the limit would leave early.
+        worker = Worker(fleet, name=name, queues=[queue], concurrency=2,
+                        poll_min=0.005, poll_max=0.02)  # fmt: skip
+        thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+        thread.start()
+        while any(limit.queued or limit.running for limit in fleet.limits()):
+            time.sleep(0.05)
+        worker.stop()
+        thread.join(120)
+
+
+def _slow_limited_commits() -> None:
+    """Hold each limited claim's transaction open 20 ms after its statement (a slow server,
+    a slow network): without the lock, another claimer's snapshot then misses this claim."""
+    from agentfleet.store.postgres import PostgresStore
+
+    claim_in = PostgresStore._batch_in
+
+    def slow(self: Any, tx: Any, done: Any, claim: Any, limited: bool) -> Any:
+        answer = claim_in(self, tx, done, claim, limited)
+        if limited and answer[2]:
+            time.sleep(0.02)
+        return answer
+
+    PostgresStore._batch_in = slow  # type: ignore[method-assign]

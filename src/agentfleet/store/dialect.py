@@ -112,6 +112,11 @@ class Tx(ABC):
         """Serialise decisions about one plan until the transaction ends."""
 
     @abstractmethod
+    def lock_limits(self) -> None:
+        """Serialise claims of jobs that name a fleet-wide limit until the transaction
+        ends, so that each claim counts the running jobs the others committed."""
+
+    @abstractmethod
     def notify(self, queue: str = "") -> None:
         """Tell idle workers that work may be ready, once the transaction commits."""
 

@@ -16,6 +16,7 @@ import select
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from time import monotonic
 from typing import Any, cast
@@ -36,6 +37,7 @@ from agentfleet.store.rows import JOB_COLUMNS, decoded
 from agentfleet.store.sql import Batch, SqlStore, pause
 
 NOTIFY_CHANNEL = "agentfleet_jobs"
+_LIMITS_LOCK_KEY = 0x61666C696D6974  # "aflimit": serialises claims of jobs that name a limit
 DEFAULT_POOL_SIZE = 4
 _MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -62,6 +64,9 @@ class PostgresTx(Tx):
 
     def lock_plan(self, plan_id: int) -> None:
         self.conn.execute("SELECT id FROM plans WHERE id = %s FOR UPDATE", (plan_id,))
+
+    def lock_limits(self) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK_KEY,))
 
     def notify(self, queue: str = "") -> None:
         if self._dialect.notify:
@@ -202,14 +207,14 @@ _CLAIMED_WIDTH = _CLAIMED_COLUMNS.count(",") + 1
 _ENQUEUE_BULK = f"""
     WITH ins AS (
         INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts,
-            timeout, run_at)
+            timeout, run_at, limit_name)
         SELECT queue, engine, payload::jsonb, 'queued', priority, lock, max_attempts, timeout,
-            coalesce(run_at, now())
+            coalesce(run_at, now()), limit_name
         FROM unnest(:queue::text[], :engine::text[], :payload::text[], :priority::int[],
                     :lock::text[], :max_attempts::int[], :timeout::float8[],
-                    :run_at::timestamptz[])
+                    :run_at::timestamptz[], :limit_name::text[])
             WITH ORDINALITY AS t (queue, engine, payload, priority, lock, max_attempts,
-                                  timeout, run_at, ord)
+                                  timeout, run_at, limit_name, ord)
         ORDER BY ord
         RETURNING {JOB_COLUMNS}
     ), logged AS (
@@ -272,6 +277,7 @@ class PostgresStore(SqlStore):
             "max_attempts": [j.max_attempts for j in jobs],
             "timeout": [j.timeout for j in jobs],
             "run_at": [j.run_at for j in jobs],
+            "limit_name": [rules.limit_of(j.payload) for j in jobs],
         }
         params = {**columns, "channel": NOTIFY_CHANNEL, "notify": self.dialect.notify}
         with self.dialect.statement() as tx:
@@ -285,9 +291,45 @@ class PostgresStore(SqlStore):
     def batch(self, done: Sequence[tuple[Lease, Any]], claim: rules.Claim | None) -> Batch:
         """Complete a batch and claim the next in one statement. Both parts see one
         snapshot, so a lock freed by this batch's completions is only taken by a later
-        claim."""
+        claim. Jobs that name a fleet-wide limit are claimed after it, under a lock."""
+        for _ in range(5):
+            try:
+                with self.dialect.statement() as tx:
+                    completed, plans, leases, limited = self._batch_in(tx, done, claim, False)
+            except pg_errors.UniqueViolation:
+                continue  # two claimers met on one named lock; the index refused one
+            if claim is not None and limited and len(leases) < claim.limit:
+                more = replace(claim, limit=claim.limit - len(leases))
+                leases = sorted([*leases, *self._claim_limited(more)], key=_claim_order)
+            return completed, plans, leases
+        # Claimers kept meeting on named locks: complete alone, so that no completion is
+        # ever dropped for the sake of the claim (that can wait for the next batch).
+        return self.batch(done, None) if done else ([], [], [])
+
+    def _claim_limited(self, claim: rules.Claim) -> list[Lease]:
+        """Differs by necessity: under READ COMMITTED two claimers would both count the
+        same running jobs of a limit. This claim first takes one advisory lock, and its
+        statement's snapshot then sees every limited claim committed before it."""
+        for _ in range(5):
+            try:
+                with self.dialect.tx() as tx:
+                    tx.lock_limits()
+                    return self._batch_in(tx, (), claim, True)[2]
+            except pg_errors.UniqueViolation:
+                continue
+        return []
+
+    def _batch_in(
+        self,
+        tx: PostgresTx,
+        done: Sequence[tuple[Lease, Any]],
+        claim: rules.Claim | None,
+        limited: bool,
+    ) -> tuple[list[int], list[int], list[Lease], bool]:
+        """One batch statement: (completed ids, their plans, leases, whether jobs naming a
+        limit wait). `limited` claims only those jobs, else only the others."""
         claiming = claim is not None and claim.limit > 0
-        ready, params = claim.ready() if claim is not None else ("", {})
+        ready, params = claim.ready(limited) if claim is not None else ("", {})
         ctes: list[str] = []
         if done:
             params["d_ids"] = [lease.job_id for lease, _ in done]
@@ -305,42 +347,32 @@ class PostgresStore(SqlStore):
             if done
             else "'{}'::bigint[], '{}'::bigint[]"
         )
-        if claiming:
-            # One row carries the batch's own values (completed ids, the claim's expiry and
-            # time, the runs it opened); every other row is one claimed job's columns.
-            # Repeating the completed ids on every row made a batch's result grow with
-            # its square.
-            final = (
-                f"SELECT c.*, d.* FROM (SELECT {done_cols}, {{now+:ttl}}, now(), "
-                "(SELECT coalesce(array_agg(job_id), '{}') FROM opened), "
-                "(SELECT coalesce(array_agg(run_id), '{}') FROM opened)) AS d "
-                f"FULL JOIN (SELECT {_CLAIMED_COLUMNS} FROM claimed) AS c ON false"
-            )
-        else:
-            final = f"SELECT {done_cols}"
-        sql = "WITH " + ",\n".join(ctes) + "\n" + final
-        for _ in range(5):
-            try:
-                with self.dialect.statement() as tx:
-                    rows = tx.tuples(sql, params)
-            except pg_errors.UniqueViolation:
-                continue  # two claimers met on one named lock; the index refused one
-            if not claiming:
-                return list(rows[0][0]), list(rows[0][1]), []
-            assert claim is not None
-            batch_row = next(row for row in rows if row[0] is None)
-            done_ids, plan_ids, expires, at, job_ids, run_ids = batch_row[_CLAIMED_WIDTH:]
-            run_of = dict(zip(job_ids, run_ids, strict=True))
-            leases = [
-                _claimed_lease(row, claim.worker, expires, at, run_of[row[0]], claim.ttl)
-                for row in rows
-                if row[0] is not None
-            ]
-            leases.sort(key=_claim_order)
-            return list(done_ids), list(plan_ids), leases
-        # Claimers kept meeting on named locks: complete alone, so that no completion is
-        # ever dropped for the sake of the claim (that can wait for the next batch).
-        return self.batch(done, None) if done else ([], [], [])
+        if not claiming:
+            rows = tx.tuples("WITH " + ",\n".join(ctes) + f"\nSELECT {done_cols}", params)
+            return list(rows[0][0]), list(rows[0][1]), [], False
+        assert claim is not None
+        # One row carries the batch's own values (completed ids, the claim's expiry and
+        # time, the runs it opened, whether limited jobs wait); every other row is one
+        # claimed job's columns. Repeating the completed ids on every row made a batch's
+        # result grow with its square.
+        final = (
+            f"SELECT c.*, d.* FROM (SELECT {done_cols}, {{now+:ttl}}, now(), "
+            "(SELECT coalesce(array_agg(job_id), '{}') FROM opened), "
+            "(SELECT coalesce(array_agg(run_id), '{}') FROM opened), "
+            f"{rules.LIMITED_WAITING}) AS d "
+            f"FULL JOIN (SELECT {_CLAIMED_COLUMNS} FROM claimed) AS c ON false"
+        )
+        rows = tx.tuples("WITH " + ",\n".join(ctes) + "\n" + final, params)
+        batch_row = next(row for row in rows if row[0] is None)
+        done_ids, plan_ids, expires, at, job_ids, run_ids, waiting = batch_row[_CLAIMED_WIDTH:]
+        run_of = dict(zip(job_ids, run_ids, strict=True))
+        leases = [
+            _claimed_lease(row, claim.worker, expires, at, run_of[row[0]], claim.ttl)
+            for row in rows
+            if row[0] is not None
+        ]
+        leases.sort(key=_claim_order)
+        return list(done_ids), list(plan_ids), leases, bool(waiting) and not limited
 
     # -- wake-ups ---------------------------------------------------------------------
 

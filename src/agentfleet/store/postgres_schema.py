@@ -256,4 +256,22 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        12,
+        """
+        -- Fleet-wide limits: at most max_running jobs naming a limit run at once, across
+        -- every worker. A job names its limit in limit_name (kept from its payload).
+        CREATE TABLE limits (
+            name text PRIMARY KEY,
+            max_running integer NOT NULL CHECK (max_running >= 0),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        ALTER TABLE jobs ADD COLUMN limit_name text;
+        CREATE INDEX jobs_limit_live ON jobs (limit_name, status)
+            WHERE limit_name IS NOT NULL AND status IN ('queued', 'running');
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

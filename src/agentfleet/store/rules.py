@@ -100,14 +100,39 @@ PLAN_RUNNING = """(j.plan_id IS NULL OR EXISTS (
 # A plan's step is retried only while its plan runs; a stopped plan reruns its failed
 # steps by being resumed, so a retried step never waits for ever in the queue.
 RETRYABLE = f"{RETRY.guard('j')} AND {PLAN_RUNNING}"
+# A job naming a fleet-wide limit starts only while fewer than the limit's max_running
+# jobs of that name run (a limit that is not set lets none run). In a batch, the ready
+# rivals ahead of it in claim order count too, so one batch never takes more than fit.
+LIMIT_MAX = "coalesce((SELECT l.max_running FROM limits l WHERE l.name = j.limit_name), 0)"
+LIMIT_RUNNING = """(SELECT count(*) FROM jobs lr
+    WHERE lr.limit_name = j.limit_name AND lr.status = 'running')"""
+LIMIT_AHEAD = """(SELECT count(*) FROM jobs la
+    WHERE la.limit_name = j.limit_name AND la.status = 'queued' AND la.run_at <= {now}
+      AND (la.priority > j.priority OR (la.priority = j.priority AND la.id < j.id))
+      AND (la.plan_id IS NULL OR EXISTS (
+          SELECT 1 FROM plans pl WHERE pl.id = la.plan_id AND pl.status = 'running'))
+      {queue_filter_la})"""
+LIMIT_FREE = f"{LIMIT_RUNNING} < {LIMIT_MAX}"
+LIMIT_FREE_BATCH = f"{LIMIT_RUNNING} + {LIMIT_AHEAD} < {LIMIT_MAX}"
+# Whether any queued job names a limit (PostgreSQL then claims those under its lock).
+LIMITED_WAITING = "EXISTS (SELECT 1 FROM jobs WHERE limit_name IS NOT NULL AND status = 'queued')"
 READY_ONE = (
     f"{CLAIM.guard('j')} AND j.run_at <= {{now}} AND (j.lock IS NULL OR {LOCK_FREE}) "
-    f"AND {PLAN_RUNNING}"
+    f"AND (j.limit_name IS NULL OR {LIMIT_FREE}) AND {PLAN_RUNNING}"
 )
 READY_BATCH = (
     f"{CLAIM.guard('j')} AND j.run_at <= {{now}} "
-    f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) AND {PLAN_RUNNING}"
+    f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) "
+    f"AND (j.limit_name IS NULL OR {LIMIT_FREE_BATCH}) AND {PLAN_RUNNING}"
 )
+
+
+def limit_of(payload: Any) -> str | None:
+    """The fleet-wide limit a job names (its payload's `limit`), if any."""
+    value = payload.get("limit") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) else None
+
+
 # A retried job waits this long (seconds) after its run_at for the host of its failed
 # attempt, where its agent's session is, before any host may take it.
 PREFER_HOST_GRACE = 30.0
@@ -130,8 +155,9 @@ class Claim:
     engines: Sequence[str] | None = None
     host: str | None = None
 
-    def ready(self) -> tuple[str, dict[str, Any]]:
-        """The readiness condition on `j` for this claim, and its parameters."""
+    def ready(self, limited: bool | None = None) -> tuple[str, dict[str, Any]]:
+        """The readiness condition on `j` for this claim, and its parameters; `limited`
+        keeps only jobs that name a limit (True) or only those that do not (False)."""
         params: dict[str, Any] = {
             "worker": self.worker,
             "ttl": self.ttl,
@@ -139,13 +165,17 @@ class Claim:
             "host": self.host,
             "grace": PREFER_HOST_GRACE,
         }
-        on_j, on_rivals = f" AND {PREFERRED_HOST}", ""
+        on_j, on_rivals, on_limit_rivals = f" AND {PREFERRED_HOST}", "", ""
         for column, values in (("queue", self.queues), ("engine", self.engines)):
             if values is not None:
                 params[column] = list(values)
                 on_j += f" AND j.{column} {{any:{column}}}"
                 on_rivals += f" AND e.{column} {{any:{column}}}"
-        return READY_BATCH.replace("{queue_filter_e}", on_rivals) + on_j, params
+                on_limit_rivals += f" AND la.{column} {{any:{column}}}"
+        if limited is not None:
+            on_j += " AND j.limit_name IS NOT NULL" if limited else " AND j.limit_name IS NULL"
+        ready = READY_BATCH.replace("{queue_filter_e}", on_rivals)
+        return ready.replace("{queue_filter_la}", on_limit_rivals) + on_j, params
 
 
 # What every claim sets: a new epoch and attempt, the lease, the new rev.

@@ -54,9 +54,9 @@ def pause(seconds: float, interrupt: int | None) -> bool:
 
 _INSERT_JOB = f"""
     INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts, timeout,
-        run_at, dedupe_key, created_at, updated_at)
+        run_at, dedupe_key, created_at, updated_at, limit_name)
     VALUES (:queue, :engine, {{json:payload}}, 'queued', :priority, :lock, :max_attempts,
-        :timeout, coalesce(:run_at, {{now}}), :dedupe_key, {{now}}, {{now}})
+        :timeout, coalesce(:run_at, {{now}}), :dedupe_key, {{now}}, {{now}}, :limit_name)
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN {rules.LIVE}
     DO NOTHING
     RETURNING {JOB_COLUMNS}"""
@@ -243,6 +243,7 @@ class SqlStore(Verbs, SqlReads, ABC):
             "timeout": new.timeout,
             "run_at": new.run_at,
             "dedupe_key": new.dedupe_key,
+            "limit_name": rules.limit_of(new.payload),
         }
         for _ in range(2):  # the live duplicate may finish between the two statements
             rows = tx.tuples(_INSERT_JOB, params)
@@ -260,6 +261,7 @@ class SqlStore(Verbs, SqlReads, ABC):
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:
         try:
             with self.dialect.tx() as tx:
+                tx.lock_limits()  # the job may name a limit: count its rivals under the lock
                 rows = tx.tuples(_CLAIM_ONE, {"id": job_id, "worker": worker, "ttl": ttl})
                 if not rows:
                     return None

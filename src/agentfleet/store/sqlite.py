@@ -73,6 +73,9 @@ class SqliteTx(Tx):
     def lock_plan(self, plan_id: int) -> None:
         return None  # BEGIN IMMEDIATE already holds the database's only write lock
 
+    def lock_limits(self) -> None:
+        return None  # BEGIN IMMEDIATE already holds the database's only write lock
+
     def notify(self, queue: str = "") -> None:
         return None  # no notifications: waiters watch data_version (SqliteStore.wait_for_jobs)
 

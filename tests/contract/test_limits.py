@@ -1,0 +1,78 @@
+"""Fleet-wide limits: at most N jobs naming a limit run at once, whoever claims them."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentfleet import Fleet, InvalidArgument, JobStatus
+from agentfleet.store.limits import Limit
+from tests.conftest import StoreEnv
+
+
+def _jobs(fleet: Fleet, n: int, limit: str = "api", **options: object) -> list[int]:
+    return [
+        fleet.enqueue("shell", {"cmd": "true"}, queue="lim", limit=limit, **options).id  # type: ignore[arg-type]
+        for _ in range(n)
+    ]
+
+
+def test_a_batch_never_takes_more_than_the_limit_leaves_room_for(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 2)
+    ids = _jobs(fleet, 5)
+    free = fleet.enqueue("shell", {"cmd": "true"}, queue="lim")
+    first = fleet.claim_next(worker="w", queues=["lim"], limit=10)
+    assert sorted(lease.job_id for lease in first) == sorted([*ids[:2], free.id])
+    assert fleet.claim_next(worker="w2", queues=["lim"], limit=10) == []
+    done = next(lease for lease in first if lease.job_id == ids[0])
+    fleet.complete(done)
+    (next_one,) = fleet.claim_next(worker="w2", queues=["lim"], limit=10)
+    assert next_one.job_id == ids[2]  # claim order holds within the limit
+    assert fleet.limits() == [Limit("api", 2, running=2, queued=2)]
+
+
+def test_claim_by_id_respects_the_limit(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 1)
+    a, b = _jobs(fleet, 2)
+    assert fleet.claim(a, worker="w") is not None
+    assert fleet.claim(b, worker="w") is None
+    assert fleet.get_job(b).status is JobStatus.QUEUED
+
+
+def test_raising_a_limit_lets_more_start_and_removing_it_pauses_its_jobs(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 1)
+    ids = _jobs(fleet, 4)
+    assert len(fleet.claim_next(worker="w", queues=["lim"], limit=10)) == 1
+    fleet.set_limit("api", 3)
+    assert len(fleet.claim_next(worker="w", queues=["lim"], limit=10)) == 2
+    assert fleet.remove_limit("api") and not fleet.remove_limit("api")
+    assert fleet.claim_next(worker="w", queues=["lim"], limit=10) == []
+    assert fleet.get_job(ids[3]).status is JobStatus.QUEUED
+    fleet.set_limit("api", 0)  # zero: nothing more starts, until it is raised
+    assert fleet.claim_next(worker="w", queues=["lim"], limit=10) == []
+
+
+def test_limits_are_independent_and_a_limit_of_one_is_a_lock(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("a", 1)
+    fleet.set_limit("b", 2)
+    _jobs(fleet, 3, "a")
+    _jobs(fleet, 3, "b")
+    names = [fleet.get_job(lease.job_id).payload["limit"]
+             for lease in fleet.claim_next(worker="w", queues=["lim"], limit=10)]  # fmt: skip
+    assert sorted(names) == ["a", "b", "b"]
+
+
+def test_bad_limits_are_refused_with_the_reason(env: StoreEnv) -> None:
+    fleet = env.fleet
+    with pytest.raises(InvalidArgument, match="limit 'nope' is not set"):
+        fleet.enqueue("shell", {"cmd": "true"}, limit="nope")
+    with pytest.raises(InvalidArgument, match="limit 'nope' is not set"):
+        fleet.enqueue_many([fleet.new_job("shell", {"cmd": "true", "limit": "nope"})])
+    with pytest.raises(InvalidArgument, match="max_running"):
+        fleet.set_limit("api", -1)
+    with pytest.raises(InvalidArgument, match="limit"):
+        fleet.set_limit("", 1)
+    assert fleet.list_jobs() == []
