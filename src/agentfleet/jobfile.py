@@ -43,7 +43,7 @@ __all__ = [
     "parse_job_text",
 ]
 
-_COMMON = ("engine", "queue", "priority", "lock", "timeout", "max_attempts", "labels")
+_COMMON = ("engine", "queue", "priority", "lock", "limit", "timeout", "max_attempts", "labels")
 _WORKSPACE = ("workspace", "base", "worktree_setup", "touch", "remote")
 _AGENT = ("cwd", "yolo", "model", "env", "db_access", "idle_timeout", "budget_usd", *_WORKSPACE)
 _SHELL = ("cwd", "env", "cmd", "db_access", "idle_timeout", *_WORKSPACE)
@@ -54,7 +54,7 @@ _TOP_KEY = re.compile(r"([^\s#:'\"][^:]*?)\s*:(?:\s|$)")
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
-_STORE_NAMES = frozenset({"engine", "queue", "lock"})
+_STORE_NAMES = frozenset({"engine", "queue", "lock", "limit"})
 
 
 @dataclass(frozen=True)
@@ -337,6 +337,7 @@ def _fields(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
         "queue": check.text(data, "queue") or DEFAULT_QUEUE,
         "priority": check.integer(data, "priority", 0, None),
         "lock": check.text(data, "lock"),
+        "limit": check.text(data, "limit"),
         "max_attempts": check.integer(data, "max_attempts", DEFAULT_MAX_ATTEMPTS, 1),
         "timeout": check.duration(data, "timeout"),
         "idle_timeout": check.idle_timeout(data),
@@ -471,6 +472,8 @@ def _problems_or_spec(
         # Relative to the file that says it, not to wherever a worker happens to run.
         v["cwd"] = os.path.normpath(os.path.join(base_dir.absolute(), v["cwd"]))
     payload = _payload(check, engine, v, body.strip(), data) if engine else {}
+    if v["limit"] is not None and engine != "approval":
+        payload["limit"] = v["limit"]  # a fleet-wide limit: `agentfleet limits set NAME N`
     for key, value in payload.items():  # what YAML allows but a store cannot keep
         check._store_rule(key if key in FIELDS else "prompt", validate.json_value, value)
     if check.problems or engine is None:

@@ -9,7 +9,17 @@ retried); 2 bad input (a bad option, value or job file; nothing was written); 3 
 
 from __future__ import annotations
 
-from agentfleet.cli import changes, lifecycle, plans, read, schedules, serve, submit, work
+from agentfleet.cli import (
+    changes,
+    lifecycle,
+    limits,
+    plans,
+    read,
+    schedules,
+    serve,
+    submit,
+    work,
+)
 from agentfleet.cli.app import EXIT_CODES, ExitCode, app
 
 __all__ = [
@@ -18,6 +28,7 @@ __all__ = [
     "app",
     "changes",
     "lifecycle",
+    "limits",
     "main",
     "plans",
     "read",
