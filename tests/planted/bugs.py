@@ -310,8 +310,8 @@ BUGS: list[dict[str, Any]] = [
         "its lock in the batch): only the unique index on running locks says no, as an "
         "error (SQLite) or an empty batch (PostgreSQL retries, then gives up).",
         "path": RULES,
-        "old": 'f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) AND {PLAN_RUNNING}"',
-        "new": 'f"AND {PLAN_RUNNING}"',
+        "old": 'f"AND (j.lock IS NULL OR ({LOCK_FREE} AND {FIRST_OF_LOCK})) "\n',
+        "new": 'f" "\n',
         "also": [
             {
                 "path": RULES,
