@@ -5,6 +5,9 @@ Speed is never asserted here; `python -m benchmarks.run` measures it.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from benchmarks import agentfleet_bench
 
@@ -81,3 +84,38 @@ def test_real_worker_backlog_smoke(pg_url: str) -> None:
 
     row = worker_drain.backlog(500, window=200, workers=1)
     assert row.scenario == "backlog_500" and row.jobs == 200 and row.jobs_per_s > 0
+
+
+def test_fleet_scale_fleet_smoke(pg_url: str, tmp_path: Path) -> None:
+    """Real workers holding leases: every lease ran through the window, figures are read."""
+    pytest.importorskip("psycopg")
+    from benchmarks import fleet_scale
+
+    out = tmp_path / "fleet.json"
+    args = ["fleet", "--workers", "2", "--concurrency", "3", "--hold", "3", "--idle", "1"]
+    assert fleet_scale.main([*args, "--settle", "0", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["leases"] == 6
+    held, probed = figures["windows"]
+    for window in (held, probed):
+        assert window["running_at_end"] == window["sleeping_at_end"] == window["leases"] == 6
+        assert window["xacts"] > 0 and window["peak_connections"] >= 2
+        assert window["workers_cpu_s"] >= 0 and window["backends_cpu_s"] is not None
+    assert probed["bench_calls"] > 0 and probed["peak_connections"] >= 3  # the probe worker
+    assert figures["latency"]["jobs"] >= 1 and figures["latency"]["p50_ms"] > 0
+    assert figures["idle"]["xacts"] > 0
+    assert figures["workers_alive_at_end"] == 3 and figures["leftover_processes"] == 0
+
+
+def test_fleet_scale_agent_overhead_smoke(tmp_path: Path) -> None:
+    """Stand-in agent jobs, in the repository and in worktrees: every stamp was read."""
+    from benchmarks import fleet_scale
+
+    out = tmp_path / "agent.json"
+    args = ["agent-overhead", "--files", "50", "--jobs", "2", "--warmup", "0"]
+    assert fleet_scale.main([*args, "--json", str(out)]) == 0
+    rows = {row["mode"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"cwd", "worktree"}
+    for row in rows.values():
+        assert row["jobs"] == 2 and len(row["start_samples_ms"]) == 2
+        assert row["start_p50_ms"] > 0 and row["end_p50_ms"] > 0 and row["agent_p50_ms"] > 0
