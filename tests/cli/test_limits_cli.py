@@ -42,6 +42,8 @@ def test_set_ls_rm_and_a_job_file_naming_a_limit(env: StoreEnv, tmp_path: Path) 
         assert _cli(url, "submit", str(job))[0] == 0
     (queued,) = [j for j in env.fleet.list_jobs() if j.id == 1]
     assert queued.payload["limit"] == "claude-api"
+    code, out, _ = _cli(url, "show", "1")
+    assert code == 0 and "claude-api (its use: agentfleet limits ls)" in out
     code, out, _ = _cli(url, "limits", "ls", "--json")
     assert json.loads(out) == [{"name": "claude-api", "max_running": 1, "running": 0, "queued": 3}]
     worker = run_burst(env.fleet, concurrency=3)

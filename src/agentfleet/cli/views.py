@@ -96,6 +96,13 @@ def _idle_timeout(job: Job) -> str:
     return format_duration(seconds) + (" (the agents' default)" if default else "")
 
 
+def _limit(job: Job) -> list[tuple[str, str | Text]]:
+    name = job.payload.get("limit")
+    if not isinstance(name, str):
+        return []
+    return [("limit", f"{name} (its use: agentfleet limits ls)")]
+
+
 def job_fields(job: Job, now: datetime) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -110,6 +117,7 @@ def job_fields(job: Job, now: datetime) -> Table:
         ("lease epoch", str(job.lease_epoch)),
         ("worker", job.worker or "-"),
         ("lock", job.lock or "-"),
+        *_limit(job),
         ("timeout", _timeout(job)),
         ("idle timeout", _idle_timeout(job)),
         ("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} ({ago(job.created_at, now)})"),
