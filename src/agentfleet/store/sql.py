@@ -322,18 +322,11 @@ class SqlStore(Verbs, SqlReads, ABC):
         )
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
-        with self.dialect.statement() as tx:
-            row = tx.one(
-                "UPDATE jobs SET lease_expires_at = {now+:ttl}, rev = rev + 1, "
-                f"updated_at = {{now}} WHERE {_FENCE} AND NOT cancel_requested "
-                "RETURNING lease_expires_at",
-                {"id": lease.job_id, "epoch": lease.epoch, "ttl": ttl},
-            )
-            if row is None:
-                raise self._lost(tx, lease)
-        expires = self.dialect.time_in(row["lease_expires_at"])
-        return Lease(lease.job_id, lease.epoch, lease.worker, expires, lease.attempt,  # type: ignore[arg-type]
-                     lease.run_id, ttl, lease.job)  # fmt: skip
+        """One lease's renew is a heartbeat of one: the same fenced statement."""
+        (answer,) = self.renew_many([lease], ttl)
+        if isinstance(answer, LeaseLost):
+            raise answer
+        return answer
 
     def renew_many(self, leases: Sequence[Lease], ttl: float) -> list[Lease | LeaseLost]:
         """Renew every lease in one statement, each fenced by its own epoch: the renewed
