@@ -678,6 +678,7 @@ class Fleet:
             spec = parse_plan(dict(plan), Path.cwd(), known_engines=known)
         else:
             raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
+        self._check_limits([step.job for step in spec.steps])
         return self.plans.submit(spec)
 
     def get_plan(self, plan_id: int) -> Plan:

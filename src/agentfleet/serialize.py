@@ -239,6 +239,8 @@ def _plan_step_dict(s: PlanStep) -> dict[str, Any]:
         "error": s.error,
         "when": s.when,
         "trigger_rule": s.trigger_rule,
+        "loop": s.loop,
+        "limit": s.limit,
     }
 
 

@@ -432,6 +432,38 @@ BUGS: list[dict[str, Any]] = [
         ],
     },
     {
+        "name": "loop-leaves-dependents-on-the-first-iteration",
+        "intent": "A loop's next iteration does not move the steps after the loop onto its "
+        "new jobs: they run after the first iteration, while the loop still goes on.",
+        "path": "src/agentfleet/store/steps.py",
+        "old": '"AND NOT (job_id {any:ids})",',
+        "new": '"AND FALSE AND NOT (job_id {any:ids})",',
+        "tests": [
+            "tests/plans/test_loops.py::test_a_loop_runs_until_its_condition_holds_each_iteration_a_new_job",
+        ],
+    },
+    {
+        "name": "loop-ends-on-every-advance",
+        "intent": "A loop that ended records its end again each time the plan is advanced "
+        "(a reconciler pass, a retried request).",
+        "path": "src/agentfleet/plans/coordinator.py",
+        "old": "if not self._loop_ended_before(tx, end.job_id):",
+        "new": "if True:",
+        "tests": [
+            "tests/plans/test_loops.py::test_advancing_again_starts_each_iteration_once",
+        ],
+    },
+    {
+        "name": "loop-ignores-until",
+        "intent": "A loop runs to max_iterations whatever its until: says.",
+        "path": "src/agentfleet/plans/loops.py",
+        "old": "if until and templating.condition_holds(",
+        "new": "if False and templating.condition_holds(",
+        "tests": [
+            "tests/plans/test_loops.py::test_a_loop_runs_until_its_condition_holds_each_iteration_a_new_job",
+        ],
+    },
+    {
         "name": "heartbeat-renews-by-id-alone",
         "intent": "The batched renew matches leases by job id and drops the epoch from the "
         "fence: a stale worker's heartbeat extends the lease of the worker that took its "

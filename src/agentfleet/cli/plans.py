@@ -30,6 +30,7 @@ from agentfleet.cli.app import (
     print_json,
 )
 from agentfleet.fleet import Fleet
+from agentfleet.plans.loops import loop_note
 from agentfleet.plans.model import (
     CheckpointConflict,
     NotResumable,
@@ -110,6 +111,10 @@ def draw_dag(plan: Plan) -> Table:
             needs += f" if {step.when}"
         if step.status.value == "skipped" and step.error:
             status.append(f"  {step.error}", style="dim")
+        if step.loop is not None and step.loop.get("name") == step.name:
+            status.append(f"  ⟳ {loop_note(step.loop)}", style="cyan")
+        if step.limit:
+            needs += f" · limit {step.limit}"
         table.add_row(
             branch,
             name,

@@ -16,7 +16,7 @@ from agentfleet import validate
 from agentfleet.agents.usage import Usage, budget_exceeded
 from agentfleet.errors import InvalidArgument, InvalidTransition, LeaseLost
 from agentfleet.models import JobStatus, Lease
-from agentfleet.plans import templating
+from agentfleet.plans import loops, templating
 from agentfleet.plans.decide import Decision, StepState, decide
 from agentfleet.plans.model import (
     ALL_SUCCESS,
@@ -119,6 +119,8 @@ class PlanCoordinator:
                     result=self.db.json_in(s["result"]),
                     error=s["error"],
                     **_condition_of(self.db.json_in(s["payload"]) or {}),
+                    loop=_loop_of(self.db.json_in(s["payload"]) or {}),
+                    limit=(self.db.json_in(s["payload"]) or {}).get("limit"),
                 )
                 for s in steps
             ),
@@ -202,6 +204,9 @@ class PlanCoordinator:
             },
         )[0]["id"]
         ids: dict[str, int] = {}
+        bodies = loops.check(spec.steps)
+        loop_of = {name: end for end, names in bodies.items() for name in names}
+        by_name = {s.name: s for s in spec.steps}
         for step in topological_order(spec.steps):
             job = step.job
             if job.engine in train_plan.TRAIN_ENGINES:
@@ -214,6 +219,9 @@ class PlanCoordinator:
                 payload["when"] = step.when
             if step.trigger_rule != ALL_SUCCESS:
                 payload["trigger_rule"] = step.trigger_rule
+            if step.name in loop_of:
+                end = loop_of[step.name]
+                payload[loops.LOOP_KEY] = loops.marker(by_name[end], bodies[end])
             if job.engine == APPROVAL_ENGINE:
                 payload.setdefault("on_reject", step.on_reject)
                 payload.setdefault("max_rejections", step.max_rejections)
@@ -350,6 +358,9 @@ class PlanCoordinator:
             return None
         rows = self._step_rows(tx, plan_id)
         views = {r.name: templating.step_view(r.status, r.result, r.error) for r in rows}
+        if self._iterate(tx, plan_id, rows, views):  # a loop went again: decide on its jobs
+            rows = self._step_rows(tx, plan_id)
+            views = {r.name: templating.step_view(r.status, r.result, r.error) for r in rows}
         states = [
             StepState(
                 job_id=r.job_id,
@@ -406,6 +417,42 @@ class PlanCoordinator:
                 steps.prepare(tx, job_id, payload)
             steps.promote(tx, plan_id, decision.promote)
         return decision
+
+    def _iterate(
+        self,
+        tx: Tx,
+        plan_id: int,
+        rows: Sequence[StepRow],
+        views: Mapping[str, Mapping[str, Any]],
+    ) -> bool:
+        """Loops whose iteration ended: each goes again (its body's jobs renamed for their
+        iteration, fresh ones in their place) or ends, once, with an event saying why."""
+        went = False
+        for verdict in loops.judge(rows, views):
+            body = loops.members(rows, verdict.loop)
+            end = next(r for r in body if r.name == verdict.loop)
+            if not verdict.again:
+                if not self._loop_ended_before(tx, end.job_id):
+                    self._event(tx, plan_id, "loop_ended", {"loop": verdict.loop,
+                                "iterations": verdict.iteration, "by": verdict.why},
+                                job_id=end.job_id)  # fmt: skip
+                continue
+            iteration = verdict.iteration + 1
+            fresh: dict[int, int] = {}
+            for row in body:
+                steps.retire(tx, plan_id, row.job_id,
+                             loops.iteration_name(row.name, verdict.iteration))  # fmt: skip
+                payload = loops.next_payload(row, views[verdict.loop], iteration)
+                fresh[row.job_id] = steps.insert_like(tx, plan_id, row.job_id, row.name, payload)
+            steps.rewire(tx, plan_id, fresh)
+            self._event(tx, plan_id, "loop_iteration", {"loop": verdict.loop,
+                        "iteration": iteration, "why": verdict.why})  # fmt: skip
+            went = True
+        return went
+
+    def _loop_ended_before(self, tx: Tx, job_id: int) -> bool:
+        return tx.one("SELECT 1 AS x FROM events WHERE job_id = :id AND kind = 'loop_ended'",
+                      {"id": job_id}) is not None  # fmt: skip
 
     def _over_budget(
         self, tx: Tx, plan_id: int, plan_row: Mapping[str, Any]
@@ -782,7 +829,9 @@ def _promotion_payloads(rows: Sequence[StepRow], promote: Sequence[int]) -> dict
     for job_id in promote:
         payload = payloads.get(job_id) or by_id[job_id].payload
         if templating.needs_rendering(payload):
-            payloads[job_id] = templating.render(payload, views)
+            loop = payload.get(loops.LOOP_KEY)
+            context = loops.context(loop) if isinstance(loop, Mapping) else None
+            payloads[job_id] = templating.render(payload, views, context)
     return payloads
 
 
@@ -792,11 +841,13 @@ def _check(spec: PlanSpec) -> None:
     validate_dag(spec.steps)
     validate.optional_budget_usd(spec.budget_usd, f"plan {spec.name!r}: budget_usd")
     graph = {s.name: s.depends_on for s in spec.steps}
+    in_loop = {name for names in loops.check(spec.steps).values() for name in names}
     for step in spec.steps:
         before = upstream(graph, step.name)
-        templating.check(step.name, step.job.payload, before, set(graph))
+        looped = step.name in in_loop
+        templating.check(step.name, step.job.payload, before, set(graph), loop=looped)
         if step.when is not None:
-            templating.check_condition(step.name, step.when, before, set(graph))
+            templating.check_condition(step.name, step.when, before, set(graph), loop=looped)
         if step.trigger_rule not in TRIGGER_RULES:
             raise InvalidArgument(
                 f"step {step.name!r}: trigger_rule must be one of {', '.join(TRIGGER_RULES)}"
@@ -808,7 +859,18 @@ def _when_holds(row: StepRow, views: Mapping[str, Mapping[str, Any]]) -> bool | 
     when = row.payload.get("when")
     if row.status != JobStatus.WAITING.value or not when:
         return None
-    return templating.condition_holds(str(when), views)
+    loop = row.payload.get(loops.LOOP_KEY)
+    context = loops.context(loop) if isinstance(loop, Mapping) else None
+    return templating.condition_holds(str(when), views, context)
+
+
+def _loop_of(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a step's payload says of the loop it is in, for the views."""
+    loop = payload.get(loops.LOOP_KEY)
+    if not isinstance(loop, Mapping):
+        return None
+    keys = ("name", "iteration", "max_iterations", "until")
+    return {key: loop.get(key) for key in keys}
 
 
 def _condition_of(payload: Mapping[str, Any]) -> dict[str, Any]:

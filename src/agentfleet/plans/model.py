@@ -71,6 +71,8 @@ MERGE_ENGINE = "merge"
 LAND_ENGINE = "land"
 DEFAULT_STALE_WINDOW = 15 * 60.0
 DEFAULT_MAX_REJECTIONS = 3
+DEFAULT_MAX_ITERATIONS = 3  # a loop without max_iterations runs at most this many times
+MAX_ITERATIONS = 100  # the most any loop may ask for: each iteration is a job, maybe an agent
 
 # Plan-level fields: the only ones update_plan_fields may touch.
 PLAN_FIELDS = frozenset(
@@ -139,6 +141,16 @@ class PlanConflict(AgentFleetError):
 
 
 @dataclass(frozen=True, slots=True)
+class LoopSpec:
+    """A step that repeats: the steps from `start` to it (its body) run again, as new
+    jobs, until `until` holds over what the iteration produced or `max_iterations` ran."""
+
+    until: str | None = None
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    start: str | None = None  # the body's first step (`from:`); None: the step alone
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
     """One job of a plan before submission."""
 
@@ -149,6 +161,7 @@ class StepSpec:
     max_rejections: int = DEFAULT_MAX_REJECTIONS
     when: str | None = None  # an expression over upstream results; false skips the step
     trigger_rule: str = "all_success"  # what its dependencies must have done for it to run
+    loop: LoopSpec | None = None  # it repeats, with the steps from loop.start to it
 
 
 # What a step's dependencies must have done before it runs (the names Airflow gives them).
@@ -180,6 +193,10 @@ class PlanStep:
     error: str | None
     when: str | None = None
     trigger_rule: str = "all_success"
+    # In a loop's body: {"name": the loop's step, "iteration": n, "max_iterations": N,
+    # "until": ...}; an earlier iteration's job is named "NAME (iteration n)".
+    loop: dict[str, Any] | None = None
+    limit: str | None = None  # the fleet-wide limit it counts against
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,10 @@ from agentfleet.models import NewJob
 from agentfleet.plans.model import (
     ALL_SUCCESS,
     APPROVAL_ENGINE,
+    DEFAULT_MAX_ITERATIONS,
     DEFAULT_MAX_REJECTIONS,
     TRIGGER_RULES,
+    LoopSpec,
     PlanMode,
     PlanSpec,
     StepSpec,
@@ -48,8 +50,9 @@ from agentfleet.workspaces.train import plan_with_workspaces
 PLAN_KEYS = ("name", "mode", "max_parallel", "metadata", "budget_usd", "jobs", "merge", "pr")
 STEP_KEYS = (
     "name", "depends_on", "file", "prompt", "message", "on_reject", "max_rejections", "when",
-    "trigger_rule",
+    "trigger_rule", "loop",
 )  # fmt: skip
+LOOP_KEYS = ("until", "max_iterations", "from")
 
 
 def _hint(key: object, choices: tuple[str, ...]) -> str:
@@ -155,7 +158,7 @@ def _step(
     depends = _depends_on(entry.get("depends_on", []), where)
     when, rule = _condition(entry, where)
     if "file" in entry:
-        extra = set(entry) - {"name", "depends_on", "file", "when", "trigger_rule"}
+        extra = set(entry) - {"name", "depends_on", "file", "when", "trigger_rule", "loop"}
         if extra:
             raise InvalidArgument(
                 f"{where}: a job given by 'file' takes its settings from that file; "
@@ -181,7 +184,34 @@ def _step(
         max_rejections=max_rejections,
         when=when,
         trigger_rule=rule,
+        loop=_loop(entry.get("loop"), where),
     )
+
+
+def _loop(value: object, where: str) -> LoopSpec | None:
+    """A step's `loop:`: `until` (an expression), `max_iterations`, `from` (the body's
+    first step)."""
+    if value is None:
+        return None
+    where = f"{where}: 'loop'"
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            f'{where} must be a mapping, e.g. {{until: "steps.fix.ok", max_iterations: 3}}'
+        )
+    for key in value:
+        if key not in LOOP_KEYS:
+            raise InvalidArgument(f"{where}: unknown field {key!r}{_hint(key, LOOP_KEYS)}")
+    until = value.get("until")
+    if until is not None and (not isinstance(until, str) or not until.strip()):
+        raise InvalidArgument(f"{where}: 'until' must be an expression, e.g. steps.fix.ok")
+    iterations = validate.int32(
+        value.get("max_iterations", DEFAULT_MAX_ITERATIONS), f"{where}: 'max_iterations'",
+        minimum=1,
+    )  # fmt: skip
+    start = value.get("from")
+    if start is not None:
+        start = validate.name(start, f"{where}: 'from'")
+    return LoopSpec(until=until, max_iterations=iterations, start=start)
 
 
 def _condition(entry: Mapping[str, Any], where: str) -> tuple[str | None, str]:

@@ -29,6 +29,7 @@ from agentfleet.errors import InvalidArgument
 TEMPLATES_KEY = "templates"  # the payload's original templates, rendered anew each time
 RENDERED_KEY = "rendered"  # what the last rendering gave, to keep what was appended since
 NAMES = frozenset({"steps"})
+LOOP_NAME = "loop"  # in a loop's body: loop.iteration, loop.max_iterations, loop.previous
 _MARKS = ("{{", "{%", "{#")
 
 
@@ -103,8 +104,16 @@ def _step_names(tree: nodes.Node) -> Iterator[str]:
             raise InvalidArgument("name the step: steps.NAME or steps['NAME']")
 
 
-def check(step: str, payload: Mapping[str, Any], upstream: set[str], known: set[str]) -> None:
-    """Refuse a template that does not parse or names a step `step` does not depend on."""
+def check(
+    step: str,
+    payload: Mapping[str, Any],
+    upstream: set[str],
+    known: set[str],
+    *,
+    loop: bool = False,
+) -> None:
+    """Refuse a template that does not parse or names a step `step` does not depend on
+    (`loop` too, outside a loop's body)."""
     for where, text, _ in _sources(templated(payload)):
         label = f"step {step!r}, {where}"
         try:
@@ -115,11 +124,13 @@ def check(step: str, payload: Mapping[str, Any], upstream: set[str], known: set[
             ) from None
         names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
         assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "store"}
-        unknown = sorted(names - NAMES - assigned - set(_PLAIN.globals))
+        allowed = NAMES | {LOOP_NAME} if loop else NAMES
+        unknown = sorted(names - allowed - assigned - set(_PLAIN.globals))
         if unknown:
+            inside = ", and loop.iteration and loop.previous in a loop" if not loop else ""
             raise InvalidArgument(
                 f"{label}: unknown name(s) {unknown}; a template sees steps.NAME of the "
-                "steps it depends on"
+                f"steps it depends on{inside}"
             )
         try:
             referred = set(_step_names(tree))
@@ -135,23 +146,35 @@ def check(step: str, payload: Mapping[str, Any], upstream: set[str], known: set[
                 )
 
 
-def check_condition(step: str, when: str, upstream: set[str], known: set[str]) -> None:
-    """Refuse a `when:` that is not one expression over the steps `step` depends on."""
+def check_condition(
+    step: str,
+    when: str,
+    upstream: set[str],
+    known: set[str],
+    *,
+    loop: bool = False,
+    field: str = "when",
+) -> None:
+    """Refuse a `when:` (or a loop's `until:`) that is not one expression over the steps
+    `step` depends on."""
     try:
         _PLAIN.compile_expression(when)
     except TemplateSyntaxError as exc:
-        raise InvalidArgument(f"step {step!r}, when: bad expression: {exc.message}") from None
+        raise InvalidArgument(f"step {step!r}, {field}: bad expression: {exc.message}") from None
     try:
-        check(step, {"prompt": "{{ (" + when + ") }}"}, upstream, known)
+        check(step, {"prompt": "{{ (" + when + ") }}"}, upstream, known, loop=loop)
     except InvalidArgument as exc:
-        said = str(exc).replace(f"step {step!r}, prompt:", f"step {step!r}, when:", 1)
+        said = str(exc).replace(f"step {step!r}, prompt:", f"step {step!r}, {field}:", 1)
         raise InvalidArgument(said) from None
 
 
-def condition_holds(when: str, steps: Mapping[str, Mapping[str, Any]]) -> bool:
+def condition_holds(
+    when: str, steps: Mapping[str, Mapping[str, Any]], loop: Mapping[str, Any] | None = None
+) -> bool:
     """Whether a step's `when:` holds over its upstream steps as they ended (a missing
     field is false, never an error)."""
-    return bool(_PLAIN.compile_expression(when, undefined_to_none=True)(steps=dict(steps)))
+    test = _PLAIN.compile_expression(when, undefined_to_none=True)
+    return bool(test(steps=dict(steps), **({} if loop is None else {LOOP_NAME: dict(loop)})))
 
 
 def step_view(status: str, result: Any, error: str | None) -> dict[str, Any]:
@@ -171,13 +194,20 @@ def step_view(status: str, result: Any, error: str | None) -> dict[str, Any]:
     }
 
 
-def render(payload: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The payload with its templates rendered against `steps` (name -> step_view). What
-    was appended to a rendered prompt since (a reviewer's feedback) is kept."""
+def render(
+    payload: Mapping[str, Any],
+    steps: Mapping[str, Mapping[str, Any]],
+    loop: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The payload with its templates rendered against `steps` (name -> step_view) and, in
+    a loop's body, `loop`. What was appended to a rendered prompt since (a reviewer's
+    feedback) is kept."""
     fields = payload.get(TEMPLATES_KEY) or templated(payload)
     out = {**payload, TEMPLATES_KEY: fields}
     before = payload.get(RENDERED_KEY) or {}
-    context = {"steps": dict(steps)}
+    context: dict[str, Any] = {"steps": dict(steps)}
+    if loop is not None:
+        context[LOOP_NAME] = dict(loop)
     rendered: dict[str, Any] = {}
     if "prompt" in fields:
         text = _PLAIN.from_string(fields["prompt"]).render(context)

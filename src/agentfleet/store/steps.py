@@ -22,9 +22,9 @@ def insert(tx: Tx, plan_id: int, step: str, job: NewJob, payload: Mapping[str, A
     row = tx.one(
         """
         INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts,
-            timeout, run_at, plan_id, step, created_at, updated_at)
+            timeout, run_at, plan_id, step, created_at, updated_at, limit_name)
         VALUES (:queue, :engine, {json:payload}, 'waiting', :priority, :lock, :max_attempts,
-            :timeout, {now}, :plan, :step, {now}, {now})
+            :timeout, {now}, :plan, :step, {now}, {now}, :limit_name)
         RETURNING id
         """,
         {
@@ -37,6 +37,7 @@ def insert(tx: Tx, plan_id: int, step: str, job: NewJob, payload: Mapping[str, A
             "timeout": job.timeout,
             "plan": plan_id,
             "step": step,
+            "limit_name": rules.limit_of(dict(payload)),
         },
     )
     assert row is not None
@@ -163,3 +164,61 @@ def restart_ended(tx: Tx, plan_id: int) -> list[int]:
         {"plan": plan_id},
     )
     return sorted(row["id"] for row in rows)
+
+
+def retire(tx: Tx, plan_id: int, job_id: int, name: str) -> bool:
+    """An ended iteration of a loop's step keeps its runs and result under a name of its
+    own (`NAME (iteration n)`), so the next iteration's job can take the step's name."""
+    rows = tx.q(
+        f"UPDATE jobs SET step = :name, {_TOUCH} WHERE id = :id AND plan_id = :plan "
+        "AND status IN ('succeeded', 'skipped') RETURNING id",
+        {"id": job_id, "plan": plan_id, "name": name},
+    )
+    return bool(rows)
+
+
+def insert_like(tx: Tx, plan_id: int, job_id: int, step: str, payload: Mapping[str, Any]) -> int:
+    """A loop's next iteration of a step: a new waiting job with the settings of the job
+    `job_id` (queue, engine, lock, limit, attempts, timeout) and the payload given."""
+    row = tx.one(
+        """
+        INSERT INTO jobs (queue, engine, payload, status, priority, lock, max_attempts,
+            timeout, run_at, plan_id, step, created_at, updated_at, limit_name)
+        SELECT queue, engine, {json:payload}, 'waiting', priority, lock, max_attempts,
+            timeout, {now}, plan_id, :step, {now}, {now}, limit_name
+        FROM jobs WHERE id = :id AND plan_id = :plan
+        RETURNING id
+        """,
+        {"id": job_id, "plan": plan_id, "step": step, "payload": to_json(dict(payload))},
+    )
+    assert row is not None
+    new_id = int(row["id"])
+    events.record(tx, new_id, "enqueued", plan_id=plan_id,
+                  data={"step": step, "iteration_of": job_id})  # fmt: skip
+    return new_id
+
+
+def rewire(tx: Tx, plan_id: int, fresh: Mapping[int, int]) -> None:
+    """Give a loop's new jobs (old id -> new id) the dependencies of the ones they follow,
+    among themselves where the old ones depended on each other, and move the steps after
+    the loop onto the new ones. The old jobs keep their own edges, for the record."""
+    old = sorted(fresh)
+    deps = tx.q(
+        "SELECT job_id, depends_on FROM plan_deps WHERE plan_id = :plan AND job_id {any:ids}",
+        {"plan": plan_id, "ids": old},
+    )
+    for o in old:
+        tx.q(
+            "UPDATE plan_deps SET depends_on = :new WHERE plan_id = :plan AND depends_on = :old "
+            "AND NOT (job_id {any:ids})",
+            {"plan": plan_id, "old": o, "new": fresh[o], "ids": old},
+        )
+    for dep in deps:
+        tx.q(
+            "INSERT INTO plan_deps (plan_id, job_id, depends_on) VALUES (:plan, :job, :dep)",
+            {
+                "plan": plan_id,
+                "job": fresh[dep["job_id"]],
+                "dep": fresh.get(dep["depends_on"], dep["depends_on"]),
+            },
+        )

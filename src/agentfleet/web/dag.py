@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentfleet.plans.loops import loop_note
 from agentfleet.plans.model import APPROVAL_ENGINE, Plan, PlanStatus
 
 NODE_W = 188
@@ -116,6 +117,10 @@ def layout(plan: Plan) -> Layout:
             note += f" · {step.trigger_rule}"
         if step.when:
             note += f" · when {step.when}"
+        if step.loop is not None and step.loop.get("name") == name:
+            note += f" · {loop_note(step.loop)}"
+        if step.limit:
+            note += f" · limit {step.limit}"
         label = name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
         nodes.append(
             Node(name, label, step.job_id, step.status.value, step.engine, note, x, y, gate, here)

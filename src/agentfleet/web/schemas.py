@@ -200,6 +200,12 @@ class PlanStepOut(BaseModel):
     error: str | None
     when: str | None = Field(None, description="The condition it runs under, if any")
     trigger_rule: str = Field("all_success", description="What its dependencies must have done")
+    loop: dict[str, Any] | None = Field(
+        None,
+        description="In a loop's body: the loop's step (name), this job's iteration, "
+        "max_iterations and until; an earlier iteration's job is named 'NAME (iteration n)'",
+    )
+    limit: str | None = Field(None, description="The fleet-wide limit it counts against")
 
 
 class UsageOut(BaseModel):
