@@ -45,7 +45,7 @@ from agentfleet.retry import RetryPolicy
 from agentfleet.schedules import Fired, Schedule
 from agentfleet.scheduling import Schedules
 from agentfleet.store.base import Store
-from agentfleet.store.limits import Limit, Limits
+from agentfleet.store.limits import Limit, Limits, parse_rate
 from agentfleet.store.rules import limit_of
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
@@ -193,11 +193,14 @@ class Fleet:
     def limit_store(self) -> Limits:
         return Limits(self.store.dialect)
 
-    def set_limit(self, name: str, max_running: int) -> None:
-        """At most `max_running` jobs naming `name` run at once, across every worker."""
+    def set_limit(self, name: str, max_running: int, *, rate: str | None = None) -> None:
+        """At most `max_running` jobs naming `name` run at once, across every worker, and
+        with a `rate` (`"10/min"`, `"100/h"`, `"5/30s"`) at most that many start in any
+        such window, by the store's clock. Setting a limit again replaces both."""
         self.limit_store.put(
             validate.name(name, "limit"),
-            validate.integer(max_running, "max_running", minimum=0),
+            validate.int32(max_running, "max_running", minimum=0),
+            None if rate is None else parse_rate(rate),
         )
 
     def remove_limit(self, name: str) -> bool:

@@ -45,7 +45,8 @@ def test_set_ls_rm_and_a_job_file_naming_a_limit(env: StoreEnv, tmp_path: Path) 
     code, out, _ = _cli(url, "show", "1")
     assert code == 0 and "claude-api (its use: agentfleet limits ls)" in out
     code, out, _ = _cli(url, "limits", "ls", "--json")
-    assert json.loads(out) == [{"name": "claude-api", "max_running": 1, "running": 0, "queued": 3}]
+    assert json.loads(out) == [{"name": "claude-api", "max_running": 1, "running": 0, "queued": 3,
+                                "rate": None, "started": 0}]  # fmt: skip
     worker = run_burst(env.fleet, concurrency=3)
     assert worker.stats.succeeded == 3
     assert {j.status for j in env.fleet.list_jobs()} == {JobStatus.SUCCEEDED}
@@ -68,3 +69,19 @@ def test_bad_limits_get_clear_errors(env: StoreEnv, tmp_path: Path) -> None:
     job.write_text("---\nengine: shell\nlimit: [a, b]\n---\ntrue\n")
     code, _, err = _cli(env.url, "submit", str(job))
     assert code == 2 and "limit" in err
+
+
+def test_a_rate_from_the_command_line(env: StoreEnv) -> None:
+    code, out, err = _cli(env.url, "limits", "set", "gh-api", "5", "--rate", "10/min")
+    assert code == 0 and "at most 5 running at once, at most 10/min started" in out, err
+    for _ in range(12):
+        env.fleet.enqueue("shell", {"cmd": "true"}, limit="gh-api")
+    worker = run_burst(env.fleet, concurrency=4)
+    assert worker.stats.succeeded == 10  # the other two wait for the window to move on
+    code, out, _ = _cli(env.url, "limits", "ls", "--json")
+    assert json.loads(out) == [{"name": "gh-api", "max_running": 5, "running": 0, "queued": 2,
+                                "rate": "10/min", "started": 10}]  # fmt: skip
+    table = _cli(env.url, "limits", "ls")[1]
+    assert "10/min" in table and "started in window" in table
+    code, _, err = _cli(env.url, "limits", "set", "gh-api", "5", "--rate", "10 a minute")
+    assert code == 2 and "write COUNT/UNIT, e.g. 10/min" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentfleet import Fleet, InvalidArgument, JobStatus
-from agentfleet.store.limits import Limit
+from agentfleet.store.limits import Limit, parse_rate
 from tests.conftest import StoreEnv
 
 
@@ -76,3 +76,74 @@ def test_bad_limits_are_refused_with_the_reason(env: StoreEnv) -> None:
     with pytest.raises(InvalidArgument, match="limit"):
         fleet.set_limit("", 1)
     assert fleet.list_jobs() == []
+
+
+# -- rates ------------------------------------------------------------------------------
+
+# A window the tests can wait out on PostgreSQL, whose clock is the server's.
+WINDOW = 1.0
+
+
+def test_a_rate_lets_at_most_that_many_start_in_a_window(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 100, rate=f"2/{WINDOW:g}s")
+    ids = _jobs(fleet, 5)
+    first = fleet.claim_next(worker="w", queues=["lim"], limit=10)
+    assert [lease.job_id for lease in first] == ids[:2]  # one batch takes only what fits
+    for lease in first:
+        fleet.complete(lease)  # a finished job still counts: the rate is of starts
+    assert fleet.claim_next(worker="w", queues=["lim"], limit=10) == []
+    assert fleet.claim(ids[2], worker="w") is None  # claim by id too
+    [limit] = fleet.limits()
+    assert (str(limit.rate), limit.started, limit.queued) == ("2/1s", 2, 3)
+    env.pass_time(WINDOW + 0.2)  # the window moves on: two more may start
+    second = fleet.claim_next(worker="w", queues=["lim"], limit=10)
+    assert [lease.job_id for lease in second] == ids[2:4]
+    env.pass_time(WINDOW + 0.2)
+    last = fleet.claim(ids[4], worker="w")
+    assert last is not None and fleet.limits()[0].started == 1
+
+
+def test_a_rate_and_max_running_both_hold_and_setting_again_drops_the_rate(
+    env: StoreEnv,
+) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 1, rate="3/h")
+    ids = _jobs(fleet, 5)
+    [one] = fleet.claim_next(worker="w", queues=["lim"], limit=10)  # max_running 1
+    fleet.complete(one)
+    [two] = fleet.claim_next(worker="w", queues=["lim"], limit=10)
+    fleet.complete(two)
+    [three] = fleet.claim_next(worker="w", queues=["lim"], limit=10)
+    fleet.complete(three)
+    assert fleet.claim_next(worker="w", queues=["lim"], limit=10) == []  # 3 an hour
+    fleet.set_limit("api", 2)  # no rate now
+    assert [lease.job_id for lease in fleet.claim_next(worker="w", queues=["lim"], limit=10)] == (
+        ids[3:5]
+    )
+    assert fleet.limits()[0].rate is None
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "seconds", "shown"),
+    [
+        ("10/min", 10, 60.0, "10/min"),
+        ("100/h", 100, 3600.0, "100/h"),
+        ("5/30s", 5, 30.0, "5/30s"),
+        ("1000/day", 1000, 86400.0, "1000/day"),
+        ("2/1.5s", 2, 1.5, "2/1.5s"),
+        (" 3 / 2 hours ", 3, 7200.0, "3/2h"),
+        ("0/min", 0, 60.0, "0/min"),
+    ],
+)
+def test_rates_read_as_written(text: str, count: int, seconds: float, shown: str) -> None:
+    rate = parse_rate(text)
+    assert (rate.count, rate.seconds, str(rate)) == (count, seconds, shown)
+
+
+@pytest.mark.parametrize("text", ["10", "10/", "/min", "10/ms", "10/fortnight", "-1/min",
+                                  "10/0s", "99999999999/min", "ten/min"])  # fmt: skip
+def test_a_bad_rate_is_refused_naming_it(env: StoreEnv, text: str) -> None:
+    with pytest.raises(InvalidArgument, match="rate"):
+        env.fleet.set_limit("api", 1, rate=text)
+    assert env.fleet.limits() == []

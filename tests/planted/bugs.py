@@ -464,6 +464,17 @@ BUGS: list[dict[str, Any]] = [
         ],
     },
     {
+        "name": "rate-misses-claims-by-id",
+        "intent": "A claim of one job by id does not record its start, so a limit's rate "
+        "lets claims by id through without counting them.",
+        "path": SQL,
+        "old": "limits.record_starts(tx, [job.id])  # its rate counts this start",
+        "new": "pass",
+        "tests": [
+            "tests/contract/test_limits.py::test_a_rate_lets_at_most_that_many_start_in_a_window",
+        ],
+    },
+    {
         "name": "heartbeat-renews-by-id-alone",
         "intent": "The batched renew matches leases by job id and drops the epoch from the "
         "fence: a stale worker's heartbeat extends the lease of the worker that took its "

@@ -11,6 +11,7 @@ Tokens:
     {stamp}          a time that orders like the commits it records (run start and end;
                      PostgreSQL's clock_timestamp(), taken after the snapshot)
     {now+:name}      {now} plus the parameter `name`, in seconds; {now-:name} minus it
+    {ago:column}     {now} minus the value of `column` (seconds), e.g. {ago:l.rate_seconds}
     {for_update} {for_share} {skip_locked}
                      row locks; empty on SQLite, whose write lock already serialises
     col {any:name}   `col` is one of the list parameter `name`
@@ -43,7 +44,7 @@ Params = Mapping[str, Any]
 
 _TOKEN = re.compile(
     r"\{(now|stamp|for_update|for_share|skip_locked)\}"
-    r"|\{now([+-]):(\w+)\}|\{(json|has_label|leases):(\w+)\}"
+    r"|\{now([+-]):(\w+)\}|\{(json|has_label|leases):(\w+)\}|\{ago:(\w+(?:\.\w+)?)\}"
 )
 _ANY = re.compile(r"(\w+(?:\.\w+)?)\s*\{any:(\w+)\}")
 _LOCKS = {
@@ -77,6 +78,7 @@ class Syntax:
     stamp: str = ":now"
     row_locks: bool = False  # SQLite's one write lock already serialises every writer
     shifted: str = "(:now {sign} :{param})"
+    ago: str = "(:now - {column})"
     member_of: str = "{column} IN (SELECT value FROM json_each(:{param}))"
     json: str = ":{param}"
     has_label: str = "EXISTS (SELECT 1 FROM json_each(payload, '$.labels') WHERE value = :{param})"
@@ -174,11 +176,13 @@ def _render(dialect: Dialect, sql: str) -> str:
     syntax = dialect.syntax
 
     def token(match: re.Match[str]) -> str:
-        simple, sign, shifted, kind, param = match.groups()
+        simple, sign, shifted, kind, param, column = match.groups()
         if simple:
             return syntax.token(simple)
         if sign:
             return syntax.shifted.format(sign=sign, param=shifted)
+        if column:
+            return syntax.ago.format(column=column)
         return str(getattr(syntax, kind)).format(param=param)
 
     text = _ANY.sub(lambda m: syntax.member_of.format(column=m[1], param=m[2]), sql)

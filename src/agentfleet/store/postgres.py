@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.logs import redact_url
 from agentfleet.models import Job, JobStatus, Lease, NewJob
-from agentfleet.store import rules
+from agentfleet.store import limits, rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
@@ -81,6 +81,7 @@ class PostgresDialect(Dialect):
         stamp="clock_timestamp()",
         row_locks=True,
         shifted="(now() {sign} :{param} * interval '1 second')",
+        ago="(now() - {column} * interval '1 second')",
         member_of="{column} = ANY(:{param})",
         json="CAST(:{param} AS jsonb)",
         has_label="payload -> 'labels' ? :{param}",
@@ -314,7 +315,9 @@ class PostgresStore(SqlStore):
             try:
                 with self.dialect.tx() as tx:
                     tx.lock_limits()
-                    return self._batch_in(tx, (), claim, True)[2]
+                    leases = self._batch_in(tx, (), claim, True)[2]
+                    limits.record_starts(tx, [lease.job_id for lease in leases])
+                    return leases
             except pg_errors.UniqueViolation:
                 continue
         return []

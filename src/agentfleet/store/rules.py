@@ -112,8 +112,16 @@ LIMIT_AHEAD = """(SELECT count(*) FROM jobs la
       AND (la.plan_id IS NULL OR EXISTS (
           SELECT 1 FROM plans pl WHERE pl.id = la.plan_id AND pl.status = 'running'))
       {queue_filter_la})"""
-LIMIT_FREE = f"{LIMIT_RUNNING} < {LIMIT_MAX}"
-LIMIT_FREE_BATCH = f"{LIMIT_RUNNING} + {LIMIT_AHEAD} < {LIMIT_MAX}"
+# A limit with a rate also lets at most rate_count of its jobs start in any rate_seconds
+# (the starts are rows of limit_starts, stamped by the store's clock); rivals ahead count.
+LIMIT_RATE_OK = """NOT EXISTS (SELECT 1 FROM limits lq WHERE lq.name = j.limit_name
+    AND lq.rate_count IS NOT NULL AND (SELECT count(*) FROM limit_starts ls
+        WHERE ls.name = lq.name AND ls.at > {ago:lq.rate_seconds}){ahead} >= lq.rate_count)"""
+LIMIT_FREE = f"({LIMIT_RUNNING} < {LIMIT_MAX} AND {LIMIT_RATE_OK.replace('{ahead}', '')})"
+LIMIT_FREE_BATCH = (
+    f"({LIMIT_RUNNING} + {LIMIT_AHEAD} < {LIMIT_MAX} "
+    f"AND {LIMIT_RATE_OK.replace('{ahead}', ' + ' + LIMIT_AHEAD)})"
+)
 # Whether any queued job names a limit (PostgreSQL then claims those under its lock).
 LIMITED_WAITING = "EXISTS (SELECT 1 FROM jobs WHERE limit_name IS NOT NULL AND status = 'queued')"
 READY_ONE = (

@@ -32,7 +32,7 @@ from agentfleet.models import (
     NewJob,
     RunOutput,
 )
-from agentfleet.store import events, rules
+from agentfleet.store import events, limits, rules
 from agentfleet.store.dialect import Dialect, Tx, to_json
 from agentfleet.store.reads import SqlReads
 from agentfleet.store.rows import JOB_COLUMNS, Readers
@@ -268,6 +268,8 @@ class SqlStore(Verbs, SqlReads, ABC):
                 job = self.read.job(rows[0])
                 self._close_expired_run(tx, job)
                 run_id = self._open_run(tx, job)
+                if rules.limit_of(job.payload) is not None:
+                    limits.record_starts(tx, [job.id])  # its rate counts this start
         except Exception as exc:
             if self.dialect.is_unique_violation(exc):
                 return None  # the named lock is held: the index said no

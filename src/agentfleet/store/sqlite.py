@@ -27,7 +27,7 @@ from typing import Any
 
 from agentfleet.errors import StoreUnavailable
 from agentfleet.models import Lease, utc_from_timestamp
-from agentfleet.store import rules
+from agentfleet.store import limits, rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, to_json
 from agentfleet.store.rows import JOB_COLUMNS, claimed_leases, sqlite_json, sqlite_time
 from agentfleet.store.sql import Batch, SqlStore, pause
@@ -248,6 +248,9 @@ _CLOSE_BATCH_RUNS = """
     WHERE status = 'running' AND (job_id, epoch) IN (
         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs))"""
 
+# Where a claimed row's payload is, and what it says when the job names a limit.
+_PAYLOAD = JOB_COLUMNS.replace(" ", "").split(",").index("payload")
+_NAMES_A_LIMIT = '"limit"'
 _LOG_BATCH = """
     INSERT INTO events (job_id, kind, at, epoch, worker, data)
     SELECT j.id, :kind, :now, j.lease_epoch, j.worker, {data} FROM jobs j
@@ -343,6 +346,9 @@ class SqliteStore(SqlStore):
         )
         claimed = _LOG_BATCH.format(data="json_object('attempt', j.attempts)")
         tx.conn.execute(claimed, {"ids": ids, "kind": "claimed", "now": tx.now})
+        limited = [row[0] for row in rows if _NAMES_A_LIMIT in row[_PAYLOAD]]
+        if limited:  # a rate counts these starts (a cheap look at the payload text first)
+            limits.record_starts(tx, limited)
         return rows, dict(opened)
 
     def _complete_in(self, tx: SqliteTx, items: str | None) -> tuple[list[int], list[int]]:

@@ -340,4 +340,22 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        13,
+        """
+        -- Rate limits: a limit may also allow at most rate_count starts of its jobs in any
+        -- rate_seconds, by the store's clock. Each start of such a job is a row of
+        -- limit_starts, pruned once it falls out of the window.
+        ALTER TABLE limits ADD COLUMN rate_count INTEGER CHECK (rate_count >= 0);
+        ALTER TABLE limits ADD COLUMN rate_seconds REAL CHECK (rate_seconds > 0);
+        CREATE TABLE limit_starts (
+            name TEXT NOT NULL,
+            at REAL NOT NULL
+        );
+        CREATE INDEX limit_starts_by_name ON limit_starts (name, at);
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
