@@ -13,12 +13,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from agentfleet import validate
+from agentfleet import retention, validate
 from agentfleet.agents.usage import Usage
 from agentfleet.connect import open_store
+from agentfleet.durations import parse_duration
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument, LeaseLost
 from agentfleet.models import (
+    TERMINAL_STATUSES,
     Event,
     Job,
     JobStatus,
@@ -44,9 +46,11 @@ from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.schedules import Fired, Schedule
 from agentfleet.scheduling import Schedules
+from agentfleet.store import events
 from agentfleet.store.base import Store
 from agentfleet.store.limits import Limit, Limits, parse_rate
 from agentfleet.store.rules import limit_of
+from agentfleet.store.settings import Settings
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
 from agentfleet.workspaces.housekeeping import Leftover
@@ -487,6 +491,75 @@ class Fleet:
     def retry_job(self, job_id: int) -> Job:
         """Put a failed or cancelled job back in the queue with fresh attempts."""
         return self.store.retry_job(validate.integer(job_id, "job_id"))
+
+    def prune(
+        self,
+        older_than: str | float,
+        *,
+        statuses: Iterable[str | JobStatus] | None = None,
+        dry_run: bool = False,
+        batch: int = retention.DEFAULT_BATCH,
+        plans: bool = True,
+    ) -> retention.Pruned:
+        """Delete finished jobs (of `statuses`, default every finished status) and ended
+        plans that finished more than `older_than` ago (`"30d"`, `"12h"`, or seconds),
+        with their runs, output, events and ledger rows, in batches of `batch` (each its
+        own transaction). A step of a plan goes only with its plan. `dry_run` counts."""
+        age = parse_duration(older_than)  # refuses zero, negatives and nonsense
+        wanted = {JobStatus(s) if not isinstance(s, JobStatus) else s
+                  for s in (statuses if statuses is not None else TERMINAL_STATUSES)
+                  if _job_status(s)}  # fmt: skip
+        unfinished = sorted(s.value for s in wanted - TERMINAL_STATUSES)
+        if unfinished or not wanted:
+            raise InvalidArgument(
+                f"prune deletes only finished jobs: {', '.join(unfinished) or 'no status'} "
+                f"is not one; choose from {', '.join(sorted(s.value for s in TERMINAL_STATUSES))}"
+            )
+        done = retention.prune(
+            self.store.dialect,
+            age,
+            [s.value for s in wanted],
+            dry_run=bool(dry_run),
+            batch=validate.int32(batch, "batch", minimum=1),
+            plans=bool(plans),
+        )
+        if not dry_run and (done.jobs or done.plans):
+            with self.store.dialect.tx() as tx:  # the stream says what went, and why
+                events.record(tx, None, "pruned",
+                              data={**done.as_dict(), "older_than_s": age})  # fmt: skip
+        return done
+
+    # -- fleet-wide settings --------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(self.store.dialect)
+
+    def set_config(self, name: str, value: str) -> None:
+        """Set a fleet-wide setting (see CONFIG_NAMES), stored in the database."""
+        checked = _config_value(name, value)
+        self.settings.put(name, checked)
+
+    def config(self) -> dict[str, str]:
+        """Every fleet-wide setting that is set."""
+        return {k: v for k, v in self.settings.all().items() if k in CONFIG_NAMES}
+
+    def unset_config(self, name: str) -> bool:
+        """Remove a setting (its default applies again); whether it was set."""
+        if name not in CONFIG_NAMES:
+            _config_value(name, "")  # refused, naming the known settings
+        return self.settings.remove(name)
+
+    def prune_if_due(self, every: float = retention.PRUNE_EVERY) -> retention.Pruned | None:
+        """Prune past the `retention` setting, at most once per `every` seconds across the
+        fleet and one pass at a time; None when retention is not set or it was not due."""
+        age = self.settings.get("retention")
+        if age is None or self.settings.stamped_within(retention.PRUNED_AT, every):
+            return None  # two reads: the usual answer costs no write
+        with self.store.single_flight("prune") as mine:
+            if not mine or not self.settings.touch_if_older(retention.PRUNED_AT, every):
+                return None
+            return self.prune(age)
 
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         """Send jobs whose lease expired back to the queue (or to failed when spent)."""
@@ -935,3 +1008,30 @@ def open(url: str | None = None, **options: Any) -> Fleet:
         if k in options
     }
     return Fleet(open_store(url, **options), **fleet_options)
+
+
+def _job_status(value: str | JobStatus) -> bool:
+    """Whether `value` names a job status; an unknown one is refused, naming it."""
+    try:
+        JobStatus(value)
+    except ValueError:
+        known = ", ".join(s.value for s in JobStatus)
+        raise InvalidArgument(f"unknown job status {value!r}; known: {known}") from None
+    return True
+
+
+# Fleet-wide settings (`agentfleet config set NAME VALUE`) and what each one means.
+CONFIG_NAMES = {
+    "retention": "how long finished jobs and ended plans are kept: workers prune what is "
+    "older (agentfleet prune), e.g. 30d",
+}
+
+
+def _config_value(name: str, value: str) -> str:
+    """A setting's value, checked: an unknown name or a bad value is refused, naming it."""
+    if name not in CONFIG_NAMES:
+        known = ", ".join(sorted(CONFIG_NAMES))
+        raise InvalidArgument(f"unknown setting {name!r}; known: {known}")
+    if name == "retention":
+        parse_duration(value)  # refuses nonsense, zero and negatives, saying how to write it
+    return str(value)

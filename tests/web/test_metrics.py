@@ -174,3 +174,19 @@ def test_queue_latency_starts_when_a_retry_comes_due(mem_env: StoreEnv) -> None:
     due = at["retry_scheduled"] + timedelta(seconds=100)
     waits = [(claims[0] - at["enqueued"]).total_seconds(), (claims[1] - due).total_seconds()]
     assert value(s, "agentfleet_queue_latency_seconds_sum") == pytest.approx(sum(waits), abs=1e-3)
+
+
+def test_pruned_jobs_and_plans_are_counted(mem_env: StoreEnv) -> None:
+    fleet = mem_env.fleet
+    web = make_web(mem_env)
+    clock = mem_env.clock
+    assert clock is not None
+    for _ in range(4):
+        fleet.enqueue("shell", {"cmd": "true"})
+    for lease in fleet.claim_next(worker="w", limit=4):
+        fleet.complete(lease)
+    clock.advance(120)
+    assert fleet.prune("1m").jobs == 4
+    samples = scrape(web)
+    assert value(samples, "agentfleet_pruned_total", kind="jobs") == 4
+    assert value(samples, "agentfleet_pruned_total", kind="plans") == 0

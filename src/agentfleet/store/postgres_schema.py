@@ -292,4 +292,19 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        14,
+        """
+        -- Fleet-wide settings (agentfleet config): e.g. retention, the age past which
+        -- workers prune finished jobs. Also the time of the last automatic prune.
+        CREATE TABLE settings (
+            name       text PRIMARY KEY,
+            value      text NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -358,4 +358,19 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        14,
+        """
+        -- Fleet-wide settings (agentfleet config): e.g. retention, the age past which
+        -- workers prune finished jobs. Also the time of the last automatic prune.
+        CREATE TABLE settings (
+            name       TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

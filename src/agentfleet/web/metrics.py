@@ -174,6 +174,12 @@ class FleetMetrics:
             "agentfleet_releases", "Jobs handed back by a stopping worker", registry=r
         )
         self.enqueued = Counter("agentfleet_enqueued", "Jobs enqueued", registry=r)
+        self.pruned = Counter(
+            "agentfleet_pruned",
+            "Finished jobs and ended plans deleted by retention",
+            ["kind"],
+            registry=r,
+        )
         self.plan_events = Counter(
             "agentfleet_plan_events",
             "Plan moves: started, paused at a checkpoint, approved, rejected, resumed, ...",
@@ -236,6 +242,9 @@ class FleetMetrics:
             kind = ev.kind
             if kind in PLAN_EVENTS:
                 self.plan_events.labels(kind).inc()
+            if kind == "pruned":  # retention: what a prune deleted, by kind
+                for what in ("jobs", "plans"):
+                    self.pruned.labels(what).inc(int(ev.data.get(what, 0) or 0))
             job = ev.job_id
             if job is None:
                 continue

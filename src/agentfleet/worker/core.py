@@ -74,6 +74,7 @@ MAX_SLEEP = 1.0  # the loop never sleeps longer, so stop requests are seen promp
 CLEAR_POLL = 0.05  # how often to look whether an earlier attempt's processes are gone
 NOTE_POLL = 0.25  # how often to look for the process group of a job still setting up
 SCHEDULE_EVERY = 1.0  # how often a worker looks for due schedule slots (a cheap indexed read)
+PRUNE_CHECK_EVERY = 60.0  # how often a worker asks whether the fleet's prune is due
 # How long a succeeded python task may wait for others to share its batch's commit, while
 # other tasks of this worker still run (with none running, the batch is written at once).
 BATCH_LINGER = 0.005
@@ -202,6 +203,24 @@ class Worker:
             **vars(self.stats),
         )
         return self.stats
+
+    def _prune_if_due(self) -> None:
+        """With `agentfleet config set retention AGE`, delete what finished longer ago:
+        one worker of the fleet at a time, at most every ten minutes fleet-wide."""
+        try:
+            pruned = self.fleet.prune_if_due()
+        except Exception as exc:
+            self._event("fleet.prune_failed", f"pruning past the retention failed: {exc}",
+                        logging.WARNING, error=str(exc))  # fmt: skip
+            return
+        if pruned is not None and (pruned.jobs or pruned.plans):
+            self._event(
+                "fleet.prune_completed",
+                f"pruned {pruned.jobs} job(s) and {pruned.plans} plan(s) past the retention",
+                jobs=pruned.jobs,
+                plans=pruned.plans,
+                runs=pruned.runs,
+            )
 
     def _event(self, name: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
         """One named log event (see agentfleet.logs), with the sentence text logs print."""
@@ -360,6 +379,9 @@ class Worker:
                     logging.WARNING,
                     error=str(exc),
                 )
+        if now >= self._t.next_prune and not self._stopping:
+            self._t.next_prune = now + PRUNE_CHECK_EVERY
+            self._prune_if_due()
         if now >= self._t.next_schedule and not self._stopping:
             self._t.next_schedule = now + SCHEDULE_EVERY
             try:

@@ -61,4 +61,5 @@ class Timers:
     next_seen: float = 0.0
     next_reap: float = 0.0
     next_schedule: float = 0.0
+    next_prune: float = 0.0
     stop_deadline: float = float("inf")
