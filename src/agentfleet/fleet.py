@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from agentfleet import retention, validate
+from agentfleet import validate
 from agentfleet.agents.usage import Usage
 from agentfleet.connect import open_store
 from agentfleet.durations import parse_duration
@@ -36,6 +36,7 @@ from agentfleet.plans.coordinator import PlanCoordinator
 from agentfleet.plans.model import (
     APPROVAL_ENGINE,
     DEFAULT_STALE_WINDOW,
+    TERMINAL_PLAN_STATUSES,
     Plan,
     PlanSpec,
     PlanStatus,
@@ -46,7 +47,7 @@ from agentfleet.plans.planfile import load_plan_file, parse_plan
 from agentfleet.retry import RetryPolicy
 from agentfleet.schedules import Fired, Schedule
 from agentfleet.scheduling import Schedules
-from agentfleet.store import events
+from agentfleet.store import events, retention
 from agentfleet.store.base import Store
 from agentfleet.store.limits import Limit, Limits, parse_rate
 from agentfleet.store.rules import limit_of
@@ -522,6 +523,7 @@ class Fleet:
             dry_run=bool(dry_run),
             batch=validate.int32(batch, "batch", minimum=1),
             plans=bool(plans),
+            ended_plan_statuses=[s.value for s in TERMINAL_PLAN_STATUSES],
         )
         if not dry_run and (done.jobs or done.plans):
             with self.store.dialect.tx() as tx:  # the stream says what went, and why

@@ -6,7 +6,8 @@ statuses asked for (all finished ones by default) that finished before the cutof
 step of a plan on its own (a failed or paused plan may be resumed, and its steps are its
 memory), and a plan only once it is completed, cancelled or abandoned and every one of its
 steps has ended. Each batch is its own short transaction, and on PostgreSQL skips rows
-another transaction holds, so workers never wait behind a prune.
+another transaction holds, so workers never wait behind a prune. It lives in the store
+because it deletes job rows; which plan statuses have ended is the plans layer's to say.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from agentfleet.models import TERMINAL_STATUSES
-from agentfleet.plans.model import TERMINAL_PLAN_STATUSES
 from agentfleet.store.dialect import Dialect, Tx, status_list
 
 DEFAULT_BATCH = 500
 PRUNE_EVERY = 600.0  # seconds between automatic prunes (the retention setting), fleet-wide
 PRUNED_AT = "retention.last_pass"  # the settings row whose stamp is the last automatic prune
 _ENDED = status_list(TERMINAL_STATUSES)
-_PLANS_ENDED = status_list(TERMINAL_PLAN_STATUSES)
 
 _JOBS = """
     FROM jobs WHERE plan_id IS NULL AND status {any:statuses}
         AND finished_at IS NOT NULL AND finished_at < {now-:age}"""
 _PLANS = f"""
-    FROM plans WHERE status IN {_PLANS_ENDED}
+    FROM plans WHERE status {{any:plan_statuses}}
         AND coalesce(completed_at, updated_at) < {{now-:age}}
         AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.plan_id = plans.id
                         AND s.status NOT IN {_ENDED})"""
@@ -65,9 +64,16 @@ def prune(
     dry_run: bool = False,
     batch: int = DEFAULT_BATCH,
     plans: bool = True,
+    ended_plan_statuses: Collection[str] = (),
 ) -> Pruned:
-    """Delete finished jobs and plans that ended more than `older_than` seconds ago."""
-    params = {"age": older_than, "statuses": sorted(statuses), "batch": batch}
+    """Delete finished jobs and plans that ended more than `older_than` seconds ago.
+
+    `ended_plan_statuses` are the plan statuses a plan may be pruned in (the plans layer's
+    terminal ones); with none given no plan is pruned.
+    """
+    plans = plans and bool(ended_plan_statuses)
+    params = {"age": older_than, "statuses": sorted(statuses), "batch": batch,
+              "plan_statuses": sorted(ended_plan_statuses)}  # fmt: skip
     done = Pruned(dry_run=dry_run)
     if dry_run:
         with dialect.session() as tx:
