@@ -223,3 +223,32 @@ def test_every_module_imports_on_its_own() -> None:
     assert done.returncode == 0, done.stderr
     failed = json.loads(done.stdout)
     assert failed == {}, "\n".join(f"{name}:\n{error}" for name, error in failed.items())
+
+
+def test_the_package_loads_its_public_names_on_first_use() -> None:
+    """`import agentfleet` stays cheap (a merge step or a stand-in agent imports only what it
+    uses), and every public name still resolves, to the object its home module defines."""
+    probe = (
+        "import json, sys, agentfleet\n"
+        "before = sorted(m for m in sys.modules if m.startswith('agentfleet.'))\n"
+        "homes = {n: getattr(agentfleet, n).__module__ for n in agentfleet.__all__\n"
+        "         if hasattr(getattr(agentfleet, n), '__module__')}\n"
+        "print(json.dumps([before, homes, sorted(dir(agentfleet))]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    before, homes, listed = json.loads(done.stdout)
+    assert before == [], f"importing agentfleet loaded {before}"
+    assert homes["Fleet"] == "agentfleet.fleet" and homes["Worker"].startswith("agentfleet.worker")
+    assert set(listed) >= {"Fleet", "open", "__version__"}
+    import agentfleet
+
+    assert agentfleet.open is agentfleet.fleet.open
+    try:
+        agentfleet.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchName" in str(exc)
+    else:
+        raise AssertionError("an unknown name resolved")
