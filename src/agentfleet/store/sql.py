@@ -210,9 +210,9 @@ class SqlStore(Verbs, SqlReads, ABC):
 
     # -- enqueue and claim ----------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
         out: list[Job] = []
-        with self.dialect.tx() as tx:
+        with self.dialect.write(conn) as tx:
             queues: set[str] = set()
             for new in jobs:
                 job, inserted = self._insert_job(tx, new)
