@@ -251,7 +251,10 @@ def test_a_repeat_waits_for_the_transaction_holding_its_dedupe_key(
     wait_until(lambda: in_call(thread, "enqueue"), "the second enqueue to start")
     time.sleep(0.2)
     assert thread.is_alive(), "the second enqueue did not wait for the caller's transaction"
-    conn.commit() if commit else conn.rollback()
+    if commit:
+        conn.commit()
+    else:
+        conn.rollback()
     thread.join(PATIENCE)
     [repeat] = got
     assert repeat.payload == ({"n": 1} if commit else {"n": 2})
