@@ -48,8 +48,10 @@ class AsyncFleet:
     async def enqueue(self, engine: str, payload: Mapping[str, Any], **options: Any) -> Job:
         return await self._call(self.sync.enqueue, engine, payload, **options)
 
-    async def enqueue_many(self, jobs: Iterable[NewJob]) -> list[Job]:
-        return await self._call(self.sync.enqueue_many, list(jobs))
+    async def enqueue_many(
+        self, jobs: Iterable[NewJob], *, conn: object | None = None
+    ) -> list[Job]:
+        return await self._call(self.sync.enqueue_many, list(jobs), conn=conn)
 
     async def get_job(self, job_id: int) -> Job:
         return await self._call(self.sync.get_job, job_id)

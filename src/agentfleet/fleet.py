@@ -165,9 +165,15 @@ class Fleet:
         run_at: datetime | timedelta | None = None,
         dedupe_key: str | None = None,
         limit: str | None = None,
+        conn: object | None = None,
     ) -> Job:
         """Add a job; a live job with the same dedupe_key is returned instead of a new one.
-        A job naming a `limit` that is not set is refused."""
+        A job naming a `limit` that is not set is refused.
+
+        `conn` is a connection of the caller's own to the fleet's database (psycopg on
+        PostgreSQL, sqlite3 on SQLite) with a transaction open: the job is written in that
+        transaction, so it exists if and only if the caller commits, and workers are woken
+        when it commits. See README, "Enqueue in your own transaction"."""
         new = self.new_job(
             engine,
             payload,
@@ -181,7 +187,7 @@ class Fleet:
             limit=limit,
         )
         self._check_limits([new])
-        return self.store.enqueue([new])[0]
+        return self.store.enqueue([new], conn)[0]
 
     def _check_limits(self, jobs: Sequence[NewJob]) -> None:
         named = {name for job in jobs if (name := limit_of(job.payload)) is not None}
@@ -216,8 +222,8 @@ class Fleet:
         """Every limit, with its jobs running and queued."""
         return self.limit_store.all()
 
-    def enqueue_many(self, jobs: Iterable[NewJob]) -> list[Job]:
-        """Add all jobs in one transaction, or none."""
+    def enqueue_many(self, jobs: Iterable[NewJob], *, conn: object | None = None) -> list[Job]:
+        """Add all jobs in one transaction, or none: the caller's on `conn`, as `enqueue`."""
         batch = list(jobs)
         for job in batch:
             if not isinstance(job, NewJob):
@@ -238,7 +244,9 @@ class Fleet:
             for job in batch
         ]
         self._check_limits(checked)
-        return self.store.enqueue(checked) if checked else []
+        if not checked and conn is None:
+            return []
+        return self.store.enqueue(checked, conn)  # a conn is judged even with no jobs
 
     # -- python tasks -----------------------------------------------------------------
 
@@ -741,11 +749,14 @@ class Fleet:
         plan: PlanSpec | Mapping[str, Any] | str | Path,
         *,
         engines: Iterable[str] | None = None,
+        conn: object | None = None,
     ) -> Plan:
         """Create a plan and all its jobs in one transaction, and start it.
 
         `engines` names every engine its steps may use (default: the built-in ones; pass
-        the custom engines a worker runs too, as the command line's --engines does).
+        the custom engines a worker runs too, as the command line's --engines does). With
+        `conn` the transaction is the caller's, as for `enqueue`: the plan exists, and its
+        first steps are queued, if and only if the caller commits.
         """
         known = BUILTIN_ENGINES if engines is None else frozenset(engines) | BUILTIN_ENGINES
         if isinstance(plan, str | Path):
@@ -757,7 +768,7 @@ class Fleet:
         else:
             raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
         self._check_limits([step.job for step in spec.steps])
-        return self.plans.submit(spec)
+        return self.plans.submit(spec, conn)
 
     def get_plan(self, plan_id: int) -> Plan:
         return self.plans.get(validate.integer(plan_id, "plan_id"))

@@ -30,6 +30,17 @@ def test_dedupe_returns_the_live_job(fleet: Fleet) -> None:
     assert third.id != first.id
 
 
+def test_a_dedupe_repeat_takes_no_job_id(fleet: Fleet) -> None:
+    """A repeat returns the live job and leaves the id sequence alone: the next new job
+    gets the next id, so ids count the jobs that exist."""
+    first = fleet.enqueue("shell", {"n": 1}, dedupe_key="nightly")
+    assert fleet.enqueue("shell", {"n": 2}, dedupe_key="nightly").id == first.id
+    [again] = fleet.enqueue_many([fleet.new_job("shell", {"n": 3}, dedupe_key="nightly")])
+    assert again.id == first.id
+    assert fleet.enqueue("shell", {"n": 4}).id == first.id + 1
+    assert fleet.enqueue("shell", {"n": 5}, dedupe_key="weekly").id == first.id + 2
+
+
 def test_claim_is_single_winner_and_opens_one_run(fleet: Fleet) -> None:
     job = fleet.enqueue("shell", {})
     lease = fleet.claim(job.id, worker="w1", ttl=30)

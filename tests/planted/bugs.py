@@ -29,6 +29,7 @@ POSTGRES = "src/agentfleet/store/postgres.py"
 RULES = "src/agentfleet/store/rules.py"
 SQL = "src/agentfleet/store/sql.py"
 VERBS = "src/agentfleet/store/verbs.py"
+DIALECT = "src/agentfleet/store/dialect.py"
 FLEET = "src/agentfleet/fleet.py"
 RUNNER = "src/agentfleet/runner.py"
 WORKER = "src/agentfleet/worker/core.py"
@@ -40,6 +41,7 @@ STORES = ("memory", "sqlite", "postgres")
 
 FENCING = "tests/contract/test_fencing.py"
 PLAN_FENCING = "tests/plans/test_plan_fencing.py"
+IN_TRANSACTION = "tests/contract/test_enqueue_in_transaction.py"
 
 
 def lines(indent: int, *rows: str) -> str:
@@ -579,6 +581,47 @@ BUGS: list[dict[str, Any]] = [
             "tests/cli/test_worker_json_logs.py::test_every_worker_log_line_is_a_named_json_event",
             "tests/cli/test_worker_json_logs.py::test_a_worker_that_cannot_start_says_why_in_json",
         ],
+    },
+    {
+        "name": "enqueue-ignores-callers-transaction",
+        "intent": "enqueue, enqueue_many and submit_plan given conn= write in the store's own "
+        "transaction instead of the caller's: the job commits at once, whatever the caller "
+        "then does, and the memory store no longer refuses a connection.",
+        "path": DIALECT,
+        "old": lines(12, "return self.joined(conn)"),
+        "new": lines(12, "return self.tx()"),
+        "tests": [
+            f"{IN_TRANSACTION}::test_a_rollback_leaves_no_job_no_event_and_no_row_of_the_callers"
+            f"[{store}]"
+            for store in ("sqlite", "postgres")
+        ]
+        + [f"{IN_TRANSACTION}::test_the_memory_store_refuses_every_connection[memory]"],
+    },
+    {
+        "name": "dedupe-repeat-takes-an-id",
+        "intent": "An enqueue whose dedupe key a live job holds tries the insert first: the "
+        "unique index refuses it after it drew an id, so the next new job skips one.",
+        "path": SQL,
+        "old": lines(
+            12,
+            "if new.dedupe_key is not None:",
+            '    rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            "    if rows:",
+            "        return self.read.job(rows[0]), False",
+            "rows = tx.tuples(_INSERT_JOB, params)",
+            "if rows:",
+            "    return self.read.job(rows[0]), True",
+        ),
+        "new": lines(
+            12,
+            "rows = tx.tuples(_INSERT_JOB, params)",
+            "if rows:",
+            "    return self.read.job(rows[0]), True",
+            'rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            "if rows:",
+            "    return self.read.job(rows[0]), False",
+        ),
+        "tests": ["tests/contract/test_jobs.py::test_a_dedupe_repeat_takes_no_job_id[{store}]"],
     },
     {
         "name": "worktrees-not-serialised",

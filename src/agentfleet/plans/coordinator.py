@@ -175,9 +175,10 @@ class PlanCoordinator:
     ) -> None:
         events.record(tx, job_id, kind, plan_id=plan_id, data=data)
 
-    def submit(self, spec: PlanSpec) -> Plan:
+    def submit(self, spec: PlanSpec, conn: object | None = None) -> Plan:
+        """Submit in one transaction: the store's own, or the caller's open one on `conn`."""
         _check(spec)
-        with self.db.tx() as tx:
+        with self.db.write(conn) as tx:
             return self._insert(tx, spec)
 
     def submit_in(self, tx: Tx, spec: PlanSpec) -> Plan:

@@ -63,8 +63,10 @@ class Store(Protocol):
         """The store's clock: the only clock leases and schedules are judged by."""
         ...
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert all jobs in one transaction; a live job sharing a dedupe_key is returned."""
+    def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
+        """Insert all jobs in one transaction; a live job sharing a dedupe_key is returned.
+        With `conn`, the transaction is the caller's, open on that connection (see
+        `Dialect.joined`): the jobs exist if and only if the caller commits."""
         ...
 
     def enqueue_in(self, tx: Tx, new: NewJob) -> Job:

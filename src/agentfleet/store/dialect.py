@@ -138,6 +138,24 @@ class Dialect(ABC):
     def session(self) -> AbstractContextManager[Tx]:
         """A connection outside any transaction: each statement is its own atomic step."""
 
+    @abstractmethod
+    def joined(self, conn: object) -> AbstractContextManager[Tx]:
+        """The caller's open transaction on `conn`, a connection of its own to this database:
+        the statements run in it and commit or roll back with it (nothing here begins or
+        ends it). They run as one sub-transaction (a savepoint), so a write that fails
+        leaves the caller's transaction as it was and usable. A connection that cannot be
+        joined (another database, no transaction open, closed or failed, another driver's)
+        is refused with InvalidArgument, before anything is written."""
+
+    def write(
+        self, conn: object | None = None, *, statement: bool = False
+    ) -> AbstractContextManager[Tx]:
+        """Where a write goes: the caller's transaction on `conn` when given, else the
+        store's own (for one statement, `statement`'s)."""
+        if conn is not None:
+            return self.joined(conn)
+        return self.statement() if statement else self.tx()
+
     def statement(self) -> AbstractContextManager[Tx]:
         """For a write of one statement. By default a write transaction: under SQLite's WAL
         a statement that starts as a read and then writes can be refused at once, so the
@@ -189,6 +207,18 @@ def _render(dialect: Dialect, sql: str) -> str:
     return dialect.placeholder(_TOKEN.sub(token, text))
 
 
+def not_joinable(conn: object, expected: str) -> InvalidArgument:
+    """The refusal of a connection of a kind this store cannot write in, saying which kind
+    it takes (and, for a SQLAlchemy handle, how to get at its driver's connection)."""
+    kind = type(conn)
+    hint = ""
+    if kind.__module__.split(".")[0] == "sqlalchemy":
+        hint = " (for a SQLAlchemy session or connection: agentfleet.sqlalchemy.connection_of)"
+    return InvalidArgument(
+        f"conn must be {expected}, not {kind.__module__}.{kind.__qualname__}{hint}"
+    )
+
+
 def bind_with(
     time_out: Callable[[datetime], Any], list_out: Callable[[Sequence[Any]], Any]
 ) -> Callable[[Params], dict[str, Any]]:
@@ -206,4 +236,14 @@ def bind_with(
     return bind
 
 
-__all__ = ["Dialect", "Params", "Row", "Syntax", "Tx", "bind_with", "status_list", "to_json"]
+__all__ = [
+    "Dialect",
+    "Params",
+    "Row",
+    "Syntax",
+    "Tx",
+    "bind_with",
+    "not_joinable",
+    "status_list",
+    "to_json",
+]

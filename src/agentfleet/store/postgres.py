@@ -24,6 +24,7 @@ from urllib.parse import unquote
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -31,7 +32,7 @@ from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.logs import redact_url
 from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import limits, rules
-from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with
+from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, not_joinable
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
 from agentfleet.store.sql import Batch, SqlStore, pause
@@ -73,6 +74,33 @@ class PostgresTx(Tx):
             self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
 
 
+class CallersPostgresTx(PostgresTx):
+    """A caller's connection, whatever its row factory: rows come back as dicts."""
+
+    def q(self, sql: str, params: Params | None = None) -> list[Row]:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(self._dialect.render(sql), _bind(params or {}))
+            return list(cursor.fetchall()) if cursor.description else []
+
+
+# Which database a connection is on: its name, and what tells it from a namesake (its oid,
+# and when its server started; a server restarted since it was last read is read again).
+_DATABASE = (
+    "SELECT current_database(), (SELECT oid FROM pg_database "
+    "WHERE datname = current_database()), pg_postmaster_start_time(), "
+    "current_setting('search_path')"
+)
+# The store's tables first, then the caller's temporary ones: pg_temp, searched first
+# unless named, would let a temporary table of the caller's named `jobs` take the writes.
+_JOINED_SEARCH_PATH = f"{SCHEMA}, pg_temp"
+_WHY_NOT = {
+    TransactionStatus.INERROR: "its transaction has failed (a statement in it raised): roll "
+    "it back before writing in it again",
+    TransactionStatus.ACTIVE: "a command is in progress on it",
+    TransactionStatus.UNKNOWN: "it is broken (its server went away)",
+}
+
+
 class PostgresDialect(Dialect):
     """PostgreSQL's pool, clock and syntax."""
 
@@ -102,6 +130,7 @@ class PostgresDialect(Dialect):
         # the handle needs no second connection.
         self.shared_listen = pool_size == 1
         self.listening: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._database: tuple[Any, ...] | None = None  # the fleet's, read when first joined
         # The URL's own application_name, when it has one, wins (libpq's fallback rule).
         self.connect_kwargs: dict[str, Any] = {"fallback_application_name": application_name}
         try:
@@ -150,6 +179,57 @@ class PostgresDialect(Dialect):
     def tx(self) -> Iterator[PostgresTx]:
         with _unavailable_on_disconnect(), self.pool.connection() as conn, conn.transaction():
             yield PostgresTx(self, cast("psycopg.Connection[Row]", conn))
+
+    @contextmanager
+    def joined(self, conn: object) -> Iterator[PostgresTx]:
+        """The caller's transaction on its own psycopg connection, in a savepoint. The
+        store's schema is on the search path for these statements only: the caller's
+        comes back before the savepoint is released (or with its rollback). NOTIFY in the
+        caller's transaction is sent by the server when, and only if, it commits."""
+        caller, search_path = self._joinable(conn)
+        with _unavailable_on_disconnect(), caller.transaction():
+            caller.execute("SELECT set_config('search_path', %s, true)", (_JOINED_SEARCH_PATH,))
+            yield CallersPostgresTx(self, caller)
+            caller.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+
+    def _joinable(self, conn: object) -> tuple[psycopg.Connection[Row], str]:
+        """`conn` and its search path, if the store can write in its transaction; else why
+        not, in words. On a connection that is not in autocommit this read opens its
+        transaction, as any statement of the caller's would."""
+        if not isinstance(conn, psycopg.Connection):
+            raise not_joinable(conn, "a psycopg.Connection to the fleet's database")
+        if conn.closed:
+            raise InvalidArgument("conn is closed")
+        status = conn.info.transaction_status
+        if status in _WHY_NOT:
+            raise InvalidArgument(f"conn cannot be written in: {_WHY_NOT[status]}")
+        if status == TransactionStatus.IDLE and conn.autocommit:
+            raise InvalidArgument(
+                "conn is in autocommit mode with no transaction open, so there is no "
+                "transaction to join: enqueue inside `with conn.transaction():` (or connect "
+                "with autocommit=False), and commit when done"
+            )
+        with _unavailable_on_disconnect(), conn.cursor(row_factory=tuple_row) as cursor:
+            row = cursor.execute(_DATABASE).fetchone()
+        assert row is not None
+        name, oid, started, search_path = row
+        ours = self._fleet_database()
+        if (oid, started) != ours[1:3]:
+            ours = self._fleet_database(again=True)
+        if (oid, started) != ours[1:3]:
+            where = "another server's database" if name == ours[0] else "database"
+            raise InvalidArgument(
+                f"conn is connected to {where} {name!r}, not to the fleet's database "
+                f"{ours[0]!r}: a job can only be written in a transaction on the fleet's "
+                "own database"
+            )
+        return cast("psycopg.Connection[Row]", conn), str(search_path)
+
+    def _fleet_database(self, *, again: bool = False) -> tuple[Any, ...]:
+        if self._database is None or again:
+            with self.session() as tx:
+                self._database = tx.tuples(_DATABASE)[0]
+        return self._database
 
 
 # The batch's completing part: fenced per row by (id, epoch, status).
@@ -264,11 +344,11 @@ class PostgresStore(SqlStore):
     # Differs by necessity: unnest and a data-modifying CTE insert a batch without dedupe
     # keys, and log it, in one statement; dedupe keys need the shared per-job path.
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
         # Differs by necessity: jobs without dedupe keys (one or many) go in one statement
         # (its own transaction: one round trip), which only data-modifying CTEs allow.
         if not jobs or any(job.dedupe_key is not None for job in jobs):
-            return super().enqueue(jobs)
+            return super().enqueue(jobs, conn)
         columns: dict[str, list[Any]] = {
             "queue": [j.queue for j in jobs],
             "engine": [j.engine for j in jobs],
@@ -281,7 +361,7 @@ class PostgresStore(SqlStore):
             "limit_name": [rules.limit_of(j.payload) for j in jobs],
         }
         params = {**columns, "channel": NOTIFY_CHANNEL, "notify": self.dialect.notify}
-        with self.dialect.statement() as tx:
+        with self.dialect.write(conn, statement=True) as tx:
             rows = tx.tuples(_ENQUEUE_BULK, params)
         return [self.read.job(row) for row in rows]
 

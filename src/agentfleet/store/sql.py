@@ -61,6 +61,8 @@ _INSERT_JOB = f"""
     DO NOTHING
     RETURNING {JOB_COLUMNS}"""
 
+_LIVE_HOLDER = f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = :key AND status IN {rules.LIVE}"
+
 _CLAIM_ONE = f"""
     UPDATE jobs AS j SET {rules.CLAIM_SET}
     WHERE j.id = :id AND (({rules.READY_ONE}) OR ({rules.EXPIRED}))
@@ -208,9 +210,9 @@ class SqlStore(Verbs, SqlReads, ABC):
 
     # -- enqueue and claim ----------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
         out: list[Job] = []
-        with self.dialect.tx() as tx:
+        with self.dialect.write(conn) as tx:
             queues: set[str] = set()
             for new in jobs:
                 job, inserted = self._insert_job(tx, new)
@@ -245,17 +247,18 @@ class SqlStore(Verbs, SqlReads, ABC):
             "dedupe_key": new.dedupe_key,
             "limit_name": rules.limit_of(new.payload),
         }
-        for _ in range(2):  # the live duplicate may finish between the two statements
+        # The live holder is looked for first: an insert refused by the unique index has
+        # already drawn an id, and a repeat would leave a gap before the next new job. The
+        # index still decides a race (a holder committed between the two statements), and
+        # the holder may finish between them, hence a second round.
+        for _ in range(2):
+            if new.dedupe_key is not None:
+                rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})
+                if rows:
+                    return self.read.job(rows[0]), False
             rows = tx.tuples(_INSERT_JOB, params)
             if rows:
                 return self.read.job(rows[0]), True
-            rows = tx.tuples(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = :key "
-                f"AND status IN {rules.LIVE}",
-                {"key": new.dedupe_key},
-            )
-            if rows:
-                return self.read.job(rows[0]), False
         raise InvalidTransition("dedupe_key", "live", "finished")
 
     def claim(self, job_id: int, worker: str, ttl: float) -> Lease | None:

@@ -25,10 +25,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentfleet.errors import StoreUnavailable
+from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.models import Lease, utc_from_timestamp
 from agentfleet.store import limits, rules
-from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, to_json
+from agentfleet.store.dialect import (
+    Dialect,
+    Params,
+    Row,
+    Syntax,
+    Tx,
+    bind_with,
+    not_joinable,
+    to_json,
+)
 from agentfleet.store.rows import JOB_COLUMNS, claimed_leases, sqlite_json, sqlite_time
 from agentfleet.store.sql import Batch, SqlStore, pause
 from agentfleet.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
@@ -78,6 +87,16 @@ class SqliteTx(Tx):
 
     def notify(self, queue: str = "") -> None:
         return None  # no notifications: waiters watch data_version (SqliteStore.wait_for_jobs)
+
+
+class CallersSqliteTx(SqliteTx):
+    """A caller's connection, whatever its row factory: rows come back as the store reads
+    them."""
+
+    def _execute(self, sql: str, params: Params | None) -> sqlite3.Cursor:
+        cursor = super()._execute(sql, params)
+        cursor.row_factory = sqlite3.Row
+        return cursor
 
 
 class SqliteDialect(Dialect):
@@ -192,6 +211,64 @@ class SqliteDialect(Dialect):
     def session(self) -> Iterator[SqliteTx]:
         with self._guard():
             yield SqliteTx(self, self.connection(), self.clock())
+
+    @contextmanager
+    def joined(self, conn: object) -> Iterator[SqliteTx]:
+        """The caller's transaction on its own sqlite3 connection to this database file.
+        One that has none open yet, where Python's sqlite3 would open one before the first
+        write, gets it here with BEGIN IMMEDIATE (the write lock first, as every store
+        transaction takes it); an autocommit connection with none open is refused."""
+        caller = self._joinable(conn)
+        if not caller.in_transaction:
+            caller.execute("BEGIN IMMEDIATE")
+        with _unavailable_when_read_only(self.path):
+            caller.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                yield CallersSqliteTx(self, caller, self.clock())
+            except BaseException:
+                if caller.in_transaction:  # else SQLite already rolled it all back
+                    caller.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                    caller.execute(f"RELEASE {_SAVEPOINT}")
+                raise
+            caller.execute(f"RELEASE {_SAVEPOINT}")
+
+    def _joinable(self, conn: object) -> sqlite3.Connection:
+        """`conn` if the store can write in its transaction; else why not, in words."""
+        if self.memory:
+            raise InvalidArgument(
+                "a memory:// fleet keeps its database inside this process, on a connection "
+                "of its own: there is no connection of yours to join (use SQLite or "
+                "PostgreSQL to enqueue in your own transaction)"
+            )
+        if not isinstance(conn, sqlite3.Connection):
+            raise not_joinable(conn, f"a sqlite3.Connection to the fleet's database {self.path}")
+        try:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            files = cursor.execute("PRAGMA database_list").fetchall()
+            shadow = cursor.execute(_SHADOWING).fetchone()
+        except sqlite3.ProgrammingError as exc:  # closed, or made on another thread
+            raise InvalidArgument(f"conn cannot be used here: {exc}") from exc
+        main = next((str(row[2]) for row in files if row[1] == "main"), "")
+        if not _same_file(main, self.path):
+            raise InvalidArgument(
+                f"conn is open on {main or 'a database in memory'}, not on the fleet's "
+                f"database {self.path}: a job can only be written in a transaction on "
+                "the fleet's own database"
+            )
+        if shadow is not None:
+            raise InvalidArgument(
+                f"conn has a temporary table named {shadow[0]!r}, which SQLite would write "
+                "the store's rows to on that connection: drop it, or enqueue on another "
+                "connection"
+            )
+        if not conn.in_transaction and _autocommits(conn):
+            raise InvalidArgument(
+                "conn is in autocommit mode with no transaction open, so there is no "
+                'transaction to join: run conn.execute("BEGIN IMMEDIATE") first (or connect '
+                "without isolation_level=None), and commit when done"
+            )
+        return conn
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, retrying every fraction of a millisecond while another
@@ -435,6 +512,32 @@ class SqliteStore(SqlStore):
             for watch in self._watches:
                 watch.close()
             self._watches.clear()
+
+
+_SAVEPOINT = "agentfleet_write"
+# A connection's temporary tables come first when SQLite looks a name up: one named like a
+# table of the store would take the store's writes.
+_SHADOWING = (
+    "SELECT name FROM temp.sqlite_schema WHERE type IN ('table', 'view') AND name IN "
+    "(SELECT name FROM main.sqlite_schema WHERE type = 'table') ORDER BY name LIMIT 1"
+)
+
+
+def _same_file(one: str, other: str) -> bool:
+    try:
+        return bool(one) and os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
+def _autocommits(conn: sqlite3.Connection) -> bool:
+    """Whether the connection runs each statement on its own unless told BEGIN: Python's
+    `autocommit=True` (3.12 on), or the legacy `isolation_level=None`. A connection in the
+    legacy mode otherwise opens a transaction before a write, and the caller commits it."""
+    autocommit = getattr(conn, "autocommit", None)
+    if isinstance(autocommit, bool):
+        return autocommit
+    return conn.isolation_level is None
 
 
 @contextmanager
