@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 import agentfleet
 from agentfleet import logs
+from agentfleet.cli.console import Console
 from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config

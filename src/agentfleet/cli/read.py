@@ -86,7 +86,7 @@ def list_jobs(
     elif not jobs:
         console.print("no jobs")
     else:
-        console.print(views.jobs_table(jobs, now))
+        console.print(views.jobs_table(jobs, now, fit=console.is_terminal))
 
 
 @app.command()
