@@ -56,3 +56,23 @@ def test_tables_piped_show_whole_values_and_no_padding(tmp_path: Path) -> None:
     assert any(json.dumps(command) in line for line in shown.stdout.splitlines())
     for done in (listed, shown, piped("--db", url, "engines"), piped("--db", url, "workers")):
         assert max(map(len, done.stdout.splitlines())) < 400  # nothing padded to the width
+
+
+# -- an option of agentfleet itself after the command ------------------------------
+
+
+def test_db_after_the_command_says_where_it_goes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    assert piped("--db", url, "init").returncode == 0
+    misplaced = piped("ls", "--db", url, "-n", "5")
+    assert misplaced.returncode == 2 and misplaced.stdout == ""
+    fixed = f"agentfleet --db {url} ls -n 5"
+    assert misplaced.stderr == (
+        f"error: --db is an option of agentfleet itself: put it before the command: {fixed}\n"
+    )
+    assert piped(*fixed.split()[1:]).returncode == 0  # what it says to type works
+    nested = piped("plan", "show", "3", f"--db={url}")
+    assert nested.returncode == 2
+    assert f"put it before the command: agentfleet --db={url} plan show 3" in nested.stderr
+    unknown = piped("ls", "--no-such-option")
+    assert unknown.returncode == 2 and "No such option: --no-such-option" in unknown.stderr

@@ -20,6 +20,7 @@ from rich.markup import escape
 import agentfleet
 from agentfleet import logs
 from agentfleet.cli.console import Console
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config
@@ -53,7 +54,7 @@ EXIT_CODES = (
     "3 not found (no such job or run); 4 store unavailable (cannot open or reach the database)."
 )
 
-app = typer.Typer(
+app = FleetTyper(
     help=(
         "agentfleet: a durable job queue and workflow coordinator for fleets of AI coding "
         "agents.\n\nExample: agentfleet submit jobs/ && agentfleet worker --concurrency 2"

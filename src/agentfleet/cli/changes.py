@@ -20,6 +20,7 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.workspaces import single
 from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.housekeeping import Leftover
@@ -167,7 +168,7 @@ def pull_request(
     typer.echo(url)
 
 
-workspaces_app = typer.Typer(
+workspaces_app = FleetTyper(
     help="The worktrees of this repository on this host: list them, clean finished ones.\n\n"
     "Example: agentfleet workspaces ls && agentfleet workspaces clean",
     no_args_is_help=True,

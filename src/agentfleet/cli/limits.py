@@ -17,8 +17,9 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 
-limits_app = typer.Typer(
+limits_app = FleetTyper(
     help="At most N jobs naming a limit (`limit: NAME` in a job file) run at once, across "
     "every worker of the fleet, and with --rate at most R of them start in any window; a "
     "job naming a limit that is not set waits.\n\n"

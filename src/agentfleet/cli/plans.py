@@ -29,6 +29,7 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.fleet import Fleet
 from agentfleet.plans.loops import loop_note
 from agentfleet.plans.model import (
@@ -43,7 +44,7 @@ from agentfleet.plans.review import ReviewItem, what_to_review
 from agentfleet.serialize import plan_dict
 from agentfleet.styles import PLAN_STYLE, status_text
 
-plan_app = typer.Typer(
+plan_app = FleetTyper(
     help="Plans: DAGs of jobs with checkpoints and approval gates.\n\n"
     "Example: agentfleet plan submit plan.yaml && agentfleet plan show 1",
     no_args_is_help=True,

@@ -18,10 +18,11 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.scheduling import ScheduleNotFound
 from agentfleet.serialize import schedule_dict
 
-schedule_app = typer.Typer(
+schedule_app = FleetTyper(
     help="Run a job file or a plan file on a cron expression; every worker fires due slots, "
     "each slot exactly once.\n\nExample: agentfleet schedule add nightly --cron '0 3 * * *' "
     "triage.md",
