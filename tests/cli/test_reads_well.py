@@ -9,11 +9,28 @@ the output is no terminal, and the help goes through the same classes.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import pytest
+import typer
+from rich.text import Text
+from typer.testing import CliRunner
+
+from agentfleet.cli import app
+from agentfleet.cli.app import AgentfleetGroup
 from tests.cli.test_plans_cli import PLAN, _drain
 from tests.worker.helpers import child_env, cli
+
+# What Typer prints for a parameter it has no word for: Python's types and ranges.
+PYTHON_PLACEHOLDERS = re.compile(
+    r"<(bool|str|int|float|path|text|int range|float range|list\[[a-z]+\])>"
+    r"|x[<>]=|list\[|\{[a-z_]+\}"
+)
 
 
 def piped(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -22,6 +39,91 @@ def piped(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Complet
     for name in ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR"):
         environment.pop(name, None)
     return cli(*args, env=environment, cwd=cwd)
+
+
+def command_at(path: list[str]) -> Any:
+    """The click command `agentfleet PATH...` runs."""
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.get_command(typer.Context(command), name)
+    return command
+
+
+def commands() -> Iterator[list[str]]:
+    """Every command's path, the app's own (``[]``) first, then in the app's order."""
+    root = typer.main.get_command(app)
+
+    def walk(command: typer.core.TyperGroup, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        if isinstance(command, typer.core.TyperGroup):
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                yield from walk(sub, [*path, name])  # type: ignore[arg-type]
+
+    yield from walk(root, [])  # type: ignore[arg-type]
+
+
+ALL = [pytest.param(path, id=" ".join(path) or "agentfleet") for path in commands()]
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR", "AGENTFLEET_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+def help_of(runner: CliRunner, path: list[str], flag: str = "--help") -> str:
+    done = runner.invoke(app, [*path, flag], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return done.stdout
+
+
+# -- --version, -V and -h ------------------------------------------------------------
+
+
+def test_version_and_short_options_through_the_program() -> None:
+    expected = f"agentfleet {metadata.version('agentfleet')}\n"
+    for flag in ("--version", "-V"):
+        done = piped(flag)
+        assert (done.returncode, done.stdout, done.stderr) == (0, expected, "")
+    for path in ([], ["ls"], ["plan", "show"], ["limits", "set"]):
+        short, long = piped(*path, "-h"), piped(*path, "--help")
+        assert short.returncode == long.returncode == 0, short.stderr
+        assert short.stdout == long.stdout and "Usage: agentfleet" in short.stdout
+
+
+@pytest.mark.parametrize("path", ALL)
+def test_every_command_takes_h_for_help(in_process: CliRunner, path: list[str]) -> None:
+    assert help_of(in_process, path, "-h") == help_of(in_process, path)
+
+
+# -- nothing lost to rich markup -----------------------------------------------------
+
+
+def _help_texts() -> Iterator[tuple[str, str]]:
+    for path in commands():
+        command = command_at(path)
+        where = " ".join(path) or "agentfleet"
+        yield where, command.help or ""
+        yield where, command.epilog or ""
+        for param in command.params:
+            yield f"{where} {param.name}", getattr(param, "help", None) or ""
+
+
+def test_no_help_text_is_swallowed_as_rich_markup() -> None:
+    """Typer reads help as rich markup: `[engines.NAME]` unescaped would be a style tag and
+    vanish. Every help text must show all of its characters."""
+    for where, text in _help_texts():
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), where
+
+
+@pytest.mark.parametrize("path", [["submit"], ["worker"], ["engines"], ["serve"]])
+def test_the_engines_option_shows_its_tables(path: list[str]) -> None:
+    done = piped(*path, "--help")
+    assert done.returncode == 0 and "custom [engines.NAME] tables" in done.stdout
 
 
 # -- piped output is not hard-wrapped --------------------------------------------------
@@ -56,6 +158,68 @@ def test_tables_piped_show_whole_values_and_no_padding(tmp_path: Path) -> None:
     assert any(json.dumps(command) in line for line in shown.stdout.splitlines())
     for done in (listed, shown, piped("--db", url, "engines"), piped("--db", url, "workers")):
         assert max(map(len, done.stdout.splitlines())) < 400  # nothing padded to the width
+
+
+@pytest.mark.parametrize("path", [[], ["enqueue"], ["worker"], ["plan", "approve"], ["prune"]])
+def test_help_piped_cuts_no_flag(path: list[str]) -> None:
+    done = piped(*path, "--help")
+    assert done.returncode == 0
+    known = _every_option_name()
+    for flag in re.findall(r"(?<![\w-])--?[a-z][\w-]*", done.stdout):
+        assert flag in known, (flag, path)
+
+
+def _every_option_name() -> set[str]:
+    names = {"-h", "--help"}
+    for path in commands():
+        names.update(opt for param in command_at(path).params for opt in param.opts)
+    return names | {"-c", "-x", "-n"}  # in examples: sh -c, pytest -x, tail -n
+
+
+# -- workflow order and readable placeholders --------------------------------------
+
+
+def test_commands_are_listed_in_workflow_order() -> None:
+    done = piped("--help")
+    assert done.returncode == 0
+    panel = done.stdout.split("Commands")[1]
+    listed = re.findall(r"^│ ([a-z]+) ", panel, flags=re.MULTILINE)
+    assert listed == list(AgentfleetGroup.order)
+    assert listed[:6] == ["init", "submit", "enqueue", "ls", "show", "logs"]
+
+
+def test_every_command_has_a_place_in_the_order() -> None:
+    root = typer.main.get_command(app)
+    registered = set(root.commands)  # type: ignore[attr-defined]
+    assert registered == set(AgentfleetGroup.order)
+
+
+@pytest.mark.parametrize("path", ALL)
+def test_no_help_shows_python_placeholders(in_process: CliRunner, path: list[str]) -> None:
+    text = help_of(in_process, path)
+    assert not PYTHON_PLACEHOLDERS.search(text), PYTHON_PLACEHOLDERS.search(text)
+
+
+@pytest.mark.parametrize(
+    "path", [["submit"], ["enqueue"], ["worker"], ["demo"], ["schedule", "add"]]
+)
+def test_placeholders_through_the_program(path: list[str]) -> None:
+    done = piped(*path, "--help")
+    assert done.returncode == 0
+    assert not PYTHON_PLACEHOLDERS.search(done.stdout), PYTHON_PLACEHOLDERS.search(done.stdout)
+
+
+def test_placeholders_are_words() -> None:
+    enqueue = piped("enqueue", "--help").stdout
+    assert "Usage: agentfleet enqueue [OPTIONS] [COMMAND...]" in enqueue
+    for option, word in (
+        ("--timeout", "DURATION"),
+        ("--max-attempts", "N"),
+        ("--env", "NAME=VALUE"),
+    ):
+        assert re.search(rf"{option} +(-\w +)?{word} ", enqueue), (option, word)
+    assert "Usage: agentfleet submit [OPTIONS] PATH..." in piped("submit", "--help").stdout
+    assert "Usage: agentfleet show [OPTIONS] JOB" in piped("show", "--help").stdout
 
 
 # -- an option of agentfleet itself after the command ------------------------------
