@@ -126,6 +126,22 @@ def test_the_engines_option_shows_its_tables(path: list[str]) -> None:
     assert done.returncode == 0 and "custom [engines.NAME] tables" in done.stdout
 
 
+# -- serve's example token is one serve accepts ----------------------------------------
+
+
+def test_the_token_in_serve_help_is_accepted_by_serve() -> None:
+    server = pytest.importorskip("agentfleet.web.server")
+    [token_help] = [p.help for p in command_at(["serve"]).params if p.name == "token"]
+    example = re.search(r"e\.g\. --token (\S+)", token_help)
+    assert example is not None, token_help
+    token = example.group(1)
+    assert server.resolve_token(token, "127.0.0.1") == (token, False)
+    assert f"at least {server.MIN_TOKEN_LENGTH} characters" in token_help
+    done = piped("serve", "--help")
+    words = " ".join(done.stdout.replace("│", " ").split())  # the box's lines as one text
+    assert done.returncode == 0 and f"e.g. --token {token}" in words
+
+
 # -- piped output is not hard-wrapped --------------------------------------------------
 
 

@@ -24,8 +24,9 @@ def serve(
             envvar="AGENTFLEET_TOKEN",
             metavar="TOKEN",
             show_default=False,
-            help="Bearer token for the API (or set AGENTFLEET_TOKEN); generated and printed "
-            "once when unset, on loopback only. e.g. --token s3cret",
+            help="Bearer token for the API, at least 16 characters (or set AGENTFLEET_TOKEN); "
+            "generated and printed once when unset, on loopback only. "
+            "e.g. --token 7f3a9c2e5b8d41f6a0c4",
         ),
     ] = None,
     public_read: Annotated[
