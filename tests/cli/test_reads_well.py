@@ -21,6 +21,7 @@ import typer
 from rich.text import Text
 from typer.testing import CliRunner
 
+import agentfleet
 from agentfleet.cli import app
 from agentfleet.cli.app import AgentfleetGroup
 from tests.cli.test_plans_cli import PLAN, _drain
@@ -256,3 +257,21 @@ def test_db_after_the_command_says_where_it_goes(tmp_path: Path) -> None:
     assert f"put it before the command: agentfleet --db={url} plan show 3" in nested.stderr
     unknown = piped("ls", "--no-such-option")
     assert unknown.returncode == 2 and "No such option: --no-such-option" in unknown.stderr
+
+
+# -- ids read as ids; a dedupe-key repeat says so ------------------------------------
+
+
+def test_workers_show_running_jobs_as_ids(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    with agentfleet.open(url) as fleet:
+        fleet.worker_seen("w1", host="box", pid=4242, queues=["default"], concurrency=2)
+        jobs = [fleet.enqueue("shell", {"cmd": "true"}).id for _ in range(2)]
+        for job in jobs:
+            assert fleet.claim(job, worker="w1", ttl=600) is not None
+    done = piped("--db", url, "workers")
+    assert done.returncode == 0, done.stderr
+    [row] = [line for line in done.stdout.splitlines() if line.split()[:1] == ["w1"]]
+    assert f"#{jobs[0]}, #{jobs[1]}" in row
+    as_json = json.loads(piped("--db", url, "workers", "--json").stdout)
+    assert sorted(as_json[0]["running"]) == jobs  # JSON keeps the numbers

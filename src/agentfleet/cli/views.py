@@ -210,7 +210,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
                 str(worker.pid),
                 ",".join(worker.queues),
                 str(worker.concurrency),
-                ", ".join(str(j) for j in worker.running) or "-",
+                ", ".join(f"#{j}" for j in worker.running) or "-",
                 ago(worker.last_seen, now),
                 status_text(state, WORKER_STYLE),
             )
