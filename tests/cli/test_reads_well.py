@@ -275,3 +275,22 @@ def test_workers_show_running_jobs_as_ids(tmp_path: Path) -> None:
     assert f"#{jobs[0]}, #{jobs[1]}" in row
     as_json = json.loads(piped("--db", url, "workers", "--json").stdout)
     assert sorted(as_json[0]["running"]) == jobs  # JSON keeps the numbers
+
+
+def test_a_dedupe_key_repeat_says_it_enqueued_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    first = piped("--db", url, "enqueue", "--dedupe-key", "nightly", "--", "true")
+    assert first.returncode == 0 and first.stdout.startswith("enqueued job ")
+    job = int(first.stdout.split()[2])
+    again = piped("--db", url, "enqueue", "--dedupe-key", "nightly", "--", "true")
+    assert (again.returncode, again.stdout) == (
+        0,
+        f"job #{job} already holds dedupe key nightly (status queued): not enqueued again\n",
+    )
+    as_json = piped("--db", url, "enqueue", "--dedupe-key", "nightly", "--json", "--", "true")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["id"] == job
+    assert "already holds dedupe key nightly" in as_json.stderr
+    other = piped("--db", url, "enqueue", "--dedupe-key", "weekly", "--", "true")
+    assert other.stdout.startswith("enqueued job ") and "already" not in other.stdout
+    listed = json.loads(piped("--db", url, "ls", "--json").stdout)
+    assert len(listed) == 2

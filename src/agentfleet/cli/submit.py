@@ -340,6 +340,9 @@ def enqueue(
             payload["labels"] = list(label)
         run_delay = seconds(delay, "--delay")
         with open_fleet(ctx, create=True) as fleet:
+            # Fleet.enqueue returns the live job holding the dedupe key, if one does, without
+            # saying so: a job created before this call (by the store's clock) was not new.
+            before = fleet.now() if dedupe_key is not None else None
             job = fleet.enqueue(
                 engine,
                 payload,
@@ -351,7 +354,15 @@ def enqueue(
                 run_at=None if run_delay is None else timedelta(seconds=run_delay),
                 dedupe_key=dedupe_key,
             )
+    repeat = before is not None and job.created_at < before
+    if repeat:
+        note = (
+            f"job #{job.id} already holds dedupe key {dedupe_key} (status {job.status.value}): "
+            "not enqueued again"
+        )
+        # With --json, stdout is the job as ever and the note goes to stderr.
+        (err if as_json else console).print(escape(note), highlight=False, soft_wrap=True)
     if as_json:
         print_json(job_dict(job))
-    else:
+    elif not repeat:
         console.print(f"enqueued job {job.id} ({engine}) on queue {escape(job.queue)}")
