@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.rule import Rule
 from rich.table import Table
 
 import agentfleet
@@ -245,6 +246,15 @@ class _Demo:
         )
 
     def watch(self, fleet: Fleet) -> bool:
+        try:
+            return self._watch(fleet)
+        finally:
+            if not self.console.is_terminal:
+                # Off a terminal the board is printed once, at the end, its last line left
+                # open: end it, or what comes next is glued to its border.
+                self.console.line()
+
+    def _watch(self, fleet: Fleet) -> bool:
         started = time.monotonic()
         with Live(
             self.board(fleet.list_jobs()), console=self.console, refresh_per_second=8
@@ -267,6 +277,7 @@ class _Demo:
     # -- the summary ------------------------------------------------------------------
 
     def summary(self, fleet: Fleet, took: float) -> None:
+        self.console.line()
         table = Table(title="summary", title_justify="left", header_style="bold")
         columns = ("job", "repo", "status", "attempts", "runs (worker: outcome)", "took", "spent")
         for column in columns:
@@ -372,7 +383,10 @@ def _fleet_act(console: Console, root: Path, workers: int) -> bool:
     demo = _Demo(console, root, workers)
     started = time.monotonic()
     finished = False
-    console.rule("[bold]act 1: a fleet of workers, one of them dies")
+    console.print(  # across the terminal; elsewhere (a file, a pipe) 80 columns
+        Rule("[bold]act 1: a fleet of workers, one of them dies"),
+        width=None if console.is_terminal else 80,
+    )
     try:
         with agentfleet.open(demo.url) as fleet:
             demo.setup(fleet)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.syntax import Syntax
 
 import agentfleet
@@ -186,7 +187,10 @@ class TrainDemo:
 
 def run_train_demo(console: Console, root: Path) -> bool:
     """The merge train act, in `root` (the caller removes it)."""
-    console.rule("[bold]act 2: three agents on one repository, one merge train")
+    console.print(  # across the terminal; elsewhere (a file, a pipe) 80 columns
+        Rule("[bold]act 2: three agents on one repository, one merge train"),
+        width=None if console.is_terminal else 80,
+    )
     demo = TrainDemo(console, root)
     plan_file = demo.setup()
     console.print(

@@ -64,7 +64,10 @@ def test_set_ls_rm_and_a_job_file_naming_a_limit(env: StoreEnv, tmp_path: Path) 
 
 def test_bad_limits_get_clear_errors(env: StoreEnv, tmp_path: Path) -> None:
     code, _, err = _cli(env.url, "limits", "set", "api", "-1")
-    assert code == 2 and "max_running" in err
+    assert code == 2 and "put -- before a negative number" in err
+    assert "agentfleet limits set api -- -1" in err
+    code, _, err = _cli(env.url, "limits", "set", "api", "--", "-1")
+    assert code == 2 and "max_running must be at least 0" in err
     job = tmp_path / "bad.md"
     job.write_text("---\nengine: shell\nlimit: [a, b]\n---\ntrue\n")
     code, _, err = _cli(env.url, "submit", str(job))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -70,9 +71,17 @@ def test_follow_cancel_and_exit_codes_through_real_processes(tmp_path: Path) -> 
 
 
 def test_demo_runs_end_to_end() -> None:
-    done = cli("demo", env=child_env(COLUMNS="120"), timeout=120)
+    env = child_env()
+    env.pop("COLUMNS", None)  # piped, as a user pipes it to a file: nothing is hard-wrapped
+    done = cli("demo", env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
+    lines = out.splitlines()
+    assert "summary" in [line.strip() for line in lines]  # a heading of its own, not ┘summary
+    assert re.search(
+        r"^SIGKILL worker-\d .* as if its machine died\. .* takes the job\.$", out, re.M
+    )
+    assert max(map(len, lines)) < 400  # no rule or table padded out to the width
     assert "SIGKILL worker-" in out and "is refused" in out and "LeaseLost" in out
     assert "summary" in out and "who ran what" in out
     assert "expired" in out  # the killed worker's run

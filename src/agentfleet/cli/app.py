@@ -11,15 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import IntEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 import agentfleet
 from agentfleet import logs
+from agentfleet.cli.console import Console
+from agentfleet.cli.readable import FleetGroup, FleetTyper
 from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config
@@ -53,7 +55,40 @@ EXIT_CODES = (
     "3 not found (no such job or run); 4 store unavailable (cannot open or reach the database)."
 )
 
-app = typer.Typer(
+
+class AgentfleetGroup(FleetGroup):
+    """`agentfleet`: its commands listed in the order of a user's workflow."""
+
+    order = (
+        "init",
+        "submit",
+        "enqueue",
+        "ls",
+        "show",
+        "logs",
+        "cancel",
+        "retry",
+        "worker",
+        "workers",
+        "engines",
+        "plan",
+        "schedule",
+        "limits",
+        "diff",
+        "merge",
+        "pr",
+        "workspaces",
+        "reap",
+        "reconcile",
+        "serve",
+        "config",
+        "prune",
+        "demo",
+    )
+
+
+app = FleetTyper(
+    cls=AgentfleetGroup,
     help=(
         "agentfleet: a durable job queue and workflow coordinator for fleets of AI coding "
         "agents.\n\nExample: agentfleet submit jobs/ && agentfleet worker --concurrency 2"
@@ -69,12 +104,15 @@ ENGINES_ENV = "AGENTFLEET_ENGINES"
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON instead of a table, for scripts. e.g. --json")
 ]
-JobArg = Annotated[int, typer.Argument(help="The job id, as `ls` shows it. e.g. 42", min=1)]
+JobArg = Annotated[
+    int, typer.Argument(metavar="JOB", help="The job id, as `ls` shows it. e.g. 42", min=1)
+]
 EnginesOpt = Annotated[
     Path | None,
     typer.Option(
         "--engines",
         envvar=ENGINES_ENV,
+        metavar="FILE",
         help="TOML file with custom \\[engines.NAME] tables (or set AGENTFLEET_ENGINES). "
         "e.g. --engines engines.toml",
         show_default=False,
@@ -190,9 +228,17 @@ def engine_config(path: Path | None) -> EngineConfig:
     return EngineConfig() if path is None else load_engine_config(path)
 
 
+def package_version() -> str:
+    """The installed package's version (its metadata), else the source's."""
+    try:
+        return metadata.version("agentfleet")
+    except metadata.PackageNotFoundError:
+        return agentfleet.__version__
+
+
 def _version(value: bool) -> None:
     if value:
-        console.print(f"agentfleet {agentfleet.__version__}")
+        typer.echo(f"agentfleet {package_version()}")
         raise typer.Exit()
 
 
@@ -204,6 +250,7 @@ def root(
         typer.Option(
             "--db",
             envvar="AGENTFLEET_DB",
+            metavar="URL",
             help="Database URL (or set AGENTFLEET_DB). Default: the embedded SQLite file "
             f"{DEFAULT_URL}. e.g. --db postgresql://user@host/fleet",
             show_default=False,
@@ -212,7 +259,11 @@ def root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version. e.g. --version"
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit. e.g. --version",
         ),
     ] = False,
 ) -> None:

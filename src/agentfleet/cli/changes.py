@@ -20,6 +20,7 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.workspaces import single
 from agentfleet.workspaces.git import GitError
 from agentfleet.workspaces.housekeeping import Leftover
@@ -83,17 +84,24 @@ def diff(
 def merge_job(
     ctx: typer.Context,
     job_id: JobArg,
-    into: Annotated[str, typer.Option("--into", help="The branch to merge into. e.g. --into main")],
+    into: Annotated[
+        str,
+        typer.Option("--into", metavar="BRANCH", help="The branch to merge into. e.g. --into main"),
+    ],
     test: Annotated[
         str | None,
         typer.Option(
-            "--test", help="A command that must pass after the merge. e.g. --test 'make test'"
+            "--test",
+            metavar="COMMAND",
+            help="A command that must pass after the merge. e.g. --test 'make test'",
         ),
     ] = None,
     strategy: Annotated[
         str,
         typer.Option(
-            "--strategy", help="squash, merge or rebase (default squash). e.g. --strategy merge"
+            "--strategy",
+            metavar="squash|merge|rebase",
+            help="squash, merge or rebase (default squash). e.g. --strategy merge",
         ),
     ] = "squash",
     as_json: JsonOpt = False,
@@ -134,17 +142,28 @@ def pull_request(
     ctx: typer.Context,
     job_id: JobArg,
     base: Annotated[
-        str, typer.Option("--base", help="The branch the pull request targets. e.g. --base main")
+        str,
+        typer.Option(
+            "--base", metavar="BRANCH", help="The branch the pull request targets. e.g. --base main"
+        ),
     ] = "main",
     title: Annotated[
         str | None,
-        typer.Option("--title", help="Default: the job's first line. e.g. --title 'Fix the cart'"),
+        typer.Option(
+            "--title",
+            metavar="TEXT",
+            help="Default: the job's first line. e.g. --title 'Fix the cart'",
+        ),
     ] = None,
     body: Annotated[
-        str | None, typer.Option("--body", help="The description. e.g. --body 'Closes #12'")
+        str | None,
+        typer.Option("--body", metavar="TEXT", help="The description. e.g. --body 'Closes #12'"),
     ] = None,
     remote: Annotated[
-        str, typer.Option("--remote", help="Where to push the branch. e.g. --remote origin")
+        str,
+        typer.Option(
+            "--remote", metavar="REMOTE", help="Where to push the branch. e.g. --remote origin"
+        ),
     ] = "origin",
     as_json: JsonOpt = False,
 ) -> None:
@@ -167,7 +186,7 @@ def pull_request(
     typer.echo(url)
 
 
-workspaces_app = typer.Typer(
+workspaces_app = FleetTyper(
     help="The worktrees of this repository on this host: list them, clean finished ones.\n\n"
     "Example: agentfleet workspaces ls && agentfleet workspaces clean",
     no_args_is_help=True,
@@ -176,7 +195,11 @@ app.add_typer(workspaces_app, name="workspaces")
 
 RepoOpt = Annotated[
     Path,
-    typer.Option("--repo", help="A folder of the repository (default: here). e.g. --repo ~/shop"),
+    typer.Option(
+        "--repo",
+        metavar="DIR",
+        help="A folder of the repository (default: here). e.g. --repo ~/shop",
+    ),
 ]
 
 

@@ -16,9 +16,10 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.fleet import CONFIG_NAMES
 
-config_app = typer.Typer(
+config_app = FleetTyper(
     help="Fleet-wide settings, stored in the database so every worker reads the same: "
     + "; ".join(f"{name}: {what}" for name, what in CONFIG_NAMES.items())
     + ".\n\nExample: agentfleet config set retention 30d",

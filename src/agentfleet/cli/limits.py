@@ -17,8 +17,9 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 
-limits_app = typer.Typer(
+limits_app = FleetTyper(
     help="At most N jobs naming a limit (`limit: NAME` in a job file) run at once, across "
     "every worker of the fleet, and with --rate at most R of them start in any window; a "
     "job naming a limit that is not set waits.\n\n"
@@ -27,7 +28,7 @@ limits_app = typer.Typer(
 )
 app.add_typer(limits_app, name="limits")
 
-NameArg = Annotated[str, typer.Argument(help="The limit's name. e.g. claude-api")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The limit's name. e.g. claude-api")]
 
 
 @limits_app.command("set")
@@ -35,12 +36,16 @@ def set_limit(
     ctx: typer.Context,
     name: NameArg,
     max_running: Annotated[
-        int, typer.Argument(help="The most jobs of this name running at once; 0 pauses them.")
+        int,
+        typer.Argument(
+            metavar="N", help="The most jobs of this name running at once; 0 pauses them."
+        ),
     ],
     rate: Annotated[
         str | None,
         typer.Option(
             "--rate",
+            metavar="COUNT/UNIT",
             help="Also at most COUNT/UNIT of them start in any such window, by the store's "
             "clock: 10/min, 100/h, 5/30s, 1000/day. Setting the limit again without --rate "
             "removes the rate.",

@@ -29,6 +29,7 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.fleet import Fleet
 from agentfleet.plans.loops import loop_note
 from agentfleet.plans.model import (
@@ -43,14 +44,16 @@ from agentfleet.plans.review import ReviewItem, what_to_review
 from agentfleet.serialize import plan_dict
 from agentfleet.styles import PLAN_STYLE, status_text
 
-plan_app = typer.Typer(
+plan_app = FleetTyper(
     help="Plans: DAGs of jobs with checkpoints and approval gates.\n\n"
     "Example: agentfleet plan submit plan.yaml && agentfleet plan show 1",
     no_args_is_help=True,
 )
 app.add_typer(plan_app, name="plan")
 
-PlanArg = Annotated[int, typer.Argument(help="The plan id, as `plan ls` shows it. e.g. 3", min=1)]
+PlanArg = Annotated[
+    int, typer.Argument(metavar="PLAN", help="The plan id, as `plan ls` shows it. e.g. 3", min=1)
+]
 
 
 @contextmanager
@@ -218,7 +221,7 @@ def _spent(plan: Plan, usage: Mapping[int, Usage]) -> str:
 @plan_app.command("submit")
 def submit_plan(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A plan YAML file. e.g. plan.yaml")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A plan YAML file. e.g. plan.yaml")],
     engines: EnginesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -242,13 +245,14 @@ def list_plans(
         typer.Option(
             "--status",
             "-s",
+            metavar="STATUS",
             help=f"Only plans in this status: {', '.join(s.value for s in PlanStatus)}. "
             "e.g. --status paused",
             show_default=False,
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", help="At most this many. e.g. -n 20", min=1)
+        int, typer.Option("--limit", "-n", metavar="N", help="At most this many. e.g. -n 20", min=1)
     ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -297,6 +301,7 @@ AtOpt = Annotated[
     str | None,
     typer.Option(
         "--at",
+        metavar="CHECKPOINT",
         help="The checkpoint you answer, as `plan show` prints it (e.g. review#2, or review): "
         "if the plan waits elsewhere by now, nothing changes. Default: where it waits now.",
     ),
@@ -323,7 +328,10 @@ def approve(
     response: Annotated[
         str | None,
         typer.Option(
-            "--response", "-r", help="A reply kept for the gate's dependents. e.g. -r 'ship it'"
+            "--response",
+            "-r",
+            metavar="TEXT",
+            help="A reply kept for the gate's dependents. e.g. -r 'ship it'",
         ),
     ] = None,
     at: AtOpt = None,
@@ -347,6 +355,7 @@ def reject(
         typer.Option(
             "--feedback",
             "-f",
+            metavar="TEXT",
             help="Send the gate's job back with this feedback; without it the plan is "
             "cancelled. e.g. -f 'add tests'",
         ),
@@ -384,6 +393,7 @@ def budget(
     usd: Annotated[
         str,
         typer.Argument(
+            metavar="USD",
             help="The most all of the plan's runs may cost, in US dollars (e.g. 10 or 2.50); "
             "'none' lifts the budget.",
             show_default=False,
@@ -459,7 +469,7 @@ def abandon(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> N
 @plan_app.command("inputs")
 def inputs(
     ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(help="A plan job's id. e.g. 12", min=1)],
+    job_id: Annotated[int, typer.Argument(metavar="JOB", help="A plan job's id. e.g. 12", min=1)],
 ) -> None:
     """Print (as JSON) what a plan job's dependencies produced: status, result, output.
 

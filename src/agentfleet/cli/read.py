@@ -42,6 +42,7 @@ def list_jobs(
         typer.Option(
             "--status",
             "-s",
+            metavar="STATUS",
             help="Only jobs in this status: "
             f"{', '.join(s.value for s in JobStatus)}. e.g. --status running",
             show_default=False,
@@ -50,13 +51,21 @@ def list_jobs(
     queue: Annotated[
         str | None,
         typer.Option(
-            "--queue", "-q", help="Only this queue. e.g. --queue builds", show_default=False
+            "--queue",
+            "-q",
+            metavar="QUEUE",
+            help="Only this queue. e.g. --queue builds",
+            show_default=False,
         ),
     ] = None,
     engine: Annotated[
         str | None,
         typer.Option(
-            "--engine", "-e", help="Only this engine. e.g. --engine claude", show_default=False
+            "--engine",
+            "-e",
+            metavar="ENGINE",
+            help="Only this engine. e.g. --engine claude",
+            show_default=False,
         ),
     ] = None,
     label: Annotated[
@@ -64,13 +73,16 @@ def list_jobs(
         typer.Option(
             "--label",
             "-l",
+            metavar="LABEL",
             help="Only jobs with this label. e.g. --label nightly",
             show_default=False,
         ),
     ] = None,
     limit: Annotated[
         int,
-        typer.Option("--limit", "-n", help="At most this many, newest first. e.g. -n 20", min=1),
+        typer.Option(
+            "--limit", "-n", metavar="N", help="At most this many, newest first. e.g. -n 20", min=1
+        ),
     ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -86,7 +98,7 @@ def list_jobs(
     elif not jobs:
         console.print("no jobs")
     else:
-        console.print(views.jobs_table(jobs, now))
+        console.print(views.jobs_table(jobs, now, fit=console.is_terminal))
 
 
 @app.command()
@@ -201,6 +213,7 @@ def logs(
         typer.Option(
             "--run",
             "-r",
+            metavar="N",
             help="Which run (1 = the first, as numbered by `show`); "
             "default: the latest. e.g. --run 2",
             min=1,

@@ -18,10 +18,11 @@ from agentfleet.cli.app import (
     open_fleet,
     print_json,
 )
+from agentfleet.cli.readable import FleetTyper
 from agentfleet.scheduling import ScheduleNotFound
 from agentfleet.serialize import schedule_dict
 
-schedule_app = typer.Typer(
+schedule_app = FleetTyper(
     help="Run a job file or a plan file on a cron expression; every worker fires due slots, "
     "each slot exactly once.\n\nExample: agentfleet schedule add nightly --cron '0 3 * * *' "
     "triage.md",
@@ -29,7 +30,9 @@ schedule_app = typer.Typer(
 )
 app.add_typer(schedule_app, name="schedule")
 
-NameArg = Annotated[str, typer.Argument(help="The schedule's name. e.g. nightly-triage")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="The schedule's name. e.g. nightly-triage")
+]
 
 
 def _not_found(exc: ScheduleNotFound) -> None:
@@ -41,21 +44,28 @@ def add(
     ctx: typer.Context,
     name: NameArg,
     file: Annotated[
-        Path, typer.Argument(help="A job file (.md) or a plan file (.yaml). e.g. triage.md")
+        Path,
+        typer.Argument(
+            metavar="FILE", help="A job file (.md) or a plan file (.yaml). e.g. triage.md"
+        ),
     ],
     cron: Annotated[
         str,
         typer.Option(
-            "--cron", help="Five fields: minute hour day month weekday. e.g. --cron '0 3 * * *'"
+            "--cron",
+            metavar="CRON",
+            help="Five fields: minute hour day month weekday. e.g. --cron '0 3 * * *'",
         ),
     ],
     tz: Annotated[
-        str, typer.Option("--tz", help="The cron's time zone. e.g. --tz Europe/Paris")
+        str,
+        typer.Option("--tz", metavar="ZONE", help="The cron's time zone. e.g. --tz Europe/Paris"),
     ] = "UTC",
     catch_up: Annotated[
         str,
         typer.Option(
             "--catch-up",
+            metavar="skip|once",
             help="Slots missed while no worker ran: skip (default) or once. e.g. --catch-up once",
         ),
     ] = "skip",
@@ -63,13 +73,16 @@ def add(
         str,
         typer.Option(
             "--overlap",
+            metavar="allow|skip",
             help="allow (default), or skip a slot while the last run goes on. e.g. --overlap skip",
         ),
     ] = "allow",
     engines: Annotated[
         list[str] | None,
         typer.Option(
-            "--engine", help="A custom engine the file may use (repeatable). e.g. --engine mycli"
+            "--engine",
+            metavar="ENGINE",
+            help="A custom engine the file may use (repeatable). e.g. --engine mycli",
         ),
     ] = None,
     as_json: JsonOpt = False,

@@ -13,16 +13,20 @@ from agentfleet.cli.app import EnginesOpt, ExitCode, app, db_url, engine_config,
 def serve(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option(help="Address to listen on. e.g. --host 127.0.0.1")
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on. e.g. --host 127.0.0.1")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on. e.g. --port 8700")] = 8700,
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on. e.g. --port 8700")
+    ] = 8700,
     token: Annotated[
         str | None,
         typer.Option(
             envvar="AGENTFLEET_TOKEN",
+            metavar="TOKEN",
             show_default=False,
-            help="Bearer token for the API (or set AGENTFLEET_TOKEN); generated and printed "
-            "once when unset, on loopback only. e.g. --token s3cret",
+            help="Bearer token for the API, at least 16 characters (or set AGENTFLEET_TOKEN); "
+            "generated and printed once when unset, on loopback only. "
+            "e.g. --token 7f3a9c2e5b8d41f6a0c4",
         ),
     ] = None,
     public_read: Annotated[
@@ -37,6 +41,7 @@ def serve(
         typer.Option(
             "--db",
             envvar="AGENTFLEET_DB",
+            metavar="URL",
             show_default=False,
             help="Database URL; overrides the global --db. e.g. --db sqlite:///fleet.db",
         ),

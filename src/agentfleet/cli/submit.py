@@ -59,6 +59,7 @@ def submit(
     paths: Annotated[
         list[Path],
         typer.Argument(
+            metavar="PATH...",
             help="Job files (Markdown with YAML front matter) or directories of *.md files. "
             "e.g. jobs/ fix-flaky-test.md",
             show_default=False,
@@ -204,6 +205,7 @@ def enqueue(
     command: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="COMMAND...",
             help="The command, after --. One argument runs through /bin/sh -c (pipes, "
             "redirects); several are run directly as argv. e.g. -- 'make test | tail'",
             show_default=False,
@@ -213,6 +215,7 @@ def enqueue(
         str | None,
         typer.Option(
             "--python",
+            metavar="MODULE:FUNC",
             help="Run a Python function instead: package.module:function (or a name "
             "registered with @fleet.task). e.g. --python reports.build:nightly",
             show_default=False,
@@ -222,6 +225,7 @@ def enqueue(
         str | None,
         typer.Option(
             "--args",
+            metavar="JSON",
             help="Positional arguments for --python, as a JSON list. e.g. --args '[1, 2]'",
             show_default=False,
         ),
@@ -230,21 +234,27 @@ def enqueue(
         str | None,
         typer.Option(
             "--kwargs",
+            metavar="JSON",
             help="Keyword arguments for --python, as a JSON object. "
             'e.g. --kwargs \'{"day": "mon"}\'',
             show_default=False,
         ),
     ] = None,
     queue: Annotated[
-        str, typer.Option("--queue", "-q", help="Queue to put it on. e.g. --queue builds")
+        str,
+        typer.Option(
+            "--queue", "-q", metavar="QUEUE", help="Queue to put it on. e.g. --queue builds"
+        ),
     ] = "default",
     priority: Annotated[
-        int, typer.Option("--priority", "-p", help="Higher runs first. e.g. --priority 10")
+        int,
+        typer.Option("--priority", "-p", metavar="N", help="Higher runs first. e.g. --priority 10"),
     ] = 0,
     lock: Annotated[
         str | None,
         typer.Option(
             "--lock",
+            metavar="NAME",
             help="Named lock: jobs sharing it never run at once. e.g. --lock repo-api",
             show_default=False,
         ),
@@ -253,6 +263,7 @@ def enqueue(
         str | None,
         typer.Option(
             "--timeout",
+            metavar="DURATION",
             help="Stop an attempt after this long (SIGTERM, then "
             "SIGKILL); it fails with 'timeout'. e.g. --timeout 45m",
             show_default=False,
@@ -261,13 +272,17 @@ def enqueue(
     max_attempts: Annotated[
         int,
         typer.Option(
-            "--max-attempts", help="Attempts before it fails for good. e.g. --max-attempts 5", min=1
+            "--max-attempts",
+            metavar="N",
+            help="Attempts before it fails for good. e.g. --max-attempts 5",
+            min=1,
         ),
     ] = 3,
     delay: Annotated[
         str | None,
         typer.Option(
             "--delay",
+            metavar="DURATION",
             help="Do not start before this long from now. e.g. --delay 10m",
             show_default=False,
         ),
@@ -276,6 +291,7 @@ def enqueue(
         str | None,
         typer.Option(
             "--dedupe-key",
+            metavar="KEY",
             help="While a job with this key is queued or running, "
             "return it instead of adding another. e.g. --dedupe-key nightly",
             show_default=False,
@@ -285,6 +301,7 @@ def enqueue(
         str | None,
         typer.Option(
             "--cwd",
+            metavar="DIR",
             help="Working directory of the command. e.g. --cwd services/api",
             show_default=False,
         ),
@@ -293,13 +310,16 @@ def enqueue(
         list[str] | None,
         typer.Option(
             "--env",
+            metavar="NAME=VALUE",
             help="Environment variable for the command (repeatable). e.g. --env LOG_LEVEL=debug",
         ),
     ] = None,
     label: Annotated[
         list[str] | None,
         typer.Option(
-            "--label", help="Label to filter by in `ls` (repeatable). e.g. --label nightly"
+            "--label",
+            metavar="LABEL",
+            help="Label to filter by in `ls` (repeatable). e.g. --label nightly",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -320,6 +340,9 @@ def enqueue(
             payload["labels"] = list(label)
         run_delay = seconds(delay, "--delay")
         with open_fleet(ctx, create=True) as fleet:
+            # Fleet.enqueue returns the live job holding the dedupe key, if one does, without
+            # saying so: a job created before this call (by the store's clock) was not new.
+            before = fleet.now() if dedupe_key is not None else None
             job = fleet.enqueue(
                 engine,
                 payload,
@@ -331,7 +354,15 @@ def enqueue(
                 run_at=None if run_delay is None else timedelta(seconds=run_delay),
                 dedupe_key=dedupe_key,
             )
+    repeat = before is not None and job.created_at < before
+    if repeat:
+        note = (
+            f"job #{job.id} already holds dedupe key {dedupe_key} (status {job.status.value}): "
+            "not enqueued again"
+        )
+        # With --json, stdout is the job as ever and the note goes to stderr.
+        (err if as_json else console).print(escape(note), highlight=False, soft_wrap=True)
     if as_json:
         print_json(job_dict(job))
-    else:
+    elif not repeat:
         console.print(f"enqueued job {job.id} ({engine}) on queue {escape(job.queue)}")

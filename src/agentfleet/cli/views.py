@@ -53,9 +53,10 @@ def _duration(start: datetime, end: datetime | None, now: datetime) -> str:
     return format_duration(max(0.0, round(((end or now) - start).total_seconds(), 1)))
 
 
-def jobs_table(jobs: Sequence[Job], now: datetime) -> Table:
-    # Fixed columns keep their natural width; WHAT takes (and is cut to) what is left.
-    table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+def jobs_table(jobs: Sequence[Job], now: datetime, *, fit: bool = True) -> Table:
+    """With `fit` (on a terminal), fixed columns keep their natural width and WHAT takes (and
+    is cut to) what is left; without, every column is as wide as what it shows."""
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=fit)
     for column in ("ID", "STATUS", "ENGINE", "QUEUE", "PRI", "TRIES", "WORKER", "UPDATED"):
         table.add_column(column, no_wrap=True, justify="right" if column == "ID" else "left")
     table.add_column("WHAT", overflow="ellipsis", no_wrap=True, ratio=1, min_width=12)
@@ -209,7 +210,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> Table:
                 str(worker.pid),
                 ",".join(worker.queues),
                 str(worker.concurrency),
-                ", ".join(str(j) for j in worker.running) or "-",
+                ", ".join(f"#{j}" for j in worker.running) or "-",
                 ago(worker.last_seen, now),
                 status_text(state, WORKER_STYLE),
             )

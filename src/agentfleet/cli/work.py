@@ -47,6 +47,7 @@ def worker(
         str | None,
         typer.Option(
             "--queues",
+            metavar="QUEUES",
             help="Comma-separated queues to take jobs from; default: "
             "every queue. e.g. --queues default,builds",
             show_default=False,
@@ -54,12 +55,15 @@ def worker(
     ] = None,
     concurrency: Annotated[
         int,
-        typer.Option("--concurrency", "-c", help="Jobs run at once. e.g. --concurrency 4", min=1),
+        typer.Option(
+            "--concurrency", "-c", metavar="N", help="Jobs run at once. e.g. --concurrency 4", min=1
+        ),
     ] = 1,
     ttl: Annotated[
         str,
         typer.Option(
             "--ttl",
+            metavar="DURATION",
             help="Lease length; renewed every ttl/3. A job whose worker "
             "vanished comes back after this. e.g. --ttl 30s",
         ),
@@ -68,6 +72,7 @@ def worker(
         str,
         typer.Option(
             "--grace",
+            metavar="DURATION",
             help="On SIGTERM/SIGINT, time running jobs get to finish "
             "before they are stopped and handed back. e.g. --grace 2m",
         ),
@@ -76,6 +81,7 @@ def worker(
         str,
         typer.Option(
             "--kill-grace",
+            metavar="DURATION",
             help="Time between SIGTERM and SIGKILL when a job is "
             "stopped (timeout, cancel, shutdown). e.g. --kill-grace 5s",
         ),
@@ -84,6 +90,7 @@ def worker(
         str | None,
         typer.Option(
             "--name",
+            metavar="NAME",
             help="Worker name shown in `ls`, `show` and `workers`; default "
             "HOST-PID. e.g. --name gpu-box-1",
             show_default=False,
@@ -94,6 +101,7 @@ def worker(
         list[str] | None,
         typer.Option(
             "--import",
+            metavar="MODULE",
             help="Import a module first, so its @fleet.task functions "
             "are registered (repeatable). e.g. --import myproject.tasks",
         ),
@@ -118,6 +126,7 @@ def worker(
         typer.Option(
             "--clones",
             envvar="AGENTFLEET_CLONES",
+            metavar="DIR",
             help="Folder for this worker's clones of remotes (jobs with remote:); default "
             "~/.cache/agentfleet/clones. e.g. --clones /srv/agentfleet/clones",
             show_default=False,
@@ -127,6 +136,7 @@ def worker(
         LogFormat,
         typer.Option(
             "--log-format",
+            metavar="text|json",
             help="text: one line per event for people; json: one JSON object per line, "
             "named like the server's (job.claim_completed, ...). e.g. --log-format json",
         ),
@@ -219,7 +229,13 @@ def worker(
 def demo(
     workers: Annotated[
         int,
-        typer.Option("--workers", help="Worker processes to start. e.g. --workers 3", min=2, max=8),
+        typer.Option(
+            "--workers",
+            metavar="N",
+            help="Worker processes to start, 2 to 8. e.g. --workers 3",
+            min=2,
+            max=8,
+        ),
     ] = 3,
     keep: Annotated[
         bool,
@@ -231,7 +247,11 @@ def demo(
     ] = False,
     act: Annotated[
         list[str] | None,
-        typer.Option("--act", help="Only this act: fleet or train (repeatable). e.g. --act train"),
+        typer.Option(
+            "--act",
+            metavar="fleet|train",
+            help="Only this act (repeatable). e.g. --act train",
+        ),
     ] = None,
 ) -> None:
     """Watch a fleet of workers run fake agent jobs, then a plan's merge train.
