@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agentfleet.agents.transcript import Entry, transcript_of
 from agentfleet.agents.usage import Usage
+from agentfleet.durations import format_duration
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
@@ -26,7 +27,7 @@ from agentfleet.web.auth import (
 )
 from agentfleet.web.dag import layout
 from agentfleet.web.errors import ApiError
-from agentfleet.web.templating import TEMPLATES, pretty_json
+from agentfleet.web.templating import TEMPLATES, pretty_json, seconds_text
 from agentfleet.workspaces.review import workspace_result
 
 LOG_TAIL = 64 * 1024
@@ -69,16 +70,20 @@ router = APIRouter(include_in_schema=False)
 
 
 def front_matter(job: Job) -> str:
-    """The job as its job file's front matter would state it."""
+    """The job as its job file's front matter would state it, durations as written there
+    (``timeout: 3h``, never ``10800.0``)."""
     fields: dict[str, Any] = {"engine": job.engine, "queue": job.queue}
     if job.priority:
         fields["priority"] = job.priority
     if job.lock:
         fields["lock"] = job.lock
     if job.timeout is not None:
-        fields["timeout"] = job.timeout
+        fields["timeout"] = format_duration(job.timeout)
     fields["max_attempts"] = job.max_attempts
     fields.update({k: v for k, v in shown_payload(job.payload).items() if k != "prompt"})
+    idle = fields.get("idle_timeout")
+    if isinstance(idle, int | float) and not isinstance(idle, bool) and idle >= 0:
+        fields["idle_timeout"] = "off" if idle == 0 else format_duration(idle)
     return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).rstrip()
 
 
@@ -316,6 +321,7 @@ def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
         review=review,
         usage=usage,
         spent=spent,
+        stale_window=seconds_text(fleet.plans.stale_window),
     )
 
 
