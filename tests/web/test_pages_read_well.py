@@ -35,6 +35,12 @@ def text_of(html: str) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
+def title_of(html: str) -> str:
+    found = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert found is not None
+    return " ".join(found.group(1).split())
+
+
 def test_a_jobs_durations_read_in_words_while_the_api_keeps_numbers(web: Web) -> None:
     fleet = web.fleet
     job = fleet.enqueue(
@@ -77,3 +83,38 @@ def test_run_durations_and_ages_follow_the_one_duration_rule() -> None:
     assert ago(start, start + timedelta(seconds=90)) == "1m ago"
     assert ago(start, start + timedelta(hours=3, minutes=5)) == "3h ago"
     assert ago(start + timedelta(seconds=45), start) == "in 45s"
+
+
+REVIEW_AND_FIX = {
+    "name": "review-and-fix",
+    "mode": "supervised",
+    "jobs": [
+        {"name": "fix", "engine": "shell", "cmd": "fix the bug"},
+        {"name": "review", "engine": "approval", "message": "ok?", "depends_on": ["fix"]},
+    ],
+}
+
+
+def test_same_named_plans_are_told_apart_by_their_ids(web: Web) -> None:
+    fleet = web.fleet
+    first = fleet.submit_plan(REVIEW_AND_FIX)
+    second = fleet.submit_plan(REVIEW_AND_FIX)
+    names = [f"review-and-fix #{first.id}", f"review-and-fix #{second.id}"]
+
+    listed = text_of(web.client.get("/plans").text)
+    assert all(name in listed for name in names), listed
+    queued = text_of(web.client.get("/jobs").text)  # each step's row names its plan
+    assert all(name in queued for name in names), queued
+
+    for lease in fleet.claim_next(worker="w", limit=2):
+        fleet.complete(lease, {"fixed": True})
+    overview = text_of(web.client.get("/").text)  # both wait at their gates
+    assert "Plans needing attention" in overview
+    assert all(name in overview for name in names), overview
+
+    step = fleet.get_plan(second.id).jobs[0].job_id
+    job_page = web.client.get(f"/jobs/{step}").text
+    assert f"plan review-and-fix #{second.id}" in text_of(job_page)
+    assert f'href="/plans/{second.id}"' in job_page
+    plan_page = web.client.get(f"/plans/{second.id}").text
+    assert title_of(plan_page).startswith(f"Plan review-and-fix #{second.id}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
@@ -16,7 +18,7 @@ from agentfleet.durations import format_duration
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
-from agentfleet.plans.model import Plan, PlanStatus
+from agentfleet.plans.model import Plan, PlanNotFound, PlanStatus
 from agentfleet.plans.review import what_to_review
 from agentfleet.serialize import queue_dicts, shown_payload, worker_view
 from agentfleet.web.auth import (
@@ -164,17 +166,29 @@ def overview(request: Request, who: Reader) -> Response:
     window: float = request.app.state.worker_window
     workers = [worker_view(w, now, window) for w in fleet.list_workers()]
     workers.sort(key=lambda v: ({"alive": 0, "stale": 1, "stopped": 2}[v.state], v.info.name))
+    running = fleet.list_jobs(status=JobStatus.RUNNING, limit=50)
+    failed = fleet.list_jobs(status=JobStatus.FAILED, limit=5)
     return render(
         request,
         "overview.html",
         who,
         now=now,
         queues=queue_dicts(fleet.queue_counts()),
-        running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
-        failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
+        running=running,
+        failed=failed,
+        plan_names=plan_names(fleet, running + failed),
         workers=workers,
         plans_attention=attention(fleet),
     )
+
+
+def plan_names(fleet: Fleet, jobs: Iterable[Job]) -> dict[int, str]:
+    """The names of the plans these jobs are steps of, by id (a pruned plan is left out)."""
+    names: dict[int, str] = {}
+    for plan_id in sorted({job.plan_id for job in jobs if job.plan_id is not None}):
+        with contextlib.suppress(PlanNotFound):
+            names[plan_id] = fleet.get_plan(plan_id).name
+    return names
 
 
 def attention(fleet: Fleet) -> list[Plan]:
@@ -219,6 +233,7 @@ def jobs_page(
         "jobs.html",
         who,
         jobs=jobs,
+        plan_names=plan_names(fleet, jobs),
         filters=filters,
         problem=problem,
         offset=offset,
@@ -250,6 +265,7 @@ def job_page(
         "job.html",
         who,
         job=job,
+        plan_name=plan_names(fleet, [job]).get(job.plan_id or 0),
         change=change,
         change_problem=change_problem,
         diff_lines=diff_lines,
