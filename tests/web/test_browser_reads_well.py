@@ -1,11 +1,12 @@
 """In a real browser, what the dashboard says follows what is true: a message after an
-action goes when the plan's status moves on.
+action goes when the plan's status moves on, and losing the server is said in words.
 
-Each test runs its own `agentfleet serve` process.
+Each test runs its own `agentfleet serve` process: the outage test stops and restarts it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.web.worker_loop import TestWorker
 
 pytestmark = pytest.mark.browser
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TOKEN = "browser-reads-well-token-0123456789"
 TIMEOUT = 15_000  # ms: generous on a busy 2-core machine
 
@@ -79,3 +81,34 @@ def test_a_message_after_approving_goes_when_the_plan_pauses_again(
         finally:
             page.context.close()
     assert not worker.errors, worker.errors
+
+
+def test_losing_the_server_is_said_in_words_and_unsaid_when_it_answers_again(
+    chromium: Any, workdir: Path
+) -> None:
+    db_url = f"sqlite:///{workdir / 'fleet.db'}"
+    (workdir / "first").mkdir()
+    (workdir / "second").mkdir()
+    with serve_subprocess(db_url, TOKEN, workdir / "first") as first:
+        page = open_page(chromium, first.url)
+        try:
+            page.wait_for_selector("#live-dot:not([hidden])")  # live updates have answered
+            banner = page.locator("#outage")
+            assert banner.is_hidden()
+
+            first.proc.terminate()  # only the server this test started
+            first.proc.wait(timeout=10)
+            page.wait_for_selector("#outage:has-text('Lost contact with the server')")
+            said = banner.inner_text()
+            assert re.search(r"Lost contact with the server at \d\d:\d\d:\d\d; retrying", said)
+            assert banner.get_attribute("role") == "status"
+            assert banner.get_attribute("aria-live") == "polite"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "outage.png"))
+
+            port = int(first.url.rstrip("/").rsplit(":", 1)[1])
+            with serve_subprocess(db_url, TOKEN, workdir / "second", port=port):
+                page.wait_for_selector("#outage", state="hidden")
+                assert "Lost contact" not in page.inner_text("body")
+        finally:
+            page.context.close()

@@ -33,6 +33,24 @@
     flashStated = null;
   }
 
+  // Losing the server is said in words, not only by the dot's colour, until it answers.
+  var lostSince = null;
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d) { return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()); }
+  function outage(what) {
+    var el = document.getElementById("outage");
+    if (dot) {
+      dot.hidden = false;
+      dot.classList.toggle("stale", !!what);
+      dot.title = what ? "Live updates: no contact with the server" : "Live updates";
+    }
+    if (!el) return;
+    if (!what) { lostSince = null; el.hidden = true; el.textContent = ""; return; }
+    lostSince = lostSince || new Date();
+    el.textContent = what + " at " + clock(lostSince) + "; retrying\u2026";
+    el.hidden = false;
+  }
+
   // Keep what the reader opened or scrolled when a region is replaced.
   function openKeys(root) {
     var keys = {};
@@ -94,20 +112,25 @@
     if (etag) headers["If-None-Match"] = etag;
     busy = fetch(location.href, { headers: headers, cache: "no-store", credentials: "same-origin" })
       .then(function (resp) {
-        if (dot) { dot.hidden = false; dot.classList.remove("stale"); }
-        if (resp.status === 304) return;
+        if (resp.status === 304) { outage(null); return; }
         if (resp.status === 401) {
+          outage(null);
           flash("Signed out: sign in again to see live updates.", true);
           pollMs = 0;
           return;
         }
-        if (!resp.ok) { if (dot) dot.classList.add("stale"); return; }
+        if (resp.status === 502 || resp.status === 504) {  // a proxy in front: no server behind it
+          outage("Lost contact with the server");
+          return;
+        }
+        if (!resp.ok) { outage("Live updates failed (the server answered " + resp.status + ")"); return; }
+        outage(null);
         etag = resp.headers.get("ETag");
         return resp.text().then(function (html) {
           swap(new DOMParser().parseFromString(html, "text/html"));
         });
       })
-      .catch(function () { if (dot) { dot.hidden = false; dot.classList.add("stale"); } })
+      .catch(function () { outage("Lost contact with the server"); })
       .then(function () { busy = null; });
     return busy;
   }
