@@ -72,9 +72,11 @@ class ServeProcess:
 
 
 @contextmanager
-def serve_subprocess(db_url: str, token: str, workdir: Path) -> Iterator[ServeProcess]:
-    """Run the real `agentfleet serve` command on a free loopback port."""
-    port = free_port()
+def serve_subprocess(
+    db_url: str, token: str, workdir: Path, port: int | None = None
+) -> Iterator[ServeProcess]:
+    """Run the real `agentfleet serve` command on a loopback port (a free one by default)."""
+    port = free_port() if port is None else port
     env = {**os.environ, "AGENTFLEET_TOKEN": token, "AGENTFLEET_DB": db_url}
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:

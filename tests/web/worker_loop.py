@@ -15,6 +15,8 @@ import time
 import agentfleet
 from agentfleet import Fleet, JobCancelled, Lease, LeaseLost, RunOutput
 
+QUEUES = ["default"]
+
 
 class TestWorker:
     __test__ = False  # not a test class, whatever its name
@@ -53,11 +55,14 @@ class TestWorker:
                     self.name,
                     host=socket.gethostname(),
                     pid=os.getpid(),
-                    queues=["default"],
+                    queues=QUEUES,
                     concurrency=4,
                 )
                 last_seen = time.monotonic()
-            for lease in fleet.claim_next(worker=self.name, limit=4, ttl=self.ttl):
+            # Only the queue it reports: a test's own jobs elsewhere (a worktree job) are
+            # run for real by that test, never finished here without doing their work.
+            claimed = fleet.claim_next(worker=self.name, queues=QUEUES, limit=4, ttl=self.ttl)
+            for lease in claimed:
                 t = threading.Thread(target=self._run, args=(lease,), daemon=True)
                 t.start()
                 self.threads.append(t)

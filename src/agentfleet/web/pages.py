@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
@@ -12,10 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agentfleet.agents.transcript import Entry, transcript_of
 from agentfleet.agents.usage import Usage
+from agentfleet.durations import format_duration
 from agentfleet.errors import InvalidArgument
 from agentfleet.fleet import Fleet
 from agentfleet.models import Job, JobStatus
-from agentfleet.plans.model import Plan, PlanStatus
+from agentfleet.plans.model import Plan, PlanNotFound, PlanStatus
 from agentfleet.plans.review import what_to_review
 from agentfleet.serialize import queue_dicts, shown_payload, worker_view
 from agentfleet.web.auth import (
@@ -26,7 +29,7 @@ from agentfleet.web.auth import (
 )
 from agentfleet.web.dag import layout
 from agentfleet.web.errors import ApiError
-from agentfleet.web.templating import TEMPLATES, pretty_json
+from agentfleet.web.templating import TEMPLATES, pretty_json, seconds_text
 from agentfleet.workspaces.review import workspace_result
 
 LOG_TAIL = 64 * 1024
@@ -69,16 +72,20 @@ router = APIRouter(include_in_schema=False)
 
 
 def front_matter(job: Job) -> str:
-    """The job as its job file's front matter would state it."""
+    """The job as its job file's front matter would state it, durations as written there
+    (``timeout: 3h``, never ``10800.0``)."""
     fields: dict[str, Any] = {"engine": job.engine, "queue": job.queue}
     if job.priority:
         fields["priority"] = job.priority
     if job.lock:
         fields["lock"] = job.lock
     if job.timeout is not None:
-        fields["timeout"] = job.timeout
+        fields["timeout"] = format_duration(job.timeout)
     fields["max_attempts"] = job.max_attempts
     fields.update({k: v for k, v in shown_payload(job.payload).items() if k != "prompt"})
+    idle = fields.get("idle_timeout")
+    if isinstance(idle, int | float) and not isinstance(idle, bool) and idle >= 0:
+        fields["idle_timeout"] = "off" if idle == 0 else format_duration(idle)
     return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).rstrip()
 
 
@@ -159,17 +166,29 @@ def overview(request: Request, who: Reader) -> Response:
     window: float = request.app.state.worker_window
     workers = [worker_view(w, now, window) for w in fleet.list_workers()]
     workers.sort(key=lambda v: ({"alive": 0, "stale": 1, "stopped": 2}[v.state], v.info.name))
+    running = fleet.list_jobs(status=JobStatus.RUNNING, limit=50)
+    failed = fleet.list_jobs(status=JobStatus.FAILED, limit=5)
     return render(
         request,
         "overview.html",
         who,
         now=now,
         queues=queue_dicts(fleet.queue_counts()),
-        running=fleet.list_jobs(status=JobStatus.RUNNING, limit=50),
-        failed=fleet.list_jobs(status=JobStatus.FAILED, limit=5),
+        running=running,
+        failed=failed,
+        plan_names=plan_names(fleet, running + failed),
         workers=workers,
         plans_attention=attention(fleet),
     )
+
+
+def plan_names(fleet: Fleet, jobs: Iterable[Job]) -> dict[int, str]:
+    """The names of the plans these jobs are steps of, by id (a pruned plan is left out)."""
+    names: dict[int, str] = {}
+    for plan_id in sorted({job.plan_id for job in jobs if job.plan_id is not None}):
+        with contextlib.suppress(PlanNotFound):
+            names[plan_id] = fleet.get_plan(plan_id).name
+    return names
 
 
 def attention(fleet: Fleet) -> list[Plan]:
@@ -214,6 +233,7 @@ def jobs_page(
         "jobs.html",
         who,
         jobs=jobs,
+        plan_names=plan_names(fleet, jobs),
         filters=filters,
         problem=problem,
         offset=offset,
@@ -245,6 +265,7 @@ def job_page(
         "job.html",
         who,
         job=job,
+        plan_name=plan_names(fleet, [job]).get(job.plan_id or 0),
         change=change,
         change_problem=change_problem,
         diff_lines=diff_lines,
@@ -316,6 +337,7 @@ def plan_page(request: Request, plan_id: int, who: Reader) -> Response:
         review=review,
         usage=usage,
         spent=spent,
+        stale_window=seconds_text(fleet.plans.stale_window),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 
 from agentfleet.agents.usage import Usage, format_usage, over_budget
+from agentfleet.durations import format_duration
 from agentfleet.plans.model import Plan, PlanStatus
 from agentfleet.serialize import job_summary
 
@@ -22,6 +23,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def ago(value: datetime | None, now: datetime) -> str:
+    """How long ago (or how soon), in its largest unit: ``5m ago``, ``in 45s``."""
     if value is None:
         return "never"
     seconds = (now - value).total_seconds()
@@ -29,26 +31,27 @@ def ago(value: datetime | None, now: datetime) -> str:
     seconds = abs(seconds)
     if seconds < 1:
         return "now"
-    if seconds < 60:
-        text = f"{int(seconds)}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m"
-    elif seconds < 86400:
-        text = f"{int(seconds // 3600)}h"
-    else:
-        text = f"{int(seconds // 86400)}d"
+    unit = next(u for u in (86400, 3600, 60, 1) if seconds >= u)
+    text = format_duration(seconds // unit * unit)
     return f"in {text}" if future else f"{text} ago"
 
 
 def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """How long a run took (or has taken so far), to the tenth of a second: ``1h30m``."""
     if start is None:
         return ""
-    seconds = max(0.0, ((end or now) - start).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60)}s"
-    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60)}m"
+    return format_duration(max(0.0, round(((end or now) - start).total_seconds(), 1)))
+
+
+def seconds_text(value: object) -> str:
+    """Seconds as people write them (``3h``, ``1h30m``, ``90s``); anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return str(value)
+    return format_duration(round(value, 1) if value >= 1 else value)
+
+
+# Event data that are seconds (`retry_in=2s`, not `retry_in=1.98`).
+SECONDS_KEYS = frozenset({"retry_in", "older_than_s", "timeout", "idle_timeout", "ttl"})
 
 
 def utc(value: datetime | None) -> str:
@@ -56,7 +59,7 @@ def utc(value: datetime | None) -> str:
 
 
 def event_text(data: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in data.items())
+    return ", ".join(f"{k}={seconds_text(v) if k in SECONDS_KEYS else v}" for k, v in data.items())
 
 
 def checkpoint_text(plan: Plan) -> str:

@@ -5,17 +5,50 @@
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var etag = null;
-  var busy = false;
+  var busy = null;  // the refresh in flight
   var dot = document.getElementById("live-dot");
 
-  function flash(text, bad) {
+  // `stated`: the status the message says the job or plan is in ("Plan 3 is running."),
+  // so that it goes once the page shows another: a message never contradicts the badge.
+  var flashStated = null;
+  function flash(text, bad, stated) {
     var el = document.getElementById("flash");
     if (!el) return;
     el.textContent = text;
     el.className = bad ? "flash bad" : "flash";
     el.hidden = false;
+    flashStated = stated || null;
     clearTimeout(flash.timer);
     flash.timer = setTimeout(function () { el.hidden = true; }, bad ? 12000 : 8000);
+  }
+  function shownState() {
+    var el = document.querySelector("[data-state]");
+    return el ? el.getAttribute("data-state") : null;
+  }
+  function dropStaleFlash() {
+    var el = document.getElementById("flash");
+    var now = shownState();
+    if (!el || el.hidden || !flashStated || now === null || now === flashStated) return;
+    el.hidden = true;
+    flashStated = null;
+  }
+
+  // Losing the server is said in words, not only by the dot's colour, until it answers.
+  var lostSince = null;
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d) { return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()); }
+  function outage(what) {
+    var el = document.getElementById("outage");
+    if (dot) {
+      dot.hidden = false;
+      dot.classList.toggle("stale", !!what);
+      dot.title = what ? "Live updates: no contact with the server" : "Live updates";
+    }
+    if (!el) return;
+    if (!what) { lostSince = null; el.hidden = true; el.textContent = ""; return; }
+    lostSince = lostSince || new Date();
+    el.textContent = what + " at " + clock(lostSince) + "; retrying\u2026";
+    el.hidden = false;
   }
 
   // Keep what the reader opened or scrolled when a region is replaced.
@@ -45,6 +78,8 @@
       if (!fresh) return;
       region.hidden = fresh.hidden;
       if (region.className !== fresh.className) region.className = fresh.className;
+      var state = fresh.getAttribute("data-state");
+      if (state !== null) region.setAttribute("data-state", state);
       // A region with a key (one holding inputs) is replaced only when its key changes.
       var key = fresh.getAttribute("data-live-key");
       if (key !== null) {
@@ -67,30 +102,37 @@
     });
     var title = doc.querySelector("title");
     if (title) document.title = title.textContent;
+    dropStaleFlash();
   }
 
   function refresh() {
-    if (busy || document.hidden) return Promise.resolve();
-    busy = true;
+    if (document.hidden) return Promise.resolve();
+    if (busy) return busy.then(refresh);  // after an action: what the page shows next
     var headers = { "X-Live": "1" };
     if (etag) headers["If-None-Match"] = etag;
-    return fetch(location.href, { headers: headers, cache: "no-store", credentials: "same-origin" })
+    busy = fetch(location.href, { headers: headers, cache: "no-store", credentials: "same-origin" })
       .then(function (resp) {
-        if (dot) { dot.hidden = false; dot.classList.remove("stale"); }
-        if (resp.status === 304) return;
+        if (resp.status === 304) { outage(null); return; }
         if (resp.status === 401) {
+          outage(null);
           flash("Signed out: sign in again to see live updates.", true);
           pollMs = 0;
           return;
         }
-        if (!resp.ok) { if (dot) dot.classList.add("stale"); return; }
+        if (resp.status === 502 || resp.status === 504) {  // a proxy in front: no server behind it
+          outage("Lost contact with the server");
+          return;
+        }
+        if (!resp.ok) { outage("Live updates failed (the server answered " + resp.status + ")"); return; }
+        outage(null);
         etag = resp.headers.get("ETag");
         return resp.text().then(function (html) {
           swap(new DOMParser().parseFromString(html, "text/html"));
         });
       })
-      .catch(function () { if (dot) { dot.hidden = false; dot.classList.add("stale"); } })
-      .then(function () { busy = false; });
+      .catch(function () { outage("Lost contact with the server"); })
+      .then(function () { busy = null; });
+    return busy;
   }
 
   function loop() {
@@ -102,6 +144,14 @@
     if (body && body.message) return body.message;
     if (body && body.error) return body.error.message || body.error.code;
     return resp.ok ? "Done." : "Request failed (" + resp.status + ").";
+  }
+
+  // The status an answer says its job or plan is now in, if it says one.
+  function stated(body) {
+    if (!body) return null;
+    var thing = body.plan || body.job;
+    if (thing && thing.status) return thing.status;
+    return (body.error && body.error.status) || null;
   }
 
   function act(button) {
@@ -131,7 +181,7 @@
           if (!bad && input) input.value = "";
           var text = describe(body, resp);
           if (resp.status === 401) text = "Sign in to do that: " + text;
-          flash(text, bad);
+          flash(text, bad, stated(body));
         });
       })
       .catch(function () { flash("The server did not answer.", true); })
