@@ -1035,8 +1035,8 @@ def _job_status(value: str | JobStatus) -> bool:
 
 # Fleet-wide settings (`agentfleet config set NAME VALUE`) and what each one means.
 CONFIG_NAMES = {
-    "retention": "how long finished jobs and ended plans are kept: workers prune what is "
-    "older (agentfleet prune), e.g. 30d",
+    "retention": "how long finished jobs and ended plans are kept, e.g. 30d; workers "
+    "prune what is older, as agentfleet prune does",
 }
 
 
