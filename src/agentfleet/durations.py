@@ -7,7 +7,7 @@ import re
 
 from agentfleet.errors import InvalidArgument
 
-__all__ = ["ACCEPTED_FORMS", "format_duration", "parse_duration"]
+__all__ = ["ACCEPTED_FORMS", "format_duration", "parse_age", "parse_duration"]
 
 ACCEPTED_FORMS = (
     "a positive number of seconds (90, 1.5) or a string such as "
@@ -61,6 +61,21 @@ def parse_duration(value: str | int | float) -> float:
         seen.add(unit)
         total += float(number) * _UNIT_SECONDS[unit]
     return _checked(value, total)
+
+
+def parse_age(value: str | int | float, what: str) -> float:
+    """A duration that decides what is deleted (a retention, prune's --older-than): as
+    parse_duration, but a string must carry its unit, since "30" meant as 30 days would
+    delete everything older than 30 seconds. Numbers passed from code stay seconds."""
+    if isinstance(value, str) and _PLAIN.fullmatch(value.strip()):
+        raise InvalidArgument(
+            f"{what}: {value.strip()!r} has no unit and would mean {value.strip()} seconds; "
+            f"give one, e.g. {value.strip()}d, {value.strip()}h or {value.strip()}s"
+        )
+    try:
+        return parse_duration(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{what}: {exc}") from exc
 
 
 def format_duration(seconds: float) -> str:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 from agentfleet import validate
 from agentfleet.agents.usage import Usage
 from agentfleet.connect import open_store
-from agentfleet.durations import parse_duration
+from agentfleet.durations import parse_age
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.errors import InvalidArgument, LeaseLost
 from agentfleet.models import (
@@ -514,15 +514,18 @@ class Fleet:
         plans that finished more than `older_than` ago (`"30d"`, `"12h"`, or seconds),
         with their runs, output, events and ledger rows, in batches of `batch` (each its
         own transaction). A step of a plan goes only with its plan. `dry_run` counts."""
-        age = parse_duration(older_than)  # refuses zero, negatives and nonsense
+        age = parse_age(older_than, "older_than")  # refuses zero, negatives, "30" alone
         wanted = {JobStatus(s) if not isinstance(s, JobStatus) else s
                   for s in (statuses if statuses is not None else TERMINAL_STATUSES)
                   if _job_status(s)}  # fmt: skip
         unfinished = sorted(s.value for s in wanted - TERMINAL_STATUSES)
-        if unfinished or not wanted:
+        finished = ", ".join(sorted(s.value for s in TERMINAL_STATUSES))
+        if not wanted:
+            raise InvalidArgument(f"prune needs at least one status; choose from {finished}")
+        if unfinished:
             raise InvalidArgument(
-                f"prune deletes only finished jobs: {', '.join(unfinished) or 'no status'} "
-                f"is not one; choose from {', '.join(sorted(s.value for s in TERMINAL_STATUSES))}"
+                f"prune deletes only finished jobs: {', '.join(unfinished)} "
+                f"{'is not one' if len(unfinished) == 1 else 'are not'}; choose from {finished}"
             )
         done = retention.prune(
             self.store.dialect,
@@ -1024,12 +1027,15 @@ def open(url: str | None = None, **options: Any) -> Fleet:
 
 
 def _job_status(value: str | JobStatus) -> bool:
-    """Whether `value` names a job status; an unknown one is refused, naming it."""
+    """Whether `value` names a job status; an unknown one is refused, naming it and the
+    statuses prune takes."""
     try:
         JobStatus(value)
     except ValueError:
-        known = ", ".join(s.value for s in JobStatus)
-        raise InvalidArgument(f"unknown job status {value!r}; known: {known}") from None
+        finished = ", ".join(sorted(s.value for s in TERMINAL_STATUSES))
+        raise InvalidArgument(
+            f"unknown job status {value!r}; prune takes the finished ones: {finished}"
+        ) from None
     return True
 
 
@@ -1046,5 +1052,5 @@ def _config_value(name: str, value: str) -> str:
         known = ", ".join(sorted(CONFIG_NAMES))
         raise InvalidArgument(f"unknown setting {name!r}; known: {known}")
     if name == "retention":
-        parse_duration(value)  # refuses nonsense, zero and negatives, saying how to write it
+        parse_age(value, "retention")  # refuses nonsense, zero, negatives and "30" alone
     return str(value)

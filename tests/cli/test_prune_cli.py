@@ -32,7 +32,8 @@ def test_prune_from_the_command_line(tmp_path: Path) -> None:
     time.sleep(1.2)
     dry = _cli(db, "prune", "--older-than", "1s", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "would delete 3 job(s) and 0 plan(s)" in dry.stdout
+    said = "would delete 3 job(s) and 0 plan(s) with 0 step(s), 3 run(s) and 9 event(s)"
+    assert said in dry.stdout
     assert "nothing was deleted (--dry-run)" in dry.stderr
     done = _cli(db, "prune", "--older-than", "1s", "--status", "succeeded", "--json")
     assert done.returncode == 0, done.stderr
@@ -41,6 +42,8 @@ def test_prune_from_the_command_line(tmp_path: Path) -> None:
         assert [j.status.value for j in fleet.list_jobs()] == ["queued"]
     bad = _cli(db, "prune", "--older-than", "1s", "--status", "running")
     assert bad.returncode == 2 and "only finished jobs: running" in bad.stderr
+    bare = _cli(db, "prune", "--older-than", "30")
+    assert bare.returncode == 2 and "'30' has no unit" in bare.stderr and "30d" in bare.stderr
     missing = _cli(db, "prune")
     assert missing.returncode == 2 and "--older-than" in missing.stderr
 
@@ -54,6 +57,9 @@ def test_config_from_the_command_line(tmp_path: Path) -> None:
     assert json.loads(_cli(db, "config", "ls", "--json").stdout) == {"retention": "30d"}
     bad = _cli(db, "config", "set", "retention", "soon")
     assert bad.returncode == 2 and "invalid duration 'soon'" in bad.stderr
+    bare = _cli(db, "config", "set", "retention", "30")
+    assert bare.returncode == 2 and "retention: '30' has no unit" in bare.stderr
+    assert _cli(db, "config", "get", "retention").stdout.strip() == "30d"  # left as it was
     unknown = _cli(db, "config", "get", "retain")
     assert unknown.returncode == 2 and "known: retention" in unknown.stderr
     assert _cli(db, "config", "unset", "retention").returncode == 0

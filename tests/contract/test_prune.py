@@ -46,8 +46,10 @@ def test_prune_deletes_old_finished_jobs_with_their_runs_and_events(env: StoreEn
     assert (dry.jobs, dry.runs, dry.dry_run) == (7, 7, True)
     assert not any(_gone(fleet, i) for i in old)  # a dry run deletes nothing
 
+    counted = fleet.prune(AGE, statuses=["succeeded"], dry_run=True)
     done = fleet.prune(AGE, statuses=["succeeded"], batch=2)
     assert (done.jobs, done.runs) == (5, 5)
+    assert {**counted.as_dict(), "dry_run": False} == done.as_dict()  # what it said it would
     assert done.batches == [2, 2, 1]  # one transaction per batch
     assert done.events >= 5 * 3  # enqueued, claimed, succeeded at least
     assert all(_gone(fleet, i) for i in old)
@@ -76,8 +78,11 @@ def test_a_plan_goes_only_once_it_ended_and_with_all_its_steps(env: StoreEnv) ->
     fleet.cancel_plan(live.id)  # cancelled, but its step still runs until it stops
     env.pass_time(AGE + 0.5)
 
+    counted = fleet.prune(AGE, dry_run=True)
     done = fleet.prune(AGE)
     assert (done.plans, done.plan_steps, done.jobs) == (1, 2, 0)  # steps are not jobs
+    assert done.runs == 2 and done.events > 2
+    assert {**counted.as_dict(), "dry_run": False} == done.as_dict()  # steps' runs, events
     with pytest.raises(LookupError):
         fleet.get_plan(ended.id)
     assert all(_gone(fleet, s.job_id) for s in ended.jobs)
@@ -100,8 +105,10 @@ def test_a_plan_goes_only_once_it_ended_and_with_all_its_steps(env: StoreEnv) ->
         ({"older_than": "0s"}, "greater than zero"),
         ({"older_than": "soon"}, "soon"),
         ({"older_than": "1d", "statuses": ["queued"]}, "only finished jobs: queued"),
-        ({"older_than": "1d", "statuses": ["nope"]}, "unknown job status 'nope'"),
-        ({"older_than": "1d", "statuses": []}, "only finished jobs"),
+        ({"older_than": "1d", "statuses": ["nope"]}, "unknown job status 'nope'; prune takes"),
+        ({"older_than": "1d", "statuses": []}, "at least one status"),
+        ({"older_than": "1d", "statuses": ["queued", "running"]}, "queued, running are not"),
+        ({"older_than": "30"}, "'30' has no unit and would mean 30 seconds; give one, e.g. 30d"),
         ({"older_than": "1d", "batch": 0}, "batch"),
     ],
 )

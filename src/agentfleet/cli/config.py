@@ -21,7 +21,9 @@ from agentfleet.fleet import CONFIG_NAMES
 
 config_app = FleetTyper(
     help="Fleet-wide settings, stored in the database so that every worker reads the same "
-    + "(" + "; ".join(f"{name}: {what}" for name, what in CONFIG_NAMES.items()) + ")."
+    + "("
+    + "; ".join(f"{name}: {what}" for name, what in CONFIG_NAMES.items())
+    + ")."
     + "\n\nExample: agentfleet config set retention 30d",
     no_args_is_help=True,
 )

@@ -17,7 +17,7 @@ def prune(
         typer.Option(
             "--older-than",
             metavar="AGE",
-            help="Delete what finished more than AGE ago (required), e.g. 30d, 12h, 90m.",
+            help="Delete what finished more than AGE ago (with its unit), e.g. 30d, 12h, 90m.",
         ),
     ],
     status: Annotated[
@@ -67,7 +67,7 @@ def prune(
     verb = "would delete" if dry_run else "deleted"
     console.print(
         f"{verb} {done.jobs} job(s) and {done.plans} plan(s) with {done.plan_steps} step(s)"
-        + ("" if dry_run else f", {done.runs} run(s) and {done.events} event(s)")
+        + f", {done.runs} run(s) and {done.events} event(s)"
         + (f", in {len(done.batches)} batch(es)" if done.batches else ""),
         highlight=False,
     )

@@ -75,11 +75,15 @@ def prune(
     params = {"age": older_than, "statuses": sorted(statuses), "batch": batch,
               "plan_statuses": sorted(ended_plan_statuses)}  # fmt: skip
     done = Pruned(dry_run=dry_run)
-    if dry_run:
+    if dry_run:  # the same rows the passes below would delete, counted
+        of_jobs = f"job_id IN (SELECT id {_JOBS})"
+        of_plans = f"job_id IN (SELECT id FROM jobs WHERE plan_id IN (SELECT id {_PLANS}))"
+        runs = f"{of_jobs} OR {of_plans}" if plans else of_jobs
+        events = f"{runs} OR plan_id IN (SELECT id {_PLANS})" if plans else runs
         with dialect.session() as tx:
             done.jobs = _count(tx, f"SELECT count(*) AS n {_JOBS}", params)
-            done.runs = _count(tx, f"SELECT count(*) AS n FROM runs WHERE job_id IN "
-                                   f"(SELECT id {_JOBS})", params)  # fmt: skip
+            done.runs = _count(tx, f"SELECT count(*) AS n FROM runs WHERE {runs}", params)
+            done.events = _count(tx, f"SELECT count(*) AS n FROM events WHERE {events}", params)
             if plans:
                 done.plans = _count(tx, f"SELECT count(*) AS n {_PLANS}", params)
                 done.plan_steps = _count(
