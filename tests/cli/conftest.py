@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import agentfleet
 from agentfleet.cli import app
 
 
@@ -29,7 +30,11 @@ Invoke = Callable[..., Result]
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'fleet.db'}"
+    """An empty fleet's database, made as `agentfleet init` makes it (a read of a file that
+    does not exist is refused as a mistyped --db)."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    agentfleet.open(url).close()
+    return url
 
 
 @pytest.fixture

@@ -47,3 +47,19 @@ def test_adding_work_with_no_database_creates_one_here_and_says_where(project: P
     assert done.returncode == 0, done.stderr
     where = project / "jobs" / ".agentfleet" / "fleet.db"
     assert f"created a new database: {where}" in done.stderr and where.is_file()
+
+
+def test_a_read_of_a_mistyped_database_says_so_and_creates_nothing(project: Path) -> None:
+    """A --db or AGENTFLEET_DB naming no file is a typo, not an empty fleet."""
+    typo = project / "typo" / "fleet.db"
+    url = f"sqlite:///{typo}"
+    for args in (["--db", url, "ls"], ["--db", url, "workers"], ["--db", url, "show", "1"]):
+        refused = cli(*args, cwd=project, env=child_env())
+        assert refused.returncode == 4, (args, refused.stdout, refused.stderr)
+        assert f"no database at {typo}" in refused.stderr and "init" in refused.stderr
+    from_env = cli("plan", "ls", cwd=project, env=child_env(AGENTFLEET_DB=url))
+    assert from_env.returncode == 4 and "AGENTFLEET_DB" in from_env.stderr
+    assert not typo.parent.exists()
+    made = cli("--db", url, "init", cwd=project, env=child_env())  # as the message says
+    assert made.returncode == 0, made.stderr
+    assert cli("--db", url, "ls", cwd=project, env=child_env()).returncode == 0

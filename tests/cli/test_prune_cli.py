@@ -50,6 +50,8 @@ def test_prune_from_the_command_line(tmp_path: Path) -> None:
 
 def test_config_from_the_command_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    assert _cli(db, "config", "ls").returncode == 4  # no database yet: a read makes none
+    assert _cli(db, "init").returncode == 0
     assert _cli(db, "config", "ls").stdout.strip() == "no settings"
     done = _cli(db, "config", "set", "retention", "30d")
     assert done.returncode == 0 and done.stdout.strip() == "retention = 30d", done.stderr

@@ -22,7 +22,7 @@ import agentfleet
 from agentfleet import logs
 from agentfleet.cli.console import Console
 from agentfleet.cli.readable import FleetGroup, FleetTyper
-from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database
+from agentfleet.connect import DEFAULT_PATH, DEFAULT_URL, find_database, sqlite_path
 from agentfleet.durations import parse_duration
 from agentfleet.engines import EngineConfig, load_engine_config
 from agentfleet.errors import (
@@ -204,6 +204,11 @@ def open_fleet(ctx: typer.Context, *, create: bool = False, **options: Any) -> F
                 )
             else:
                 err.print(f"created a new database: {created}", highlight=False, soft_wrap=True)
+    elif not create and url.startswith("sqlite://") and not sqlite_path(url).exists():
+        raise StoreUnavailable(  # a mistyped --db must not read as an empty fleet
+            f"no database at {sqlite_path(url)} ({url}): check --db (or AGENTFLEET_DB), or "
+            f"create it with `agentfleet --db {url} init`"
+        )
     try:
         return agentfleet.open(url, **options)
     except OSError as exc:
