@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -69,10 +71,23 @@ def pg_url() -> Iterator[str]:
         pg.drop_database(url)
 
 
+def _frame_of(thread: threading.Thread) -> FrameType | None:
+    """The thread's current frame. The collector stays off meanwhile: on Python 3.11
+    `sys._current_frames` holds the interpreter's thread-list lock while it builds its
+    dict, and a collection run then (a finalizer taking the same lock) hangs the process."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames().get(thread.ident or -1)
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def in_call(thread: threading.Thread, function: str) -> bool:
     """Whether `thread` is now inside an agentfleet function of that name (a store or Fleet
     method): with a lock the test holds, a thread in there can only be waiting for it."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = _frame_of(thread)
     package = str(Path(agentfleet.__file__).parent)
     # Under mutation testing the function runs as `x_NAME__mutmut_...` (`xǁClassǁNAME...`).
     mutated = re.compile(rf"(?:^x_|ǁ){re.escape(function)}__mutmut_")

@@ -248,7 +248,7 @@ def test_a_repeat_waits_for_the_transaction_holding_its_dedupe_key(
         daemon=True,
     )
     thread.start()
-    wait_until(lambda: in_call(thread, "enqueue"), "the second enqueue to start")
+    wait_until(lambda: _waiting(store, thread), "the second enqueue to wait")
     time.sleep(0.2)
     assert thread.is_alive(), "the second enqueue did not wait for the caller's transaction"
     if commit:
@@ -260,6 +260,22 @@ def test_a_repeat_waits_for_the_transaction_holding_its_dedupe_key(
     assert repeat.payload == ({"n": 1} if commit else {"n": 2})
     assert repeat.id == held.id or not commit
     assert store.fleet.list_jobs() == [repeat]
+
+
+def _waiting(store: StoreEnv, thread: threading.Thread) -> bool:
+    """Whether the second enqueue waits for the caller's transaction. PostgreSQL says so
+    itself (a backend of this database waiting on a lock); on SQLite the caller holds the
+    only write lock, so a thread inside enqueue can only be waiting for it."""
+    if store.backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%jobs%'"
+            ).fetchone()
+        return row is not None and row[0] > 0
+    return in_call(thread, "enqueue")
 
 
 # -- refusals -------------------------------------------------------------------------
