@@ -229,3 +229,15 @@ def test_engines_lists_every_agent_with_and_without_yolo(run: Invoke, tmp_path: 
         r["engine"] for r in run("engines", "--engines", str(config), "--json").json()
     }
     assert "claude" in run("engines").out
+
+
+def test_a_delayed_job_says_when_it_runs(run: Invoke, db: str) -> None:
+    """Only its start time explains why no worker takes a queued job: enqueue and show say it."""
+    later = run("enqueue", "--delay", "2h", "--", "echo", "later")
+    assert later.code == 0 and ", to run at " in later.out and "(in 2h)" in later.out
+    job_id = int(later.out.split()[2].rstrip(","))
+    shown = run("show", str(job_id))
+    assert "runs at" in shown.out and "no worker takes it before" in shown.out
+    now = run("enqueue", "--", "echo", "now")
+    assert now.code == 0 and "to run at" not in now.out
+    assert "runs at" not in run("show", str(job_id + 1)).out

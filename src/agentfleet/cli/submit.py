@@ -23,6 +23,7 @@ from agentfleet.cli.app import (
     print_json,
     seconds,
 )
+from agentfleet.cli.views import waits_until
 from agentfleet.errors import (
     InvalidArgument,
 )
@@ -118,9 +119,11 @@ def submit(
         )
         return
     for job, spec in zip(jobs, specs, strict=True):
+        waits = waits_until(job, job.created_at)
         console.print(
             f"enqueued job {job.id} ({job.engine}, queue {escape(job.queue)}) "
-            f"from {escape(spec.source or '-')}",
+            f"from {escape(spec.source or '-')}"
+            + ("" if waits is None else f", to run at {waits}"),
             highlight=False,
         )
 
@@ -365,4 +368,9 @@ def enqueue(
     if as_json:
         print_json(job_dict(job))
     elif not repeat:
-        console.print(f"enqueued job {job.id} ({engine}) on queue {escape(job.queue)}")
+        waits = waits_until(job, job.created_at)
+        console.print(
+            f"enqueued job {job.id} ({engine}) on queue {escape(job.queue)}"
+            + ("" if waits is None else f", to run at {waits}"),
+            highlight=False,
+        )

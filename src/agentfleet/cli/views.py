@@ -49,6 +49,17 @@ def ago(moment: datetime | None, now: datetime) -> str:
     return format_duration(round(seconds)) + " ago" if seconds >= 1 else "just now"
 
 
+def waits_until(job: Job, now: datetime) -> str | None:
+    """When a queued job may start, if that is later than now (a --delay, a retry's
+    backoff): workers leave it alone until then, and a user should see why."""
+    if job.status.value != "queued" or job.run_at <= now:
+        return None
+    # Stamped as `created` and `updated` are, with the date only when it is not today's.
+    at = job.run_at
+    when = f"{at:%H:%M:%S}" if at.date() == now.date() else f"{at:%Y-%m-%d %H:%M:%S}"
+    return f"{when} ({ago(at, now)})"
+
+
 def _duration(start: datetime, end: datetime | None, now: datetime) -> str:
     return format_duration(max(0.0, round(((end or now) - start).total_seconds(), 1)))
 
@@ -124,6 +135,8 @@ def job_fields(job: Job, now: datetime) -> Table:
         ("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} ({ago(job.created_at, now)})"),
         ("updated", f"{job.updated_at:%Y-%m-%d %H:%M:%S} ({ago(job.updated_at, now)})"),
     ]
+    if (waits := waits_until(job, now)) is not None:
+        rows.append(("runs at", f"{waits}; no worker takes it before"))
     if job.lease_expires_at is not None:
         rows.append(("lease expires", ago(job.lease_expires_at, now)))
     if job.cancel_requested and job.status.value == "running":
