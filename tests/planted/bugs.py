@@ -141,15 +141,17 @@ BUGS: list[dict[str, Any]] = [
         "updated_at: a no-op re-stamps a finished row (and breaks If-Match on it).",
         "path": VERBS,
         "old": lines(
-            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+            8, 'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):'
         ),
         "new": lines(
-            12,
-            "if tx.one(",
-            '    "UPDATE jobs SET rev = rev + 1, updated_at = {now} WHERE id = :id "',
-            '    "RETURNING 1 AS one",',
-            '    {"id": job_id},',
-            ") is None:",
+            8,
+            "if not (",
+            "    yield Query(",
+            '        "UPDATE jobs SET rev = rev + 1, updated_at = {now} WHERE id = :id "',
+            '        "RETURNING 1 AS one",',
+            '        {"id": job_id},',
+            "    )",
+            "):",
         ),
         "tests": [
             "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
@@ -288,15 +290,15 @@ BUGS: list[dict[str, Any]] = [
         "still answering False): when a job ended is rewritten by a no-op.",
         "path": VERBS,
         "old": lines(
-            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+            8, 'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):'
         ),
         "new": lines(
-            12,
-            "tx.q(",
+            8,
+            "yield Query(",
             '    "UPDATE jobs SET finished_at = {now} WHERE id = :id AND finished_at IS NOT NULL",',
             '    {"id": job_id},',
             ")",
-            'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:',
+            'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):',
         ),
         "tests": [
             "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
@@ -605,19 +607,19 @@ BUGS: list[dict[str, Any]] = [
         "old": lines(
             12,
             "if new.dedupe_key is not None:",
-            '    rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            '    rows = yield Query(_LIVE_HOLDER, {"key": new.dedupe_key}, tuples=True)',
             "    if rows:",
             "        return self.read.job(rows[0]), False",
-            "rows = tx.tuples(_INSERT_JOB, params)",
+            "rows = yield Query(_INSERT_JOB, params, tuples=True)",
             "if rows:",
             "    return self.read.job(rows[0]), True",
         ),
         "new": lines(
             12,
-            "rows = tx.tuples(_INSERT_JOB, params)",
+            "rows = yield Query(_INSERT_JOB, params, tuples=True)",
             "if rows:",
             "    return self.read.job(rows[0]), True",
-            'rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            'rows = yield Query(_LIVE_HOLDER, {"key": new.dedupe_key}, tuples=True)',
             "if rows:",
             "    return self.read.job(rows[0]), False",
         ),
