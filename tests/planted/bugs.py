@@ -36,6 +36,7 @@ WORKER = "src/agentfleet/worker/core.py"
 WORK_CLI = "src/agentfleet/cli/work.py"
 SUPERVISE = "src/agentfleet/supervise.py"
 LEFTOVERS = "src/agentfleet/leftovers.py"
+AIO = "src/agentfleet/aio.py"
 LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
@@ -624,6 +625,26 @@ BUGS: list[dict[str, Any]] = [
             "    return self.read.job(rows[0]), False",
         ),
         "tests": ["tests/contract/test_jobs.py::test_a_dedupe_repeat_takes_no_job_id[{store}]"],
+    },
+    {
+        "name": "aio-verbs-on-threads",
+        "intent": "On PostgreSQL the asyncio verbs meant to be native (enqueue, get_job, "
+        "list_jobs, cancel, retry, wait's reads) run the store's operations on a worker "
+        "thread over the synchronous pool instead of on the async pool: the same answers, "
+        "but each call holds a thread.",
+        "path": AIO,
+        "old": lines(8, "return await self._pg.perform(operation)"),
+        "new": lines(
+            8,
+            "from agentfleet.store.ops import perform",
+            "",
+            "return await asyncio.to_thread(perform, self.sync.store.dialect, operation)",
+        ),
+        "stores": ("any",),  # PostgreSQL only; the test is not parametrised by store
+        "tests": [
+            "tests/test_aio_postgres.py::"
+            "test_the_native_verbs_run_on_the_async_pool_with_no_thread",
+        ],
     },
     {
         "name": "worktrees-not-serialised",
