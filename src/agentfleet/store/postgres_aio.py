@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from agentfleet.errors import StoreUnavailable
+from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.logs import redact_url
 from agentfleet.store.dialect import Params, Row
 from agentfleet.store.ops import Notify, Operation, Scope, Steps
@@ -88,9 +88,17 @@ class AsyncPostgres:
         self.dialect = dialect
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
         self._opening = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Row]]:
+        loop = asyncio.get_running_loop()
         if self.pool is not None:
+            if loop is not self._loop:
+                raise InvalidArgument(
+                    "this asyncio fleet's connections belong to the event loop it was first "
+                    "used in: open one fleet per event loop (agentfleet.aio.open), or close "
+                    "it in its loop before using it in another"
+                )
             return self.pool
         async with self._opening:
             if self.pool is None:
@@ -115,7 +123,7 @@ class AsyncPostgres:
                         f"cannot connect to PostgreSQL at {redact_url(self.dialect.conninfo)}: "
                         f"{redact_url(str(exc))}"
                     ) from exc
-                self.pool = pool
+                self.pool, self._loop = pool, loop
         return self.pool
 
     async def perform(self, operation: Operation[R]) -> R:
@@ -132,6 +140,7 @@ class AsyncPostgres:
 
     async def close(self) -> None:
         pool, self.pool = self.pool, None
+        self._opening = asyncio.Lock()  # a later call may come from another loop
         if pool is not None:
             await pool.close()
 
