@@ -24,6 +24,7 @@ from agentfleet import (
     InvalidTransition,
     JobNotFound,
     JobStatus,
+    PlanStatus,
     StoreUnavailable,
     Worker,
 )
@@ -31,6 +32,7 @@ from agentfleet.aio import AsyncFleet
 from agentfleet.tasks import TaskRegistry
 from tests import pg
 from tests.conftest import PATIENCE
+from tests.plans.helpers import plan, shell
 
 NATIVE_VERBS = ("enqueue", "enqueue_many", "get_job", "list_jobs", "cancel_job", "retry_job")
 
@@ -238,3 +240,35 @@ def test_a_terminated_async_connection_is_store_unavailable_then_recovers(url: s
             assert [j.id for j in await f.list_jobs()] == [again.id, job.id]
 
     asyncio.run(scenario())
+
+
+def test_a_native_cancel_of_a_plans_step_moves_its_plan_on_as_the_sync_cancel_does(
+    url: str, sync_fleet: Fleet
+) -> None:
+    def step_of(plan_id: int) -> int:
+        (job,) = [j for j in sync_fleet.list_jobs() if j.plan_id == plan_id and j.step == "a"]
+        return job.id
+
+    by_sync = sync_fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    assert sync_fleet.cancel_job(step_of(by_sync.id))
+
+    async def scenario() -> Any:
+        async with agentfleet.aio.open(url) as fleet:
+            by_aio = await fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+            assert await fleet.cancel(step_of(by_aio.id))
+            return await fleet.get_plan(by_aio.id)
+
+    moved = asyncio.run(scenario())
+    expected = sync_fleet.get_plan(by_sync.id)
+    assert moved.status is expected.status
+    assert moved.status is not PlanStatus.RUNNING
+    steps = {j.step: j.status for j in sync_fleet.list_jobs() if j.plan_id == moved.id}
+    assert steps == {j.step: j.status for j in sync_fleet.list_jobs() if j.plan_id == by_sync.id}
+
+
+def test_the_async_pool_serves_the_event_loop_it_opened_in(url: str) -> None:
+    fleet = agentfleet.aio.open(url)
+    job = asyncio.run(fleet.enqueue("shell", {"cmd": "true"}))
+    with pytest.raises(InvalidArgument, match="one fleet per event loop"):
+        asyncio.run(fleet.get_job(job.id))
+    fleet.sync.close()
