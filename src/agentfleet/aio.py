@@ -22,6 +22,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -81,7 +82,7 @@ class AsyncFleet:
     ) -> R:
         """Run a Fleet check on the loop: it is pure, but for locating a worktree's
         repository (git), which goes to a thread."""
-        if any(p is not None and p.get("workspace") == "worktree" for p in payloads):
+        if any(isinstance(p, Mapping) and p.get("workspace") == "worktree" for p in payloads):
             return await asyncio.to_thread(fn)
         return fn()
 
@@ -90,10 +91,11 @@ class AsyncFleet:
         if named:
             sync.refuse_unset_limits(named, await self._run(limits.names_op()))
 
-    async def _run_at(self, run_at: object) -> object:
-        """A relative run_at made absolute by the store's clock, read on the async pool."""
+    async def _run_at(self, run_at: object) -> datetime | None:
+        """`run_at` checked as `new_job` checks it; the store's clock, which a relative one
+        needs, read on the async pool."""
         if not isinstance(run_at, timedelta):
-            return run_at
+            return validate.run_at(run_at, _no_clock)
         from agentfleet.store.postgres import now_op
 
         now: datetime = await self._run(now_op())
@@ -107,11 +109,12 @@ class AsyncFleet:
         if self._store is None or options.get("conn") is not None:
             return await self._call(self.sync.enqueue, engine, payload, **options)
         options.pop("conn", None)
-        if "run_at" in options:
-            options["run_at"] = await self._run_at(options["run_at"])
+        run_at = options.pop("run_at", None)
         new = await self._checked(
             [payload], functools.partial(self.sync.new_job, engine, payload, **options)
         )
+        if run_at is not None:  # checked as new_job checks it, by the store's clock
+            new = replace(new, run_at=await self._run_at(run_at))
         await self._check_limits([new])
         return (await self._run(self._store.enqueue_op([new])))[0]
 
@@ -243,6 +246,10 @@ class AsyncFleet:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _no_clock() -> datetime:
+    raise AssertionError("only a relative run_at reads the store's clock")
 
 
 def open(url: str | None = None, **options: Any) -> AsyncFleet:
