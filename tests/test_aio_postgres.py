@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -152,15 +152,24 @@ def test_the_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet) -> None:
         ("enqueue", ("shell", {"cmd": "true"}), {"priority": "high"}),
         ("enqueue", ("approval", {}), {}),
         ("enqueue", ("shell", {"cmd": "true"}), {"limit": "nope"}),
-        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": timedelta(days=10**6)}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": timedelta(days=4_000_000)}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": datetime(2030, 1, 1)}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": "soon", "priority": 2**40}),
+        ("enqueue", ("shell", ["not", "a", "mapping"]), {}),
+        ("enqueue", ("", {}), {}),
+        ("enqueue_many", ([1],), {}),
         ("get_job", (424242,), {}),
+        ("get_job", (-1,), {}),
         ("list_jobs", (), {"status": "done"}),
         ("list_jobs", (), {"limit": 0}),
+        ("cancel", (424242,), {}),
+        ("retry", (424242,), {}),
     ]
+    sync_name = {"cancel": "cancel_job", "retry": "retry_job"}
 
     def sync_error(verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         try:
-            getattr(sync_fleet, verb)(*args, **kwargs)
+            getattr(sync_fleet, sync_name.get(verb, verb))(*args, **kwargs)
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return "no error"
@@ -177,7 +186,9 @@ def test_the_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet) -> None:
                     out.append(f"{type(exc).__name__}: {exc}")
             return out
 
-    assert asyncio.run(async_errors()) == [sync_error(*call) for call in calls]
+    expected = [sync_error(*call) for call in calls]
+    assert "no error" not in expected
+    assert asyncio.run(async_errors()) == expected
 
 
 def test_200_concurrent_enqueues_all_land_and_a_real_worker_runs_them(url: str) -> None:
