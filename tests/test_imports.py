@@ -207,10 +207,11 @@ print(json.dumps(failed))
 def test_every_module_imports_on_its_own() -> None:
     """Each module imported first, in a fresh interpreter: a cycle that breaks one order fails.
 
-    Two interpreters each import half of the modules in turn, dropping all of agentfleet's modules from
-    ``sys.modules`` before each one, so each import starts with none of the package loaded,
-    as a ``python -c "import agentfleet.web.auth"`` of its own would (third-party modules
-    stay loaded, which does not change what agentfleet's import order can break).
+    Two interpreters each import half of the modules in turn, dropping all of agentfleet's
+    modules from ``sys.modules`` before each one, so each import starts with none of the
+    package loaded, as a ``python -c "import agentfleet.web.auth"`` of its own would
+    (third-party modules stay loaded, which does not change what agentfleet's import order
+    can break).
     """
     names = [m for m in modules() if not m.endswith("__main__")]  # __main__ runs the CLI
     halves = [names[0::2], names[1::2]]  # two interpreters side by side: the machine's cores
