@@ -34,7 +34,16 @@ from tests import pg
 from tests.conftest import PATIENCE
 from tests.plans.helpers import plan, shell
 
-NATIVE_VERBS = ("enqueue", "enqueue_many", "get_job", "list_jobs", "cancel_job", "retry_job")
+NATIVE_VERBS = (
+    "enqueue",
+    "enqueue_many",
+    "get_job",
+    "list_jobs",
+    "cancel_job",
+    "retry_job",
+    "runs",
+    "events",
+)
 
 
 @pytest.fixture
@@ -109,6 +118,9 @@ def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
         retried = await fleet.retry(job.id)
         with pytest.raises(TimeoutError, match="still queued"):
             await fleet.wait(job.id, timeout=0.1)
+        runs = await fleet.runs(job.id)
+        job_events = await fleet.events(job.id)
+        all_events = await fleet.events(after_id=job_events[0].id, limit=3)
         monkeypatch.undo()
         await fleet.close()
         return locals()
@@ -141,8 +153,10 @@ def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
     assert seen["ended"].status is JobStatus.CANCELLED
     assert seen["retried"].status is JobStatus.QUEUED
     assert sync_fleet.get_job(job.id) == seen["retried"]
-    kinds = [e.kind for e in sync_fleet.events(job.id)]
-    assert kinds == ["enqueued", "cancelled", "retried"]  # the same events as the sync verbs
+    assert seen["runs"] == sync_fleet.runs(job.id) == []
+    assert seen["job_events"] == sync_fleet.events(job.id)
+    assert [e.kind for e in seen["job_events"]] == ["enqueued", "cancelled", "retried"]
+    assert seen["all_events"] == sync_fleet.events(after_id=seen["job_events"][0].id, limit=3)
     assert [e.kind for e in sync_fleet.events(keyed.id)] == ["enqueued"]
 
 
@@ -162,6 +176,10 @@ def test_the_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet) -> None:
         ("get_job", (-1,), {}),
         ("list_jobs", (), {"status": "done"}),
         ("list_jobs", (), {"limit": 0}),
+        ("runs", ("one",), {}),
+        ("events", (), {"after_id": "x"}),
+        ("events", (), {"limit": 0}),
+        ("events", ("one",), {}),
         ("cancel", (424242,), {}),
         ("retry", (424242,), {}),
     ]

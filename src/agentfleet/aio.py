@@ -7,13 +7,13 @@
         done = await fleet.wait(job.id, timeout=600)
 
 On PostgreSQL the hot verbs of a web app (enqueue, enqueue_many, get_job, list_jobs,
-cancel, retry, and `wait`'s reads) run on psycopg's async connections, from a pool of the
-handle's own that opens on the first call: the store's own operations (store/ops.py), the
-same statements and rules as the synchronous store's, run by an async driver. Everything
-else, and every verb on SQLite and memory (sqlite3 has no async driver), runs the
-synchronous `Fleet`'s own verb on a worker thread: same arguments, same results, same
-errors, and every rule stays written once. `wait` awaits a job's end without holding a
-thread: it sleeps on the loop between cheap reads.
+cancel, retry, runs, events, and `wait`'s reads) run on psycopg's async connections, from
+a pool of the handle's own that opens on the first call: the store's own operations
+(store/ops.py), the same statements and rules as the synchronous store's, run by an async
+driver. Everything else, and every verb on SQLite and memory (sqlite3 has no async
+driver), runs the synchronous `Fleet`'s own verb on a worker thread: same arguments, same
+results, same errors, and every rule stays written once. `wait` awaits a job's end without
+holding a thread: it sleeps on the loop between cheap reads.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ WAIT_POLL = 0.05  # seconds between reads while `wait` awaits a job's end (backs
 class AsyncFleet:
     """A `Fleet` whose verbs are awaited. `.sync` is the fleet itself, for what is not here.
 
-    `native` is True on PostgreSQL: enqueue, enqueue_many, get_job, list_jobs, cancel and
-    retry (and so `wait`) run on psycopg's async connections; the rest on a thread."""
+    `native` is True on PostgreSQL: enqueue, enqueue_many, get_job, list_jobs, cancel,
+    retry, runs and events (and so `wait`) run on psycopg's async connections; the rest on
+    a thread."""
 
     def __init__(self, fleet: sync.Fleet) -> None:
         self.sync = fleet
@@ -161,10 +162,14 @@ class AsyncFleet:
         return await self._run(self._store.retry_job_op(validate.integer(job_id, "job_id")))
 
     async def runs(self, job_id: int) -> list[Run]:
-        return await self._call(self.sync.runs, job_id)
+        if self._store is None:
+            return await self._call(self.sync.runs, job_id)
+        return await self._run(self._store.runs_op(validate.integer(job_id, "job_id")))
 
     async def events(self, job_id: int | None = None, **options: Any) -> list[Event]:
-        return await self._call(self.sync.events, job_id, **options)
+        if self._store is None:
+            return await self._call(self.sync.events, job_id, **options)
+        return await self._run(self._store.events_op(*sync.event_filters(job_id, **options)))
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it has ended (succeeded, failed, cancelled or skipped). Raises

@@ -697,11 +697,7 @@ class Fleet:
     def events(
         self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[Event]:
-        if job_id is not None:
-            validate.integer(job_id, "job_id")
-        return self.store.events(
-            job_id, validate.integer(after_id, "after_id"), validate.limit(limit)
-        )
+        return self.store.events(*event_filters(job_id, after_id=after_id, limit=limit))
 
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
@@ -1051,6 +1047,15 @@ def job_filters(
         "limit": validate.limit(limit),
         "offset": validate.integer(offset, "offset", minimum=0),
     }
+
+
+def event_filters(
+    job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
+) -> tuple[int | None, int, int]:
+    """`events`' filters, checked: the store's arguments (job id, after id, limit)."""
+    if job_id is not None:
+        validate.integer(job_id, "job_id")
+    return job_id, validate.integer(after_id, "after_id"), validate.limit(limit)
 
 
 def _job_status(value: str | JobStatus) -> bool:

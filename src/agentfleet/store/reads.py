@@ -107,8 +107,13 @@ class SqlReads:
         return {(r["queue"], r["status"]): r["n"] for r in rows}
 
     def runs(self, job_id: int) -> list[Run]:
-        with self.dialect.session() as tx:
-            rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
+        return perform(self.dialect, self.runs_op(job_id))
+
+    def runs_op(self, job_id: int) -> Operation[list[Run]]:
+        return Operation(self._runs(job_id), Scope.READ)
+
+    def _runs(self, job_id: int) -> Steps[list[Run]]:
+        rows = yield Query("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
         return [self.read.run(r) for r in rows]
 
     def run_agents(
@@ -118,12 +123,17 @@ class SqlReads:
             return run_agents(tx, self.dialect, job_id=job_id, plan_id=plan_id)
 
     def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        return perform(self.dialect, self.events_op(job_id, after_id, limit))
+
+    def events_op(self, job_id: int | None, after_id: int, limit: int) -> Operation[list[Event]]:
+        return Operation(self._events(job_id, after_id, limit), Scope.READ)
+
+    def _events(self, job_id: int | None, after_id: int, limit: int) -> Steps[list[Event]]:
         where = "id > :after" if job_id is None else "job_id = :job AND id > :after"
-        with self.dialect.session() as tx:
-            rows = tx.q(
-                f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
-                {"job": job_id, "after": after_id, "limit": limit},
-            )
+        rows = yield Query(
+            f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
+            {"job": job_id, "after": after_id, "limit": limit},
+        )
         return [self.read.event(r) for r in rows]
 
     def ledger(self, job_id: int) -> list[LedgerEntry]:
