@@ -6,10 +6,13 @@
         job = await fleet.enqueue("shell", {"cmd": "make test"})
         done = await fleet.wait(job.id, timeout=600)
 
-Each verb runs the synchronous `Fleet`'s own (same arguments, same results, same errors)
-on a worker thread, so the event loop never blocks on the database and every rule stays
-written once. The store's handle is safe across threads: PostgreSQL's connection pool
-serves concurrent calls, SQLite serialises its writers. `wait` awaits a job's end without
+On PostgreSQL the hot verbs of a web app (enqueue, enqueue_many, get_job, list_jobs,
+cancel, retry, runs, events, and `wait`'s reads) run on psycopg's async connections, from
+a pool of the handle's own that opens on the first call: the store's own operations
+(store/ops.py), the same statements and rules as the synchronous store's, run by an async
+driver. Everything else, and every verb on SQLite and memory (sqlite3 has no async
+driver), runs the synchronous `Fleet`'s own verb on a worker thread: same arguments, same
+results, same errors, and every rule stays written once. `wait` awaits a job's end without
 holding a thread: it sleeps on the loop between cheap reads.
 """
 
@@ -19,14 +22,23 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from agentfleet import fleet as sync
+from agentfleet import validate
 from agentfleet.errors import InvalidArgument
 from agentfleet.models import TERMINAL_STATUSES, Event, Job, JobStatus, NewJob, Run
 from agentfleet.plans.model import Plan, PlanSpec, PlanStatus
+from agentfleet.store import limits
+from agentfleet.store.ops import Operation
+
+if TYPE_CHECKING:
+    from agentfleet.store.postgres import PostgresStore
+    from agentfleet.store.postgres_aio import AsyncPostgres
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,42 +47,129 @@ WAIT_POLL = 0.05  # seconds between reads while `wait` awaits a job's end (backs
 
 
 class AsyncFleet:
-    """A `Fleet` whose verbs are awaited. `.sync` is the fleet itself, for what is not here."""
+    """A `Fleet` whose verbs are awaited. `.sync` is the fleet itself, for what is not here.
+
+    `native` is True on PostgreSQL: enqueue, enqueue_many, get_job, list_jobs, cancel,
+    retry, runs and events (and so `wait`) run on psycopg's async connections; the rest on
+    a thread."""
 
     def __init__(self, fleet: sync.Fleet) -> None:
         self.sync = fleet
+        self._pg: AsyncPostgres | None = None
+        self._store: PostgresStore | None = None
+        if getattr(fleet.store.dialect, "name", None) == "postgresql":
+            from agentfleet.store.postgres import PostgresStore
+            from agentfleet.store.postgres_aio import AsyncPostgres
+
+            if isinstance(fleet.store, PostgresStore):
+                self._store = fleet.store
+                self._pg = AsyncPostgres(fleet.store.dialect)
+
+    @property
+    def native(self) -> bool:
+        return self._pg is not None
 
     async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
+    async def _run(self, operation: Operation[R]) -> R:
+        assert self._pg is not None
+        return await self._pg.perform(operation)
+
+    # -- the checks before a write: the Fleet's own ----------------------------------------
+
+    async def _checked(
+        self, payloads: Iterable[Mapping[str, Any] | None], fn: Callable[[], R]
+    ) -> R:
+        """Run a Fleet check on the loop: it is pure, but for locating a worktree's
+        repository (git), which goes to a thread."""
+        if any(isinstance(p, Mapping) and p.get("workspace") == "worktree" for p in payloads):
+            return await asyncio.to_thread(fn)
+        return fn()
+
+    async def _check_limits(self, jobs: list[NewJob]) -> None:
+        named = sync.limits_named(jobs)
+        if named:
+            sync.refuse_unset_limits(named, await self._run(limits.names_op()))
+
+    async def _run_at(self, run_at: object) -> datetime | None:
+        """`run_at` checked as `new_job` checks it; the store's clock, which a relative one
+        needs, read on the async pool."""
+        if not isinstance(run_at, timedelta):
+            return validate.run_at(run_at, _no_clock)
+        from agentfleet.store.postgres import now_op
+
+        now: datetime = await self._run(now_op())
+        return validate.run_at(run_at, lambda: now)
+
     # -- jobs ---------------------------------------------------------------------------
 
-    async def enqueue(self, engine: str, payload: Mapping[str, Any], **options: Any) -> Job:
-        return await self._call(self.sync.enqueue, engine, payload, **options)
+    async def enqueue(
+        self, engine: str, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> Job:
+        if self._store is None or options.get("conn") is not None:
+            return await self._call(self.sync.enqueue, engine, payload, **options)
+        options.pop("conn", None)
+        run_at = options.pop("run_at", None)
+        new = await self._checked(
+            [payload], functools.partial(self.sync.new_job, engine, payload, **options)
+        )
+        if run_at is not None:  # checked as new_job checks it, by the store's clock
+            new = replace(new, run_at=await self._run_at(run_at))
+        await self._check_limits([new])
+        return (await self._run(self._store.enqueue_op([new])))[0]
 
     async def enqueue_many(
         self, jobs: Iterable[NewJob], *, conn: object | None = None
     ) -> list[Job]:
-        return await self._call(self.sync.enqueue_many, list(jobs), conn=conn)
+        if self._store is None or conn is not None:
+            return await self._call(self.sync.enqueue_many, list(jobs), conn=conn)
+        batch = list(jobs)
+        checked = await self._checked(
+            [getattr(job, "payload", None) for job in batch],
+            functools.partial(self.sync.checked_jobs, batch),
+        )
+        await self._check_limits(checked)
+        if not checked:
+            return []
+        return await self._run(self._store.enqueue_op(checked))
 
     async def get_job(self, job_id: int) -> Job:
-        return await self._call(self.sync.get_job, job_id)
+        if self._store is None:
+            return await self._call(self.sync.get_job, job_id)
+        return await self._run(self._store.get_job_op(validate.integer(job_id, "job_id")))
 
     async def list_jobs(self, **filters: Any) -> list[Job]:
-        return await self._call(self.sync.list_jobs, **filters)
+        if self._store is None:
+            return await self._call(self.sync.list_jobs, **filters)
+        return await self._run(self._store.list_jobs_op(**sync.job_filters(**filters)))
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job (idempotent: False when there was nothing more to cancel)."""
-        return await self._call(self.sync.cancel_job, job_id)
+        if self._store is None:
+            return await self._call(self.sync.cancel_job, job_id)
+        job_id = validate.integer(job_id, "job_id")
+        cancelled = await self._run(self._store.cancel_job_op(job_id))
+        if cancelled:  # a plan's step: its plan moves on (the plans layer, on a thread)
+            plan_id = (await self._run(self._store.get_job_op(job_id))).plan_id
+            if plan_id is not None:
+                await self._call(self.sync.plans.advance, plan_id)
+        return cancelled
 
     async def retry(self, job_id: int) -> Job:
-        return await self._call(self.sync.retry_job, job_id)
+        if self._store is None:
+            return await self._call(self.sync.retry_job, job_id)
+        return await self._run(self._store.retry_job_op(validate.integer(job_id, "job_id")))
 
     async def runs(self, job_id: int) -> list[Run]:
-        return await self._call(self.sync.runs, job_id)
+        if self._store is None:
+            return await self._call(self.sync.runs, job_id)
+        return await self._run(self._store.runs_op(validate.integer(job_id, "job_id")))
 
     async def events(self, job_id: int | None = None, **options: Any) -> list[Event]:
-        return await self._call(self.sync.events, job_id, **options)
+        if self._store is None:
+            return await self._call(self.sync.events, job_id, **options)
+        return await self._run(self._store.events_op(*sync.event_filters(job_id, **options)))
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it has ended (succeeded, failed, cancelled or skipped). Raises
@@ -138,6 +237,8 @@ class AsyncFleet:
     # -- the handle ---------------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
         await self._call(self.sync.close)
 
     async def __aenter__(self) -> AsyncFleet:
@@ -150,6 +251,10 @@ class AsyncFleet:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _no_clock() -> datetime:
+    raise AssertionError("only a relative run_at reads the store's clock")
 
 
 def open(url: str | None = None, **options: Any) -> AsyncFleet:

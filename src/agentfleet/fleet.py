@@ -148,7 +148,7 @@ class Fleet:
             lock=validate.optional_name(lock, "lock"),
             max_attempts=validate.int32(max_attempts, "max_attempts", minimum=1),
             timeout=validate.optional_positive_seconds(timeout, "timeout"),
-            run_at=validate.run_at(run_at, self.store.now()) if run_at is not None else None,
+            run_at=validate.run_at(run_at, self.store.now),
             dedupe_key=validate.optional_name(dedupe_key, "dedupe_key"),
         )
 
@@ -190,13 +190,9 @@ class Fleet:
         return self.store.enqueue([new], conn)[0]
 
     def _check_limits(self, jobs: Sequence[NewJob]) -> None:
-        named = {name for job in jobs if (name := limit_of(job.payload)) is not None}
-        missing = sorted(named - self.limit_store.names()) if named else []
-        if missing:
-            raise InvalidArgument(
-                f"limit {missing[0]!r} is not set: set it first with "
-                f"`agentfleet limits set {missing[0]} N` (or Fleet.set_limit)"
-            )
+        named = limits_named(jobs)
+        if named:
+            refuse_unset_limits(named, self.limit_store.names())
 
     # -- fleet-wide limits --------------------------------------------------------------
 
@@ -224,12 +220,20 @@ class Fleet:
 
     def enqueue_many(self, jobs: Iterable[NewJob], *, conn: object | None = None) -> list[Job]:
         """Add all jobs in one transaction, or none: the caller's on `conn`, as `enqueue`."""
+        checked = self.checked_jobs(jobs)
+        self._check_limits(checked)
+        if not checked and conn is None:
+            return []
+        return self.store.enqueue(checked, conn)  # a conn is judged even with no jobs
+
+    def checked_jobs(self, jobs: Iterable[NewJob]) -> list[NewJob]:
+        """NewJob values checked as `new_job` checks them (one can be built by hand), all
+        before any write; what `enqueue_many` writes."""
         batch = list(jobs)
         for job in batch:
             if not isinstance(job, NewJob):
                 raise InvalidArgument("enqueue_many takes NewJob values (see Fleet.new_job)")
-        # A NewJob can be built by hand: check it as new_job would, all before any write.
-        checked = [
+        return [
             self.new_job(
                 job.engine,
                 job.payload,
@@ -243,10 +247,6 @@ class Fleet:
             )
             for job in batch
         ]
-        self._check_limits(checked)
-        if not checked and conn is None:
-            return []
-        return self.store.enqueue(checked, conn)  # a conn is judged even with no jobs
 
     # -- python tasks -----------------------------------------------------------------
 
@@ -616,22 +616,10 @@ class Fleet:
         offset: int = 0,
     ) -> list[Job]:
         """Newest first."""
-        checked_status = None
-        if status is not None:
-            try:
-                checked_status = JobStatus(status)
-            except (ValueError, TypeError):
-                choices = ", ".join(s.value for s in JobStatus)
-                raise InvalidArgument(
-                    f"unknown status {status!r}; expected one of {choices}"
-                ) from None
         return self.store.list_jobs(
-            status=checked_status,
-            queue=validate.optional_name(queue, "queue"),
-            engine=validate.optional_name(engine, "engine"),
-            label=validate.optional_name(label, "label"),
-            limit=validate.limit(limit),
-            offset=validate.integer(offset, "offset", minimum=0),
+            **job_filters(
+                status=status, queue=queue, engine=engine, label=label, limit=limit, offset=offset
+            )
         )
 
     # -- schedules ------------------------------------------------------------------
@@ -712,11 +700,7 @@ class Fleet:
     def events(
         self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[Event]:
-        if job_id is not None:
-            validate.integer(job_id, "job_id")
-        return self.store.events(
-            job_id, validate.integer(after_id, "after_id"), validate.limit(limit)
-        )
+        return self.store.events(*event_filters(job_id, after_id=after_id, limit=limit))
 
     def update_if_match(
         self, collection: str, doc_id: int, expected_rev: int, patch: Mapping[str, Any]
@@ -742,7 +726,7 @@ class Fleet:
         if "timeout" in checked:
             validate.optional_positive_seconds(checked["timeout"], "timeout")
         if "run_at" in checked:
-            checked["run_at"] = validate.run_at(checked["run_at"], self.store.now())
+            checked["run_at"] = validate.run_at(checked["run_at"], self.store.now)
         return self.store.update_if_match(collection, doc_id, expected_rev, checked)
 
     # -- plans ------------------------------------------------------------------------
@@ -1024,6 +1008,57 @@ def open(url: str | None = None, **options: Any) -> Fleet:
         if k in options
     }
     return Fleet(open_store(url, **options), **fleet_options)
+
+
+def limits_named(jobs: Iterable[NewJob]) -> set[str]:
+    """The fleet-wide limits these jobs name."""
+    return {name for job in jobs if (name := limit_of(job.payload)) is not None}
+
+
+def refuse_unset_limits(named: set[str], known: set[str]) -> None:
+    """Refuse jobs naming a limit that is not set (`known` are the ones set)."""
+    missing = sorted(named - known)
+    if missing:
+        raise InvalidArgument(
+            f"limit {missing[0]!r} is not set: set it first with "
+            f"`agentfleet limits set {missing[0]} N` (or Fleet.set_limit)"
+        )
+
+
+def job_filters(
+    *,
+    status: JobStatus | str | None = None,
+    queue: str | None = None,
+    engine: str | None = None,
+    label: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """`list_jobs`'s filters, checked: the store's arguments."""
+    checked_status = None
+    if status is not None:
+        try:
+            checked_status = JobStatus(status)
+        except (ValueError, TypeError):
+            choices = ", ".join(s.value for s in JobStatus)
+            raise InvalidArgument(f"unknown status {status!r}; expected one of {choices}") from None
+    return {
+        "status": checked_status,
+        "queue": validate.optional_name(queue, "queue"),
+        "engine": validate.optional_name(engine, "engine"),
+        "label": validate.optional_name(label, "label"),
+        "limit": validate.limit(limit),
+        "offset": validate.integer(offset, "offset", minimum=0),
+    }
+
+
+def event_filters(
+    job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
+) -> tuple[int | None, int, int]:
+    """`events`' filters, checked: the store's arguments (job id, after id, limit)."""
+    if job_id is not None:
+        validate.integer(job_id, "job_id")
+    return job_id, validate.integer(after_id, "after_id"), validate.limit(limit)
 
 
 def _job_status(value: str | JobStatus) -> bool:

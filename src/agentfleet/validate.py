@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -214,13 +214,14 @@ def prompt(value: _V, what: str = "prompt") -> _V:
     return value
 
 
-def run_at(value: object, now: datetime) -> datetime | None:
-    """When a job may start: an aware datetime, or a timedelta from the store's now."""
+def run_at(value: object, now: Callable[[], datetime]) -> datetime | None:
+    """When a job may start: an aware datetime, or a timedelta from the store's now (read
+    only then)."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         try:
-            when = now + value
+            when = now() + value
         except OverflowError:
             raise InvalidArgument(f"run_at is out of range: now + {value}") from None
     elif isinstance(value, datetime):

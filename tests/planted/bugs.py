@@ -36,6 +36,7 @@ WORKER = "src/agentfleet/worker/core.py"
 WORK_CLI = "src/agentfleet/cli/work.py"
 SUPERVISE = "src/agentfleet/supervise.py"
 LEFTOVERS = "src/agentfleet/leftovers.py"
+AIO = "src/agentfleet/aio.py"
 LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
@@ -141,15 +142,17 @@ BUGS: list[dict[str, Any]] = [
         "updated_at: a no-op re-stamps a finished row (and breaks If-Match on it).",
         "path": VERBS,
         "old": lines(
-            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+            8, 'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):'
         ),
         "new": lines(
-            12,
-            "if tx.one(",
-            '    "UPDATE jobs SET rev = rev + 1, updated_at = {now} WHERE id = :id "',
-            '    "RETURNING 1 AS one",',
-            '    {"id": job_id},',
-            ") is None:",
+            8,
+            "if not (",
+            "    yield Query(",
+            '        "UPDATE jobs SET rev = rev + 1, updated_at = {now} WHERE id = :id "',
+            '        "RETURNING 1 AS one",',
+            '        {"id": job_id},',
+            "    )",
+            "):",
         ),
         "tests": [
             "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
@@ -288,15 +291,15 @@ BUGS: list[dict[str, Any]] = [
         "still answering False): when a job ended is rewritten by a no-op.",
         "path": VERBS,
         "old": lines(
-            12, 'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:'
+            8, 'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):'
         ),
         "new": lines(
-            12,
-            "tx.q(",
+            8,
+            "yield Query(",
             '    "UPDATE jobs SET finished_at = {now} WHERE id = :id AND finished_at IS NOT NULL",',
             '    {"id": job_id},',
             ")",
-            'if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:',
+            'if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):',
         ),
         "tests": [
             "tests/contract/test_cancel.py::test_cancel_of_a_finished_job_changes_nothing",
@@ -605,23 +608,43 @@ BUGS: list[dict[str, Any]] = [
         "old": lines(
             12,
             "if new.dedupe_key is not None:",
-            '    rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            '    rows = yield Query(_LIVE_HOLDER, {"key": new.dedupe_key}, tuples=True)',
             "    if rows:",
             "        return self.read.job(rows[0]), False",
-            "rows = tx.tuples(_INSERT_JOB, params)",
+            "rows = yield Query(_INSERT_JOB, params, tuples=True)",
             "if rows:",
             "    return self.read.job(rows[0]), True",
         ),
         "new": lines(
             12,
-            "rows = tx.tuples(_INSERT_JOB, params)",
+            "rows = yield Query(_INSERT_JOB, params, tuples=True)",
             "if rows:",
             "    return self.read.job(rows[0]), True",
-            'rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})',
+            'rows = yield Query(_LIVE_HOLDER, {"key": new.dedupe_key}, tuples=True)',
             "if rows:",
             "    return self.read.job(rows[0]), False",
         ),
         "tests": ["tests/contract/test_jobs.py::test_a_dedupe_repeat_takes_no_job_id[{store}]"],
+    },
+    {
+        "name": "aio-verbs-on-threads",
+        "intent": "On PostgreSQL the asyncio verbs meant to be native (enqueue, get_job, "
+        "list_jobs, cancel, retry, wait's reads) run the store's operations on a worker "
+        "thread over the synchronous pool instead of on the async pool: the same answers, "
+        "but each call holds a thread.",
+        "path": AIO,
+        "old": lines(8, "return await self._pg.perform(operation)"),
+        "new": lines(
+            8,
+            "from agentfleet.store.ops import perform",
+            "",
+            "return await asyncio.to_thread(perform, self.sync.store.dialect, operation)",
+        ),
+        "stores": ("any",),  # PostgreSQL only; the test is not parametrised by store
+        "tests": [
+            "tests/test_aio_postgres.py::"
+            "test_the_native_verbs_run_on_the_async_pool_with_no_thread",
+        ],
     },
     {
         "name": "worktrees-not-serialised",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agentfleet.errors import InvalidArgument
 from agentfleet.store.dialect import Dialect, Tx
+from agentfleet.store.ops import Operation, Query, Scope, Steps, perform
 
 _SET = """
     INSERT INTO limits (name, max_running, rate_count, rate_seconds, updated_at)
@@ -137,5 +138,14 @@ class Limits:
         ]  # fmt: skip
 
     def names(self) -> set[str]:
-        with self.dialect.session() as tx:
-            return {str(r["name"]) for r in tx.q("SELECT name FROM limits")}
+        return perform(self.dialect, names_op())
+
+
+def names_op() -> Operation[set[str]]:
+    """The names of the limits that are set."""
+    return Operation(_names(), Scope.READ)
+
+
+def _names() -> Steps[set[str]]:
+    rows = yield Query("SELECT name FROM limits")
+    return {str(r["name"]) for r in rows}

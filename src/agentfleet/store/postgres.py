@@ -33,11 +33,16 @@ from agentfleet.logs import redact_url
 from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import limits, rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, not_joinable
+from agentfleet.store.ops import Operation, Query, Scope, Steps, perform
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
 from agentfleet.store.sql import Batch, SqlStore, pause
 
 NOTIFY_CHANNEL = "agentfleet_jobs"
+NOTIFY = "SELECT pg_notify(%s, %s)"  # (channel, queue): sent when the transaction commits
+# Every pooled connection works in the store's schema. A SET, not the `options` startup
+# parameter, which PgBouncer refuses.
+USE_SCHEMA = f"SET search_path = {SCHEMA}"
 _LIMITS_LOCK_KEY = 0x61666C696D6974  # "aflimit": serialises claims of jobs that name a limit
 DEFAULT_POOL_SIZE = 4
 _MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
@@ -71,7 +76,7 @@ class PostgresTx(Tx):
 
     def notify(self, queue: str = "") -> None:
         if self._dialect.notify:
-            self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
+            self.conn.execute(NOTIFY, (NOTIFY_CHANNEL, queue))
 
 
 class CallersPostgresTx(PostgresTx):
@@ -159,11 +164,7 @@ class PostgresDialect(Dialect):
         return isinstance(exc, pg_errors.UniqueViolation)
 
     def now(self) -> datetime:
-        with self.session() as tx:
-            row = tx.one("SELECT now() AS now")
-        assert row is not None
-        value: datetime = row["now"]
-        return value
+        return perform(self, now_op())
 
     # -- connections and transactions -------------------------------------------------
 
@@ -344,11 +345,14 @@ class PostgresStore(SqlStore):
     # Differs by necessity: unnest and a data-modifying CTE insert a batch without dedupe
     # keys, and log it, in one statement; dedupe keys need the shared per-job path.
 
-    def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
+    def enqueue_op(self, jobs: Sequence[NewJob]) -> Operation[list[Job]]:
         # Differs by necessity: jobs without dedupe keys (one or many) go in one statement
         # (its own transaction: one round trip), which only data-modifying CTEs allow.
         if not jobs or any(job.dedupe_key is not None for job in jobs):
-            return super().enqueue(jobs, conn)
+            return super().enqueue_op(jobs)
+        return Operation(self._enqueue_bulk(jobs), Scope.STATEMENT)
+
+    def _enqueue_bulk(self, jobs: Sequence[NewJob]) -> Steps[list[Job]]:
         columns: dict[str, list[Any]] = {
             "queue": [j.queue for j in jobs],
             "engine": [j.engine for j in jobs],
@@ -361,8 +365,7 @@ class PostgresStore(SqlStore):
             "limit_name": [rules.limit_of(j.payload) for j in jobs],
         }
         params = {**columns, "channel": NOTIFY_CHANNEL, "notify": self.dialect.notify}
-        with self.dialect.write(conn, statement=True) as tx:
-            rows = tx.tuples(_ENQUEUE_BULK, params)
+        rows = yield Query(_ENQUEUE_BULK, params, tuples=True)
         return [self.read.job(row) for row in rows]
 
     # -- the batched hot path ---------------------------------------------------------
@@ -498,6 +501,17 @@ class PostgresStore(SqlStore):
         self.dialect.pool.close()
 
 
+def now_op() -> Operation[datetime]:
+    """The server's clock, the one clock of the fleet."""
+    return Operation(_now(), Scope.READ)
+
+
+def _now() -> Steps[datetime]:
+    rows = yield Query("SELECT now() AS now")
+    value: datetime = rows[0]["now"]
+    return value
+
+
 def split_url_options(url: str) -> tuple[str, int | None]:
     """The URL without agentfleet's own query options (libpq refuses unknown ones), and
     the `pool_size` it named, if any: ``postgresql://host/db?pool_size=1``."""
@@ -529,7 +543,7 @@ def _pool_size(value: object) -> int:
 
 
 def _use_schema(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(f"SET search_path = {SCHEMA}")
+    conn.execute(USE_SCHEMA)
 
 
 def _listen(conn: psycopg.Connection[Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from agentfleet.errors import JobNotFound
 from agentfleet.models import Event, Job, JobStatus, LedgerEntry, Run, WorkerInfo
 from agentfleet.store.dialect import Dialect, Tx
+from agentfleet.store.ops import Operation, Query, Scope, Steps, perform
 from agentfleet.store.rows import JOB_COLUMNS, Readers
 
 
@@ -43,8 +44,13 @@ class SqlReads:
         return [self.read.worker(r, running.get(r["name"], ())) for r in rows]
 
     def get_job(self, job_id: int) -> Job:
-        with self.dialect.session() as tx:
-            rows = tx.tuples(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id})
+        return perform(self.dialect, self.get_job_op(job_id))
+
+    def get_job_op(self, job_id: int) -> Operation[Job]:
+        return Operation(self._get_job(job_id), Scope.READ)
+
+    def _get_job(self, job_id: int) -> Steps[Job]:
+        rows = yield Query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id}, True)
         if not rows:
             raise JobNotFound(job_id)
         return self.read.job(rows[0])
@@ -59,6 +65,23 @@ class SqlReads:
         limit: int,
         offset: int,
     ) -> list[Job]:
+        return perform(
+            self.dialect,
+            self.list_jobs_op(
+                status=status, queue=queue, engine=engine, label=label, limit=limit, offset=offset
+            ),
+        )
+
+    def list_jobs_op(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        engine: str | None,
+        label: str | None,
+        limit: int,
+        offset: int,
+    ) -> Operation[list[Job]]:
         where = ["1 = 1"]
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         for column, value in (("status", status), ("queue", queue), ("engine", engine)):
@@ -72,8 +95,10 @@ class SqlReads:
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT :limit OFFSET :offset"
         )
-        with self.dialect.session() as tx:
-            rows = tx.tuples(sql, params)
+        return Operation(self._read_jobs(Query(sql, params, tuples=True)), Scope.READ)
+
+    def _read_jobs(self, query: Query) -> Steps[list[Job]]:
+        rows = yield query
         return [self.read.job(r) for r in rows]
 
     def count_jobs(self) -> dict[tuple[str, str], int]:
@@ -82,8 +107,13 @@ class SqlReads:
         return {(r["queue"], r["status"]): r["n"] for r in rows}
 
     def runs(self, job_id: int) -> list[Run]:
-        with self.dialect.session() as tx:
-            rows = tx.q("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
+        return perform(self.dialect, self.runs_op(job_id))
+
+    def runs_op(self, job_id: int) -> Operation[list[Run]]:
+        return Operation(self._runs(job_id), Scope.READ)
+
+    def _runs(self, job_id: int) -> Steps[list[Run]]:
+        rows = yield Query("SELECT * FROM runs WHERE job_id = :id ORDER BY epoch", {"id": job_id})
         return [self.read.run(r) for r in rows]
 
     def run_agents(
@@ -93,12 +123,17 @@ class SqlReads:
             return run_agents(tx, self.dialect, job_id=job_id, plan_id=plan_id)
 
     def events(self, job_id: int | None, after_id: int, limit: int) -> list[Event]:
+        return perform(self.dialect, self.events_op(job_id, after_id, limit))
+
+    def events_op(self, job_id: int | None, after_id: int, limit: int) -> Operation[list[Event]]:
+        return Operation(self._events(job_id, after_id, limit), Scope.READ)
+
+    def _events(self, job_id: int | None, after_id: int, limit: int) -> Steps[list[Event]]:
         where = "id > :after" if job_id is None else "job_id = :job AND id > :after"
-        with self.dialect.session() as tx:
-            rows = tx.q(
-                f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
-                {"job": job_id, "after": after_id, "limit": limit},
-            )
+        rows = yield Query(
+            f"SELECT * FROM events WHERE {where} ORDER BY id LIMIT :limit",
+            {"job": job_id, "after": after_id, "limit": limit},
+        )
         return [self.read.event(r) for r in rows]
 
     def ledger(self, job_id: int) -> list[LedgerEntry]:

@@ -34,6 +34,7 @@ from agentfleet.models import (
 )
 from agentfleet.store import events, limits, rules
 from agentfleet.store.dialect import Dialect, Tx, to_json
+from agentfleet.store.ops import Notify, Operation, Query, Scope, Steps, perform, run
 from agentfleet.store.reads import SqlReads
 from agentfleet.store.rows import JOB_COLUMNS, Readers
 from agentfleet.store.verbs import Verbs
@@ -211,29 +212,32 @@ class SqlStore(Verbs, SqlReads, ABC):
     # -- enqueue and claim ----------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob], conn: object | None = None) -> list[Job]:
+        return perform(self.dialect, self.enqueue_op(jobs), conn)
+
+    def enqueue_op(self, jobs: Sequence[NewJob]) -> Operation[list[Job]]:
+        """Insert all jobs in one transaction (each, or the live job holding its dedupe
+        key), log the new ones and wake their queues' workers at commit."""
+        return Operation(self._enqueue_steps(jobs), Scope.TRANSACTION)
+
+    def _enqueue_steps(self, jobs: Sequence[NewJob]) -> Steps[list[Job]]:
         out: list[Job] = []
-        with self.dialect.write(conn) as tx:
-            queues: set[str] = set()
-            for new in jobs:
-                job, inserted = self._insert_job(tx, new)
-                if inserted:
-                    events.record(tx, job.id, "enqueued", data={"queue": job.queue})
-                    queues.add(job.queue)
-                out.append(job)
-            for queue in sorted(queues):
-                tx.notify(queue)
+        queues: set[str] = set()
+        for new in jobs:
+            job, inserted = yield from self._insert_job(new)
+            if inserted:
+                yield events.entry(job.id, "enqueued", data={"queue": job.queue})
+                queues.add(job.queue)
+            out.append(job)
+        for queue in sorted(queues):
+            yield Notify(queue)
         return out
 
     def enqueue_in(self, tx: Tx, new: NewJob) -> Job:
         """Enqueue inside a transaction of the caller's (a schedule's slot and its job are
         one write): the job, or the live one holding the same dedupe key."""
-        job, inserted = self._insert_job(tx, new)
-        if inserted:
-            events.record(tx, job.id, "enqueued", data={"queue": job.queue})
-            tx.notify(job.queue)
-        return job
+        return run(tx, self._enqueue_steps([new]))[0]
 
-    def _insert_job(self, tx: Tx, new: NewJob) -> tuple[Job, bool]:
+    def _insert_job(self, new: NewJob) -> Steps[tuple[Job, bool]]:
         """Insert, or find the live job holding the same dedupe key: (job, inserted)."""
         params = {
             "queue": new.queue,
@@ -253,10 +257,10 @@ class SqlStore(Verbs, SqlReads, ABC):
         # the holder may finish between them, hence a second round.
         for _ in range(2):
             if new.dedupe_key is not None:
-                rows = tx.tuples(_LIVE_HOLDER, {"key": new.dedupe_key})
+                rows = yield Query(_LIVE_HOLDER, {"key": new.dedupe_key}, tuples=True)
                 if rows:
                     return self.read.job(rows[0]), False
-            rows = tx.tuples(_INSERT_JOB, params)
+            rows = yield Query(_INSERT_JOB, params, tuples=True)
             if rows:
                 return self.read.job(rows[0]), True
         raise InvalidTransition("dedupe_key", "live", "finished")

@@ -14,7 +14,8 @@ from agentfleet.errors import InvalidArgument, InvalidTransition, JobNotFound
 from agentfleet.models import Job, JobStatus, MatchResult
 from agentfleet.store import events, rules
 from agentfleet.store.base import check_job_patch
-from agentfleet.store.dialect import Dialect, Tx, to_json
+from agentfleet.store.dialect import Dialect, to_json
+from agentfleet.store.ops import Notify, Operation, Query, Scope, Steps, perform
 from agentfleet.store.rows import JOB_COLUMNS, Readers
 
 _REAP = f"""
@@ -67,54 +68,65 @@ class Verbs:
     read: Readers
 
     def cancel_job(self, job_id: int) -> bool:
-        with self.dialect.tx() as tx:
-            row = tx.one(
-                "UPDATE jobs SET status = 'cancelled', finished_at = {now}, updated_at = {now}, "
-                f"rev = rev + 1 WHERE id = :id AND {rules.CANCEL.guard()} RETURNING id",
-                {"id": job_id},
-            )
-            if row is not None:
-                events.record(tx, job_id, "cancelled")
-                return True
-            row = tx.one(
-                "UPDATE jobs SET cancel_requested = TRUE, updated_at = {now}, rev = rev + 1 "
-                f"WHERE id = :id AND {rules.ASK_TO_STOP.guard()} AND NOT cancel_requested "
-                "RETURNING lease_epoch",
-                {"id": job_id},
-            )
-            if row is not None:
-                events.record(tx, job_id, "cancel_requested", epoch=row["lease_epoch"])
-                return True
-            if tx.one("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id}) is None:
-                raise JobNotFound(job_id)
-            return False
+        return perform(self.dialect, self.cancel_job_op(job_id))
+
+    def cancel_job_op(self, job_id: int) -> Operation[bool]:
+        return Operation(self._cancel_job(job_id), Scope.TRANSACTION)
+
+    def _cancel_job(self, job_id: int) -> Steps[bool]:
+        rows = yield Query(
+            "UPDATE jobs SET status = 'cancelled', finished_at = {now}, updated_at = {now}, "
+            f"rev = rev + 1 WHERE id = :id AND {rules.CANCEL.guard()} RETURNING id",
+            {"id": job_id},
+        )
+        if rows:
+            yield events.entry(job_id, "cancelled")
+            return True
+        rows = yield Query(
+            "UPDATE jobs SET cancel_requested = TRUE, updated_at = {now}, rev = rev + 1 "
+            f"WHERE id = :id AND {rules.ASK_TO_STOP.guard()} AND NOT cancel_requested "
+            "RETURNING lease_epoch",
+            {"id": job_id},
+        )
+        if rows:
+            yield events.entry(job_id, "cancel_requested", epoch=rows[0]["lease_epoch"])
+            return True
+        if not (yield Query("SELECT 1 AS one FROM jobs WHERE id = :id", {"id": job_id})):
+            raise JobNotFound(job_id)
+        return False
 
     def retry_job(self, job_id: int) -> Job:
+        return perform(self.dialect, self.retry_job_op(job_id))
+
+    def retry_job_op(self, job_id: int) -> Operation[Job]:
+        return Operation(self._retry_job(job_id), Scope.TRANSACTION)
+
+    def _retry_job(self, job_id: int) -> Steps[Job]:
         try:
-            with self.dialect.tx() as tx:
-                rows = tx.tuples(_RETRY, {"id": job_id})
-                if not rows:
-                    raise self._not_retryable(tx, job_id)
-                job = self.read.job(rows[0])
-                events.record(tx, job_id, "retried")
-                tx.notify(job.queue)
-                return job
+            rows = yield Query(_RETRY, {"id": job_id}, tuples=True)
         except Exception as exc:
             if not self.dialect.is_unique_violation(exc):
                 raise
             raise InvalidTransition(
                 f"job {job_id} (another live job has its dedupe key)", "failed", "queued"
             ) from exc
+        if not rows:
+            raise (yield from self._not_retryable(job_id))
+        job = self.read.job(rows[0])
+        yield events.entry(job_id, "retried")
+        yield Notify(job.queue)
+        return job
 
-    def _not_retryable(self, tx: Tx, job_id: int) -> Exception:
+    def _not_retryable(self, job_id: int) -> Steps[Exception]:
         """Why a retry found nothing to do, in people's words."""
-        row = tx.one(
+        rows = yield Query(
             "SELECT j.status, j.plan_id, p.status AS plan_status FROM jobs j "
             "LEFT JOIN plans p ON p.id = j.plan_id WHERE j.id = :id",
             {"id": job_id},
         )
-        if row is None:
+        if not rows:
             return JobNotFound(job_id)
+        row = rows[0]
         status, plan = row["status"], row["plan_id"]
         if status in ("failed", "cancelled"):
             plan_status = row["plan_status"]

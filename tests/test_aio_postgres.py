@@ -1,0 +1,303 @@
+"""The asyncio API on PostgreSQL's async connections: enqueue, enqueue_many, get_job,
+list_jobs, cancel, retry and wait run on the handle's async pool, with no thread and no
+synchronous connection, and answer as the synchronous Fleet does: the same jobs, the same
+errors. Many at once from one event loop all land; a lost server is StoreUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+import agentfleet
+import agentfleet.aio
+from agentfleet import (
+    Fleet,
+    InvalidArgument,
+    InvalidTransition,
+    JobNotFound,
+    JobStatus,
+    PlanStatus,
+    StoreUnavailable,
+    Worker,
+)
+from agentfleet.aio import AsyncFleet
+from agentfleet.tasks import TaskRegistry
+from tests import pg
+from tests.conftest import PATIENCE
+from tests.plans.helpers import plan, shell
+
+NATIVE_VERBS = (
+    "enqueue",
+    "enqueue_many",
+    "get_job",
+    "list_jobs",
+    "cancel_job",
+    "retry_job",
+    "runs",
+    "events",
+)
+
+
+@pytest.fixture
+def url(pg_url: str) -> str:
+    pg.truncate_all(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def sync_fleet(url: str) -> Iterator[Fleet]:
+    with agentfleet.open(url) as fleet:
+        yield fleet
+
+
+def _refused(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a native verb left the event loop (a thread or a sync connection)")
+
+
+def _no_thread_and_no_sync_connection(monkeypatch: pytest.MonkeyPatch, fleet: Fleet) -> None:
+    """Every way off the loop fails: asyncio.to_thread, the Fleet's and the store's
+    synchronous verbs, and the synchronous pool's connections and transactions."""
+    monkeypatch.setattr(asyncio, "to_thread", _refused)
+    for verb in NATIVE_VERBS:
+        monkeypatch.setattr(fleet, verb, _refused)
+        monkeypatch.setattr(fleet.store, verb, _refused, raising=False)
+    for way in ("session", "tx", "statement", "joined"):
+        monkeypatch.setattr(fleet.store.dialect, way, _refused)
+    monkeypatch.setattr(fleet.store.dialect.pool, "connection", _refused)
+
+
+def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
+    url: str, sync_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = agentfleet.open(url)
+    fleet = AsyncFleet(handle)
+    assert fleet.native
+    sync_fleet.set_limit("gpu", 1)
+    _no_thread_and_no_sync_connection(monkeypatch, handle)
+
+    async def scenario() -> dict[str, Any]:
+        job = await fleet.enqueue("shell", {"cmd": "true"}, queue="web", priority=5)
+        keyed = await fleet.enqueue("shell", {"cmd": "true"}, dedupe_key="build-1")
+        repeat = await fleet.enqueue("shell", {"cmd": "other"}, dedupe_key="build-1")
+        later = await fleet.enqueue("shell", {"cmd": "true"}, run_at=timedelta(hours=1))
+        gpu = await fleet.enqueue("shell", {"cmd": "true"}, limit="gpu")
+        many = await fleet.enqueue_many(
+            [handle.new_job("shell", {"cmd": f"echo {i}", "labels": ["x"]}) for i in range(3)]
+        )
+        assert await fleet.enqueue_many([]) == []
+        got = await fleet.get_job(job.id)
+        listed = await fleet.list_jobs(queue="web")
+        labelled = await fleet.list_jobs(label="x", status="queued", limit=2)
+        errors: dict[str, type[BaseException]] = {}
+        for name, call in {
+            "unknown id": fleet.get_job(999_999),
+            "bad id": fleet.get_job("seven"),  # type: ignore[arg-type]
+            "bad priority": fleet.enqueue("shell", {"cmd": "true"}, priority="high"),
+            "unset limit": fleet.enqueue("shell", {"cmd": "true"}, limit="tpu"),
+            "bad status": fleet.list_jobs(status="done"),
+            "not a NewJob": fleet.enqueue_many([{"engine": "shell"}]),  # type: ignore[list-item]
+            "cancel unknown": fleet.cancel(999_999),
+            "retry queued": fleet.retry(job.id),
+            "retry unknown": fleet.retry(999_999),
+        }.items():
+            try:
+                await call
+            except Exception as exc:
+                errors[name] = type(exc)
+        cancelled = await fleet.cancel(job.id)
+        again = await fleet.cancel(job.id)
+        ended = await fleet.wait(job.id, timeout=5)
+        retried = await fleet.retry(job.id)
+        with pytest.raises(TimeoutError, match="still queued"):
+            await fleet.wait(job.id, timeout=0.1)
+        runs = await fleet.runs(job.id)
+        job_events = await fleet.events(job.id)
+        all_events = await fleet.events(after_id=job_events[0].id, limit=3)
+        monkeypatch.undo()
+        await fleet.close()
+        return locals()
+
+    seen = asyncio.run(scenario())
+
+    job, keyed, repeat = seen["job"], seen["keyed"], seen["repeat"]
+    assert (job.queue, job.priority, job.status) == ("web", 5, JobStatus.QUEUED)
+    assert repeat == keyed  # the live job holding the dedupe key, not a new one
+    assert seen["later"].run_at == sync_fleet.get_job(seen["later"].id).run_at
+    assert seen["later"].run_at > sync_fleet.now() + timedelta(minutes=59)
+    assert seen["gpu"].payload["limit"] == "gpu"
+    assert [j.payload["cmd"] for j in seen["many"]] == ["echo 0", "echo 1", "echo 2"]
+    assert seen["got"] == job  # enqueue's answer is the row as stored
+    assert seen["listed"] == [job]
+    assert seen["labelled"] == sync_fleet.list_jobs(label="x", status="queued", limit=2)
+    assert [j.id for j in seen["labelled"]] == [seen["many"][2].id, seen["many"][1].id]
+    assert seen["errors"] == {
+        "unknown id": JobNotFound,
+        "bad id": InvalidArgument,
+        "bad priority": InvalidArgument,
+        "unset limit": InvalidArgument,
+        "bad status": InvalidArgument,
+        "not a NewJob": InvalidArgument,
+        "cancel unknown": JobNotFound,
+        "retry queued": InvalidTransition,
+        "retry unknown": JobNotFound,
+    }
+    assert (seen["cancelled"], seen["again"]) == (True, False)
+    assert seen["ended"].status is JobStatus.CANCELLED
+    assert seen["retried"].status is JobStatus.QUEUED
+    assert sync_fleet.get_job(job.id) == seen["retried"]
+    assert seen["runs"] == sync_fleet.runs(job.id) == []
+    assert seen["job_events"] == sync_fleet.events(job.id)
+    assert [e.kind for e in seen["job_events"]] == ["enqueued", "cancelled", "retried"]
+    assert seen["all_events"] == sync_fleet.events(after_id=seen["job_events"][0].id, limit=3)
+    assert [e.kind for e in sync_fleet.events(keyed.id)] == ["enqueued"]
+
+
+def test_the_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet) -> None:
+    """Each bad call refused by the async verb with the sync verb's exception and message."""
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("enqueue", ("shell", {"cmd": "true"}), {"priority": "high"}),
+        ("enqueue", ("approval", {}), {}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"limit": "nope"}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": timedelta(days=4_000_000)}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": datetime(2030, 1, 1)}),
+        ("enqueue", ("shell", {"cmd": "true"}), {"run_at": "soon", "priority": 2**40}),
+        ("enqueue", ("shell", ["not", "a", "mapping"]), {}),
+        ("enqueue", ("", {}), {}),
+        ("enqueue_many", ([1],), {}),
+        ("get_job", (424242,), {}),
+        ("get_job", (-1,), {}),
+        ("list_jobs", (), {"status": "done"}),
+        ("list_jobs", (), {"limit": 0}),
+        ("runs", ("one",), {}),
+        ("events", (), {"after_id": "x"}),
+        ("events", (), {"limit": 0}),
+        ("events", ("one",), {}),
+        ("cancel", (424242,), {}),
+        ("retry", (424242,), {}),
+    ]
+    sync_name = {"cancel": "cancel_job", "retry": "retry_job"}
+
+    def sync_error(verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        try:
+            getattr(sync_fleet, sync_name.get(verb, verb))(*args, **kwargs)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "no error"
+
+    async def async_errors() -> list[str]:
+        async with agentfleet.aio.open(url) as fleet:
+            assert fleet.native
+            out = []
+            for verb, args, kwargs in calls:
+                try:
+                    await getattr(fleet, verb)(*args, **kwargs)
+                    out.append("no error")
+                except Exception as exc:
+                    out.append(f"{type(exc).__name__}: {exc}")
+            return out
+
+    expected = [sync_error(*call) for call in calls]
+    assert "no error" not in expected
+    assert asyncio.run(async_errors()) == expected
+
+
+def test_200_concurrent_enqueues_all_land_and_a_real_worker_runs_them(url: str) -> None:
+    registry = TaskRegistry()
+    registry.register(lambda n: n * 2, "double")
+    worker = Worker(
+        agentfleet.open(url, tasks=registry), concurrency=8, poll_min=0.01, poll_max=0.05
+    )
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+
+    async def scenario() -> list[Any]:
+        async with agentfleet.aio.open(url) as fleet:
+            jobs = await asyncio.gather(
+                *(fleet.enqueue("python", {"func": "double", "args": [i]}) for i in range(200))
+            )
+            assert len({job.id for job in jobs}) == 200
+            return await asyncio.gather(*(fleet.wait(job.id, timeout=PATIENCE) for job in jobs))
+
+    try:
+        done = asyncio.run(scenario())
+    finally:
+        worker.stop()
+        thread.join(PATIENCE)
+    assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 200
+    assert [job.result for job in done] == [i * 2 for i in range(200)]
+    with agentfleet.open(url) as fleet:
+        assert fleet.queue_counts() == {("default", "succeeded"): 200}
+
+
+def _terminate(url: str, application: str) -> int:
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application,),
+        ).fetchall()
+    return len(rows)
+
+
+def test_a_terminated_async_connection_is_store_unavailable_then_recovers(url: str) -> None:
+    application = f"aio-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        async with agentfleet.aio.open(f"{url}?application_name={application}&pool_size=1") as f:
+            job = await f.enqueue("shell", {"cmd": "true"})
+            assert _terminate(url, application) >= 1  # the async pool's and the sync pool's
+            with pytest.raises(StoreUnavailable, match="lost the connection to PostgreSQL"):
+                await f.get_job(job.id)
+            deadline = time.monotonic() + PATIENCE
+            while True:  # the pool replaces the connection it lost
+                try:
+                    assert (await f.get_job(job.id)).id == job.id
+                    break
+                except StoreUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
+            again = await f.enqueue("shell", {"cmd": "true"})
+            assert [j.id for j in await f.list_jobs()] == [again.id, job.id]
+
+    asyncio.run(scenario())
+
+
+def test_a_native_cancel_of_a_plans_step_moves_its_plan_on_as_the_sync_cancel_does(
+    url: str, sync_fleet: Fleet
+) -> None:
+    def step_of(plan_id: int) -> int:
+        (job,) = [j for j in sync_fleet.list_jobs() if j.plan_id == plan_id and j.step == "a"]
+        return job.id
+
+    by_sync = sync_fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+    assert sync_fleet.cancel_job(step_of(by_sync.id))
+
+    async def scenario() -> Any:
+        async with agentfleet.aio.open(url) as fleet:
+            by_aio = await fleet.submit_plan(plan(shell("a"), shell("b", "a")))
+            assert await fleet.cancel(step_of(by_aio.id))
+            return await fleet.get_plan(by_aio.id)
+
+    moved = asyncio.run(scenario())
+    expected = sync_fleet.get_plan(by_sync.id)
+    assert moved.status is expected.status
+    assert moved.status is not PlanStatus.RUNNING
+    steps = {j.step: j.status for j in sync_fleet.list_jobs() if j.plan_id == moved.id}
+    assert steps == {j.step: j.status for j in sync_fleet.list_jobs() if j.plan_id == by_sync.id}
+
+
+def test_the_async_pool_serves_the_event_loop_it_opened_in(url: str) -> None:
+    fleet = agentfleet.aio.open(url)
+    job = asyncio.run(fleet.enqueue("shell", {"cmd": "true"}))
+    with pytest.raises(InvalidArgument, match="one fleet per event loop"):
+        asyncio.run(fleet.get_job(job.id))
+    fleet.sync.close()
