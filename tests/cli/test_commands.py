@@ -143,7 +143,10 @@ def test_cancel_retry_reap_and_refusals(run: Invoke, db: str) -> None:
         "status": "cancelled",
         "cancel_requested": False,
     }
-    assert "nothing to cancel" in run("cancel", str(job["id"])).err
+    assert (
+        "nothing to cancel: job 1 has already ended (cancelled)"
+        in run("cancel", str(job["id"])).err
+    )
     retried = run("retry", str(job["id"]), "--json").json()
     assert retried["status"] == "queued"
     refused = run("retry", str(job["id"]))

@@ -227,6 +227,10 @@ def test_the_asyncio_api_passes_the_connection_through(store: StoreEnv, app: App
     asyncio.run(scenario())
     conn.commit()
     assert len(store.fleet.list_jobs()) == 3 and len(store.fleet.list_plans()) == 1
+    if store.backend == "sqlite":  # one made for this thread only says how to make one
+        mine = app.connect()
+        with pytest.raises(InvalidArgument, match="check_same_thread=False"):
+            asyncio.run(fleet.enqueue("shell", {"n": 4}, conn=mine))
 
 
 # -- a repeat of a dedupe key meets the caller's uncommitted job ----------------------

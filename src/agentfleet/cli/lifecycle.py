@@ -53,7 +53,8 @@ def cancel(ctx: typer.Context, job_id: JobArg, as_json: JsonOpt = False) -> None
     elif job.cancel_requested and job.status is JobStatus.RUNNING:
         err.print(f"job {job_id}: a cancel is already pending", highlight=False)
     else:
-        err.print(f"nothing to cancel: job {job_id} is {job.status.value}", highlight=False)
+        err.print(f"nothing to cancel: job {job_id} has already ended ({job.status.value})",
+                  highlight=False)  # fmt: skip
     if not changed:
         raise typer.Exit(int(ExitCode.REFUSED))
 

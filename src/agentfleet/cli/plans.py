@@ -439,7 +439,8 @@ def cancel(ctx: typer.Context, plan_id: PlanArg, as_json: JsonOpt = False) -> No
     elif changed:
         console.print(f"plan {plan_id} cancelled")
     else:
-        err.print(f"nothing to cancel: plan {plan_id} is {plan.status.value}", highlight=False)
+        err.print(f"nothing to cancel: plan {plan_id} has already ended ({plan.status.value})",
+                  highlight=False)  # fmt: skip
     if not changed:
         raise typer.Exit(int(ExitCode.REFUSED))
 

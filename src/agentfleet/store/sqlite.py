@@ -248,7 +248,10 @@ class SqliteDialect(Dialect):
             files = cursor.execute("PRAGMA database_list").fetchall()
             shadow = cursor.execute(_SHADOWING).fetchone()
         except sqlite3.ProgrammingError as exc:  # closed, or made on another thread
-            raise InvalidArgument(f"conn cannot be used here: {exc}") from exc
+            hint = ""
+            if "thread" in str(exc):  # the asyncio API calls SQLite on a worker thread
+                hint = "; open it with sqlite3.connect(..., check_same_thread=False)"
+            raise InvalidArgument(f"conn cannot be used here: {exc}{hint}") from exc
         main = next((str(row[2]) for row in files if row[1] == "main"), "")
         if not _same_file(main, self.path):
             raise InvalidArgument(
