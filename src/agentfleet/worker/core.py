@@ -56,6 +56,7 @@ from agentfleet.dispatch import (
     job_timeout,
     runnable_engines,
 )
+from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.fleet import DEFAULT_TTL, Fleet
@@ -272,10 +273,27 @@ class Worker:
             if self.burst and self._drained and not self._slots and not self._stopping:
                 self._event(
                     "worker.burst_completed",
-                    "no job is ready and none is running: leaving (burst mode)",
+                    "no job is ready and none is running: leaving (burst mode)"
+                    + self._later_note(),
                 )
                 return
             self._wait(min(self._next_due(now) - now, MAX_SLEEP))
+
+    def _later_note(self) -> str:
+        """What a burst worker leaves behind that starts later (a retry's backoff, a delay),
+        so that "drained" is not read as "all done". Read once, as it leaves."""
+        now = self.fleet.now()
+        queues: list[str | None] = list(self.queues) if self.queues else [None]
+        later = [
+            job.run_at
+            for queue in queues
+            for job in self.fleet.list_jobs(status="queued", queue=queue, limit=1000)
+            if job.run_at > now
+        ]
+        if not later:
+            return ""
+        soonest = format_duration(max(1.0, round((min(later) - now).total_seconds())))
+        return f"; {len(later)} job(s) queued to start later, the first in {soonest}"
 
     def _next_due(self, now: float) -> float:
         due = [self._t.next_seen, self._t.next_reap]
