@@ -238,8 +238,7 @@ def enqueue(
         typer.Option(
             "--kwargs",
             metavar="JSON",
-            help="Keyword arguments for --python, as a JSON object. "
-            'e.g. --kwargs \'{"day": "mon"}\'',
+            help="Keyword arguments for --python, as a JSON object. e.g. --kwargs '{\"n\": 1}'",
             show_default=False,
         ),
     ] = None,
