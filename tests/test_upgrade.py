@@ -204,3 +204,35 @@ def test_every_object_is_usable_after_the_upgrade(v5_url: str) -> None:
         fleet.worker_seen("w-gone", host="box-2", pid=4343, queues=[], concurrency=1)
         fleet.worker_stopped("w-gone")
         assert all(w.stopped_at is not None for w in fleet.list_workers())
+
+
+def test_a_database_of_the_previous_version_upgrades_and_takes_tokens(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database written at version 14 (the migrations before the tokens table) opens at
+    the latest version, keeps what it held and then stores tokens."""
+    from agentfleet.store import postgres, postgres_schema, sqlite, sqlite_schema
+
+    module, schema = (sqlite, sqlite_schema) if backend == "sqlite" else (postgres, postgres_schema)
+    previous = [(v, script) for v, script in schema.MIGRATIONS if v < schema.LATEST_VERSION]
+    url = f"sqlite:///{tmp_path / 'fleet-prev.db'}" if backend == "sqlite" else None
+    url = url or pg.create_database("agentfleet_upgrade")
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "MIGRATIONS", previous)
+            patched.setattr(module, "LATEST_VERSION", previous[-1][0])
+            with agentfleet.open(url) as old:
+                assert old.store.schema_version() == schema.LATEST_VERSION - 1
+                job = old.enqueue("shell", {"cmd": "true", "labels": ["before"]})
+                old.set_config("retention", "30d")
+        with agentfleet.open(url) as fleet:
+            assert fleet.store.schema_version() == schema.LATEST_VERSION
+            assert fleet.get_job(job.id).payload["cmd"] == "true"
+            assert fleet.config() == {"retention": "30d"}
+            assert fleet.tokens() == []
+            info, _ = fleet.create_token("box-7", "worker")
+            assert [t.id for t in fleet.tokens()] == [info.id]
+            assert fleet.revoke_token("box-7")
+    finally:
+        if backend == "postgres":
+            pg.drop_database(url)

@@ -52,6 +52,7 @@ from agentfleet.store.base import Store
 from agentfleet.store.limits import Limit, Limits, parse_rate
 from agentfleet.store.rules import limit_of
 from agentfleet.store.settings import Settings
+from agentfleet.store.tokens import TokenInfo, Tokens
 from agentfleet.tasks import REGISTRY, TaskRegistry
 from agentfleet.workspaces import housekeeping
 from agentfleet.workspaces.housekeeping import Leftover
@@ -573,6 +574,26 @@ class Fleet:
             if not mine or not self.settings.touch_if_older(retention.PRUNED_AT, every):
                 return None
             return self.prune(age)
+
+    # -- API tokens -------------------------------------------------------------------
+
+    @property
+    def token_store(self) -> Tokens:
+        return Tokens(self.store.dialect)
+
+    def create_token(self, name: str, role: str) -> tuple[TokenInfo, str]:
+        """A new API token of `role` (worker, read, operate or admin) named `name`: its
+        record, and its text, which is shown this once (only a hash of it is stored)."""
+        return self.token_store.create(name, role)
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token, live and revoked, oldest first (never their secrets)."""
+        return self.token_store.all()
+
+    def revoke_token(self, name_or_id: str) -> bool:
+        """Revoke the live token of this name or id: its next request is refused. Whether
+        there was one to revoke."""
+        return self.token_store.revoke(validate.name(name_or_id, "token")) is not None
 
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         """Send jobs whose lease expired back to the queue (or to failed when spent)."""

@@ -307,4 +307,24 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        15,
+        """
+        -- API tokens with a role (agentfleet tokens create): only a hash of each secret is
+        -- kept. A name is unique among the live tokens, so a revoked name can be reused.
+        CREATE TABLE tokens (
+            id           text PRIMARY KEY,
+            name         text NOT NULL,
+            role         text NOT NULL CHECK (role IN ('worker', 'read', 'operate', 'admin')),
+            secret_hash  text NOT NULL,
+            created_at   timestamptz NOT NULL,
+            last_used_at timestamptz,
+            revoked_at   timestamptz
+        );
+        CREATE UNIQUE INDEX tokens_one_live_per_name ON tokens (name) WHERE revoked_at IS NULL;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

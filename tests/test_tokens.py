@@ -1,0 +1,103 @@
+"""API tokens on every store: made, listed, looked up and revoked, only their hash kept."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from agentfleet import Fleet
+from agentfleet.errors import InvalidArgument
+from agentfleet.store.tokens import ROLES, Tokens, split_token
+from tests.conftest import StoreEnv
+
+
+def rows_text(fleet: Fleet) -> str:
+    with fleet.store.dialect.session() as tx:
+        return repr(tx.q("SELECT * FROM tokens"))
+
+
+def test_a_token_is_stored_hashed_and_found_by_its_text(env: StoreEnv) -> None:
+    fleet = env.fleet
+    info, text = fleet.create_token("box-7", "worker")
+    assert text.startswith("aft_")
+    assert (info.name, info.role, info.live) == ("box-7", "worker", True)
+    parts = split_token(text)
+    assert parts is not None and parts[0] == info.id
+    secret = parts[1]
+    assert len(secret) >= 43  # 32 random bytes
+    stored = rows_text(fleet)
+    assert secret not in stored and text not in stored
+    assert hashlib.sha256(secret.encode()).hexdigest() in stored
+    if env.backend == "sqlite":
+        fleet.close()
+        folder = Path(env.url.removeprefix("sqlite:///")).parent
+        for path in folder.glob("fleet.db*"):
+            assert secret.encode() not in path.read_bytes(), path
+
+    reopened = env.open() if env.backend == "sqlite" else fleet
+    found = Tokens(reopened.store.dialect).lookup(text)
+    assert found is not None and (found.id, found.role) == (info.id, "worker")
+    assert [(t.name, t.role) for t in reopened.tokens()] == [("box-7", "worker")]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_can_be_made(fleet: Fleet, role: str) -> None:
+    info, text = fleet.create_token(f"t-{role}", role)
+    looked_up = Tokens(fleet.store.dialect).lookup(text)
+    assert looked_up is not None and looked_up.role == role == info.role
+
+
+def test_wrong_texts_find_nothing(fleet: Fleet) -> None:
+    info, text = fleet.create_token("ci", "read")
+    tokens = Tokens(fleet.store.dialect)
+    for wrong in (
+        text + "x",
+        text[:-1],
+        f"aft_{info.id}_",
+        f"aft_{'0' * 12}_{text.rsplit('_', 1)[1]}",
+        text.replace("aft_", "aft"),
+        "",
+        "test-token-0123456789abcdef",
+    ):
+        assert tokens.lookup(wrong) is None, wrong
+
+
+def test_revoke_by_name_or_id_and_reuse_the_name(fleet: Fleet) -> None:
+    tokens = Tokens(fleet.store.dialect)
+    first, first_text = fleet.create_token("box-7", "worker")
+    with pytest.raises(InvalidArgument, match="already named 'box-7'"):
+        fleet.create_token("box-7", "read")
+    assert fleet.revoke_token("box-7") is True
+    assert tokens.lookup(first_text) is None and tokens.live(first.id) is None
+    assert fleet.revoke_token("box-7") is False  # nothing live of that name any more
+    second, second_text = fleet.create_token("box-7", "operate")  # the name is free again
+    assert second.id != first.id
+    assert fleet.revoke_token(second.id) is True
+    assert tokens.lookup(second_text) is None
+    listed = fleet.tokens()
+    assert [(t.name, t.live) for t in listed] == [("box-7", False), ("box-7", False)]
+    assert all(t.revoked_at is not None for t in listed)
+    assert fleet.revoke_token("nobody") is False
+
+
+@pytest.mark.parametrize("role", ["root", "", "Admin", None])
+def test_a_bad_role_or_name_is_refused(fleet: Fleet, role: object) -> None:
+    with pytest.raises(InvalidArgument, match="worker, read, operate, admin"):
+        fleet.create_token("x", role)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="token name"):
+        fleet.create_token("", "read")
+    assert fleet.tokens() == []
+
+
+def test_last_used_is_stamped_at_most_once_a_minute(env: StoreEnv) -> None:
+    tokens = Tokens(env.fleet.store.dialect)
+    info, _ = env.fleet.create_token("box-7", "worker")
+    assert info.last_used_at is None
+    tokens.touch(info.id)
+    [first] = env.fleet.tokens()
+    assert first.last_used_at is not None
+    tokens.touch(info.id)
+    [again] = env.fleet.tokens()
+    assert again.last_used_at == first.last_used_at
