@@ -96,3 +96,9 @@ def test_configure_is_idempotent() -> None:
     logs.configure(stream=stream, logger=logger.name)
     assert len(logger.handlers) == 1
     logger.handlers.clear()
+
+
+def test_a_made_api_token_is_redacted_wherever_it_appears() -> None:
+    text = "aft_0123456789ab_Zm9vYmFyLWJhei1xdXV4_LTEyMzQ1Njc4OTAxMjM0NTY3"
+    said = logs.redact(f"sent {text} to the server")
+    assert text not in said and said == f"sent {logs.REDACTED} to the server"

@@ -67,7 +67,7 @@ def test_wrong_texts_find_nothing(fleet: Fleet) -> None:
 def test_revoke_by_name_or_id_and_reuse_the_name(fleet: Fleet) -> None:
     tokens = Tokens(fleet.store.dialect)
     first, first_text = fleet.create_token("box-7", "worker")
-    with pytest.raises(InvalidArgument, match="already named 'box-7'"):
+    with pytest.raises(InvalidArgument, match="'box-7' is already the name of a live token"):
         fleet.create_token("box-7", "read")
     assert fleet.revoke_token("box-7") is True
     assert tokens.lookup(first_text) is None and tokens.live(first.id) is None
@@ -86,7 +86,7 @@ def test_revoke_by_name_or_id_and_reuse_the_name(fleet: Fleet) -> None:
 def test_a_bad_role_or_name_is_refused(fleet: Fleet, role: object) -> None:
     with pytest.raises(InvalidArgument, match="worker, read, operate, admin"):
         fleet.create_token("x", role)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgument, match="token name"):
+    with pytest.raises(InvalidArgument, match="the token's name must not be empty"):
         fleet.create_token("", "read")
     assert fleet.tokens() == []
 

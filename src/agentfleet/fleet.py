@@ -593,7 +593,8 @@ class Fleet:
     def revoke_token(self, name_or_id: str) -> bool:
         """Revoke the live token of this name or id: its next request is refused. Whether
         there was one to revoke."""
-        return self.token_store.revoke(validate.name(name_or_id, "token")) is not None
+        key = validate.name(name_or_id, "the token's name or id")
+        return self.token_store.revoke(key) is not None
 
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         """Send jobs whose lease expired back to the queue (or to failed when spent)."""

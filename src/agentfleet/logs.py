@@ -17,8 +17,9 @@ prints::
 
 Nothing secret reaches the output: values under keys such as ``token``, ``password``,
 ``secret`` or ``authorization`` are replaced by ``[redacted]``; so are the password in a URL
-(``postgresql://u:pw@h/db``), ``Bearer ...`` credentials, ``token=`` query parameters and any
-string registered with :func:`register_secret` (the server registers its API token).
+(``postgresql://u:pw@h/db``), ``Bearer ...`` credentials, ``token=`` query parameters, the
+tokens ``agentfleet tokens create`` makes (``aft_...``) and any string registered with
+:func:`register_secret` (the server registers its API token).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _SECRET_KEY = re.compile(
 )
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
 _BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.I)
+_API_TOKEN = re.compile(r"\baft_[0-9a-f]{12}_[A-Za-z0-9_-]+")  # agentfleet tokens create
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&](?:token|access_token|password|secret|api_key)=)[^&#\s]*", re.I
 )
@@ -83,6 +85,7 @@ def redact_url(url: str) -> str:
 def _redact_text(text: str) -> str:
     text = redact_url(text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _API_TOKEN.sub(REDACTED, text)
     with _secrets_lock:
         secrets = tuple(_secrets)
     for secret in secrets:

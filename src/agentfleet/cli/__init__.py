@@ -20,6 +20,7 @@ from agentfleet.cli import (
     schedules,
     serve,
     submit,
+    tokens,
     work,
 )
 from agentfleet.cli.app import EXIT_CODES, ExitCode, app
@@ -39,6 +40,7 @@ __all__ = [
     "schedules",
     "serve",
     "submit",
+    "tokens",
     "work",
 ]
 

@@ -81,6 +81,7 @@ class AgentfleetGroup(FleetGroup):
         "reap",
         "reconcile",
         "serve",
+        "tokens",
         "config",
         "prune",
         "demo",

@@ -97,7 +97,7 @@ class Tokens:
 
     def create(self, name: str, role: str) -> tuple[TokenInfo, str]:
         """A new token: its row, and the token text (shown once, never stored)."""
-        name = validate.name(name, "token name")
+        name = validate.name(name, "the token's name")
         role = check_role(role)
         token_id = secrets.token_hex(ID_CHARS // 2)
         secret = secrets.token_urlsafe(32)
@@ -112,7 +112,7 @@ class Tokens:
         except Exception as exc:
             if self.dialect.is_unique_violation(exc):
                 raise InvalidArgument(
-                    f"a live token is already named {name!r}: revoke it first "
+                    f"{name!r} is already the name of a live token: revoke that one first "
                     f"(agentfleet tokens revoke {name}) or choose another name"
                 ) from exc
             raise
