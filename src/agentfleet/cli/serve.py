@@ -24,8 +24,9 @@ def serve(
             envvar="AGENTFLEET_TOKEN",
             metavar="TOKEN",
             show_default=False,
-            help="Bearer token for the API, at least 16 characters (or set AGENTFLEET_TOKEN); "
-            "generated and printed once when unset, on loopback only. "
+            help="The admin's bearer token for the API, at least 16 characters (or set "
+            "AGENTFLEET_TOKEN); generated and printed once when unset, on loopback only. "
+            "Tokens made with `agentfleet tokens create` work too, as far as their role allows. "
             "e.g. --token 7f3a9c2e5b8d41f6a0c4",
         ),
     ] = None,

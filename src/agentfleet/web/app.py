@@ -22,6 +22,7 @@ from agentfleet import logs
 from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.fleet import Fleet
 from agentfleet.serialize import WORKER_WINDOW
+from agentfleet.store.tokens import Tokens
 from agentfleet.web import api, api_plans, errors, pages
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
@@ -58,12 +59,14 @@ def create_app(
 ) -> FastAPI:
     """Build the app over an open Fleet.
 
-    `token` guards every change (and every read unless `public_read`); `allowed_hosts`
+    `token` (the admin's) guards every change (and every read unless `public_read`), and so
+    does any live token of the store (`agentfleet tokens create`), as far as its role allows;
+    `allowed_hosts`
     limits the Host header (the server passes its loopback names, which stops DNS rebinding).
     `on_shutdown` runs when the server stops gracefully (it closes the fleet). `engines`
     are those a job or plan sent here may name: no worker takes a job of another engine.
     """
-    auth = Auth(token, public_read)
+    auth = Auth(token, public_read, Tokens(fleet.store.dialect))
     logs.register_secret(token)
     app = FastAPI(
         title="agentfleet",
@@ -261,10 +264,11 @@ class TokenLink:
         rest = urlencode([(k, v) for k, v in pairs if k != "token"])
         target = pages.safe_next(path) + (f"?{rest}" if rest else "")
         response: Response
-        if self.auth.token_ok(given):
+        who = self.auth.principal_of(given, "session")
+        if who is not None:
             response = RedirectResponse(target, status_code=303)
             request = Request(scope)
-            pages.set_session(response, request)
+            pages.set_session(response, request, who)
             logs.event(log, "auth.token_link_accepted", path=path)
         else:
             query = urlencode({"next": target, "error": "That token is not right."})

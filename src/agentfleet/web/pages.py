@@ -137,9 +137,13 @@ def render(request: Request, name: str, who: Principal, **context: Any) -> Respo
     fleet = fleet_of(request)
     base = {
         "who": who,
-        "signed_in": who != "anonymous",
-        "can_write": who in ("token", "session"),
-        "csrf": auth.csrf_token if who == "session" else "",
+        "role": who.role or "",
+        "signed_in": who.via != "anonymous",
+        # the buttons of jobs and plans: shown to operate and admin; to an anonymous reader
+        # (public reads) disabled, with a link to sign in; to other roles not at all
+        "can_write": who.at_least("operate"),
+        "show_actions": who.at_least("operate") or who.via == "anonymous",
+        "csrf": auth.csrf_of(who) if who.via == "session" else "",
         "public_read": auth.public_read,
         "poll_ms": int(request.app.state.poll_interval * 1000),
         "now": context.pop("now", None) or fleet.now(),
@@ -372,11 +376,12 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     target = safe_next(form.get("next"))
     auth = auth_of(request)
-    if not auth.token_ok(form.get("token", "").strip()):
+    who = auth.principal_of(form.get("token", "").strip(), "session")
+    if who is None:
         query = urlencode({"next": target, "error": "That token is not right."})
         return RedirectResponse(f"/login?{query}", status_code=303)
     response = RedirectResponse(target, status_code=303)
-    set_session(response, request)
+    set_session(response, request, who)
     return response
 
 
@@ -387,10 +392,10 @@ def logout(request: Request) -> Response:
     return response
 
 
-def set_session(response: Response, request: Request) -> None:
+def set_session(response: Response, request: Request, who: Principal) -> None:
     response.set_cookie(
         SESSION_COOKIE,
-        auth_of(request).session_value,
+        auth_of(request).session_of(who),
         max_age=SESSION_MAX_AGE,
         path="/",
         httponly=True,

@@ -125,6 +125,7 @@ def serve(
             print(f"API token (generated now, shown once): {token}", file=out)
         else:
             print("Sign in with the token you set (AGENTFLEET_TOKEN or --token).", file=out)
+        print("Tokens made with `agentfleet tokens create` sign in too, by their role.", file=out)
         if public_read:
             print("Reads are public (--public-read); changes still need the token.", file=out)
         out.flush()
