@@ -199,3 +199,11 @@ def test_admin_access_takes_only_admin_tokens(web: Web) -> None:
         _, text = web.fleet.create_token(f"t-{role}", role)
         r = client.post("/settings", headers=bearer(text))
         assert r.status_code == (200 if role == "admin" else 403), (role, r.text)
+
+
+def test_a_worker_signed_in_at_the_dashboard_is_told_what_its_role_may_do(web: Web) -> None:
+    _, worker = web.fleet.create_token("box-7", "worker")
+    browser = sign_in_with(web, worker)
+    page = browser.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 403
+    assert "the role worker may not read here" in page.text

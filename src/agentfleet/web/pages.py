@@ -43,12 +43,13 @@ class LoginRequired(Exception):
 
 
 def page_reader(request: Request) -> Principal:
-    """Dependency of every page: readers only, others are sent to the login form."""
+    """Dependency of every page: readers only, others are sent to the login form (a
+    signed-in role that may not read, a worker's, gets the 403 page saying so)."""
     auth = auth_of(request)
     try:
         return auth.require_read(request)
-    except ApiError:
-        if request.headers.get("x-live"):
+    except ApiError as exc:
+        if request.headers.get("x-live") or exc.status == 403:
             raise  # a live refresh gets a 401 and tells the user, not a login page
         raise LoginRequired(safe_next(request.url.path)) from None
 
