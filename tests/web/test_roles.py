@@ -207,3 +207,14 @@ def test_a_worker_signed_in_at_the_dashboard_is_told_what_its_role_may_do(web: W
     page = browser.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
     assert page.status_code == 403
     assert "the role worker may not read here" in page.text
+
+
+def test_a_request_stamps_when_the_token_was_last_used(web: Web) -> None:
+    _, text = web.fleet.create_token("dash", "read")
+    [before] = web.fleet.tokens()
+    assert before.last_used_at is None
+    assert web.anon.get("/api/jobs", headers=bearer(text)).status_code == 200
+    [after] = web.fleet.tokens()
+    assert after.last_used_at is not None
+    assert web.anon.get("/api/jobs", headers=bearer(text)).status_code == 200
+    assert web.fleet.tokens()[0].last_used_at == after.last_used_at  # once a minute at most

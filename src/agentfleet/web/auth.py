@@ -26,11 +26,12 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import Request
 
-from agentfleet.store.tokens import ROLE_RANK, Tokens, looks_like_token
+from agentfleet.store.tokens import ROLE_RANK, USED_EVERY, TokenInfo, Tokens, looks_like_token
 from agentfleet.web.errors import ApiError
 
 log = logging.getLogger("agentfleet.web")
@@ -117,20 +118,24 @@ class Auth:
             info = self.tokens.lookup(given)
             if info is None:
                 return None
-            self._used(info.id)
+            self._used(info)
             return Principal(via, info.role, info.id, info.name)
         if self.token_ok(given):
             return Principal(via, ADMIN)
         return None
 
-    def _used(self, token_id: str) -> None:
-        """Stamp last_used_at (at most once a minute); a store that refuses (read-only)
-        does not refuse the request."""
+    def _used(self, info: TokenInfo) -> None:
+        """Stamp last_used_at, at most once a minute: the local clock only decides when to
+        ask (so most requests write nothing), the store's clock stamps. A store that refuses
+        the write (read-only) does not refuse the request."""
         assert self.tokens is not None
+        last = info.last_used_at
+        if last is not None and (datetime.now(UTC) - last).total_seconds() < USED_EVERY:
+            return
         try:
-            self.tokens.touch(token_id)
+            self.tokens.touch(info.id)
         except Exception as exc:  # a stamp never decides a request
-            log.debug("could not stamp token %s as used: %s", token_id, exc)
+            log.debug("could not stamp token %s as used: %s", info.id, exc)
 
     def _session(self, cookie: str) -> Principal | None:
         token_id, dot, _ = cookie.partition(".")
@@ -142,7 +147,7 @@ class Auth:
         info = self.tokens.live(token_id)  # a revoked token's cookie stops here
         if info is None:
             return None
-        self._used(info.id)
+        self._used(info)
         return Principal("session", info.role, info.id, info.name)
 
     def identify(self, request: Request) -> Principal:
