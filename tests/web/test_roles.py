@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
+import httpx2 as httpx
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from agentfleet.web.auth import CSRF_HEADER, SESSION_COOKIE, Auth, Principal, admin_access
 from tests.web.conftest import TOKEN, Web
+from tests.web.live import serve_subprocess
+from tests.worker.helpers import cli
 
 ROLES = ("worker", "read", "operate", "admin")
 READS = ["/api/jobs", "/api/jobs/{id}", "/api/plans", "/api/queues", "/metrics"]
@@ -218,3 +223,23 @@ def test_a_request_stamps_when_the_token_was_last_used(web: Web) -> None:
     assert after.last_used_at is not None
     assert web.anon.get("/api/jobs", headers=bearer(text)).status_code == 200
     assert web.fleet.tokens()[0].last_used_at == after.last_used_at  # once a minute at most
+
+
+def test_tokens_made_and_revoked_by_the_cli_bite_on_a_running_server(tmp_path: Path) -> None:
+    """Across processes: `agentfleet tokens` on one side, `agentfleet serve` on the other."""
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    made = cli("--db", db, "tokens", "create", "--role", "operate", "--name", "ops", "--json")
+    assert made.returncode == 0, made.stderr
+    text = json.loads(made.stdout)["token"]
+    with serve_subprocess(db, TOKEN, tmp_path) as server:
+        r = httpx.post(
+            f"{server.url}api/jobs",
+            json={"engine": "shell", "payload": {"cmd": "true"}},
+            headers=bearer(text),
+        )
+        assert r.status_code == 201, r.text
+        revoked = cli("--db", db, "tokens", "revoke", "ops")
+        assert revoked.returncode == 0, revoked.stderr
+        r = httpx.get(f"{server.url}api/jobs", headers=bearer(text))
+        assert r.status_code == 401
+        assert text not in server.log()
