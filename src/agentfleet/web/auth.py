@@ -116,10 +116,9 @@ class Auth:
         """Who this token is (the server's, or a live stored one); None when it is neither."""
         if self.tokens is not None and looks_like_token(given):
             info = self.tokens.lookup(given)
-            if info is None:
-                return None
-            self._used(info)
-            return Principal(via, info.role, info.id, info.name)
+            if info is not None:
+                self._used(info)
+                return Principal(via, info.role, info.id, info.name)
         if self.token_ok(given):
             return Principal(via, ADMIN)
         return None
