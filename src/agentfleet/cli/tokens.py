@@ -102,7 +102,7 @@ def revoke(
         str, typer.Argument(metavar="NAME", help="The live token's name or id. e.g. box-7")
     ],
 ) -> None:
-    """Revoke a token: its next request is refused, and a worker holding it stops.
+    """Revoke a token: its next request to the server is refused (sessions signed in with it too).
 
     Example: agentfleet tokens revoke box-7
     """
