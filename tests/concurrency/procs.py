@@ -1,10 +1,12 @@
-"""Child-process bodies for the multi-process races (importable under spawn)."""
+"""Child-process bodies for the multi-process races (importable by a fresh interpreter)."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
 import threading
 import time
+from multiprocessing.context import BaseContext
 from typing import Any
 
 import agentfleet
@@ -92,3 +94,17 @@ def _slow_limited_commits() -> None:
         return answer
 
     PostgresStore._batch_in = slow  # type: ignore[method-assign]
+
+
+PRELOADED = ["tests.concurrency.procs", "agentfleet.worker", "agentfleet.store.sqlite",
+             "agentfleet.store.postgres"]  # fmt: skip
+
+
+def workers_context() -> BaseContext:
+    """Start the race's worker processes from a fork server that has imported the worker
+    and the stores once: twenty children then start in milliseconds, not twenty imports
+    on two cores. The server forks before it opens any connection or thread, so each
+    child is as fresh as a spawned one."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOADED)
+    return ctx

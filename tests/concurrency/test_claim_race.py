@@ -7,13 +7,13 @@ nothing.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections import Counter
 
 import pytest
 
 from agentfleet import JobStatus
 from tests.concurrency.harness import ReadCheckWriteClaim, race_rounds, real_claimer
+from tests.concurrency.procs import workers_context
 from tests.conftest import StoreEnv
 
 THREADS = 32
@@ -44,7 +44,7 @@ def test_broken_read_check_write_claim_double_claims(env: StoreEnv) -> None:
 
 
 def _process_race(env: StoreEnv, rounds: int, broken: bool) -> dict[int, int]:
-    ctx = mp.get_context("spawn")
+    ctx = workers_context()
     jobs = [env.fleet.enqueue("shell", {"round": r}) for r in range(rounds)]
     ids = [j.id for j in jobs]
     barrier = ctx.Barrier(PROCESSES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
 import random
 import threading
 import time
@@ -12,6 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from agentfleet import Fleet, JobStatus, NewJob
+from tests.concurrency.procs import workers_context
 from tests.conftest import StoreEnv
 
 JOBS = 2000
@@ -60,7 +60,7 @@ def test_processes_drain_every_job_exactly_once(env: StoreEnv) -> None:
     if not env.separate_connections:
         pytest.skip("the memory store lives in one process")
     ids = _enqueue_batch(env.fleet, JOBS)
-    ctx = mp.get_context("spawn")
+    ctx = workers_context()
     start = ctx.Barrier(WORKERS)
     results = ctx.Queue()
     procs = [

@@ -12,11 +12,10 @@ with a batch that counts only running jobs and not the rivals it takes with it.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import pytest
 
 from agentfleet import JobStatus
+from tests.concurrency.procs import workers_context
 from tests.conftest import StoreEnv
 
 PROCESSES = 20
@@ -62,7 +61,7 @@ def _race(
         ).id
         for i in range(jobs)
     ]
-    ctx = mp.get_context("spawn")
+    ctx = workers_context()
     start = ctx.Barrier(PROCESSES)
     procs = [
         ctx.Process(target=_entry, args=(env.url, f"lim-{i}", QUEUES[i % 2], start, broken))
