@@ -18,7 +18,8 @@ def test_jobs_and_plans_through_asyncio_with_a_real_worker(env: StoreEnv) -> Non
     if not env.separate_connections:
         pytest.skip("the memory store lives in one process: its worker would share the lock")
     fleet = AsyncFleet(env.open())
-    worker = Worker(env.open(), concurrency=4, poll_min=0.01, poll_max=0.05)
+    # A ttl of 3 s renews every second: the cancel below is seen at the next renew.
+    worker = Worker(env.open(), concurrency=4, ttl=3, poll_min=0.01, poll_max=0.05)
     thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
     thread.start()
 
