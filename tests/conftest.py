@@ -210,6 +210,27 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
         store_env.close()
 
 
+# One store of a kind, for the tests that are about that engine alone.
+
+
+@pytest.fixture
+def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
+    env = make_env("sqlite", tmp_path, request)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
+    env = make_env("postgres", tmp_path, request)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
 @pytest.fixture
 def fleet(env: StoreEnv) -> Fleet:
     return env.fleet

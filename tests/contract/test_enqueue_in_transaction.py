@@ -569,21 +569,3 @@ def test_a_sqlalchemy_session_commits_and_rolls_back_the_job(store: StoreEnv, ap
                 connection_of(engine)
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def pg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
-    env = make_env("postgres", tmp_path, request)
-    try:
-        yield env
-    finally:
-        env.close()
-
-
-@pytest.fixture
-def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
-    env = make_env("sqlite", tmp_path, request)
-    try:
-        yield env
-    finally:
-        env.close()

@@ -17,12 +17,3 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
         yield env
     finally:
         env.close()
-
-
-@pytest.fixture
-def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreEnv]:
-    env = make_env("sqlite", tmp_path, request)
-    try:
-        yield env
-    finally:
-        env.close()
