@@ -6,20 +6,26 @@
         job = await fleet.enqueue("shell", {"cmd": "make test"})
         done = await fleet.wait(job.id, timeout=600)
 
-On PostgreSQL the hot verbs of a web app (enqueue, enqueue_many, get_job, list_jobs,
-cancel, retry, runs, events, and `wait`'s reads) run on psycopg's async connections, from
-a pool of the handle's own that opens on the first call: the store's own operations
-(store/ops.py), the same statements and rules as the synchronous store's, run by an async
-driver. Everything else, and every verb on SQLite and memory (sqlite3 has no async
-driver), runs the synchronous `Fleet`'s own verb on a worker thread: same arguments, same
-results, same errors, and every rule stays written once. `wait` awaits a job's end without
-holding a thread: it sleeps on the loop between cheap reads.
+On PostgreSQL every verb here runs on psycopg's async connections, from a pool of the
+handle's own that opens on the first call, with no thread. The hot verbs of a web app
+(enqueue, enqueue_many, get_job, list_jobs, cancel, retry, runs, events, and `wait`'s
+reads) run the store's own operations (store/ops.py), the same statements and rules as the
+synchronous store's, on an async driver. The plan verbs run the Fleet's own verb, the
+plans layer's synchronous code, on the loop: `store/awaited.py` runs it in a greenlet whose
+every statement is awaited on the async pool (`BridgedPostgres`), so each rule stays
+written once. A caller's `psycopg.AsyncConnection` (`conn=`) is joined the same way. What
+does blocking IO goes to a thread: reading a plan file, running git to locate a worktree
+step's repository, and a caller's synchronous `conn=`. On SQLite and memory every verb
+runs the synchronous `Fleet`'s own verb on a worker thread (sqlite3 has no async driver):
+same arguments, same results, same errors. `wait` awaits a job's end without holding a
+thread: it sleeps on the loop between cheap reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -35,6 +41,7 @@ from agentfleet.models import TERMINAL_STATUSES, Event, Job, JobStatus, NewJob, 
 from agentfleet.plans.model import Plan, PlanSpec, PlanStatus
 from agentfleet.store import limits
 from agentfleet.store.ops import Operation
+from agentfleet.workspaces.train import is_worktree_step
 
 if TYPE_CHECKING:
     from agentfleet.store.postgres import PostgresStore
@@ -49,21 +56,22 @@ WAIT_POLL = 0.05  # seconds between reads while `wait` awaits a job's end (backs
 class AsyncFleet:
     """A `Fleet` whose verbs are awaited. `.sync` is the fleet itself, for what is not here.
 
-    `native` is True on PostgreSQL: enqueue, enqueue_many, get_job, list_jobs, cancel,
-    retry, runs and events (and so `wait`) run on psycopg's async connections; the rest on
-    a thread."""
+    `native` is True on PostgreSQL: every verb here runs on psycopg's async connections
+    (but for the blocking IO named in the module's docstring); elsewhere on a thread."""
 
     def __init__(self, fleet: sync.Fleet) -> None:
         self.sync = fleet
         self._pg: AsyncPostgres | None = None
         self._store: PostgresStore | None = None
+        self._bridged: sync.Fleet | None = None  # the fleet's verbs over the async pool
         if getattr(fleet.store.dialect, "name", None) == "postgresql":
             from agentfleet.store.postgres import PostgresStore
-            from agentfleet.store.postgres_aio import AsyncPostgres
+            from agentfleet.store.postgres_aio import AsyncPostgres, BridgedPostgres
 
             if isinstance(fleet.store, PostgresStore):
                 self._store = fleet.store
                 self._pg = AsyncPostgres(fleet.store.dialect)
+                self._bridged = fleet.on(fleet.store.on(BridgedPostgres(self._pg)))
 
     @property
     def native(self) -> bool:
@@ -71,6 +79,26 @@ class AsyncFleet:
 
     async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    def _joins(self, conn: object) -> bool:
+        """Whether `conn` is the caller's async connection, joined on the loop (a sync one
+        is joined by the synchronous fleet, on a thread)."""
+        if self._bridged is None or conn is None:
+            return False
+        import psycopg  # there is a bridge: PostgreSQL's driver is here
+
+        return isinstance(conn, psycopg.AsyncConnection)
+
+    @property
+    def _on_loop(self) -> sync.Fleet:
+        assert self._bridged is not None
+        return self._bridged
+
+    async def _bridge(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """`fn` (a verb of the bridged fleet) run on the loop over the async pool."""
+        from agentfleet.store import awaited  # greenlet comes with the postgres extra
+
+        return await awaited.call(fn, *args, **kwargs)
 
     async def _run(self, operation: Operation[R]) -> R:
         assert self._pg is not None
@@ -107,6 +135,8 @@ class AsyncFleet:
     async def enqueue(
         self, engine: str, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> Job:
+        if self._joins(options.get("conn")):
+            return await self._bridge(self._on_loop.enqueue, engine, payload, **options)
         if self._store is None or options.get("conn") is not None:
             return await self._call(self.sync.enqueue, engine, payload, **options)
         options.pop("conn", None)
@@ -122,6 +152,8 @@ class AsyncFleet:
     async def enqueue_many(
         self, jobs: Iterable[NewJob], *, conn: object | None = None
     ) -> list[Job]:
+        if self._joins(conn):
+            return await self._bridge(self._on_loop.enqueue_many, list(jobs), conn=conn)
         if self._store is None or conn is not None:
             return await self._call(self.sync.enqueue_many, list(jobs), conn=conn)
         batch = list(jobs)
@@ -153,7 +185,8 @@ class AsyncFleet:
         if cancelled:  # a plan's step: its plan moves on (the plans layer, on a thread)
             plan_id = (await self._run(self._store.get_job_op(job_id))).plan_id
             if plan_id is not None:
-                await self._call(self.sync.plans.advance, plan_id)
+                assert self._bridged is not None
+                await self._bridge(self._bridged.plans.advance, plan_id)
         return cancelled
 
     async def retry(self, job_id: int) -> Job:
@@ -190,35 +223,58 @@ class AsyncFleet:
 
     # -- plans --------------------------------------------------------------------------
 
+    async def _plan_verb(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """The Fleet's own plan verb: on PostgreSQL run on the loop over the async pool
+        (`awaited.call`, no thread), elsewhere on a thread."""
+        if self._bridged is None:
+            return await self._call(getattr(self.sync, name), *args, **kwargs)
+        return await self._bridge(getattr(self._bridged, name), *args, **kwargs)
+
     async def submit_plan(
-        self, plan: PlanSpec | Mapping[str, Any] | str | Path, **options: Any
+        self,
+        plan: PlanSpec | Mapping[str, Any] | str | Path,
+        *,
+        engines: Iterable[str] | None = None,
+        conn: object | None = None,
     ) -> Plan:
-        return await self._call(self.sync.submit_plan, plan, **options)
+        if self._bridged is None or (conn is not None and not self._joins(conn)):
+            return await self._call(self.sync.submit_plan, plan, engines=engines, conn=conn)
+        make = functools.partial(self.sync.plan_spec, plan, engines=engines)
+        spec = await asyncio.to_thread(make) if _reads_files(plan) else make()
+        plan_made: Plan = await self._bridge(self._bridged.submit_spec, spec, conn=conn)
+        return plan_made
 
     async def get_plan(self, plan_id: int) -> Plan:
-        return await self._call(self.sync.get_plan, plan_id)
+        plan: Plan = await self._plan_verb("get_plan", plan_id)
+        return plan
 
     async def list_plans(self, **filters: Any) -> list[Plan]:
-        return await self._call(self.sync.list_plans, **filters)
+        plans: list[Plan] = await self._plan_verb("list_plans", **filters)
+        return plans
 
     async def approve(
         self, plan_id: int, response: Any = None, *, checkpoint: str | None = None
     ) -> Plan:
-        return await self._call(self.sync.approve, plan_id, response, checkpoint=checkpoint)
+        plan: Plan = await self._plan_verb("approve", plan_id, response, checkpoint=checkpoint)
+        return plan
 
     async def reject(
         self, plan_id: int, feedback: str | None = None, *, checkpoint: str | None = None
     ) -> Plan:
-        return await self._call(self.sync.reject, plan_id, feedback, checkpoint=checkpoint)
+        plan: Plan = await self._plan_verb("reject", plan_id, feedback, checkpoint=checkpoint)
+        return plan
 
     async def resume(self, plan_id: int) -> Plan:
-        return await self._call(self.sync.resume, plan_id)
+        plan: Plan = await self._plan_verb("resume", plan_id)
+        return plan
 
     async def cancel_plan(self, plan_id: int) -> bool:
-        return await self._call(self.sync.cancel_plan, plan_id)
+        cancelled: bool = await self._plan_verb("cancel_plan", plan_id)
+        return cancelled
 
     async def abandon_plan(self, plan_id: int) -> bool:
-        return await self._call(self.sync.abandon_plan, plan_id)
+        abandoned: bool = await self._plan_verb("abandon_plan", plan_id)
+        return abandoned
 
     async def wait_plan(self, plan_id: int, timeout: float | None = None) -> Plan:
         """The plan once it has ended or stopped (completed, failed, cancelled, abandoned,
@@ -251,6 +307,17 @@ class AsyncFleet:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _reads_files(plan: object) -> bool:
+    """Whether making the plan's spec does blocking IO, and so goes to a thread: reading
+    a plan file, or locating a worktree step's repository with git (a mapping is judged
+    by its text, erring towards the thread)."""
+    if isinstance(plan, PlanSpec):
+        return any(is_worktree_step(step) for step in plan.steps)
+    if isinstance(plan, Mapping):
+        return "worktree" in json.dumps(plan, default=str)
+    return True
 
 
 def _no_clock() -> datetime:

@@ -6,6 +6,7 @@ one atomic store primitive. It never reads, checks and then writes.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -90,6 +91,15 @@ class Fleet:
     @property
     def url(self) -> str:
         return self.store.url
+
+    def on(self, store: Store) -> Fleet:
+        """This fleet's verbs over `store`, another handle on the same database (the asyncio
+        API runs the plan verbs this way on its async connections)."""
+        other = copy.copy(self)
+        other.store = store
+        other.plans = PlanCoordinator(store, stale_window=self.plans.stale_window)
+        other._schedules = None
+        return other
 
     # -- context manager --------------------------------------------------------------
 
@@ -767,15 +777,28 @@ class Fleet:
         `conn` the transaction is the caller's, as for `enqueue`: the plan exists, and its
         first steps are queued, if and only if the caller commits.
         """
+        return self.submit_spec(self.plan_spec(plan, engines=engines), conn=conn)
+
+    def plan_spec(
+        self,
+        plan: PlanSpec | Mapping[str, Any] | str | Path,
+        *,
+        engines: Iterable[str] | None = None,
+    ) -> PlanSpec:
+        """A plan as `submit_plan` takes it, checked and ready to write: a file read and
+        parsed, a mapping parsed, and each worktree step's repository and base commit
+        located (git)."""
         known = BUILTIN_ENGINES if engines is None else frozenset(engines) | BUILTIN_ENGINES
         if isinstance(plan, str | Path):
-            spec = load_plan_file(plan, known)
-        elif isinstance(plan, PlanSpec):
-            spec = locate_steps(plan)  # worktree steps branch from one recorded commit
-        elif isinstance(plan, Mapping):
-            spec = parse_plan(dict(plan), Path.cwd(), known_engines=known)
-        else:
-            raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
+            return load_plan_file(plan, known)
+        if isinstance(plan, PlanSpec):
+            return locate_steps(plan)  # worktree steps branch from one recorded commit
+        if isinstance(plan, Mapping):
+            return parse_plan(dict(plan), Path.cwd(), known_engines=known)
+        raise InvalidArgument("submit_plan takes a PlanSpec, a mapping or a plan file path")
+
+    def submit_spec(self, spec: PlanSpec, *, conn: object | None = None) -> Plan:
+        """Write a plan that `plan_spec` made, and start it."""
         self._check_limits([step.job for step in spec.steps])
         return self.plans.submit(spec, conn)
 

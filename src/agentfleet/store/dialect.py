@@ -214,6 +214,8 @@ def not_joinable(conn: object, expected: str) -> InvalidArgument:
     hint = ""
     if kind.__module__.split(".")[0] == "sqlalchemy":
         hint = " (for a SQLAlchemy session or connection: agentfleet.sqlalchemy.connection_of)"
+    elif kind.__module__.split(".")[0] == "psycopg" and kind.__name__.startswith("Async"):
+        hint = " (an async connection is joined by the asyncio API: agentfleet.aio)"
     return InvalidArgument(
         f"conn must be {expected}, not {kind.__module__}.{kind.__qualname__}{hint}"
     )

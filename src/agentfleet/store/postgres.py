@@ -14,7 +14,7 @@ import json
 import re
 import select
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -44,6 +44,8 @@ NOTIFY = "SELECT pg_notify(%s, %s)"  # (channel, queue): sent when the transacti
 # parameter, which PgBouncer refuses.
 USE_SCHEMA = f"SET search_path = {SCHEMA}"
 _LIMITS_LOCK_KEY = 0x61666C696D6974  # "aflimit": serialises claims of jobs that name a limit
+LOCK_PLAN = "SELECT id FROM plans WHERE id = %s FOR UPDATE"
+LOCK_LIMITS = f"SELECT pg_advisory_xact_lock({_LIMITS_LOCK_KEY})"
 DEFAULT_POOL_SIZE = 4
 _MIGRATION_LOCK_KEY = 0x6166_0001  # "af" + 1: serialises concurrent migrators
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -69,10 +71,10 @@ class PostgresTx(Tx):
         self.conn.execute(text.encode())
 
     def lock_plan(self, plan_id: int) -> None:
-        self.conn.execute("SELECT id FROM plans WHERE id = %s FOR UPDATE", (plan_id,))
+        self.conn.execute(LOCK_PLAN, (plan_id,))
 
     def lock_limits(self) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK_KEY,))
+        self.conn.execute(LOCK_LIMITS)
 
     def notify(self, queue: str = "") -> None:
         if self._dialect.notify:
@@ -90,14 +92,15 @@ class CallersPostgresTx(PostgresTx):
 
 # Which database a connection is on: its name, and what tells it from a namesake (its oid,
 # and when its server started; a server restarted since it was last read is read again).
-_DATABASE = (
+DATABASE_OF = (
     "SELECT current_database(), (SELECT oid FROM pg_database "
     "WHERE datname = current_database()), pg_postmaster_start_time(), "
     "current_setting('search_path')"
 )
 # The store's tables first, then the caller's temporary ones: pg_temp, searched first
 # unless named, would let a temporary table of the caller's named `jobs` take the writes.
-_JOINED_SEARCH_PATH = f"{SCHEMA}, pg_temp"
+JOINED_SEARCH_PATH = f"{SCHEMA}, pg_temp"
+SET_SEARCH_PATH = "SELECT set_config('search_path', %s, true)"  # for the transaction only
 _WHY_NOT = {
     TransactionStatus.INERROR: "its transaction has failed (a statement in it raised): roll "
     "it back before writing in it again",
@@ -189,9 +192,9 @@ class PostgresDialect(Dialect):
         caller's transaction is sent by the server when, and only if, it commits."""
         caller, search_path = self._joinable(conn)
         with _unavailable_on_disconnect(), caller.transaction():
-            caller.execute("SELECT set_config('search_path', %s, true)", (_JOINED_SEARCH_PATH,))
+            caller.execute(SET_SEARCH_PATH, (JOINED_SEARCH_PATH,))
             yield CallersPostgresTx(self, caller)
-            caller.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+            caller.execute(SET_SEARCH_PATH, (search_path,))
 
     def _joinable(self, conn: object) -> tuple[psycopg.Connection[Row], str]:
         """`conn` and its search path, if the store can write in its transaction; else why
@@ -199,24 +202,23 @@ class PostgresDialect(Dialect):
         transaction, as any statement of the caller's would."""
         if not isinstance(conn, psycopg.Connection):
             raise not_joinable(conn, "a psycopg.Connection to the fleet's database")
-        if conn.closed:
-            raise InvalidArgument("conn is closed")
-        status = conn.info.transaction_status
-        if status in _WHY_NOT:
-            raise InvalidArgument(f"conn cannot be written in: {_WHY_NOT[status]}")
-        if status == TransactionStatus.IDLE and conn.autocommit:
-            raise InvalidArgument(
-                "conn is in autocommit mode with no transaction open, so there is no "
-                "transaction to join: enqueue inside `with conn.transaction():` (or connect "
-                "with autocommit=False), and commit when done"
-            )
+        check_open_transaction(conn)
         with _unavailable_on_disconnect(), conn.cursor(row_factory=tuple_row) as cursor:
-            row = cursor.execute(_DATABASE).fetchone()
+            row = cursor.execute(DATABASE_OF).fetchone()
         assert row is not None
+        return cast("psycopg.Connection[Row]", conn), self.search_path_on_fleets(row)
+
+    def search_path_on_fleets(
+        self,
+        row: tuple[Any, ...],
+        session: Callable[[], AbstractContextManager[Tx]] | None = None,
+    ) -> str:
+        """The caller's search path, from its connection's `DATABASE_OF` row, if that is
+        the fleet's own database; else why not (the fleet's is read once, by `session`)."""
         name, oid, started, search_path = row
-        ours = self._fleet_database()
+        ours = self._fleet_database(session=session)
         if (oid, started) != ours[1:3]:
-            ours = self._fleet_database(again=True)
+            ours = self._fleet_database(again=True, session=session)
         if (oid, started) != ours[1:3]:
             where = "another server's database" if name == ours[0] else "database"
             raise InvalidArgument(
@@ -224,13 +226,34 @@ class PostgresDialect(Dialect):
                 f"{ours[0]!r}: a job can only be written in a transaction on the fleet's "
                 "own database"
             )
-        return cast("psycopg.Connection[Row]", conn), str(search_path)
+        return str(search_path)
 
-    def _fleet_database(self, *, again: bool = False) -> tuple[Any, ...]:
+    def _fleet_database(
+        self,
+        *,
+        again: bool = False,
+        session: Callable[[], AbstractContextManager[Tx]] | None = None,
+    ) -> tuple[Any, ...]:
         if self._database is None or again:
-            with self.session() as tx:
-                self._database = tx.tuples(_DATABASE)[0]
+            with (session or self.session)() as tx:
+                self._database = tx.tuples(DATABASE_OF)[0]
         return self._database
+
+
+def check_open_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Refuse a caller's connection with no transaction to join, or one that cannot take
+    a statement, saying why in words."""
+    if conn.closed:
+        raise InvalidArgument("conn is closed")
+    status = conn.info.transaction_status
+    if status in _WHY_NOT:
+        raise InvalidArgument(f"conn cannot be written in: {_WHY_NOT[status]}")
+    if status == TransactionStatus.IDLE and conn.autocommit:
+        raise InvalidArgument(
+            "conn is in autocommit mode with no transaction open, so there is no "
+            "transaction to join: enqueue inside `with conn.transaction():` (or connect "
+            "with autocommit=False), and commit when done"
+        )
 
 
 # The batch's completing part: fenced per row by (id, epoch, status).

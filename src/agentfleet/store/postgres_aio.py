@@ -1,16 +1,23 @@
-"""PostgreSQL on psycopg's async connections: the store's own operations, awaited.
+"""PostgreSQL on psycopg's async connections: the store's operations and the plans
+layer's code, awaited.
 
-Nothing here decides anything about jobs. An operation (store/ops.py) is the shared SQL
-store's generator of statements, the one its synchronous methods run; this driver runs it
-on a connection of a `psycopg_pool.AsyncConnectionPool`, rendering each statement with the
-same dialect (`render`, its placeholders and its parameter binding), in the scope the
-operation asks for: a session for a read, one statement on its own, or a transaction.
-A lost server is StoreUnavailable, as on the synchronous pool.
+Nothing here decides anything about jobs or plans. An operation (store/ops.py) is the
+shared SQL store's generator of statements, the one its synchronous methods run; this
+driver runs it on a connection of a `psycopg_pool.AsyncConnectionPool`, rendering each
+statement with the same dialect (`render`, its placeholders and its parameter binding), in
+the scope the operation asks for: a session for a read, one statement on its own, or a
+transaction. `BridgedPostgres` is a `Dialect` over the same pool for synchronous code run
+by `awaited.call` (the plan verbs): its sessions, transactions and the caller's joined
+async connection are awaited one statement at a time. A lost server is StoreUnavailable,
+as on the synchronous pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -19,18 +26,28 @@ from psycopg_pool import AsyncConnectionPool
 
 from agentfleet.errors import InvalidArgument, StoreUnavailable
 from agentfleet.logs import redact_url
-from agentfleet.store.dialect import Params, Row
+from agentfleet.store import awaited, ops
+from agentfleet.store.dialect import Dialect, Params, Row, Tx, not_joinable
 from agentfleet.store.ops import Notify, Operation, Scope, Steps
 from agentfleet.store.postgres import (
+    DATABASE_OF,
+    JOINED_SEARCH_PATH,
+    LOCK_LIMITS,
+    LOCK_PLAN,
     NOTIFY,
     NOTIFY_CHANNEL,
+    SET_SEARCH_PATH,
     USE_SCHEMA,
     PostgresDialect,
     _bind,
     _unavailable_on_disconnect,
+    check_open_transaction,
+    now_op,
 )
+from agentfleet.store.rows import decoded
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class AsyncPostgresTx:
@@ -49,9 +66,27 @@ class AsyncPostgresTx:
             await cursor.execute(self._dialect.render(sql), _bind(params or {}))
             return list(await cursor.fetchall()) if cursor.description else []
 
+    async def script(self, text: str) -> None:
+        await self.conn.execute(text.encode())
+
+    async def lock_plan(self, plan_id: int) -> None:
+        await self.conn.execute(LOCK_PLAN, (plan_id,))
+
+    async def lock_limits(self) -> None:
+        await self.conn.execute(LOCK_LIMITS)
+
     async def notify(self, queue: str = "") -> None:
         if self._dialect.notify:
             await self.conn.execute(NOTIFY, (NOTIFY_CHANNEL, queue))
+
+
+class CallersAsyncPostgresTx(AsyncPostgresTx):
+    """A caller's async connection, whatever its row factory: rows come back as dicts."""
+
+    async def q(self, sql: str, params: Params | None = None) -> list[Row]:
+        async with self.conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(self._dialect.render(sql), _bind(params or {}))
+            return list(await cursor.fetchall()) if cursor.description else []
 
 
 async def run(tx: AsyncPostgresTx, steps: Steps[R]) -> R:
@@ -90,7 +125,7 @@ class AsyncPostgres:
         self._opening = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def _pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Row]]:
+    async def connected(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Row]]:
         loop = asyncio.get_running_loop()
         if self.pool is not None:
             if loop is not self._loop:
@@ -129,7 +164,7 @@ class AsyncPostgres:
     async def perform(self, operation: Operation[R]) -> R:
         """Run an operation in the scope it asks for; a write of several statements in one
         transaction (`async with conn.transaction()`), the rest each on its own."""
-        pool = await self._pool()
+        pool = await self.connected()
         with _unavailable_on_disconnect():
             async with pool.connection() as conn:
                 tx = AsyncPostgresTx(self.dialect, conn)
@@ -145,4 +180,115 @@ class AsyncPostgres:
             await pool.close()
 
 
-__all__ = ["AsyncPostgres", "AsyncPostgresTx", "run"]
+class BridgedTx(Tx):
+    """An async connection as the synchronous `Tx` the plans layer is written for: each
+    statement awaited on the loop by `awaited.wait` (so only inside `awaited.call`)."""
+
+    def __init__(self, tx: AsyncPostgresTx) -> None:
+        self._tx = tx
+
+    def q(self, sql: str, params: Params | None = None) -> list[Row]:
+        return awaited.wait(self._tx.q(sql, params))
+
+    def tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return awaited.wait(self._tx.tuples(sql, params))
+
+    def script(self, text: str) -> None:
+        awaited.wait(self._tx.script(text))
+
+    def lock_plan(self, plan_id: int) -> None:
+        awaited.wait(self._tx.lock_plan(plan_id))
+
+    def lock_limits(self) -> None:
+        awaited.wait(self._tx.lock_limits())
+
+    def notify(self, queue: str = "") -> None:
+        awaited.wait(self._tx.notify(queue))
+
+
+class BridgedPostgres(Dialect):
+    """PostgreSQL's dialect whose sessions and transactions are connections of an
+    `AsyncPostgres` pool: synchronous store and plan code, run by `awaited.call`, works on
+    the async connections without a thread (the syntax and clock are PostgreSQL's)."""
+
+    name, schema_table = PostgresDialect.name, PostgresDialect.schema_table
+    syntax = PostgresDialect.syntax
+    json_in = time_in = staticmethod(decoded)
+
+    def __init__(self, aio: AsyncPostgres) -> None:
+        self.aio = aio
+
+    @property
+    def notify(self) -> bool:
+        """Whether writes wake idle workers (the store's own dialect says)."""
+        return self.aio.dialect.notify
+
+    def placeholder(self, text: str) -> str:
+        return self.aio.dialect.placeholder(text)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return self.aio.dialect.is_unique_violation(exc)
+
+    def now(self) -> datetime:
+        with self.session() as tx:
+            return ops.run(tx, now_op().steps)
+
+    @contextmanager
+    def session(self) -> Iterator[Tx]:
+        pool = awaited.wait(self.aio.connected())
+        with _unavailable_on_disconnect(), _entered(pool.connection()) as conn:
+            yield BridgedTx(AsyncPostgresTx(self.aio.dialect, conn))
+
+    def statement(self) -> AbstractContextManager[Tx]:
+        return self.session()  # one statement is its own transaction, as on the sync pool
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        pool = awaited.wait(self.aio.connected())
+        with (
+            _unavailable_on_disconnect(),
+            _entered(pool.connection()) as conn,
+            _entered(conn.transaction()),
+        ):
+            yield BridgedTx(AsyncPostgresTx(self.aio.dialect, conn))
+
+    @contextmanager
+    def joined(self, conn: object) -> Iterator[Tx]:
+        """The caller's transaction on its own `psycopg.AsyncConnection`, in a savepoint,
+        as `PostgresDialect.joined` joins a synchronous one (the same checks, the same
+        search path for these statements only, NOTIFY sent if and only if it commits)."""
+        if not isinstance(conn, psycopg.AsyncConnection):
+            raise not_joinable(conn, "a psycopg.AsyncConnection to the fleet's database")
+        pg = self.aio.dialect
+        check_open_transaction(conn)
+        with _unavailable_on_disconnect():
+            row = awaited.wait(_database_of(conn))
+        search_path = pg.search_path_on_fleets(row, session=self.session)
+        with _unavailable_on_disconnect(), _entered(conn.transaction()):
+            awaited.wait(conn.execute(SET_SEARCH_PATH, (JOINED_SEARCH_PATH,)))
+            yield BridgedTx(CallersAsyncPostgresTx(pg, conn))
+            awaited.wait(conn.execute(SET_SEARCH_PATH, (search_path,)))
+
+
+async def _database_of(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...]:
+    async with conn.cursor(row_factory=tuple_row) as cursor:
+        await cursor.execute(DATABASE_OF)
+        row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+@contextmanager
+def _entered(manager: AbstractAsyncContextManager[T]) -> Iterator[T]:
+    """An async context manager entered and left from synchronous code (`awaited.wait`)."""
+    value = awaited.wait(manager.__aenter__())
+    try:
+        yield value
+    except BaseException as exc:
+        if not awaited.wait(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+            raise
+    else:
+        awaited.wait(manager.__aexit__(None, None, None))
+
+
+__all__ = ["AsyncPostgres", "AsyncPostgresTx", "BridgedPostgres", "BridgedTx", "run"]

@@ -10,12 +10,13 @@ woken, the batched hot path, bulk enqueue), saying why.
 
 from __future__ import annotations
 
+import copy
 import select
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from agentfleet.errors import (
     InvalidTransition,
@@ -124,6 +125,13 @@ class SqlStore(Verbs, SqlReads, ABC):
 
     def now(self) -> datetime:
         return self.dialect.now()
+
+    def on(self, dialect: Dialect) -> Self:
+        """This store with its statements sent through `dialect`, another way into the
+        same database (the asyncio API's bridge onto its async connections)."""
+        other = copy.copy(self)
+        other.dialect = dialect
+        return other
 
     def migrate(self, migrations: Sequence[tuple[int, str]], latest: int) -> None:
         """Apply the migrations this database lacks, in one transaction, in order. A
