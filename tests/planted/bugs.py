@@ -642,8 +642,23 @@ BUGS: list[dict[str, Any]] = [
         ),
         "stores": ("any",),  # PostgreSQL only; the test is not parametrised by store
         "tests": [
-            "tests/test_aio_postgres.py::"
+            "tests/aio/test_postgres_jobs.py::"
             "test_the_native_verbs_run_on_the_async_pool_with_no_thread",
+        ],
+    },
+    {
+        "name": "aio-plan-verbs-on-threads",
+        "intent": "On PostgreSQL the asyncio plan verbs (submit_plan, approve, reject, "
+        "resume, cancel_plan, abandon_plan, the plan reads) run the synchronous fleet's "
+        "verb on a worker thread instead of the plans layer's code on the async pool: the "
+        "same answers, but each call holds a thread and a synchronous connection.",
+        "path": AIO,
+        "old": lines(8, "return await self._bridge(getattr(self._bridged, name), *args, **kwargs)"),
+        "new": lines(8, "return await self._call(getattr(self.sync, name), *args, **kwargs)"),
+        "stores": ("any",),  # PostgreSQL only; the test is not parametrised by store
+        "tests": [
+            "tests/aio/test_postgres_plans.py::"
+            "test_a_review_is_rejected_reworked_and_approved_twice_at_once_with_one_winner",
         ],
     },
     {

@@ -8,7 +8,6 @@ resumed then abandoned, a cancel repeated."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ import agentfleet
 from agentfleet import CheckpointConflict, Fleet, PlanStatus
 from agentfleet.aio import AsyncFleet
 from agentfleet.plans.model import Plan
-from tests import pg
+from tests.aio.helpers import off_the_loop_refused
 from tests.plans.helpers import drain, gate, plan, shell
-from tests.test_aio_postgres import _refused
 
 PLAN_VERBS = (
     "submit_plan",
@@ -35,30 +33,6 @@ PLAN_VERBS = (
 )
 
 
-@pytest.fixture
-def url(pg_url: str) -> str:
-    pg.truncate_all(pg_url)
-    return pg_url
-
-
-@pytest.fixture
-def sync_fleet(url: str) -> Iterator[Fleet]:
-    """Another handle, the test's own: it plays the workers and reads what was written."""
-    with agentfleet.open(url) as fleet:
-        yield fleet
-
-
-def _off_the_loop_refused(monkeypatch: pytest.MonkeyPatch, fleet: Fleet) -> None:
-    """Every way off the loop fails: asyncio.to_thread, the handle's synchronous plan
-    verbs, and its synchronous pool's connections and transactions."""
-    monkeypatch.setattr(asyncio, "to_thread", _refused)
-    for verb in PLAN_VERBS:
-        monkeypatch.setattr(fleet, verb, _refused)
-    for way in ("session", "tx", "statement", "joined"):
-        monkeypatch.setattr(fleet.store.dialect, way, _refused)
-    monkeypatch.setattr(fleet.store.dialect.pool, "connection", _refused)
-
-
 def _review_plan() -> dict[str, Any]:
     return plan(shell("build"), gate("review", "build", on_reject="build"), shell("ship", "review"))
 
@@ -69,7 +43,7 @@ def test_a_review_is_rejected_reworked_and_approved_twice_at_once_with_one_winne
     handle = agentfleet.open(url)
     fleet = AsyncFleet(handle)
     assert fleet.native
-    _off_the_loop_refused(monkeypatch, handle)
+    off_the_loop_refused(monkeypatch, handle, PLAN_VERBS)
 
     async def scenario() -> dict[str, Any]:
         submitted = await fleet.submit_plan(_review_plan())
@@ -116,7 +90,7 @@ def test_a_failed_plan_is_resumed_then_abandoned_and_a_cancel_repeated(
 ) -> None:
     handle = agentfleet.open(url)
     fleet = AsyncFleet(handle)
-    _off_the_loop_refused(monkeypatch, handle)
+    off_the_loop_refused(monkeypatch, handle, PLAN_VERBS)
     run = asyncio.get_running_loop
 
     async def scenario() -> dict[str, Any]:

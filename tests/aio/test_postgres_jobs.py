@@ -9,7 +9,6 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +29,7 @@ from agentfleet import (
 )
 from agentfleet.aio import AsyncFleet
 from agentfleet.tasks import TaskRegistry
-from tests import pg
+from tests.aio.helpers import off_the_loop_refused
 from tests.conftest import PATIENCE
 from tests.plans.helpers import plan, shell
 
@@ -46,34 +45,6 @@ NATIVE_VERBS = (
 )
 
 
-@pytest.fixture
-def url(pg_url: str) -> str:
-    pg.truncate_all(pg_url)
-    return pg_url
-
-
-@pytest.fixture
-def sync_fleet(url: str) -> Iterator[Fleet]:
-    with agentfleet.open(url) as fleet:
-        yield fleet
-
-
-def _refused(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("a native verb left the event loop (a thread or a sync connection)")
-
-
-def _no_thread_and_no_sync_connection(monkeypatch: pytest.MonkeyPatch, fleet: Fleet) -> None:
-    """Every way off the loop fails: asyncio.to_thread, the Fleet's and the store's
-    synchronous verbs, and the synchronous pool's connections and transactions."""
-    monkeypatch.setattr(asyncio, "to_thread", _refused)
-    for verb in NATIVE_VERBS:
-        monkeypatch.setattr(fleet, verb, _refused)
-        monkeypatch.setattr(fleet.store, verb, _refused, raising=False)
-    for way in ("session", "tx", "statement", "joined"):
-        monkeypatch.setattr(fleet.store.dialect, way, _refused)
-    monkeypatch.setattr(fleet.store.dialect.pool, "connection", _refused)
-
-
 def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
     url: str, sync_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,7 +52,7 @@ def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
     fleet = AsyncFleet(handle)
     assert fleet.native
     sync_fleet.set_limit("gpu", 1)
-    _no_thread_and_no_sync_connection(monkeypatch, handle)
+    off_the_loop_refused(monkeypatch, handle, NATIVE_VERBS)
 
     async def scenario() -> dict[str, Any]:
         job = await fleet.enqueue("shell", {"cmd": "true"}, queue="web", priority=5)

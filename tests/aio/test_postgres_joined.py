@@ -17,8 +17,8 @@ from agentfleet import Fleet, InvalidArgument
 from agentfleet.aio import AsyncFleet
 from agentfleet.store.postgres import NOTIFY_CHANNEL
 from tests import pg
+from tests.aio.helpers import refused
 from tests.plans.helpers import plan, shell
-from tests.test_aio_postgres import _refused
 
 
 @pytest.fixture
@@ -28,12 +28,6 @@ def url(pg_url: str) -> Iterator[str]:
         conn.execute("DROP TABLE IF EXISTS public.orders")
         conn.execute("CREATE TABLE public.orders (id serial PRIMARY KEY, what text)")
     yield pg_url
-
-
-@pytest.fixture
-def sync_fleet(url: str) -> Iterator[Fleet]:
-    with agentfleet.open(url) as fleet:
-        yield fleet
 
 
 def _orders(url: str) -> list[str]:
@@ -53,7 +47,7 @@ def test_jobs_and_a_plan_exist_if_and_only_if_the_caller_commits(
     fleet = AsyncFleet(handle)
     listener = psycopg.connect(url, autocommit=True)
     listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-    monkeypatch.setattr(asyncio, "to_thread", _refused)  # joined on the loop, no thread
+    monkeypatch.setattr(asyncio, "to_thread", refused)  # joined on the loop, no thread
 
     async def scenario() -> list[str]:
         async with await psycopg.AsyncConnection.connect(url) as conn:
