@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import agentfleet.aio
 from agentfleet import Fleet
 
 
@@ -27,3 +28,37 @@ def off_the_loop_refused(
     for way in ("session", "tx", "statement", "joined"):
         monkeypatch.setattr(fleet.store.dialect, way, refused)
     monkeypatch.setattr(fleet.store.dialect.pool, "connection", refused)
+
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def errors_both_ways(
+    url: str, sync_fleet: Fleet, calls: list[Call], sync_name: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Each call's error (type and message) from the synchronous fleet's verb and from the
+    asyncio fleet's, in order; "no error" where one raised nothing."""
+    names = sync_name or {}
+
+    def sync_error(verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        try:
+            getattr(sync_fleet, names.get(verb, verb))(*args, **kwargs)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "no error"
+
+    async def async_errors() -> list[str]:
+        async with agentfleet.aio.open(url) as fleet:
+            assert fleet.native
+            out = []
+            for verb, args, kwargs in calls:
+                try:
+                    await getattr(fleet, verb)(*args, **kwargs)
+                except Exception as exc:
+                    out.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    out.append("no error")
+            return out
+
+    expected = [sync_error(*call) for call in calls]
+    return expected, asyncio.run(async_errors())

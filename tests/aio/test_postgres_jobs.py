@@ -29,7 +29,7 @@ from agentfleet import (
 )
 from agentfleet.aio import AsyncFleet
 from agentfleet.tasks import TaskRegistry
-from tests.aio.helpers import off_the_loop_refused
+from tests.aio.helpers import errors_both_ways, off_the_loop_refused
 from tests.conftest import PATIENCE
 from tests.plans.helpers import plan, shell
 
@@ -156,28 +156,9 @@ def test_the_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet) -> None:
     ]
     sync_name = {"cancel": "cancel_job", "retry": "retry_job"}
 
-    def sync_error(verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        try:
-            getattr(sync_fleet, sync_name.get(verb, verb))(*args, **kwargs)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return "no error"
-
-    async def async_errors() -> list[str]:
-        async with agentfleet.aio.open(url) as fleet:
-            assert fleet.native
-            out = []
-            for verb, args, kwargs in calls:
-                try:
-                    await getattr(fleet, verb)(*args, **kwargs)
-                    out.append("no error")
-                except Exception as exc:
-                    out.append(f"{type(exc).__name__}: {exc}")
-            return out
-
-    expected = [sync_error(*call) for call in calls]
+    expected, got = errors_both_ways(url, sync_fleet, calls, sync_name)
     assert "no error" not in expected
-    assert asyncio.run(async_errors()) == expected
+    assert got == expected
 
 
 def test_200_concurrent_enqueues_all_land_and_a_real_worker_runs_them(url: str) -> None:

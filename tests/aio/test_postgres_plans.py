@@ -17,7 +17,7 @@ import agentfleet
 from agentfleet import CheckpointConflict, Fleet, PlanStatus
 from agentfleet.aio import AsyncFleet
 from agentfleet.plans.model import Plan
-from tests.aio.helpers import off_the_loop_refused
+from tests.aio.helpers import errors_both_ways, off_the_loop_refused
 from tests.plans.helpers import drain, gate, plan, shell
 
 PLAN_VERBS = (
@@ -145,29 +145,9 @@ def test_the_plan_verbs_errors_match_the_sync_fleets(url: str, sync_fleet: Fleet
         ("submit_plan", (42,), {}),
     ]
 
-    def sync_error(verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        try:
-            getattr(sync_fleet, verb)(*args, **kwargs)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return "no error"
-
-    async def async_errors() -> list[str]:
-        async with agentfleet.aio.open(url) as fleet:
-            assert fleet.native
-            out = []
-            for verb, args, kwargs in calls:
-                try:
-                    await getattr(fleet, verb)(*args, **kwargs)
-                except Exception as exc:
-                    out.append(f"{type(exc).__name__}: {exc}")
-                else:
-                    out.append("no error")
-            return out
-
-    expected = [sync_error(*call) for call in calls]
+    expected, got = errors_both_ways(url, sync_fleet, calls)
     assert "no error" not in expected
-    assert asyncio.run(async_errors()) == expected
+    assert got == expected
     assert sync_fleet.get_plan(running.id).status is PlanStatus.RUNNING  # nothing was moved
 
 
