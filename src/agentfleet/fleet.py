@@ -50,6 +50,7 @@ from agentfleet.schedules import Fired, Schedule
 from agentfleet.scheduling import Schedules
 from agentfleet.store import events, retention
 from agentfleet.store.base import Store
+from agentfleet.store.lease_tokens import LeaseTokens
 from agentfleet.store.limits import Limit, Limits, parse_rate
 from agentfleet.store.rules import limit_of
 from agentfleet.store.settings import Settings
@@ -87,6 +88,7 @@ class Fleet:
         self.tasks = REGISTRY if tasks is None else tasks
         self._last_reap = float("-inf")
         self._schedules: Schedules | None = None
+        self._lease_tokens: LeaseTokens | None = None
 
     @property
     def url(self) -> str:
@@ -99,6 +101,7 @@ class Fleet:
         other.store = store
         other.plans = PlanCoordinator(store, stale_window=self.plans.stale_window)
         other._schedules = None
+        other._lease_tokens = None
         return other
 
     # -- context manager --------------------------------------------------------------
@@ -605,6 +608,41 @@ class Fleet:
         there was one to revoke."""
         key = validate.name(name_or_id, "the token's name or id")
         return self.token_store.revoke(key) is not None
+
+    # -- lease tokens: a running job's own key to the fleet ----------------------------
+
+    @property
+    def lease_tokens(self) -> LeaseTokens:
+        if self._lease_tokens is None or self._lease_tokens.dialect is not self.store.dialect:
+            self._lease_tokens = LeaseTokens(self.store.dialect)
+        return self._lease_tokens
+
+    def lease_token(self, lease: Lease) -> str:
+        """A token for the job of `lease` to reach the fleet through the HTTP API, valid
+        while the lease is current (LeaseLost when it is not, already)."""
+        _check_lease(lease)
+        return self.lease_tokens.mint(lease.job_id, lease.epoch)
+
+    def lease_of_token(self, token: str) -> Lease | None:
+        """The current lease a lease token speaks for; None when the token is malformed,
+        forged, or its lease was taken over, expired or ended."""
+        holder = self.lease_tokens.verify(token)
+        if holder is None:
+            return None
+        job = self.store.get_job(holder.job_id)
+        runs = [r for r in self.store.runs(holder.job_id) if r.epoch == holder.epoch]
+        if job.lease_expires_at is None or not runs:
+            return None
+        return Lease(
+            job_id=job.id,
+            epoch=holder.epoch,
+            worker=job.worker or "",
+            expires_at=job.lease_expires_at,
+            attempt=job.attempts,
+            run_id=runs[-1].id,
+            ttl=max(0.0, (job.lease_expires_at - self.now()).total_seconds()),
+            job=job,
+        )
 
     def reap_expired(self) -> list[tuple[int, JobStatus]]:
         """Send jobs whose lease expired back to the queue (or to failed when spent)."""

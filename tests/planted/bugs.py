@@ -37,6 +37,7 @@ WORK_CLI = "src/agentfleet/cli/work.py"
 SUPERVISE = "src/agentfleet/supervise.py"
 LEFTOVERS = "src/agentfleet/leftovers.py"
 AIO = "src/agentfleet/aio.py"
+LEASE_TOKENS = "src/agentfleet/store/lease_tokens.py"
 LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
@@ -659,6 +660,24 @@ BUGS: list[dict[str, Any]] = [
         "tests": [
             "tests/aio/test_postgres_plans.py::"
             "test_a_review_is_rejected_reworked_and_approved_twice_at_once_with_one_winner",
+        ],
+    },
+    {
+        "name": "lease-token-outlives-its-lease",
+        "intent": "A job's lease token is checked against the job alone, not against the "
+        "epoch it was minted for: after a takeover the stale attempt's token still opens the "
+        "lease API (its plan write is then refused by the fence, as 409 rather than 401).",
+        "path": LEASE_TOKENS,
+        "old": lines(
+            4, "SELECT id FROM jobs WHERE id = :id AND lease_epoch = :epoch AND status = 'running'"
+        ),
+        "new": lines(
+            4, "SELECT id FROM jobs WHERE id = :id AND :epoch = :epoch AND status = 'running'"
+        ),
+        "stores": ("sqlite", "postgres"),
+        "tests": [
+            "tests/web/test_lease_api.py::"
+            "test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease[{store}]",
         ],
     },
     {

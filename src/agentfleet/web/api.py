@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from agentfleet import logs
 from agentfleet.fleet import Fleet
-from agentfleet.models import Event, JobStatus
+from agentfleet.models import Event, Job, JobStatus
 from agentfleet.serialize import (
     event_dict,
     job_dict,
@@ -98,6 +98,12 @@ def list_jobs(
     responses=WRITE_ERRORS,
 )
 def enqueue(request: Request, body: EnqueueRequest, fleet: FleetDep, _: Writer) -> dict[str, Any]:
+    return job_dict(enqueue_job(request, body, fleet))
+
+
+def enqueue_job(request: Request, body: EnqueueRequest, fleet: Fleet) -> Job:
+    """An enqueue request's job, refused (422) for an engine no worker of this server's
+    fleet knows: the rule of every route that enqueues."""
     known: frozenset[str] = request.app.state.engines
     if body.engine not in known:
         raise ApiError(
@@ -122,7 +128,7 @@ def enqueue(request: Request, body: EnqueueRequest, fleet: FleetDep, _: Writer) 
         dedupe_key=body.dedupe_key,
     )
     logs.event(log, "job.enqueue_completed", job=job.id, queue=job.queue, engine=job.engine)
-    return job_dict(job)
+    return job
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="One job")

@@ -23,7 +23,7 @@ from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.fleet import Fleet
 from agentfleet.serialize import WORKER_WINDOW
 from agentfleet.store.tokens import Tokens
-from agentfleet.web import api, api_plans, errors, pages
+from agentfleet.web import api, api_lease, api_plans, errors, pages
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
 from agentfleet.web.schemas import Health
@@ -94,6 +94,7 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(api_plans.router)
+    app.include_router(api_lease.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

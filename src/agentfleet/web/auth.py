@@ -31,6 +31,7 @@ from typing import Literal
 
 from fastapi import Request
 
+from agentfleet.store.lease_tokens import looks_like_lease_token
 from agentfleet.store.tokens import ROLE_RANK, USED_EVERY, TokenInfo, Tokens, looks_like_token
 from agentfleet.web.errors import ApiError
 
@@ -44,6 +45,10 @@ ADMIN = "admin"
 Via = Literal["token", "session", "anonymous"]
 
 # What each role may do, as the 403 of a refused request says it.
+LEASE_TOKEN_REACHES = (
+    "a lease token reaches only /api/lease: its own job, its plan's inputs, follow-up jobs "
+    "and its plan's fields"
+)
 ROLE_CAN = {
     "worker": "a worker token may only claim, renew and complete its own jobs through the "
     "worker API, which this server does not serve yet",
@@ -155,6 +160,8 @@ class Auth:
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, value = header.partition(" ")
+            if looks_like_lease_token(value.strip()):
+                raise ApiError(403, "forbidden", LEASE_TOKEN_REACHES)
             who = self.principal_of(value.strip()) if scheme.lower() == "bearer" else None
             if who is None:
                 raise unauthorized("the bearer token is not valid (wrong, unknown or revoked)")

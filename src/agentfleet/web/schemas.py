@@ -297,6 +297,13 @@ class RejectRequest(Strict):
     checkpoint: StrictStr | None = _CHECKPOINT
 
 
+class PlanFieldsRequest(Strict):
+    """A step's write of plan-level fields about its own plan, fenced by its lease."""
+
+    fields: dict[str, Any] = Field(examples=[{"metadata": {"pr_url": "https://example/pr/7"}}])
+    expected: dict[str, Any] | None = Field(default=None, examples=[{"status": "running"}])
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
