@@ -414,3 +414,14 @@ def test_loopback_stays_plain_http_by_default(tmp_path: Path) -> None:
         assert proc_alive(running)
     out = running.log()
     assert f"at http://127.0.0.1:{running.port}/" in out and "warning" not in out
+
+
+def test_nothing_claims_to_serve_when_the_port_is_taken(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        code, out = run_serve(tmp_path, "--port", str(port), env={"AGENTFLEET_TOKEN": TOKEN})
+    assert code == 3, out
+    assert "address already in use" in out.lower()
+    assert "is serving" not in out and "start_completed" not in out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import re
 import secrets
+import socket
 import ssl
 import sys
 from collections.abc import Collection, Iterable
@@ -24,6 +26,7 @@ log = logging.getLogger("agentfleet.web")
 
 LOOPBACK_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 MIN_TOKEN_LENGTH = 16
+STARTUP_FAILURE = 3  # uvicorn's exit code when the server did not start
 
 
 class ServeRefused(InvalidArgument):
@@ -256,37 +259,48 @@ def serve(
             app = HostCheck(app, LOOPBACK_HOSTNAMES)
         url = base_url(host, port, tls=tls is not None)
         plain_beyond_loopback = tls is None and not is_loopback(host)
-        if plain_beyond_loopback:
+
+        def announce() -> None:  # once the port is bound, so what it says is so
+            if plain_beyond_loopback:
+                print(
+                    f"warning: serving plain HTTP on {host} (--insecure-http): tokens and "
+                    "cookies cross the network in the clear unless a TLS-terminating proxy "
+                    "is the only way in",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            print(f"agentfleet is serving {logs.redact_url(fleet.url)} at {url}", file=out)
+            if plain_beyond_loopback:
+                print("Behind the reverse proxy, open the proxy's https:// address.", file=out)
+            if generated:
+                print(f"Open {url}?token={token} to sign in.", file=out)
+                print(f"API token (generated now, shown once): {token}", file=out)
+            else:
+                print("Sign in with the token you set (AGENTFLEET_TOKEN or --token).", file=out)
             print(
-                f"warning: serving plain HTTP on {host} (--insecure-http): tokens and "
-                "cookies cross the network in the clear unless a TLS-terminating proxy "
-                "is the only way in",
-                file=sys.stderr,
-                flush=True,
+                "Tokens made with `agentfleet tokens create` sign in too, by their role.", file=out
             )
-        print(f"agentfleet is serving {logs.redact_url(fleet.url)} at {url}", file=out)
-        if plain_beyond_loopback:
-            print("Behind the reverse proxy, open the proxy's https:// address.", file=out)
-        if generated:
-            print(f"Open {url}?token={token} to sign in.", file=out)
-            print(f"API token (generated now, shown once): {token}", file=out)
-        else:
-            print("Sign in with the token you set (AGENTFLEET_TOKEN or --token).", file=out)
-        print("Tokens made with `agentfleet tokens create` sign in too, by their role.", file=out)
-        if public_read:
-            print("Reads are public (--public-read); changes still need the token.", file=out)
-        out.flush()
-        logs.event(
-            log,
-            "server.start_completed",
-            host=host,
-            port=port,
-            public_read=public_read,
-            tls=tls is not None,
-            database=fleet.url,
-            auth="generated token" if generated else "given token",
-        )
-        uvicorn.run(
+            if public_read:
+                print("Reads are public (--public-read); changes still need the token.", file=out)
+            out.flush()
+            logs.event(
+                log,
+                "server.start_completed",
+                host=host,
+                port=port,
+                public_read=public_read,
+                tls=tls is not None,
+                database=fleet.url,
+                auth="generated token" if generated else "given token",
+            )
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)  # exits with 3 when it cannot bind
+                if self.started:
+                    announce()
+
+        config = uvicorn.Config(
             app,
             host=host.strip("[]"),
             port=port,
@@ -297,5 +311,10 @@ def serve(
             ssl_certfile=tls.certfile if tls else None,
             ssl_keyfile=tls.keyfile if tls else None,
         )
+        running = Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            running.run()
+        if not running.started:  # as uvicorn.run: the lifespan refused to start
+            sys.exit(STARTUP_FAILURE)
     finally:  # uvicorn re-raises SIGTERM/SIGINT after shutdown; the lifespan closed it then
         close()
