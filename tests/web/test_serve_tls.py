@@ -76,8 +76,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pair, Pair]:
 
 
 def trusting(cert: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(cert))  # verifies the name too
-    return context
+    return ssl.create_default_context(cafile=str(cert))  # checks the name (127.0.0.1) too
 
 
 def https_get(port: int, path: str, context: ssl.SSLContext) -> tuple[int, bytes, bytes]:
@@ -118,6 +117,9 @@ class Running:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
 @contextmanager
@@ -225,15 +227,11 @@ def test_serves_https_with_the_given_certificate(certs: tuple[Pair, Pair], tmp_p
         assert response.status == 303
         assert "secure" in response.getheader("set-cookie", "").lower()
 
-        assert proc_alive(running)
+        assert running.alive()
     lines = running.log()
     assert f"at https://127.0.0.1:{running.port}/" in lines
     assert "http://" not in lines  # every address it prints is the HTTPS one
     assert '"tls": true' in lines
-
-
-def proc_alive(running: Running) -> bool:
-    return running.proc.poll() is None
 
 
 def test_the_generated_sign_in_link_is_https(certs: tuple[Pair, Pair], tmp_path: Path) -> None:
@@ -390,7 +388,7 @@ def test_https_beyond_loopback_needs_no_flag(certs: tuple[Pair, Pair], tmp_path:
     fleet, _ = certs
     args = ("--tls-cert", str(fleet.cert), "--tls-key", str(fleet.key))
     with serve(tmp_path, *args, host="0.0.0.0", ready=trusting(fleet.cert)) as running:
-        assert proc_alive(running)
+        assert running.alive()
     out = running.log()
     assert f"at https://0.0.0.0:{running.port}/" in out and "warning" not in out
 
@@ -411,7 +409,7 @@ def test_insecure_http_with_a_certificate_is_a_contradiction(
 
 def test_loopback_stays_plain_http_by_default(tmp_path: Path) -> None:
     with serve(tmp_path) as running:
-        assert proc_alive(running)
+        assert running.alive()
     out = running.log()
     assert f"at http://127.0.0.1:{running.port}/" in out and "warning" not in out
 
