@@ -28,6 +28,9 @@ def test_options_and_environment_reach_the_server(monkeypatch: pytest.MonkeyPatc
         "port": 8123,
         "token": "from-the-environment-1234",
         "public_read": True,
+        "tls_cert": None,
+        "tls_key": None,
+        "insecure_http": False,
         "engines": BUILTIN_ENGINES,
     }
 

@@ -47,13 +47,44 @@ def serve(
             help="Database URL; overrides the global --db. e.g. --db sqlite:///fleet.db",
         ),
     ] = None,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="AGENTFLEET_TLS_CERT",
+            metavar="FILE",
+            show_default=False,
+            help="Serve HTTPS with this PEM certificate (its chain may follow it in the file); "
+            "needs --tls-key too (or set AGENTFLEET_TLS_CERT). e.g. --tls-cert fleet.crt",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-key",
+            envvar="AGENTFLEET_TLS_KEY",
+            metavar="FILE",
+            show_default=False,
+            help="The certificate's PEM private key, unencrypted; needs --tls-cert too (or set "
+            "AGENTFLEET_TLS_KEY). e.g. --tls-key fleet.key",
+        ),
+    ] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="Allow plain HTTP on an address beyond loopback, for a reverse proxy in front "
+            "that terminates TLS. e.g. --host 0.0.0.0 --insecure-http",
+        ),
+    ] = False,
     engines: EnginesOpt = None,
 ) -> None:
     """Serve the HTTP API, the dashboard and /metrics.
 
-    Binding to anything but loopback needs an explicit token.
+    Binding to anything but loopback needs an explicit token, and HTTPS (--tls-cert and
+    --tls-key) or --insecure-http behind a TLS-terminating reverse proxy.
 
-    Example: agentfleet serve --port 8700
+    Example: agentfleet serve --port 8700 --tls-cert fleet.crt --tls-key fleet.key
     """
     try:
         from agentfleet.web import server
@@ -67,6 +98,9 @@ def serve(
             port=port,
             token=token,
             public_read=public_read,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            insecure_http=insecure_http,
             engines=engine_config(engines).engine_names(),
         )
     except server.ServeRefused as exc:

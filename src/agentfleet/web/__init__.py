@@ -1,7 +1,8 @@
 """The HTTP API, dashboard and /metrics (install the ``web`` extra).
 
 ``create_app(fleet, token=..., public_read=...)`` builds the ASGI app;
-``serve(db_url, host, port, token, public_read)`` runs it (``agentfleet serve``).
+``serve(db_url, host, port, token, public_read, tls_cert=..., tls_key=...)`` runs it
+(``agentfleet serve``).
 """
 
 from __future__ import annotations
