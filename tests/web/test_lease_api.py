@@ -55,6 +55,8 @@ def test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease(
     )
     assert wrote.status_code == 200, wrote.text
     assert fleet.get_plan(plan_id).metadata == {"pr": 7}
+    noted = anon.post("/api/lease/ledger", headers=bearer(token), json={"key": "pr", "value": 7})
+    assert noted.status_code == 200 and noted.json()["epoch"] == int(token.split("_")[2])
     follow = anon.post(
         "/api/lease/jobs", headers=bearer(token), json={"engine": "shell", "payload": {"cmd": "x"}}
     )
@@ -75,6 +77,9 @@ def test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease(
     )
     assert late.status_code == 401 and "taken over" in late.text
     assert fleet.get_plan(plan_id).metadata == {"pr": 7}
+    stale = anon.post("/api/lease/ledger", headers=bearer(token), json={"key": "pr", "value": 8})
+    assert stale.status_code == 401
+    assert [(e.key, e.value) for e in fleet.ledger(again.job_id)] == [("pr", 7)]
     assert anon.get("/api/lease", headers=bearer(token)).status_code == 401
 
     # The new attempt's token works until the attempt ends.

@@ -2,7 +2,7 @@
 
 A job started with ``AGENTFLEET_LEASE_TOKEN`` (see store/lease_tokens.py) reaches the
 fleet here and nowhere else: it reads its own job and its plan's inputs, enqueues
-follow-up jobs, and writes plan-level fields of its own plan fenced by its lease. Each
+follow-up jobs, and makes fenced writes (its ledger, its own plan's plan-level fields). Each
 request checks that the lease is still current, so once the attempt is taken over, has
 expired or has ended, the token gets 401 and a stale attempt's write is never accepted.
 """
@@ -19,7 +19,14 @@ from agentfleet.store.lease_tokens import looks_like_lease_token
 from agentfleet.web.api import WRITE_ERRORS, enqueue_job, fleet_of
 from agentfleet.web.auth import unauthorized
 from agentfleet.web.errors import ApiError
-from agentfleet.web.schemas import EnqueueRequest, JobOut, PlanFieldsRequest, PlanOut
+from agentfleet.web.schemas import (
+    EnqueueRequest,
+    JobOut,
+    LedgerEntryOut,
+    LedgerWrite,
+    PlanFieldsRequest,
+    PlanOut,
+)
 
 
 def lease_access(request: Request) -> Lease:
@@ -67,6 +74,21 @@ def inputs(request: Request, lease: LeaseDep) -> dict[str, Any]:
 @router.post("/jobs", response_model=JobOut, status_code=201, summary="Enqueue a follow-up job")
 def enqueue_follow_up(request: Request, body: EnqueueRequest, lease: LeaseDep) -> dict[str, Any]:
     return job_dict(enqueue_job(request, body, fleet_of(request)))
+
+
+@router.post(
+    "/ledger", response_model=LedgerEntryOut, summary="Write a value in the job's ledger, fenced"
+)
+def fenced_write(request: Request, body: LedgerWrite, lease: LeaseDep) -> dict[str, Any]:
+    entry = fleet_of(request).fenced_write(lease, body.key, body.value)
+    return {
+        "job_id": entry.job_id,
+        "key": entry.key,
+        "epoch": entry.epoch,
+        "value": entry.value,
+        "worker": entry.worker,
+        "written_at": entry.written_at.isoformat(),
+    }
 
 
 @router.patch("/plan", response_model=PlanOut, summary="Write plan-level fields, fenced")

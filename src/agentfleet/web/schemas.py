@@ -304,6 +304,22 @@ class PlanFieldsRequest(Strict):
     expected: dict[str, Any] | None = Field(default=None, examples=[{"status": "running"}])
 
 
+class LedgerWrite(Strict):
+    """A fenced write of a job's own: `value` under `key` in its ledger."""
+
+    key: StrictStr = Field(min_length=1, max_length=200, examples=["pr_url"])
+    value: Any = Field(examples=["https://example/pr/7"])
+
+
+class LedgerEntryOut(BaseModel):
+    job_id: int
+    key: str
+    epoch: int
+    value: Any
+    worker: str
+    written_at: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
