@@ -287,7 +287,7 @@ def _remote_fleet(
     given_db = root is not None and root.get_parameter_source("db") is ParameterSource.COMMANDLINE
     if server is None or not server.strip():
         if ctx.get_parameter_source("worker_token") is ParameterSource.COMMANDLINE:
-            raise InvalidArgument("--token is for a remote worker: give --server URL too")
+            raise InvalidArgument("--token: only for a remote worker; give --server URL too")
         return None
     if given_db:
         raise InvalidArgument(
@@ -296,8 +296,8 @@ def _remote_fleet(
         )
     if token is None or not token.strip():
         raise InvalidArgument(
-            "--server needs a token: --token TOKEN (or AGENTFLEET_TOKEN), e.g. one made with "
-            "`agentfleet tokens create --role worker --name box-7`"
+            "--server needs a token: give --token (or set AGENTFLEET_TOKEN), e.g. one made "
+            "with `agentfleet tokens create --role worker --name box-7`"
         )
     return RemoteFleet(server, token)
 
@@ -320,8 +320,8 @@ def _remote_name(remote: RemoteFleet, name: str | None) -> str | None:
         return name
     if name is not None and name != own:
         raise InvalidArgument(
-            f"the token is the worker token {own!r}: its worker goes by that name; leave out "
-            f"--name or give --name {own}"
+            f"this is a worker token (named {own!r}): its worker goes by that name; leave "
+            f"out --name or give --name {own}"
         )
     return str(own)
 
