@@ -470,7 +470,7 @@ class RemoteFleet:
         if self._away_since is not None:
             away = time.monotonic() - self._away_since
             self._away_since = None
-            log.warning("the fleet's server at %s answers again (after %.1fs)", self._url, away)
+            log.info("the fleet's server at %s answers again (after %.1fs)", self._url, away)
 
 
 def _done(done: Sequence[tuple[Lease, Any]]) -> list[dict[str, Any]]:
