@@ -346,7 +346,7 @@ class RemoteFleet:
         return None
 
     def fire_schedules(self, now: datetime | None = None) -> list[Any]:
-        """Nothing: schedules fire from direct workers (or `agentfleet schedules fire`)."""
+        """Nothing: schedules fire from direct workers."""
         return []
 
     def prune_if_due(self, every: float = 0.0) -> None:

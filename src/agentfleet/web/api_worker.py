@@ -17,7 +17,7 @@ asks of its fleet, each route one call of the same Fleet verb a direct worker ma
   which wake-ups the caller has seen, so a change between two polls wakes the next at once.
 * Housekeeping (reaping expired leases, reconciling plans, firing schedules, pruning) is
   not asked for here: the server's claims reap as a direct claim does, and the rest is
-  done by direct workers (or `agentfleet reconcile`, `schedules fire`, `prune`).
+  done by direct workers (or `agentfleet reconcile` and `agentfleet prune`).
 """
 
 from __future__ import annotations
