@@ -108,10 +108,16 @@ def test_a_worker_token_cannot_touch_another_workers_lease(served: Served) -> No
         lambda: served.a.release(theirs),
         lambda: served.a.record_output(theirs, RunOutput(stdout="stolen")),
         lambda: served.a.renew(theirs),
-        lambda: served.a.complete_many([(theirs, "stolen")]),
     ):
         with pytest.raises(LeaseLost):
             write()
+    assert served.a.complete_many([(theirs, "stolen")]) == []  # left out of the batch
+    mine = claim_one(served.a, "box-a", "theirs-too") if served.enqueue("theirs-too") else None
+    assert mine is not None
+    renewed, refused = served.a.renew_many([mine, theirs])  # one heartbeat: each its answer
+    assert isinstance(renewed, Lease) and renewed.job_id == mine.job_id
+    assert isinstance(refused, LeaseLost) and refused.job_id == job_id
+    served.a.complete(mine)
     as_a = {"Authorization": f"Bearer {served.tokens['box-a']}"}
     r = httpx.post(
         f"{served.server.url}api/worker/complete",

@@ -48,6 +48,7 @@ from agentfleet.web.auth import ADMIN, Principal, auth_of, forbidden, unauthoriz
 from agentfleet.web.errors import ApiError
 from agentfleet.web.schemas import Strict
 
+NOT_YOURS = "not_your_lease"
 WAIT_MAX = 30.0  # the longest a long poll is held
 RING_WAIT = 1.0  # the watching thread's own wait, between looks at whether it should stop
 
@@ -97,14 +98,15 @@ def _held(fleet: Fleet, who: Principal, lease: Lease) -> Lease:
     if who.role == ADMIN:
         return lease
     job = fleet.get_job(lease.job_id)
-    if job.lease_epoch != lease.epoch:
+    if job.lease_epoch != lease.epoch or job.status is not JobStatus.RUNNING:
+        # Nobody holds that epoch now: the fenced write would be refused just so.
         raise LeaseLost(
             lease.job_id, lease.epoch, current_epoch=job.lease_epoch, status=job.status.value
         )
     if job.worker != who.name:
         raise ApiError(
             403,
-            "not_your_lease",
+            NOT_YOURS,
             f"job {lease.job_id} epoch {lease.epoch} is held by another worker, not by "
             f"{who.name!r}",
             job_id=lease.job_id,
@@ -119,13 +121,16 @@ def _held(fleet: Fleet, who: Principal, lease: Lease) -> Lease:
 def _done(fleet: Fleet, who: Principal, raw: list[Done]) -> list[tuple[Lease, Any]]:
     """A batch's completions this caller may write. One whose lease is no longer held is
     left out, as the batched write itself leaves it out (the worker then writes it on its
-    own, which says why); one of another worker's leases refuses the whole request."""
+    own, which says why), and so is one of another worker's leases."""
     done = []
     for item in raw:
         try:
             done.append((_held(fleet, who, lease_from_wire(item.lease)), item.result))
         except LeaseLost:
             continue
+        except ApiError as exc:
+            if exc.code != NOT_YOURS:
+                raise
     return done
 
 
@@ -272,6 +277,11 @@ def renew(fleet: FleetDep, who: Caller, body: RenewBody) -> dict[str, Any]:
             answers.append({})
         except LeaseLost as exc:  # as the store's own answer for it would say
             answers.append(_lost(exc))
+        except ApiError as exc:  # another worker's lease: lost to this one, the rest renewed
+            if exc.code != NOT_YOURS:
+                raise
+            answers.append({"lost": {"code": NOT_YOURS, "job_id": exc.extra["job_id"],
+                                     "epoch": exc.extra["epoch"]}})  # fmt: skip
     renewed: list[Lease | LeaseLost] = fleet.renew_many(leases, ttl=body.ttl) if leases else []
     for place, answer in zip(index, renewed, strict=True):
         answers[place] = {"lease": lease_to_wire(answer)} if isinstance(answer, Lease) else (
