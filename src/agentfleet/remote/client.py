@@ -404,7 +404,9 @@ class RemoteFleet:
                 raw = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
-                if attempt + 1 < tries and not self._closed:
+                # A connection refused, reset or closed by the server is tried again; a
+                # request that got no answer in time is not (it may still be at work).
+                if attempt + 1 < tries and not self._closed and not isinstance(exc, TimeoutError):
                     time.sleep(RETRY_PAUSES[attempt])
                     continue
                 self._unreachable(exc)
