@@ -24,6 +24,7 @@ class Proxy:
         self._listener.listen(64)
         self.port = int(self._listener.getsockname()[1])
         self._closed = False
+        self._cut_answers = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -59,19 +60,28 @@ class Proxy:
             with self._lock:
                 self.served[target] += 1
                 self._open += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
+            for src, dst, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, answers), daemon=True).start()
 
+    def cut_next_answer(self) -> None:
+        """The next answer a server sends is dropped and its connection cut: the request
+        was served, the client never hears of it (a network failure at the worst time)."""
+        with self._lock:
+            self._cut_answers += 1
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _shut(src)
-        _shut(dst)
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if answers and self._cut_answers:
+                    with self._lock:
+                        self._cut_answers -= 1
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(src)
+            _shut(dst)
 
 
 def _shut(sock: socket.socket) -> None:
