@@ -15,6 +15,7 @@ manager). A `shell` row (`true`) shows what a process per job costs.
     python -m benchmarks.worker_drain                               # both stores, W=1,2,4
     python -m benchmarks.worker_drain --stores sqlite --jobs 20000 --workers 1
     python -m benchmarks.worker_drain --engine shell --jobs 2000
+    python -m benchmarks.worker_drain --stores postgres-remote --workers 2   # --server workers
 
 CPU per job is the workers' own CPU seconds (user + system, their children included) over
 N; on a shared machine it moves less than the wall-clock rate does. "The rest of the machine"
@@ -25,6 +26,8 @@ server's work for the drain, and whatever else ran.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import resource
 import subprocess
 import tempfile
@@ -38,10 +41,12 @@ from benchmarks.noop_tasks import NOOP
 from benchmarks.peers.common import CpuSample, Result, format_table
 from benchmarks.worker_latency import (
     BENCH_APP,
+    STORES,
     _database,
     _start_worker,
     _stop,
     _tail,
+    served,
     worker_command,
 )
 
@@ -50,6 +55,7 @@ ENQUEUE_CHUNK = 5000
 CONCURRENCY = {"python": 1000, "shell": 8}  # what each row's workers run with (--concurrency)
 PATIENCE = 1800.0
 ROOT = str(Path(__file__).resolve().parent.parent)
+PYTHONPATH = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 # Whether the backlog's window still has work, read through the two partial indexes. It is
 # asked 20 times a second while the window drains: a count over the jobs table was a
 # sequential scan of the whole backlog each time, and at 1,000,000 jobs it kept one of the
@@ -106,11 +112,25 @@ def drain(
     command: str | None = None,
     extra: Sequence[str] = (),
 ) -> Result:
-    """One drain by `workers` real worker processes; raises if any job is left undone."""
+    """One drain by `workers` real worker processes; raises if any job is left undone.
+    A `-remote` store's workers reach the database through one `agentfleet serve` (its
+    CPU then counts in "the rest of the machine")."""
     cmd = worker_command(command)
     width = concurrency or CONCURRENCY[engine]
-    with _database(store) as url, tempfile.TemporaryDirectory(prefix="agentfleet-drain-") as tmp:
+    base, _, remote = store.partition("-")
+    with (
+        _database(base) as url,
+        tempfile.TemporaryDirectory(prefix="agentfleet-drain-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         _enqueue(url, engine, jobs)
+        servers: list[tuple[str, str] | None] = [None] * workers
+        if remote:
+            address = stack.enter_context(served(cmd, url, Path(tmp)))
+            with agentfleet.open(url, application_name=BENCH_APP) as fleet:
+                servers = [
+                    (address, fleet.create_token(f"drain-{i}", "worker")[1]) for i in range(workers)
+                ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         machine_before = CpuSample.take()
         launched = time.monotonic()
@@ -126,7 +146,8 @@ def drain(
                 "--concurrency",
                 str(width),
                 *extra,
-                env={"PYTHONPATH": ROOT},  # so `--import benchmarks.noop_tasks` resolves
+                env={"PYTHONPATH": PYTHONPATH},  # so `--import benchmarks.noop_tasks` resolves
+                server=servers[i],
             )
             for i in range(workers)
         ]
@@ -249,7 +270,7 @@ def backlog(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", nargs="+", default=["postgres", "sqlite"],
-                        choices=["postgres", "sqlite"])  # fmt: skip
+                        choices=STORES)  # fmt: skip
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--engine", choices=["python", "shell"], default="python")

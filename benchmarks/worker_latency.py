@@ -9,6 +9,7 @@ worker's CPU use, and on PostgreSQL the most connections the worker held.
 
     python -m benchmarks.worker_latency                        # SQLite and PostgreSQL
     python -m benchmarks.worker_latency --stores sqlite --jobs 50
+    python -m benchmarks.worker_latency --stores sqlite-remote postgres-remote  # --server
     python -m benchmarks.worker_latency fleet --workers 60     # 60 workers, one PostgreSQL
 
 `fleet` starts that many workers against one fresh PostgreSQL database, waits until every
@@ -31,10 +32,12 @@ import random
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,6 +51,8 @@ from agentfleet import Fleet, Job, JobStatus
 BENCH_APP = "agentfleet bench"  # this process's own connections, left out of the counts
 DONE = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 PATIENCE = 120.0
+SERVE_TOKEN = "agentfleet-bench-serve-token"
+STORES = ("sqlite", "postgres", "sqlite-remote", "postgres-remote")
 
 
 @dataclass
@@ -107,11 +112,16 @@ def _start_worker(
     folder: Path,
     *extra: str,
     env: dict[str, str] | None = None,
+    server: tuple[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
+    """A worker on the database `url`; with `server` (its address and a worker token
+    named `name`), a remote worker that reaches the same database through that server."""
     log = folder / f"{name}.log"
+    where = ["--db", url] if server is None else []
+    remote = [] if server is None else ["--server", server[0], "--token", server[1]]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*command, "--db", url, "worker", "--name", name, *extra],
+            [*command, *where, "worker", "--name", name, *remote, *extra],
             cwd=folder,
             env={**_child_env(), **(env or {})},
             stdin=subprocess.DEVNULL,
@@ -149,6 +159,40 @@ def _wait(predicate: Callable[[], Any], what: str, timeout: float = PATIENCE) ->
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.005)
     return value
+
+
+@contextlib.contextmanager
+def served(command: list[str], url: str, folder: Path) -> Iterator[str]:
+    """`agentfleet serve` on the database `url` (a loopback port), for remote workers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = folder / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--db", url, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=folder,
+            env={**_child_env(), "AGENTFLEET_TOKEN": SERVE_TOKEN},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    address = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}):\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{address}/healthz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _wait(healthy, "the server to start")
+        yield address
+    finally:
+        _stop([proc])
 
 
 def _registered(fleet: Fleet, names: set[str]) -> set[str]:
@@ -203,16 +247,24 @@ def latency(
     idle: float = 2.0,
     command: str | None = None,
 ) -> Latency:
-    """Enqueue-to-start of one idle worker, one job at a time (see the module docstring)."""
+    """Enqueue-to-start of one idle worker, one job at a time (see the module docstring).
+    A `-remote` store's worker reaches the database through `agentfleet serve` (the
+    server's own connections are then the ones counted on PostgreSQL)."""
     cmd = worker_command(command)
-    postgres = store == "postgres"
+    base, _, remote = store.partition("-")
+    postgres = base == "postgres"
     with (
-        _database(store) as url,
+        _database(base) as url,
         tempfile.TemporaryDirectory(prefix="agentfleet-worker-") as tmp,
         agentfleet.open(url, application_name=BENCH_APP) as fleet,
+        contextlib.ExitStack() as stack,
     ):
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        proc, log = _start_worker(cmd, url, name, Path(tmp))
+        server = None
+        if remote:
+            address = stack.enter_context(served(cmd, url, Path(tmp)))
+            server = (address, fleet.create_token(name, "worker")[1])
+        proc, log = _start_worker(cmd, url, name, Path(tmp), server=server)
         try:
 
             def up() -> bool:
@@ -354,9 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "`agentfleet worker` processes.",
     )
     parser.add_argument("scenario", nargs="?", choices=["latency", "fleet"], default="latency")
-    parser.add_argument(
-        "--stores", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
-    )
+    parser.add_argument("--stores", nargs="+", choices=STORES, default=["sqlite", "postgres"])
     parser.add_argument("--jobs", type=int, default=100, help="measured jobs per store")
     parser.add_argument("--warmup", type=int, default=3, help="jobs run first, not measured")
     parser.add_argument(

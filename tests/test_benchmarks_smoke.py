@@ -49,6 +49,18 @@ def test_worker_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert row.split()[:2] == ["sqlite", "3"]
 
 
+def test_remote_worker_latency_and_drain_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`agentfleet worker --server` through a real `agentfleet serve`: the same figures."""
+    from benchmarks import worker_drain, worker_latency
+
+    args = ["--stores", "sqlite-remote", "--jobs", "3", "--warmup", "1", "--gap", "0.05"]
+    assert worker_latency.main([*args, "--idle", "0.2"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[:2] == ["sqlite-remote", "3"]
+    drained = worker_drain.drain("sqlite-remote", 200, 2, concurrency=50)
+    assert drained.jobs == 200 and drained.scenario == "worker_drain_sqlite-remote"
+
+
 def test_worker_latency_postgres_and_fleet_smoke(
     pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -62,12 +62,13 @@ SHELL = "/bin/sh"
 class RunContext:
     """What every execution of one worker shares."""
 
-    db_url: str
+    db_url: str | None  # None for a remote worker: its jobs never get a database URL
     worker: str
     engines: EngineConfig = field(default_factory=EngineConfig)
     tasks: TaskRegistry = REGISTRY
     output_limit: int = OUTPUT_LIMIT
     clones: Path | None = None  # where jobs with a remote get clones (None: AGENTFLEET_CLONES)
+    server: str | None = None  # a remote worker's server (its jobs may be told where it is)
 
 
 def runnable_engines(engines: EngineConfig) -> list[str]:
@@ -97,10 +98,11 @@ def db_access(payload: Mapping[str, Any]) -> bool:
     return payload.get("db_access") is True
 
 
-def inherited_env(payload: Mapping[str, Any]) -> dict[str, str]:
+def inherited_env(payload: Mapping[str, Any], ctx: RunContext) -> dict[str, str]:
     """The worker's environment as a job inherits it: without the fleet's secrets, unless
-    the job opted in to them."""
-    if db_access(payload):
+    the job opted in to them on a direct worker (a remote worker's token is its own, never
+    its jobs')."""
+    if db_access(payload) and ctx.server is None:
         return dict(os.environ)
     return {k: v for k, v in os.environ.items() if k not in FLEET_SECRETS}
 
@@ -116,7 +118,10 @@ def job_env(lease: Lease, ctx: RunContext, inputs: str | None = None) -> dict[st
     }
     job = lease.job
     if job is not None and db_access(job.payload):
-        env["AGENTFLEET_DB"] = ctx.db_url
+        if ctx.db_url is not None:
+            env["AGENTFLEET_DB"] = ctx.db_url
+        if ctx.server is not None:
+            env["AGENTFLEET_SERVER"] = ctx.server
     if job is not None and job.plan_id is not None:
         env["AGENTFLEET_PLAN_ID"] = str(job.plan_id)
         env["AGENTFLEET_STEP"] = job.step or ""
@@ -189,7 +194,7 @@ def _shell(
         raise InvalidArgument(
             "engine 'shell' needs payload 'cmd': a command string or a non-empty argv list"
         )
-    env = {**inherited_env(payload), **_env(payload), **job_env(lease, ctx, inputs)}
+    env = {**inherited_env(payload, ctx), **_env(payload), **job_env(lease, ctx, inputs)}
     return _process(argv, env, _cwd(payload), ctx, on_exit, None)
 
 
@@ -206,7 +211,7 @@ def _agent(
     command = build_agent_command(
         job.engine, job.payload, ctx.engines, session=session, resume_prompt=prompt
     )
-    env = command.full_env(inherited_env(job.payload))
+    env = command.full_env(inherited_env(job.payload, ctx))
     env.update(job_env(lease, ctx, inputs))
     cwd = _cwd({"cwd": command.cwd}) if command.cwd is not None else None
     return AgentRun(
@@ -257,7 +262,7 @@ def build_execution(
 
 
 def _train(job: Job, lease: Lease, ctx: RunContext, on_exit: Callable[[], None]) -> TrainRun:
-    env = {**inherited_env(job.payload), **job_env(lease, ctx)}
+    env = {**inherited_env(job.payload, ctx), **job_env(lease, ctx)}
     repo = job.payload.get("repo")
     if job.payload.get("remote"):  # it works in this worker's clone of the remote
         clones = clones_root(ctx.clones)
@@ -289,7 +294,7 @@ def _in_worktree(
             return _shell(moved, lease, ctx, done, inputs)
         return _agent(moved, lease, ctx, done, inputs, resume)
 
-    env = {**inherited_env(job.payload), **_env(job.payload), **job_env(lease, ctx, inputs)}
+    env = {**inherited_env(job.payload, ctx), **_env(job.payload), **job_env(lease, ctx, inputs)}
     return WorkspaceRun(
         spec,
         setup,

@@ -79,3 +79,12 @@ class SchemaTooNew(AgentFleetError):
         )
         self.current = current
         self.latest = latest
+
+
+class AccessDenied(AgentFleetError):
+    """The fleet's server refused the token: unknown or revoked (401), or its role may not
+    do this (403). A remote worker stops on it; its leases come back after their ttl."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

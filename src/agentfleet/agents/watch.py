@@ -22,6 +22,7 @@ from agentfleet.models import Job, Lease
 
 if TYPE_CHECKING:
     from agentfleet.fleet import Fleet
+    from agentfleet.remote import RemoteFleet
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -128,7 +129,7 @@ class Watch:
 
 
 def watch_for(
-    fleet: Fleet, job: Job, lease: Lease, engines: EngineConfig, now: float
+    fleet: Fleet | RemoteFleet, job: Job, lease: Lease, engines: EngineConfig, now: float
 ) -> Watch | None:
     """The watch over one claimed job, or None when nothing stops it early (python tasks,
     shell jobs without an idle timeout). Reads what the job and its plan spent so far."""

@@ -5,26 +5,35 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
 import typer
+from typer._click.core import ParameterSource
 
 import agentfleet
 from agentfleet import logs
 from agentfleet.cli.app import (
     JSON_LOGS,
     EnginesOpt,
+    ExitCode,
     app,
     console,
     engine_config,
+    fail,
     handled,
     open_fleet,
     seconds,
 )
 from agentfleet.errors import (
+    AccessDenied,
     InvalidArgument,
+    StoreUnavailable,
 )
+from agentfleet.fleet import Fleet
+from agentfleet.remote import RemoteFleet
 from agentfleet.worker import default_worker_name
 
 # The worker's own queries take one connection, which also LISTENs: a fleet of workers
@@ -141,11 +150,39 @@ def worker(
             "named like the server's (job.claim_completed, ...). e.g. --log-format json",
         ),
     ] = LogFormat.TEXT,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="AGENTFLEET_SERVER",
+            metavar="URL",
+            help="Work for the fleet that `agentfleet serve` serves there, through its worker "
+            "API, with --token instead of a database URL (a remote worker). "
+            "e.g. --server https://fleet.example.com:8700",
+            show_default=False,
+        ),
+    ] = None,
+    worker_token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="AGENTFLEET_TOKEN",
+            metavar="TOKEN",
+            help="With --server: the token to send, one made with `agentfleet tokens create "
+            "--role worker` (the worker then goes by the token's name). "
+            "e.g. --token aft_0123456789ab_...",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run jobs: claim, run (each in its own process group), heartbeat, finish.
 
     SIGTERM or Ctrl-C: claim nothing more, let running jobs finish within --grace, then stop
     the rest and hand them back to the queue at once. A second signal stops at once.
+
+    With --server and --token it works for a fleet served by `agentfleet serve`, needing no
+    database access (a remote worker); it leaves the fleet's housekeeping (plans'
+    reconcile, schedules, pruning) to direct workers.
 
     Example: agentfleet worker --queues default --concurrency 2 --ttl 30s --name w1
     """
@@ -181,13 +218,22 @@ def worker(
                 seconds(kill_grace, "--kill-grace"),
             )
             assert ttl_s is not None and grace_s is not None and kill_s is not None
+            refused: list[AccessDenied] = []
+            remote = _remote_fleet(ctx, server, worker_token, refused)
             worker_name = name or default_worker_name()
-            with open_fleet(
-                ctx,
-                create=True,
-                pool_size=WORKER_POOL_SIZE,
-                application_name=f"agentfleet worker {worker_name}",
-            ) as fleet:
+            if remote is not None:
+                worker_name = _remote_name(remote, name) or worker_name
+            opened: Fleet | RemoteFleet = (
+                remote
+                if remote is not None
+                else open_fleet(
+                    ctx,
+                    create=True,
+                    pool_size=WORKER_POOL_SIZE,
+                    application_name=f"agentfleet worker {worker_name}",
+                )
+            )
+            with opened as fleet:
                 runner = agentfleet.Worker(
                     fleet,
                     name=worker_name,
@@ -207,7 +253,15 @@ def worker(
                         format=f"%(asctime)s {runner.name} %(levelname)s %(message)s",
                         datefmt="%H:%M:%S",
                     )
+                if remote is not None:
+                    remote.on_denied = _stop_on_refusal(runner, refused)
                 runner.run()
+            if refused:
+                fail(
+                    f"{refused[0]}: the worker stopped (its jobs come back to the queue "
+                    "after their lease's ttl)",
+                    ExitCode.REFUSED,
+                )
     except typer.Exit:
         raise
     except Exception as exc:
@@ -223,6 +277,72 @@ def worker(
         raise typer.Exit(1) from None
     finally:
         JSON_LOGS.reset(token)
+
+
+def _remote_fleet(
+    ctx: typer.Context, server: str | None, token: str | None, refused: list[AccessDenied]
+) -> RemoteFleet | None:
+    """The RemoteFleet that --server and --token name, or None for a direct worker."""
+    root = ctx.parent
+    given_db = root is not None and root.get_parameter_source("db") is ParameterSource.COMMANDLINE
+    if server is None or not server.strip():
+        if ctx.get_parameter_source("worker_token") is ParameterSource.COMMANDLINE:
+            raise InvalidArgument("--token: only for a remote worker; give --server URL too")
+        return None
+    if given_db:
+        raise InvalidArgument(
+            "--db and --server cannot both be given: a worker reaches its fleet either "
+            "through the database (--db) or through `agentfleet serve` (--server and --token)"
+        )
+    if token is None or not token.strip():
+        raise InvalidArgument(
+            "--server needs a token: give --token (or set AGENTFLEET_TOKEN), e.g. one made "
+            "with `agentfleet tokens create --role worker --name box-7`"
+        )
+    return RemoteFleet(server, token)
+
+
+def _remote_name(remote: RemoteFleet, name: str | None) -> str | None:
+    """A worker token's name is its worker's: --name may only repeat it. Waits (and says
+    so) while the server cannot be reached."""
+    pause = 0.5
+    while True:
+        try:
+            hello = remote.hello()
+            break
+        except StoreUnavailable:
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+        except AccessDenied as exc:
+            fail(str(exc), ExitCode.REFUSED)
+    own = hello.get("name")
+    if own is None:  # the admin's token: any name
+        return name
+    if name is not None and name != own:
+        raise InvalidArgument(
+            f"this is a worker token (named {own!r}): its worker goes by that name; leave "
+            f"out --name or give --name {own}"
+        )
+    return str(own)
+
+
+def _stop_on_refusal(
+    runner: agentfleet.Worker, refused: list[AccessDenied]
+) -> Callable[[AccessDenied], None]:
+    def stop(exc: AccessDenied) -> None:
+        if not refused:
+            refused.append(exc)
+            logs.event(
+                "agentfleet.worker",
+                "worker.token_refused",
+                level=logging.ERROR,
+                message=f"{exc}; stopping now (its jobs come back after their lease's ttl)",
+                worker=runner.name,
+                status=exc.status,
+            )
+        runner.stop(now=True)
+
+    return stop
 
 
 @app.command()

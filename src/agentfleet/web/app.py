@@ -23,7 +23,7 @@ from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.fleet import Fleet
 from agentfleet.serialize import WORKER_WINDOW
 from agentfleet.store.tokens import Tokens
-from agentfleet.web import api, api_lease, api_plans, errors, pages
+from agentfleet.web import api, api_lease, api_plans, api_worker, errors, pages
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
 from agentfleet.web.schemas import Health
@@ -42,6 +42,7 @@ SECURITY_HEADERS = {
 }
 # Requests the dashboard repeats many times a second: logged at debug level only.
 QUIET_PATHS = frozenset({"/healthz", "/metrics"})
+WORKER_API = "/api/worker/"  # remote workers' claims and heartbeats: many, all routine
 
 
 def create_app(
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(api_plans.router)
     app.include_router(api_lease.router)
+    app.include_router(api_worker.router)
     app.include_router(pages.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
@@ -165,7 +167,11 @@ class Observe:
             method = scope.get("method", "GET")
             self.state.metrics.observe_http(method, template, status, seconds)
             path = scope.get("path", "")
-            quiet = path in QUIET_PATHS or _header(scope, b"x-live") is not None
+            quiet = (
+                path in QUIET_PATHS
+                or path.startswith(WORKER_API)
+                or _header(scope, b"x-live") is not None
+            )
             query = scope.get("query_string", b"").decode("latin-1")
             logs.event(
                 log,

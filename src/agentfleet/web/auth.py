@@ -2,8 +2,9 @@
 
 * Scripts send ``Authorization: Bearer <token>``: the server's own token (``--token``, the
   admin's) or a token made with ``agentfleet tokens create``, which has a role.
-* A role allows (ROLE_CAN says it in words): ``worker`` nothing here yet (its claim, renew
-  and complete routes come with the worker API); ``read`` every read; ``operate`` reads and
+* A role allows (ROLE_CAN says it in words): ``worker`` the worker API only (/api/worker:
+  claim, renew, complete and write output for the leases it holds, see api_worker.py);
+  ``read`` every read; ``operate`` reads and
   the routes that act on jobs and plans (enqueue, cancel, retry, submit, approve, reject,
   resume, cancel or abandon a plan); ``admin`` everything. A refused role gets 403.
 * A stored token is looked up on every request (nothing is cached), so a revoked one gets
@@ -51,7 +52,7 @@ LEASE_TOKEN_REACHES = (
 )
 ROLE_CAN = {
     "worker": "a worker token may only claim, renew and complete its own jobs through the "
-    "worker API, which this server does not serve yet",
+    "worker API (/api/worker/...)",
     "read": "a read token may read (the API, the dashboard, /metrics) but change nothing",
     "operate": "an operate token may read, enqueue, cancel and retry jobs, submit plans, and "
     "approve, reject, resume, cancel or abandon them",

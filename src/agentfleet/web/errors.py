@@ -8,9 +8,12 @@ code           status when
 not_found      404    no such job, plan or route
 not_resumable  409    resume lost the race or the plan is not resumable (``status``)
 conflict       409    the state machine does not allow it (``current``, ``wanted``)
+lease_lost     409    a fenced write whose lease is no longer held (``job_id``, ``epoch``)
+job_cancelled  409    a renew of a job asked to stop (``job_id``, ``epoch``)
 invalid        422    a bad argument, body or query parameter (``details``)
 invalid        400    a body that is not JSON at all
 unauthorized   401    no token, or a wrong one
+forbidden      403    the token's role may not do this, or the lease is another worker's
 too_large      413    the body is over the size limit
 not_allowed    405    the route exists but not for this method
 unavailable    503    the database cannot be reached
@@ -34,7 +37,9 @@ from agentfleet.errors import (
     AgentFleetError,
     InvalidArgument,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
+    LeaseLost,
     StoreUnavailable,
 )
 from agentfleet.web.templating import TEMPLATES
@@ -85,6 +90,11 @@ def for_exception(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
         return 404, "not_found", str(exc), {}
     if isinstance(exc, InvalidTransition):
         return 409, "conflict", str(exc), {"current": exc.current, "wanted": exc.wanted}
+    if isinstance(exc, LeaseLost):  # a fenced write refused (the worker API)
+        code = "job_cancelled" if isinstance(exc, JobCancelled) else "lease_lost"
+        fence = {"job_id": exc.job_id, "epoch": exc.epoch}
+        return 409, code, str(exc), {**fence, "current_epoch": exc.current_epoch,
+                                     "status": exc.status}  # fmt: skip
     if isinstance(exc, InvalidArgument):
         return 422, "invalid", str(exc), {}
     if isinstance(exc, StoreUnavailable):

@@ -58,11 +58,12 @@ from agentfleet.dispatch import (
 )
 from agentfleet.durations import format_duration
 from agentfleet.engines import EngineConfig
-from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
+from agentfleet.errors import AccessDenied, InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.fleet import DEFAULT_TTL, Fleet
 from agentfleet.leftovers import Clearing, find_leftovers
 from agentfleet.models import Job, Lease
 from agentfleet.output import OUTPUT_LIMIT
+from agentfleet.remote import RemoteFleet
 from agentfleet.worker.settle import Settler, batchable_result, job_level
 from agentfleet.worker.state import Slot, Timers, WorkerStats
 from agentfleet.worker.waker import Waker
@@ -86,11 +87,13 @@ def default_worker_name() -> str:
 
 
 class Worker:
-    """Runs jobs from a :class:`~agentfleet.Fleet` until stopped (or, with ``burst``, idle)."""
+    """Runs jobs from a :class:`~agentfleet.Fleet` until stopped (or, with ``burst``, idle);
+    or from a :class:`~agentfleet.remote.RemoteFleet`, the same verbs over `agentfleet
+    serve`'s worker API (a remote worker does no fleet housekeeping: see its docs)."""
 
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: Fleet | RemoteFleet,
         *,
         name: str | None = None,
         queues: Sequence[str] | None = None,
@@ -125,8 +128,10 @@ class Worker:
         self.reap_every = validate.positive_seconds(reap_every, "reap_every")
         self.output_every = validate.positive_seconds(output_every, "output_every")
         self.stats = WorkerStats()
+        remote = isinstance(fleet, RemoteFleet)
         self._ctx = RunContext(
-            db_url=absolute_db_url(fleet.url),
+            db_url=None if remote else absolute_db_url(fleet.url),
+            server=fleet.url if remote else None,
             worker=self.name,
             engines=engines or EngineConfig(),
             tasks=fleet.tasks,
@@ -177,7 +182,9 @@ class Worker:
             ttl=self.ttl,
             grace=self.grace,
             pid=os.getpid(),
-            database=self.fleet.url,  # its password, if any, is never printed
+            # a database URL's password, if any, is never printed; a remote worker's server
+            database=None if self._ctx.server else self.fleet.url,
+            server=self._ctx.server,
         )
         try:
             self._wait(0.0)  # start watching for new work before the first claim
@@ -500,6 +507,11 @@ class Worker:
 
         try:
             left, leases = self._settler.batch(waiting, write)
+        except AccessDenied:
+            for slot in waiting:  # nothing more can be written (see _finish)
+                slot.batched = None
+                self._finish(slot, now)
+            return []
         except Exception as exc:
             if not waiting:
                 raise
@@ -862,6 +874,21 @@ class Worker:
     def _finish(self, slot: Slot, now: float) -> None:
         try:
             won = self._settler.close(slot)
+        except AccessDenied as exc:
+            # A remote worker's token was refused (revoked): nothing more can be written.
+            # The job was stopped; its lease comes back after its ttl, as a vanished worker's.
+            self._event(
+                "job.outcome_abandoned",
+                f"job {slot.lease.job_id}: nothing written, the server refused the token: {exc}",
+                logging.WARNING,
+                job=slot.lease.job_id,
+                epoch=slot.lease.epoch,
+                error=str(exc),
+            )
+            slot.execution.kill()
+            if slot in self._slots:
+                self._drop(slot)
+            return
         except Exception as exc:
             self._event(
                 "job.outcome_failed",

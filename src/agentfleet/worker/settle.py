@@ -14,6 +14,7 @@ from agentfleet import validate
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.fleet import Fleet
 from agentfleet.models import JobStatus, Lease
+from agentfleet.remote import RemoteFleet
 from agentfleet.tasks import TaskRun
 from agentfleet.worker.state import STOPS_RETRY, Slot, WorkerStats
 
@@ -39,7 +40,9 @@ def batchable_result(slot: Slot) -> tuple[bool, Any]:
 class Settler:
     """The closing writes of attempts, with their log events and counts."""
 
-    def __init__(self, fleet: Fleet, stats: WorkerStats, event: Event, log: logging.Logger) -> None:
+    def __init__(
+        self, fleet: Fleet | RemoteFleet, stats: WorkerStats, event: Event, log: logging.Logger
+    ) -> None:
         self.fleet = fleet
         self.log = log
         self.stats = stats
