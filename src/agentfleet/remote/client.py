@@ -23,25 +23,21 @@ import json
 import logging
 import select
 import ssl
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from agentfleet.agents.usage import Usage
 from agentfleet.errors import (
     AccessDenied,
-    AgentFleetError,
     InvalidArgument,
-    InvalidTransition,
-    JobNotFound,
     LeaseLost,
     StoreUnavailable,
 )
 from agentfleet.models import Job, JobStatus, Lease, Run, RunOutput
+from agentfleet.remote.http import TIMEOUT, ServerClient, why_unreachable
 from agentfleet.remote.wire import (
     job_from_wire,
     lease_from_wire,
@@ -57,9 +53,6 @@ __all__ = ["PlanBudget", "RemoteFleet"]
 
 log = logging.getLogger("agentfleet.remote")
 
-API = "/api/worker"
-TIMEOUT = 15.0  # seconds a request may take before the connection is given up
-RETRY_PAUSES = (0.05, 0.25)  # before the second and third tries of a call that got no answer
 WAIT_MARGIN = 5.0  # how much longer than its timeout a long poll may take to answer
 
 
@@ -74,8 +67,11 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-class RemoteFleet:
+class RemoteFleet(ServerClient):
     """The worker's side of a fleet served by `agentfleet serve`, reached with a token."""
+
+    api = "/api/worker"
+    needs = "a remote worker needs a token (--token or AGENTFLEET_TOKEN)"
 
     def __init__(
         self,
@@ -87,37 +83,13 @@ class RemoteFleet:
         on_denied: Callable[[AccessDenied], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(server.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidArgument(
-                f"the server must be an http:// or https:// address, not {server!r}"
-            )
-        if parts.username or parts.password or parts.query:
-            raise InvalidArgument("the server address takes no user, password or query")
-        if not isinstance(token, str) or not token.strip():
-            raise InvalidArgument("a remote worker needs a token (--token or AGENTFLEET_TOKEN)")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
-        self._url = f"{parts.scheme}://{parts.netloc}{self._prefix}"
-        self._token = token.strip()
-        self._timeout = timeout
-        self._ssl = ssl_context
+        super().__init__(server, token, timeout=timeout, ssl_context=ssl_context)
         self.tasks = REGISTRY if tasks is None else tasks
         self.on_denied = on_denied
-        self._local = threading.local()
         self._cursor: str | None = None
         self._wait_conn: http.client.HTTPConnection | None = None
-        self._away_since: float | None = None
-        self._closed = False
 
     # -- the handle ---------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The server's address (never the token)."""
-        return self._url
 
     def __enter__(self) -> RemoteFleet:
         return self
@@ -126,8 +98,7 @@ class RemoteFleet:
         self.close()
 
     def close(self) -> None:
-        self._closed = True
-        self._drop()
+        super().close()
         if self._wait_conn is not None:
             self._wait_conn.close()
             self._wait_conn = None
@@ -248,6 +219,12 @@ class RemoteFleet:
     def record_process(self, lease: Lease, *, host: str, pgid: int) -> None:
         self._call("POST", "/process", {"lease": lease_to_wire(lease), "host": host, "pgid": pgid})
 
+    def lease_token(self, lease: Lease) -> str:
+        """A token for the lease's job to reach the fleet's lease API while the lease is
+        current (the server mints it; LeaseLost when the lease is no longer held)."""
+        token: str = self._call("POST", "/lease-token", {"lease": lease_to_wire(lease)})["token"]
+        return token
+
     # -- the worker's presence and wake-ups -------------------------------------------------
 
     def worker_seen(
@@ -272,7 +249,9 @@ class RemoteFleet:
         try:
             if conn.sock is None:
                 conn.connect()
-            conn.request("POST", self._prefix + API + "/wait", body=body, headers=self._headers())
+            conn.request(
+                "POST", self._prefix + self.api + "/wait", body=body, headers=self._headers()
+            )
             watched = [conn.sock] if interrupt is None else [conn.sock, interrupt]
             ready, _, _ = select.select(watched, [], [], max(0.0, timeout) + WAIT_MARGIN)
             if conn.sock not in ready:  # interrupted (or no answer in time): drop this poll
@@ -286,7 +265,7 @@ class RemoteFleet:
             self._wait_conn = None
             self._unreachable(exc)
             raise StoreUnavailable(f"the fleet's server at {self._url} cannot be reached: "
-                                   f"{_reason(exc)}") from None  # fmt: skip
+                                   f"{why_unreachable(exc)}") from None  # fmt: skip
         self._reachable()
         if response.will_close:
             conn.close()
@@ -353,131 +332,6 @@ class RemoteFleet:
         """Nothing: pruning is left to direct workers (or `agentfleet prune`)."""
         return None
 
-    # -- HTTP -----------------------------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self._token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        if self._scheme == "https":
-            context = self._ssl or ssl.create_default_context()
-            return http.client.HTTPSConnection(
-                self._host, self._port, timeout=timeout, context=context
-            )
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-
-    def _conn(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connection(self._timeout)
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        *,
-        job_id: int | None = None,
-        landed: Callable[[LeaseLost], bool] | None = None,
-    ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = self._headers()
-        tries = len(RETRY_PAUSES) + 1
-        for attempt in range(tries):
-            conn = self._conn()
-            try:
-                if conn.sock is None:
-                    conn.connect()
-                conn.request(method, self._prefix + API + path, body=data, headers=headers)
-                response = conn.getresponse()
-                raw = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                # A connection refused, reset or closed by the server is tried again; a
-                # request that got no answer in time is not (it may still be at work).
-                if attempt + 1 < tries and not self._closed and not isinstance(exc, TimeoutError):
-                    time.sleep(RETRY_PAUSES[attempt])
-                    continue
-                self._unreachable(exc)
-                raise StoreUnavailable(f"the fleet's server at {self._url} cannot be reached: "
-                                       f"{_reason(exc)}") from None  # fmt: skip
-            self._reachable()
-            if response.will_close:
-                self._drop()
-            return self._answer(
-                response.status, raw, retried=attempt > 0, job_id=job_id, landed=landed
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _answer(
-        self,
-        status: int,
-        raw: bytes,
-        *,
-        retried: bool,
-        job_id: int | None = None,
-        landed: Callable[[LeaseLost], bool] | None = None,
-    ) -> dict[str, Any]:
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {}
-        if 200 <= status < 300 and isinstance(data, dict):
-            return data
-        error = data.get("error") if isinstance(data, dict) else None
-        error = error if isinstance(error, dict) else {}
-        code = str(error.get("code") or "")
-        message = str(error.get("message") or f"the server answered {status}")
-        if code in ("lease_lost", "job_cancelled", "not_your_lease"):
-            lost = lost_from_wire(code, error)
-            if retried and landed is not None and landed(lost):
-                return {}
-            raise lost
-        if status in (401, 403):
-            denied = AccessDenied(status, f"the fleet's server refused the token: {message}")
-            if self.on_denied is not None:
-                self.on_denied(denied)
-            raise denied
-        if status == 404 and job_id is not None:
-            raise JobNotFound(job_id)
-        if status in (400, 413, 422):
-            raise InvalidArgument(message)
-        if status == 409:
-            current, wanted = error.get("current"), error.get("wanted")
-            if isinstance(current, str) and isinstance(wanted, str):
-                raise InvalidTransition("job", current, wanted, message)
-            raise AgentFleetError(message)
-        if status in (502, 503, 504):
-            raise StoreUnavailable(f"the fleet's server at {self._url}: {message}")
-        raise AgentFleetError(f"the fleet's server at {self._url} answered {status}: {message}")
-
-    def _unreachable(self, exc: BaseException) -> None:
-        if self._away_since is None:
-            self._away_since = time.monotonic()
-            log.warning("the fleet's server at %s cannot be reached (%s); trying again",
-                        self._url, _reason(exc))  # fmt: skip
-
-    def _reachable(self) -> None:
-        if self._away_since is not None:
-            away = time.monotonic() - self._away_since
-            self._away_since = None
-            log.info("the fleet's server at %s answers again (after %.1fs)", self._url, away)
-
 
 def _done(done: Sequence[tuple[Lease, Any]]) -> list[dict[str, Any]]:
     return [{"lease": lease_to_wire(lease), "result": result} for lease, result in done]
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__

@@ -196,6 +196,10 @@ class OutputBody(Strict):
     output: dict[str, Any]
 
 
+class LeaseBody(Strict):
+    lease: dict[str, Any]
+
+
 class ProcessBody(Strict):
     lease: dict[str, Any]
     host: StrictStr
@@ -330,6 +334,12 @@ def record_process(fleet: FleetDep, who: Caller, body: ProcessBody) -> dict[str,
     lease = _held(fleet, who, lease_from_wire(body.lease))
     fleet.record_process(lease, host=body.host, pgid=body.pgid)
     return {"ok": True}
+
+
+@router.post("/lease-token", summary="A token for the job of a held lease (its lease API key)")
+def lease_token(fleet: FleetDep, who: Caller, body: LeaseBody) -> dict[str, Any]:
+    lease = _held(fleet, who, lease_from_wire(body.lease))
+    return {"token": fleet.lease_token(lease)}
 
 
 @router.post("/seen", summary="Publish the worker's presence")
