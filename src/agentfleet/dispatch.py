@@ -68,7 +68,12 @@ class RunContext:
     tasks: TaskRegistry = REGISTRY
     output_limit: int = OUTPUT_LIMIT
     clones: Path | None = None  # where jobs with a remote get clones (None: AGENTFLEET_CLONES)
-    server: str | None = None  # a remote worker's server (its jobs may be told where it is)
+    server: str | None = None  # the fleet's server, for jobs that need the fleet
+    # Mints a job's lease token (store/lease_tokens.py): a remote worker asks its server, a
+    # direct worker with --lease-server mints it itself. With it, a `db_access` job gets
+    # the token and the server, never a database URL.
+    lease_token: Callable[[Lease], str] | None = None
+    ca_file: str | None = None  # the CA a job's lease client trusts the server's TLS with
 
 
 def runnable_engines(engines: EngineConfig) -> list[str]:
@@ -102,14 +107,16 @@ def inherited_env(payload: Mapping[str, Any], ctx: RunContext) -> dict[str, str]
     """The worker's environment as a job inherits it: without the fleet's secrets, unless
     the job opted in to them on a direct worker (a remote worker's token is its own, never
     its jobs')."""
-    if db_access(payload) and ctx.server is None:
+    if db_access(payload) and ctx.server is None and ctx.lease_token is None:
         return dict(os.environ)
     return {k: v for k, v in os.environ.items() if k not in FLEET_SECRETS}
 
 
 def job_env(lease: Lease, ctx: RunContext, inputs: str | None = None) -> dict[str, str]:
     """The variables every job's process gets (they win over the job's own env): its own
-    identity, and nothing that opens the database unless it opted in."""
+    identity, and nothing that reaches the fleet unless it opted in (`db_access: true`):
+    then its lease token and the fleet's server when the worker knows one, else (a direct
+    worker) the database URL."""
     env = {
         "AGENTFLEET_JOB_ID": str(lease.job_id),
         "AGENTFLEET_LEASE_EPOCH": str(lease.epoch),
@@ -118,7 +125,11 @@ def job_env(lease: Lease, ctx: RunContext, inputs: str | None = None) -> dict[st
     }
     job = lease.job
     if job is not None and db_access(job.payload):
-        if ctx.db_url is not None:
+        if ctx.lease_token is not None and ctx.server is not None:
+            env["AGENTFLEET_LEASE_TOKEN"] = ctx.lease_token(lease)  # instead of any URL
+            if ctx.ca_file is not None:
+                env["AGENTFLEET_CA"] = ctx.ca_file
+        elif ctx.db_url is not None:
             env["AGENTFLEET_DB"] = ctx.db_url
         if ctx.server is not None:
             env["AGENTFLEET_SERVER"] = ctx.server

@@ -38,6 +38,7 @@ SUPERVISE = "src/agentfleet/supervise.py"
 LEFTOVERS = "src/agentfleet/leftovers.py"
 AIO = "src/agentfleet/aio.py"
 LEASE_TOKENS = "src/agentfleet/store/lease_tokens.py"
+DISPATCH = "src/agentfleet/dispatch.py"
 LIFETIME = "tests/worker/test_job_lifetime.py"
 STORES = ("memory", "sqlite", "postgres")
 
@@ -678,6 +679,19 @@ BUGS: list[dict[str, Any]] = [
         "tests": [
             "tests/web/test_lease_api.py::"
             "test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease[{store}]",
+        ],
+    },
+    {
+        "name": "lease-job-gets-the-database-too",
+        "intent": "A db_access job given a lease token also gets the worker's database URL, "
+        "so an agent in it could still write any job: the token was meant to replace it.",
+        "path": DISPATCH,
+        "old": lines(8, "elif ctx.db_url is not None:"),
+        "new": lines(8, "if ctx.db_url is not None:"),
+        "stores": ("any",),
+        "tests": [
+            "tests/remote/test_lease_jobs.py::"
+            "test_a_direct_worker_with_a_lease_server_gives_a_token_not_the_database",
         ],
     },
     {

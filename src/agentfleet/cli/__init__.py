@@ -12,6 +12,7 @@ from __future__ import annotations
 from agentfleet.cli import (
     changes,
     config,
+    lease,
     lifecycle,
     limits,
     plans,
@@ -31,6 +32,7 @@ __all__ = [
     "app",
     "changes",
     "config",
+    "lease",
     "lifecycle",
     "limits",
     "main",

@@ -82,6 +82,7 @@ class AgentfleetGroup(FleetGroup):
         "reconcile",
         "serve",
         "tokens",
+        "lease",
         "config",
         "prune",
         "demo",

@@ -174,6 +174,30 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    ca: Annotated[
+        str | None,
+        typer.Option(
+            "--ca",
+            envvar="AGENTFLEET_CA",
+            metavar="FILE",
+            help="A PEM file of the CA (or the self-signed certificate) to trust for an "
+            "https:// server instead of the system's; its jobs get it as AGENTFLEET_CA. "
+            "e.g. --ca fleet-ca.pem",
+            show_default=False,
+        ),
+    ] = None,
+    lease_server: Annotated[
+        str | None,
+        typer.Option(
+            "--lease-server",
+            envvar="AGENTFLEET_LEASE_SERVER",
+            metavar="URL",
+            help="For a direct worker: the fleet's `agentfleet serve` address, so that jobs "
+            "with db_access get a lease token for it (AGENTFLEET_LEASE_TOKEN) instead of the "
+            "database URL. e.g. --lease-server https://fleet.example.com:8700",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run jobs: claim, run (each in its own process group), heartbeat, finish.
 
@@ -219,7 +243,12 @@ def worker(
             )
             assert ttl_s is not None and grace_s is not None and kill_s is not None
             refused: list[AccessDenied] = []
-            remote = _remote_fleet(ctx, server, worker_token, refused)
+            remote = _remote_fleet(ctx, server, worker_token, ca)
+            if remote is not None and lease_server is not None:
+                raise InvalidArgument(
+                    "--lease-server is for a direct worker: a remote worker's jobs are given "
+                    "its --server"
+                )
             worker_name = name or default_worker_name()
             if remote is not None:
                 worker_name = _remote_name(remote, name) or worker_name
@@ -245,6 +274,8 @@ def worker(
                     engines=config,
                     burst=burst,
                     clones=clones,
+                    lease_server=lease_server,
+                    lease_ca=ca,
                 )
                 if not json_lines:
                     logging.basicConfig(
@@ -280,7 +311,7 @@ def worker(
 
 
 def _remote_fleet(
-    ctx: typer.Context, server: str | None, token: str | None, refused: list[AccessDenied]
+    ctx: typer.Context, server: str | None, token: str | None, ca: str | None
 ) -> RemoteFleet | None:
     """The RemoteFleet that --server and --token name, or None for a direct worker."""
     root = ctx.parent
@@ -299,7 +330,7 @@ def _remote_fleet(
             "--server needs a token: give --token (or set AGENTFLEET_TOKEN), e.g. one made "
             "with `agentfleet tokens create --role worker --name box-7`"
         )
-    return RemoteFleet(server, token)
+    return RemoteFleet(server, token, ca_file=ca)
 
 
 def _remote_name(remote: RemoteFleet, name: str | None) -> str | None:

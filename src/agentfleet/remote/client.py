@@ -82,8 +82,9 @@ class RemoteFleet(ServerClient):
         tasks: TaskRegistry | None = None,
         on_denied: Callable[[AccessDenied], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> None:
-        super().__init__(server, token, timeout=timeout, ssl_context=ssl_context)
+        super().__init__(server, token, timeout=timeout, ssl_context=ssl_context, ca_file=ca_file)
         self.tasks = REGISTRY if tasks is None else tasks
         self.on_denied = on_denied
         self._cursor: str | None = None

@@ -64,6 +64,7 @@ class ServerClient:
         *,
         timeout: float = TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> None:
         parts = urlsplit(server.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -81,7 +82,8 @@ class ServerClient:
         self._url = f"{parts.scheme}://{parts.netloc}{self._prefix}"
         self._token = token.strip()
         self._timeout = timeout
-        self._ssl = ssl_context
+        self.ca_file = ca_file  # trusted alone for https://, when given (tls_context)
+        self._ssl = ssl_context or tls_context(ca_file)
         self._local = threading.local()
         self._away_since: float | None = None
         self._closed = False

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentfleet.errors import AccessDenied, InvalidArgument, LeaseLost
-from agentfleet.remote.http import ServerClient, tls_context
+from agentfleet.remote.http import ServerClient
 
 NO_LEASE = (
     "this process holds no lease on the fleet: AGENTFLEET_SERVER and AGENTFLEET_LEASE_TOKEN "
@@ -46,7 +46,7 @@ class LeaseClient(ServerClient):
         server, token = env.get("AGENTFLEET_SERVER"), env.get("AGENTFLEET_LEASE_TOKEN")
         if not server or not token:
             raise InvalidArgument(NO_LEASE)
-        return cls(server, token, ssl_context=tls_context(env.get("AGENTFLEET_CA") or None))
+        return cls(server, token, ca_file=env.get("AGENTFLEET_CA") or None)
 
     def job(self) -> dict[str, Any]:
         """The job this lease belongs to, as the HTTP API shows jobs."""

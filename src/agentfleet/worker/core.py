@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from agentfleet import logs, validate
 from agentfleet.agents.resume import plan_resume
@@ -109,6 +110,8 @@ class Worker:
         output_every: float = 1.0,
         output_limit: int = OUTPUT_LIMIT,
         clones: str | os.PathLike[str] | None = None,
+        lease_server: str | None = None,
+        lease_ca: str | None = None,
     ) -> None:
         self.fleet = fleet
         self.name = validate.name(name or default_worker_name(), "worker name")
@@ -129,9 +132,15 @@ class Worker:
         self.output_every = validate.positive_seconds(output_every, "output_every")
         self.stats = WorkerStats()
         remote = isinstance(fleet, RemoteFleet)
+        if remote and lease_server is not None:
+            raise InvalidArgument(
+                "lease_server is for a direct worker: a remote worker's jobs reach its server"
+            )
         self._ctx = RunContext(
             db_url=None if remote else absolute_db_url(fleet.url),
-            server=fleet.url if remote else None,
+            server=fleet.url if remote else _server_url(lease_server),
+            lease_token=fleet.lease_token if remote or lease_server is not None else None,
+            ca_file=fleet.ca_file if isinstance(fleet, RemoteFleet) else lease_ca,
             worker=self.name,
             engines=engines or EngineConfig(),
             tasks=fleet.tasks,
@@ -913,6 +922,18 @@ class Worker:
             if slot.reason != "lease_lost":
                 self._settler.release(slot.lease, "worker crashed")
         self._slots.clear()
+
+
+def _server_url(url: str | None) -> str | None:
+    """A direct worker's --lease-server, checked as a remote worker's --server is."""
+    if url is None:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(
+            f"the lease server must be an http:// or https:// address, not {url!r}"
+        )
+    return url.strip().rstrip("/")
 
 
 def _non_negative(value: object, what: str) -> float:
