@@ -23,9 +23,10 @@ from agentfleet.cli.views import ago
 from agentfleet.store.tokens import ROLES, TokenInfo
 
 tokens_app = FleetTyper(
-    help="API tokens for `agentfleet serve`, each with a role: worker (nothing over HTTP "
-    "yet), read (every read), operate (reads, and enqueue, cancel, retry, approve, reject, "
-    "resume), admin (everything). Only a hash of each token is stored; the token itself is "
+    help="API tokens for `agentfleet serve`, each with a role: worker (the worker API of "
+    "`agentfleet worker --server`, for its own leases only), read (every read), operate "
+    "(reads, and enqueue, cancel, retry, approve, reject, resume), admin (everything). "
+    "Only a hash of each token is stored; the token itself is "
     "shown once, when it is made.\n\n"
     "Example: agentfleet tokens create --role read --name dashboard",
     no_args_is_help=True,

@@ -261,6 +261,10 @@ class RemoteFleet(ServerClient):
                 return False
             response = conn.getresponse()
             raw = response.read()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            self._wait_conn = None
+            raise self.untrusted(exc) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             self._wait_conn = None

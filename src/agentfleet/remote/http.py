@@ -98,6 +98,15 @@ class ServerClient:
         self._closed = True
         self._drop()
 
+    def untrusted(self, exc: ssl.SSLCertVerificationError) -> InvalidArgument:
+        """A certificate this client cannot trust is a setting to fix, not a server away:
+        never retried."""
+        return InvalidArgument(
+            f"the fleet's server at {self._url} has a certificate this machine does not "
+            f"trust ({exc.verify_message or exc}): give --ca FILE (AGENTFLEET_CA), a PEM "
+            "file of its CA or of the certificate itself"
+        )
+
     def _denied(self, status: int, message: str) -> Exception:
         """A refused token (401, 403): AccessDenied, told to `on_denied` first."""
         denied = AccessDenied(status, f"the fleet's server refused the token: {message}")
@@ -152,6 +161,9 @@ class ServerClient:
                 conn.request(method, self._prefix + self.api + path, body=data, headers=headers)
                 response = conn.getresponse()
                 raw = response.read()
+            except ssl.SSLCertVerificationError as exc:
+                self._drop()
+                raise self.untrusted(exc) from None
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 # A connection refused, reset or closed by the server is tried again; a
