@@ -582,8 +582,10 @@ class Controller:
         started = time.monotonic()
         self.top_up()
         for index in range(config.workers):
-            # In the mixed run on SQLite one worker is write-heavy, for kills mid-write.
-            self.spawn(write_heavy=everything and config.backend == "sqlite" and index == 0)
+            # In the mixed run on SQLite one worker is write-heavy, for kills mid-write; not
+            # beside remote workers, whose paused jobs it would finish before they woke.
+            heavy = everything and config.backend == "sqlite" and not config.remote_workers
+            self.spawn(write_heavy=heavy and index == 0)
         for _ in range(config.remote_workers):
             self.spawn(remote=True)
         self._wait_until_working()

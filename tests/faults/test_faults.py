@@ -102,7 +102,7 @@ def test_all_faults_at_once(backend: str, tmp_path: Path) -> None:
 def test_direct_and_remote_workers_under_every_fault(backend: str, tmp_path: Path) -> None:
     # Two direct workers and two remote ones (over `agentfleet serve`, through a proxy that
     # cuts their connections), with kills, pauses past the ttl and server restarts. A
-    # remote worker must have been killed, and one replaced while paused (its writes then
+    # remote worker must have been killed, and three replaced while paused (their writes then
     # refused by the fence), for the run to count.
     result = _run(
         backend,
@@ -110,7 +110,7 @@ def test_direct_and_remote_workers_under_every_fault(backend: str, tmp_path: Pat
         tmp_path,
         require={
             "sigkill_remote": 1,
-            "sigstop_replaced_remote": 1,
+            "sigstop_replaced_remote": 3,
             "server_restart": 1,
             "connections_cut": 1,
         },
