@@ -232,11 +232,28 @@ class Controller:
     # -- the server, for remote workers -----------------------------------------------
 
     def _start_server(self) -> None:
-        """`agentfleet serve` on the run's database, behind the controller's proxy."""
-        if not self.server_port:
-            from tests.web.live import free_port
+        """`agentfleet serve` on the run's database, behind the controller's proxy. Started
+        again on the same port after a restart; should that port have been taken in the
+        gap (an outgoing connection may get it as its own), on another one, to which the
+        proxy then sends new connections (as a balancer would)."""
+        from tests.web.live import free_port
 
+        if not self.server_port:
             self.server_port = free_port()
+        for attempt in range(5):
+            if self._serve_once():
+                if self.proxy is None:
+                    self.proxy = Proxy(self.server_port)
+                else:
+                    self.proxy.switch(self.server_port)
+                return
+            self.notes.append("agentfleet serve could not start on its port; moved it")
+            self.server_port = free_port()
+            time.sleep(0.2 * attempt)
+        raise RuntimeError("agentfleet serve did not start; see logs/server.log")
+
+    def _serve_once(self) -> bool:
+        """Start the server on `server_port`; whether it answers (False: it exited)."""
         url = self.url
         if self.config.backend == "postgres":
             url = f"{url}?application_name=faults-server"
@@ -245,7 +262,7 @@ class Controller:
         log = (self.log_dir / "server.log").open("ab")
         env = {**os.environ, "PYTHONPATH": _pythonpath(), "AGENTFLEET_TOKEN": ADMIN_TOKEN,
                "AGENTFLEET_DB": url}  # fmt: skip
-        self.server = subprocess.Popen(
+        self.server = server = subprocess.Popen(
             [sys.executable, "-m", "agentfleet.cli", "serve", "--host", "127.0.0.1",
              "--port", str(self.server_port)],
             cwd=workdir,
@@ -255,17 +272,15 @@ class Controller:
             env=env,
         )  # fmt: skip
         log.close()
-        if self.proxy is None:
-            self.proxy = Proxy(self.server_port)
         deadline = time.monotonic() + 60
         health = f"http://127.0.0.1:{self.server_port}/healthz"
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"agentfleet serve exited with {self.server.returncode}")
+            if server.poll() is not None:
+                return False
             try:
                 with urllib.request.urlopen(health, timeout=1.0) as answer:
                     if answer.status == 200:
-                        return
+                        return True
             except (OSError, urllib.error.URLError):
                 pass
             time.sleep(0.05)
