@@ -11,7 +11,22 @@ One run is one scenario on one backend:
                 random moments; afterwards ``PRAGMA integrity_check`` must say ok. SQLite only.
 ``restart``     restart the PostgreSQL server mid-run. Opt-in (it disturbs everyone using
                 the server): the run must be given the command that restarts it.
-``all``         every fault that applies to the backend at once.
+``server-restart``  kill `agentfleet serve` (SIGKILL or SIGTERM, at random) and start it again
+                on the same port after a short gap. Needs remote workers.
+``cut``         the remote workers reach the server through a TCP proxy in the controller,
+                which now and then cuts every open connection (mid-request, when a request
+                is in flight) or drops the next answer a server sends (the request was
+                served, the worker never hears of it). Needs remote workers.
+``all``         every fault that applies to the backend (and to remote workers, when the run
+                has any) at once.
+
+A run may mix direct workers (``workers``, on the database) and remote workers
+(``remote_workers``, over HTTP: tests/faults/worker_proc.py's remote mode). With remote
+workers the controller starts `agentfleet serve` on the same database (a free loopback
+port, an admin token), makes each remote worker a worker token named as the worker, and
+puts the proxy between them and the server; the kill and pause faults pick among all
+workers alike. The direct workers also do the housekeeping (the server's claims reap
+expired leases anyway).
 
 Each job's work is a real child process (tests/faults/job_child.py, started through
 agentfleet's runner, so tied to its worker's life and lease) that records when it runs;
@@ -37,6 +52,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,10 +71,13 @@ from tests.faults.history import (
     load_spans,
 )
 from tests.faults.worker_proc import AMBIGUOUS
+from tests.remote.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("kill", "pause", "terminate", "write-kill", "restart", "all")
+SCENARIOS = ("kill", "pause", "terminate", "write-kill", "restart", "server-restart", "cut", "all")
 ONLY_ON = {"terminate": "postgres", "write-kill": "sqlite", "restart": "postgres"}
+REMOTE_ONLY = frozenset({"server-restart", "cut"})  # faults of the HTTP path
+ADMIN_TOKEN = "faults-admin-token-0123456789"
 LOCKS = ("repo-a", "repo-b", "repo-c")
 _T = TypeVar("_T")
 
@@ -78,6 +98,10 @@ class RunConfig:
     terminate_every: tuple[float, float] = (0.2, 0.8)
     chores_every: tuple[float, float] = (1.0, 3.0)
     pausers: int = 1
+    remote_workers: int = 0  # workers over HTTP, beside the `workers` direct ones
+    server_restart_every: tuple[float, float] = (2.0, 4.0)
+    server_down: tuple[float, float] = (0.1, 1.0)  # the gap before it is started again
+    cut_every: tuple[float, float] = (0.3, 1.0)
     long_jobs: float = 0.2  # the share of jobs whose process runs longer than the ttl
     backlog: int = 12
     drain_timeout: float = 90.0
@@ -126,7 +150,9 @@ class RunResult:
         return "\n".join(lines)
 
 
-def applies(scenario: str, backend: str) -> bool:
+def applies(scenario: str, backend: str, remote_workers: int = 0) -> bool:
+    if scenario in REMOTE_ONLY and not remote_workers:
+        return False
     return ONLY_ON.get(scenario, backend) == backend
 
 
@@ -135,6 +161,7 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     write_heavy: bool
+    remote: bool = False
     paused: bool = False
     log: Any = None
 
@@ -166,6 +193,11 @@ class Controller:
         self.url = self._make_database()
         self.fleet = self._retry(lambda: agentfleet.open(self.url, reap_interval=-1))
         self.history = HistoryWriter(self.history_dir / "ctl.jsonl", "ctl")
+        self.server: subprocess.Popen[bytes] | None = None
+        self.server_port = 0
+        self.proxy: Proxy | None = None
+        if config.remote_workers:
+            self._start_server()
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -197,12 +229,121 @@ class Controller:
             return f"{self.url}?application_name=faults-{name}"
         return self.url
 
-    def spawn(self, write_heavy: bool = False) -> Proc:
+    # -- the server, for remote workers -----------------------------------------------
+
+    def _start_server(self) -> None:
+        """`agentfleet serve` on the run's database, behind the controller's proxy. Started
+        again on the same port after a restart; should that port have been taken in the
+        gap (an outgoing connection may get it as its own), on another one, to which the
+        proxy then sends new connections (as a balancer would)."""
+        from tests.web.live import free_port
+
+        if not self.server_port:
+            self.server_port = free_port()
+        for attempt in range(5):
+            if self._serve_once():
+                if self.proxy is None:
+                    self.proxy = Proxy(self.server_port)
+                else:
+                    self.proxy.switch(self.server_port)
+                return
+            self.notes.append("agentfleet serve could not start on its port; moved it")
+            self.server_port = free_port()
+            time.sleep(0.2 * attempt)
+        raise RuntimeError("agentfleet serve did not start; see logs/server.log")
+
+    def _serve_once(self) -> bool:
+        """Start the server on `server_port`; whether it answers (False: it exited)."""
+        url = self.url
+        if self.config.backend == "postgres":
+            url = f"{url}?application_name=faults-server"
+        workdir = self.config.out / "server"
+        workdir.mkdir(exist_ok=True)
+        log = (self.log_dir / "server.log").open("ab")
+        env = {**os.environ, "PYTHONPATH": _pythonpath(), "AGENTFLEET_TOKEN": ADMIN_TOKEN,
+               "AGENTFLEET_DB": url}  # fmt: skip
+        self.server = server = subprocess.Popen(
+            [sys.executable, "-m", "agentfleet.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(self.server_port)],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 60
+        health = f"http://127.0.0.1:{self.server_port}/healthz"
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(health, timeout=1.0) as answer:
+                    if answer.status == 200:
+                        return True
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("agentfleet serve did not answer within 60s")
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+    def restart_api_server(self) -> None:
+        """Kill `agentfleet serve` mid-run and start it again on the same port."""
+        server = self.server
+        assert server is not None
+        how = self.rng.choice((signal.SIGKILL, signal.SIGTERM))
+        index = self.history.invoke("fault", kind="server-restart", signal=how.name)
+        server.send_signal(how)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.notes.append("agentfleet serve outlived SIGTERM by 15s; killed")
+            server.kill()
+            server.wait()
+        time.sleep(self.rng.uniform(*self.config.server_down))
+        self._start_server()
+        self.history.complete(index, "ok")
+        self.faults["server_restart"] += 1
+        self.faults[f"server_restart_{how.name.lower()}"] += 1
+
+    def cut_connections(self) -> None:
+        """Cut every open connection of the remote workers, or drop the next answer."""
+        assert self.proxy is not None
+        if self.rng.random() < 0.3:
+            self.proxy.cut_next_answer()
+            self.history.note("fault", kind="cut-answer")
+            self.faults["answer_cut"] += 1
+            return
+        cut = self.proxy.switch(self.server_port)
+        self.history.note("fault", kind="cut", connections=cut)
+        self.faults["cut"] += 1
+        self.faults["connections_cut"] += cut
+
+    def _worker_token(self, name: str) -> str:
+        _, token = self._retry(lambda: self.fleet.create_token(name, "worker"))
+        return token
+
+    # -- workers -----------------------------------------------------------------------
+
+    def spawn(self, write_heavy: bool = False, remote: bool = False) -> Proc:
         self.spawned += 1
         name = f"w{self.spawned}"
-        heavy = write_heavy or self.config.scenario == "write-kill"
+        heavy = not remote and (write_heavy or self.config.scenario == "write-kill")
+        where: dict[str, Any] = {"url": self._worker_url(name)}
+        if remote:
+            assert self.proxy is not None
+            where = {"server": self.proxy.url, "token": self._worker_token(name)}
         config = {
-            "url": self._worker_url(name),
+            **where,
             "name": name,
             "history": str(self.history_dir / f"{name}.jsonl"),
             "ttl": self.config.ttl,
@@ -222,7 +363,7 @@ class Controller:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": _pythonpath()},
         )
-        proc = Proc(name, popen, heavy, log=log)
+        proc = Proc(name, popen, heavy, remote=remote, log=log)
         with self.procs_lock:
             self.procs[name] = proc
         return proc
@@ -302,9 +443,17 @@ class Controller:
         victim = self.rng.choice(victims)
         victim.popen.send_signal(signal.SIGKILL)
         victim.popen.wait()
-        self.history.note("fault", kind="kill", target=victim.name, write_heavy=victim.write_heavy)
+        self.history.note(
+            "fault",
+            kind="kill",
+            target=victim.name,
+            write_heavy=victim.write_heavy,
+            remote=victim.remote,
+        )
         self.faults["sigkill"] += 1
-        self.spawn(write_heavy=victim.write_heavy)
+        if victim.remote:
+            self.faults["sigkill_remote"] += 1
+        self.spawn(write_heavy=victim.write_heavy, remote=victim.remote)
 
     def terminate_one(self, admin: Any) -> None:
         rows = admin.execute(
@@ -399,9 +548,12 @@ class Controller:
         self.faults["sigstop_trials"] += 1
         if replaced:
             self.faults["sigstop_replaced"] += 1
+            if proc.remote:
+                self.faults["sigstop_replaced_remote"] += 1
         self.history.note(
             "pause",
             target=proc.name,
+            remote=proc.remote,
             job=job_id,
             epoch=epoch,
             replaced=replaced,
@@ -433,6 +585,9 @@ class Controller:
         pauses = scenario == "pause" or everything
         terminates = config.backend == "postgres" and (scenario == "terminate" or everything)
         restart = config.backend == "postgres" and (scenario == "restart" or everything)
+        remote = config.remote_workers > 0
+        server_restarts = remote and (scenario == "server-restart" or everything)
+        cuts = remote and (scenario == "cut" or everything)
         if restart and not config.pg_restart_cmd:
             restart = False
             self.notes.append(
@@ -442,8 +597,12 @@ class Controller:
         started = time.monotonic()
         self.top_up()
         for index in range(config.workers):
-            # In the mixed run on SQLite one worker is write-heavy, for kills mid-write.
-            self.spawn(write_heavy=everything and config.backend == "sqlite" and index == 0)
+            # In the mixed run on SQLite one worker is write-heavy, for kills mid-write; not
+            # beside remote workers, whose paused jobs it would finish before they woke.
+            heavy = everything and config.backend == "sqlite" and not config.remote_workers
+            self.spawn(write_heavy=heavy and index == 0)
+        for _ in range(config.remote_workers):
+            self.spawn(remote=True)
         self._wait_until_working()
         pausers = [
             threading.Thread(target=self.pause_trials, daemon=True)
@@ -463,6 +622,10 @@ class Controller:
         next_term = now() + self.rng.uniform(*config.terminate_every)
         next_chore = now() + self.rng.uniform(*config.chores_every)
         restart_at = now() + config.duration / 2 if restart else float("inf")
+        never = float("inf")
+        next_server = now() + self.rng.uniform(*config.server_restart_every)
+        next_server = next_server if server_restarts else never
+        next_cut = now() + self.rng.uniform(*config.cut_every) if cuts else never
         try:
             while now() < end or (self.short_of() and now() < give_up):
                 self.top_up()
@@ -483,6 +646,12 @@ class Controller:
                     restart_at = float("inf")
                     self.restart_server()
                     admin = self._reconnect(admin) if admin is not None else None
+                if now() >= next_server:
+                    self.restart_api_server()
+                    next_server = now() + self.rng.uniform(*config.server_restart_every)
+                if now() >= next_cut:
+                    self.cut_connections()
+                    next_cut = now() + self.rng.uniform(*config.cut_every)
                 time.sleep(0.05)
         finally:
             self.stop_faults.set()
@@ -551,8 +720,10 @@ class Controller:
         while time.monotonic() < deadline:
             with self.procs_lock:
                 alive = [p for p in self.procs.values() if p.alive]
-            for _ in range(self.config.workers - len(alive)):
+            for _ in range(self.config.workers - sum(not p.remote for p in alive)):
                 self.spawn()
+            for _ in range(self.config.remote_workers - sum(p.remote for p in alive)):
+                self.spawn(remote=True)
             try:
                 counts = self.fleet.queue_counts()
             except (AgentFleetError, *AMBIGUOUS):
@@ -579,6 +750,10 @@ class Controller:
                 proc.popen.wait()
             if proc.log is not None:
                 proc.log.close()
+        self._stop_server()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
 
     def _check(self, seconds: float) -> RunResult:
         self.history.close()
@@ -586,6 +761,16 @@ class Controller:
         state.spans = load_spans(self.spans)
         ops = load_history(self.history_dir)
         report = check(ops, state)
+        with self.procs_lock:
+            remote = {p.name for p in self.procs.values() if p.remote}
+        if remote:  # how much of the work the remote workers did
+            for op in ops:
+                if (
+                    op.process in remote
+                    and op.type == "ok"
+                    and op.f in ("complete", "fenced_write")
+                ):
+                    report.stats[f"remote.{op.f}.ok"] += 1
         in_write = _kills_during_writes(ops)
         if in_write:
             self.faults["sigkill_with_write_in_flight"] = in_write
@@ -616,7 +801,7 @@ def _kills_during_writes(ops: list[Any]) -> int:
     killed = {
         op.args.get("target") for op in ops if op.f == "fault" and op.args.get("kind") == "kill"
     }
-    writes = {"claim_next", "renew", "complete", "fail", "fenced_write"}
+    writes = {"claim_next", "renew", "complete", "fail", "fenced_write", "lease_token"}
     open_writes = {op.process for op in ops if op.done_t is None and op.f in writes}
     return len(killed & open_writes)
 
@@ -628,8 +813,11 @@ def _pythonpath() -> str:
 
 
 def run_scenario(config: RunConfig) -> RunResult:
-    if not applies(config.scenario, config.backend):
-        raise ValueError(f"scenario {config.scenario!r} does not apply to {config.backend}")
+    if not applies(config.scenario, config.backend, config.remote_workers):
+        raise ValueError(
+            f"scenario {config.scenario!r} does not apply to {config.backend}"
+            + (" without remote workers" if config.scenario in REMOTE_ONLY else "")
+        )
     controller = Controller(config)
     try:
         return controller.run()

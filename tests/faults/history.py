@@ -93,7 +93,16 @@ class HistoryWriter:
         line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
         os.write(self._fd, line.encode())  # one write: a kill leaves whole lines only
 
-    def invoke(self, f: str, job: int | None = None, epoch: int | None = None, **value: Any) -> int:
+    def invoke(
+        self,
+        f: str,
+        job: int | None = None,
+        epoch: int | None = None,
+        *,
+        at: float | None = None,
+        **value: Any,
+    ) -> int:
+        """Record an invocation (`at`: when it was made, if not now) and return its index."""
         with self._lock:
             index = next(self._ids)
         self._write(
@@ -102,7 +111,7 @@ class HistoryWriter:
                 "i": index,
                 "type": "invoke",
                 "f": f,
-                "t": time.time(),
+                "t": time.time() if at is None else at,
                 "job": job,
                 "epoch": epoch,
                 "value": value or None,

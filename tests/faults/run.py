@@ -2,10 +2,15 @@
 
     python -m tests.faults.run --backend sqlite --duration 300 --scenario all
     python -m tests.faults.run --backend both --scenario each --duration 120 --json out.json
+    python -m tests.faults.run --remote-workers 2 --scenario server-restart,cut,all
 
 Scenarios: kill, pause, terminate (PostgreSQL), write-kill (SQLite), restart (PostgreSQL,
-opt-in with --pg-restart-cmd), all (every fault that applies at once), or ``each`` for every
-scenario that applies in turn. Several may be given, separated by commas.
+opt-in with --pg-restart-cmd), server-restart and cut (with --remote-workers: restart
+`agentfleet serve`, cut the remote workers' connections), all (every fault that applies at
+once), or ``each`` for every scenario that applies in turn. Several may be given,
+separated by commas. With --remote-workers N every run has N remote workers (over HTTP,
+through `agentfleet serve` on the same database) beside the --workers direct ones, and the
+kill and pause faults hit both kinds.
 
 The exit status is 0 only when every run passed (every anomaly count zero, SQLite's
 integrity check ok) and the fault counts asked for with --require-* were reached.
@@ -44,11 +49,15 @@ def _faults(r: RunResult) -> str:
     parts = []
     if f["sigkill"]:
         part = f"{f['sigkill']} SIGKILL"
+        if f["sigkill_remote"]:
+            part += f" ({f['sigkill_remote']} remote)"
         if f["sigkill_with_write_in_flight"]:
             part += f" ({f['sigkill_with_write_in_flight']} mid-write)"
         parts.append(part)
     if f["sigstop_trials"]:
         part = f"{f['sigstop_replaced']}/{f['sigstop_trials']} SIGSTOP replaced"
+        if f["sigstop_replaced_remote"]:
+            part += f" ({f['sigstop_replaced_remote']} remote)"
         if f["sigstop_holding_write_lock"]:
             part += f" (+{f['sigstop_holding_write_lock']} held the write lock)"
         parts.append(part)
@@ -58,6 +67,16 @@ def _faults(r: RunResult) -> str:
         )
     if f["pg_restart"]:
         parts.append(f"{f['pg_restart']} restart")
+    if f["server_restart"]:
+        parts.append(
+            f"{f['server_restart']} server restart ({f['server_restart_sigkill']} SIGKILL, "
+            f"{f['server_restart_sigterm']} SIGTERM)"
+        )
+    if f["cut"] or f["answer_cut"]:
+        parts.append(
+            f"{f['cut']} cuts ({f['connections_cut']} connections), "
+            f"{f['answer_cut']} answers dropped"
+        )
     return ", ".join(parts) or "-"
 
 
@@ -116,7 +135,7 @@ def totals(results: list[RunResult]) -> dict[str, dict[str, int]]:
     return {backend: dict(sorted(c.items())) for backend, c in out.items()}
 
 
-def _scenarios(spec: str, backend: str) -> list[str]:
+def _scenarios(spec: str, backend: str, remote_workers: int = 0) -> list[str]:
     names: list[str] = []
     for name in spec.split(","):
         name = name.strip()
@@ -126,15 +145,26 @@ def _scenarios(spec: str, backend: str) -> list[str]:
             names.append(name)
         else:
             raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}, each")
-    return [n for n in dict.fromkeys(names) if applies(n, backend)]
+    return [n for n in dict.fromkeys(names) if applies(n, backend, remote_workers)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.faults.run", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.faults.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--scenario", default="all", help="a scenario, a comma list, or each")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per scenario")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4, help="direct workers (on the database)")
+    parser.add_argument(
+        "--remote-workers",
+        type=int,
+        default=0,
+        help="remote workers (over HTTP through agentfleet serve, which the run starts); "
+        "needed by the server-restart and cut scenarios",
+    )
     parser.add_argument("--ttl", type=float, default=1.0, help="lease ttl in seconds")
     parser.add_argument("--pausers", type=int, default=2, help="concurrent SIGSTOP trials")
     parser.add_argument("--seed", type=int, default=None)
@@ -151,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-kills", type=int, default=0, help="per backend")
     parser.add_argument("--require-stops", type=int, default=0, help="replaced, per backend")
     args = parser.parse_args(argv)
+    if args.remote_workers == 0:
+        wanted = {name.strip() for name in args.scenario.split(",")}
+        if wanted & {"server-restart", "cut"}:
+            parser.error("the server-restart and cut scenarios need --remote-workers N")
 
     seed = args.seed if args.seed is not None else int(time.time())
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -167,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 print(f"postgres: skipped: {problem}")
                 continue
-        for scenario in _scenarios(args.scenario, backend):
+        for scenario in _scenarios(args.scenario, backend, args.remote_workers):
             if scenario == "restart" and not args.pg_restart_cmd:
                 print(
                     "postgres/restart: skipped: restarting the server is opt-in "
@@ -181,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 out=out / f"{backend}-{scenario}",
                 workers=args.workers,
+                remote_workers=args.remote_workers,
                 ttl=args.ttl,
                 seed=seed + len(results),
                 pausers=args.pausers,

@@ -7,6 +7,8 @@ history checks out, never how many fit in some seconds.
 
 Every job is a real child process that records when it ran; the history check includes
 that no two attempts of one job, and no two jobs of one lock, ever ran at the same moment.
+The mixed runs add remote workers (over `agentfleet serve`, through a proxy that cuts
+their connections) and restart the server.
 
 The long version is ``python -m tests.faults.run`` (see its --help).
 """
@@ -24,7 +26,15 @@ from tests.faults.harness import RunConfig, RunResult, run_scenario
 DURATION = float(os.environ.get("AGENTFLEET_FAULTS_SECONDS", "4"))
 
 
-def _run(backend: str, scenario: str, tmp_path: Path, require: dict[str, int]) -> RunResult:
+def _run(
+    backend: str,
+    scenario: str,
+    tmp_path: Path,
+    require: dict[str, int],
+    *,
+    workers: int = 3,
+    remote_workers: int = 0,
+) -> RunResult:
     if backend == "postgres":
         problem = pg_problem()
         if problem is not None:
@@ -36,7 +46,8 @@ def _run(backend: str, scenario: str, tmp_path: Path, require: dict[str, int]) -
         scenario=scenario,
         duration=DURATION,
         out=tmp_path,
-        workers=3,
+        workers=workers,
+        remote_workers=remote_workers,
         ttl=0.6,
         seed=hash((backend, scenario)) & 0xFFFF,
         kill_every=(0.5, 1.2),
@@ -85,3 +96,26 @@ def test_sqlite_survives_kills_mid_write(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_all_faults_at_once(backend: str, tmp_path: Path) -> None:
     _run(backend, "all", tmp_path, require={"sigkill": 1, "sigstop_trials": 1})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_and_remote_workers_under_every_fault(backend: str, tmp_path: Path) -> None:
+    # Two direct workers and two remote ones (over `agentfleet serve`, through a proxy that
+    # cuts their connections), with kills, pauses past the ttl and server restarts. A
+    # remote worker must have been killed, and three replaced while paused (their writes then
+    # refused by the fence), for the run to count.
+    result = _run(
+        backend,
+        "all",
+        tmp_path,
+        require={
+            "sigkill_remote": 1,
+            "sigstop_replaced_remote": 3,
+            "server_restart": 1,
+            "connections_cut": 1,
+        },
+        workers=2,
+        remote_workers=2,
+    )
+    assert result.report.stats["remote.complete.ok"] > 0, result.describe()
+    assert result.report.stats["pause.woken_writes_refused"] >= 1

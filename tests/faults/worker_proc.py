@@ -12,11 +12,22 @@ It is deliberately naive about a lost lease: when it wakes from a pause it still
 write and complete, so that fencing (not the worker's good manners) is what keeps a stale
 epoch out.
 
+In remote mode (``server`` and ``token`` in the config instead of ``url``) it is the same
+worker over :class:`~agentfleet.remote.RemoteFleet`, with no database access at all: its
+calls go to `agentfleet serve` with a worker token named as the worker, and its effect is
+written through the job's lease API (the lease token it asks its server for when the job
+starts, then ``LeaseClient.write``), which refuses the token once the lease is no longer
+current. The HTTP client tries a request again when its connection was cut; a try whose
+answer was lost is recorded as an extra call of the same kind whose outcome is unknown, so
+that the checker can explain what it may have done (a claim whose answer was cut leaves a
+run nobody was told of).
+
 Run: ``python -m tests.faults.worker_proc '<json config>'``.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -29,6 +40,8 @@ from typing import Any
 
 import agentfleet
 from agentfleet import AgentFleetError, Fleet, JobCancelled, Lease, LeaseLost
+from agentfleet.errors import InvalidArgument, InvalidTransition, JobNotFound
+from agentfleet.remote import LeaseClient, RemoteFleet
 from agentfleet.runner import ProcessRun
 from tests.faults.history import HistoryWriter
 
@@ -57,6 +70,43 @@ def outcome(exc: BaseException) -> str:
     return "fail"
 
 
+def remote_outcome(exc: BaseException) -> str:
+    """The same for a remote worker: only the fence's refusal (LeaseLost: the worker API's
+    409 or another worker's lease, the lease API's 401) and a request the server judged bad
+    are clean; StoreUnavailable (no answer, or the server's 503), a refused token and any
+    other answer (a 500 of a server killed mid-request) leave the outcome unknown."""
+    if isinstance(exc, LeaseLost | InvalidArgument | JobNotFound | InvalidTransition):
+        return "fail"
+    return "unknown"
+
+
+# -- remote: count the requests the HTTP client sends, to see its own retries -------------
+
+_sent = threading.local()
+
+
+def sent() -> int:
+    """Requests this thread has sent so far."""
+    n: int = getattr(_sent, "n", 0)
+    return n
+
+
+class _CountedConnection(http.client.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _sent.n = sent() + 1
+        super().request(*args, **kwargs)
+
+
+class CountedRemoteFleet(RemoteFleet):
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        return _CountedConnection(self._host, self._port, timeout=timeout)
+
+
+class CountedLeaseClient(LeaseClient):
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        return _CountedConnection(self._host, self._port, timeout=timeout)
+
+
 def _ts(lease: Lease) -> float:
     return lease.expires_at.timestamp()
 
@@ -79,7 +129,15 @@ class Worker:
         self.children: dict[int, ProcessRun] = {}
         self.cancelled: set[int] = set()
         self.guard = threading.Lock()
-        self.fleet: Fleet = self._open(config["url"])
+        self.server: str | None = config.get("server")
+        self.remote = self.server is not None
+        self.outcome = remote_outcome if self.remote else outcome
+        self.lease_tokens: dict[tuple[int, int], str] = {}  # remote: each job's lease token
+        self.fleet: Fleet | RemoteFleet
+        if self.server is not None:
+            self.fleet = CountedRemoteFleet(self.server, config["token"])
+        else:
+            self.fleet = self._open(config["url"])
 
     def _open(self, url: str) -> Fleet:
         while True:
@@ -101,15 +159,34 @@ class Worker:
         ok_value: Any = None,
         **args: Any,
     ) -> tuple[bool, Any]:
-        index = self.history.invoke(f, job=job, epoch=epoch, **args)
+        invoked = time.time()
+        index = self.history.invoke(f, job=job, epoch=epoch, at=invoked, **args)
+        before = sent()
         try:
             result = fn()
         except Exception as exc:
-            self.history.complete(index, outcome(exc), error=f"{type(exc).__name__}: {exc}")
+            self.history.complete(index, self.outcome(exc), error=f"{type(exc).__name__}: {exc}")
+            self._hidden_tries(f, job, epoch, args, invoked, sent() - before - 1)
             return False, exc
         value = ok_value(result) if callable(ok_value) else ok_value
         self.history.complete(index, "ok", value)
+        self._hidden_tries(f, job, epoch, args, invoked, sent() - before - 1)
         return True, result
+
+    def _hidden_tries(
+        self,
+        f: str,
+        job: int | None,
+        epoch: int | None,
+        args: dict[str, Any],
+        invoked: float,
+        tries: int,
+    ) -> None:
+        """The HTTP client sent the request again after a cut connection: each earlier try
+        may or may not have been served, so each is a call of its own, outcome unknown."""
+        for _ in range(max(0, tries)):
+            index = self.history.invoke(f, job=job, epoch=epoch, at=invoked, **args)
+            self.history.complete(index, "unknown", error="a try whose answer was lost")
 
     # -- heartbeat ---------------------------------------------------------------------
 
@@ -145,7 +222,7 @@ class Worker:
         """Call an ending write; retry while the outcome is unknown (a cut connection)."""
         for _ in range(5):
             ok, result = self.call(f, fn, job=lease.job_id, epoch=lease.epoch, **args)
-            if ok or outcome(result) == "fail":
+            if ok or self.outcome(result) == "fail":
                 return
             time.sleep(0.1)
 
@@ -181,7 +258,52 @@ class Worker:
             with self.guard:
                 self.children.pop(lease.job_id, None)
 
+    def mint(self, lease: Lease) -> str | None:
+        """Remote: the job's lease token, asked of the server once (recorded as a call)."""
+        key = (lease.job_id, lease.epoch)
+        if key not in self.lease_tokens:
+            fleet = self.fleet
+            assert isinstance(fleet, RemoteFleet)
+            ok, token = self.call(
+                "lease_token", lambda: fleet.lease_token(lease), job=lease.job_id,
+                epoch=lease.epoch,
+            )  # fmt: skip
+            if ok:
+                self.lease_tokens[key] = token
+        return self.lease_tokens.get(key)
+
+    def write_effect(self, lease: Lease, value: dict[str, Any]) -> None:
+        """The job's effect, fenced: directly, or through the lease API with its token."""
+        if not self.remote:
+            fleet = self.fleet
+            assert isinstance(fleet, Fleet)
+            self.ending(
+                "fenced_write",
+                lease,
+                lambda: fleet.fenced_write(lease, "effect", value),
+                key="effect",
+                value=value,
+            )
+            return
+        token = self.mint(lease)
+        if token is None:
+            return  # the lease was lost before the job started (or the server was away)
+        assert self.server is not None
+        client = CountedLeaseClient(self.server, token)
+        try:
+            self.ending(
+                "fenced_write",
+                lease,
+                lambda: client.write("effect", value),
+                key="effect",
+                value=value,
+            )
+        finally:
+            client.close()
+
     def run_job(self, lease: Lease) -> None:
+        if self.remote:
+            self.mint(lease)  # as a worker does for a job that reaches the fleet itself
         seconds = self.work_for()
         if self.spans:
             self.run_child(lease, seconds)
@@ -191,13 +313,7 @@ class Worker:
         value = {"job": lease.job_id, "epoch": lease.epoch, "worker": self.name}
         if self.pad:
             value["pad"] = self.pad
-        self.ending(
-            "fenced_write",
-            lease,
-            lambda: self.fleet.fenced_write(lease, "effect", value),
-            key="effect",
-            value=value,
-        )
+        self.write_effect(lease, value)
         with self.guard:
             cancelled = lease.job_id in self.cancelled
         if cancelled:
@@ -216,6 +332,7 @@ class Worker:
             self.held.pop(lease.job_id, None)
             self.held_since.pop(lease.job_id, None)
             self.cancelled.discard(lease.job_id)
+        self.lease_tokens.pop((lease.job_id, lease.epoch), None)
 
     def loop(self) -> None:
         threading.Thread(target=self.heartbeat, daemon=True).start()

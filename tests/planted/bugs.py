@@ -695,6 +695,34 @@ BUGS: list[dict[str, Any]] = [
         ],
     },
     {
+        "name": "worker-api-trusts-the-current-lease",
+        "intent": "The worker API judges a remote worker's lease by the job alone: it writes "
+        "(renew, complete, fail, ...) at the job's current epoch, whoever holds it, so a "
+        "worker woken after a takeover renews or completes its successor's attempt.",
+        "path": "src/agentfleet/web/api_worker.py",
+        "old": lines(
+            4, "if job.lease_epoch != lease.epoch or job.status is not JobStatus.RUNNING:"
+        ),
+        "new": lines(
+            4,
+            "lease = Lease(lease.job_id, job.lease_epoch, lease.worker, lease.expires_at,",
+            "              lease.attempt, lease.run_id, lease.ttl)",
+            "if job.status is not JobStatus.RUNNING:",
+        ),
+        "also": [
+            {
+                "path": "src/agentfleet/web/api_worker.py",
+                "old": lines(4, "if job.worker != who.name:", "    raise ApiError("),
+                "new": lines(4, "if job.worker is None:", "    raise ApiError("),
+            }
+        ],
+        "stores": ("sqlite", "postgres"),
+        "tests": [
+            "tests/faults/test_faults.py::"
+            "test_direct_and_remote_workers_under_every_fault[{store}]",
+        ],
+    },
+    {
         "name": "worktrees-not-serialised",
         "intent": "Worktrees are made and removed without the repository's worktree lock, so "
         "two at once can fail reading each other's half-made entry.",

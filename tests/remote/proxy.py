@@ -31,12 +31,15 @@ class Proxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def switch(self, target: int) -> None:
+    def switch(self, target: int) -> int:
+        """Send new connections to `target`; cut the open ones. How many were still open."""
         with self._lock:
             self.target = target
             cut, self._open = self._open, []
+        live = sum(sock.fileno() != -1 for sock in cut)
         for sock in cut:
             _shut(sock)
+        return live // 2
 
     def close(self) -> None:
         self._closed = True
