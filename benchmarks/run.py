@@ -112,7 +112,9 @@ def _latency_row(store: str, jobs: int, gap: float) -> Result:
     got = worker_latency.latency(store, jobs, gap=gap)
     return Result(
         "agentfleet",
-        "latency" if store == "postgres" else "latency_sqlite",
+        {"postgres": "latency", "sqlite": "latency_sqlite"}.get(
+            store, f"latency_{store.replace('-', '_')}"
+        ),
         1,
         1,
         jobs,
@@ -121,7 +123,8 @@ def _latency_row(store: str, jobs: int, gap: float) -> Result:
         got.p50_ms,
         worker_latency.percentile(got.samples_ms, 95),
         got.p99_ms,
-        notes=f"agentfleet worker, idle; a shell job each {gap:g}s (x0.5-1.5); "
+        notes=f"agentfleet worker{' --server' if store.endswith('-remote') else ''}, idle; "
+        f"a shell job each {gap:g}s (x0.5-1.5); "
         f"idle CPU {got.idle_cpu_pct:.1f}%",
     )
 
@@ -159,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             show(best_of(repeats, pgqueuer_bench.drain, n, workers, batch))
         show(procrastinate_bench.drain(n_proc, workers, 10))  # far behind: one try
     show(real("postgres", 1, "shell", n_shell))  # what a process per job costs
+    # Remote workers (`agentfleet worker --server`) beside the direct rows: the same drain
+    # through one `agentfleet serve` on each store (fewer jobs: the hop costs throughput).
+    n_remote = min(n, 2_000 if args.quick else 10_000)
+    for store in ("sqlite-remote", "postgres-remote"):
+        show(best_of(repeats, real, store, 2, "python", n_remote))
     ceiling = agentfleet_bench.drain(n, 2, agentfleet_bench.BATCH)
     for row in ceiling:
         if row.scenario.startswith("drain"):
@@ -168,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency_jobs, gap = (100, 0.1) if args.quick else (300, 0.2)
     show([_latency_row("postgres", latency_jobs, gap)])
     show([_latency_row("sqlite", latency_jobs, gap)])
+    show([_latency_row("postgres-remote", latency_jobs, gap)])
+    show([_latency_row("sqlite-remote", latency_jobs, gap)])
     show([pgqueuer_bench.latency(1000 if not args.quick else 300)])
     backlogs = [10_000] if args.quick else [10_000, 1_000_000]
     for size in backlogs:  # the same tries for both sizes, so their ratio is fair
