@@ -102,3 +102,17 @@ def test_a_made_api_token_is_redacted_wherever_it_appears() -> None:
     text = "aft_0123456789ab_Zm9vYmFyLWJhei1xdXV4_LTEyMzQ1Njc4OTAxMjM0NTY3"
     said = logs.redact(f"sent {text} to the server")
     assert text not in said and said == f"sent {logs.REDACTED} to the server"
+
+
+def test_prose_about_tokens_is_not_taken_for_a_credential() -> None:
+    """A refusal's words stay readable; the credentials beside them do not."""
+    redact = logs.redact
+    assert redact("the bearer token is not valid (wrong, unknown or revoked)") == (
+        "the bearer token is not valid (wrong, unknown or revoked)"
+    )
+    assert redact("a read token may read but change nothing") == (
+        "a read token may read but change nothing"
+    )
+    assert redact("sent Bearer xyz123, then Token abcdefghijklmnopqrst") == (
+        "sent Bearer [redacted], then Token [redacted]"
+    )

@@ -53,7 +53,12 @@ _SECRET_KEY = re.compile(
     r"(pass(word|wd)?|secret|token|authorization|api[_-]?key|cookie|credential)", re.I
 )
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.I)
+# A credential after its scheme: one with a digit or a symbol in it, or 16 letters or more,
+# so that prose ("the bearer token is not valid", "a read token may read") stays as written.
+_BEARER = re.compile(
+    r"\b(Bearer|Basic|Token)\s+(?:(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]+|[A-Za-z]{16,})",
+    re.I,
+)
 _API_TOKEN = re.compile(r"\baft_[0-9a-f]{12}_[A-Za-z0-9_-]+")  # agentfleet tokens create
 _QUERY_SECRET = re.compile(
     r"(?P<key>[?&](?:token|access_token|password|secret|api_key)=)[^&#\s]*", re.I

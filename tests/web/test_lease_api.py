@@ -125,5 +125,7 @@ def test_every_handle_on_the_fleet_checks_a_token_alike_and_the_key_stays_unlist
         other_web.app.state.fleet = other
         assert other_web.anon.get("/api/lease", headers=bearer(token)).status_code == 200
     assert other.lease_of_token(token) is not None
+    alone = lease_web.anon.get("/api/lease/inputs", headers=bearer(token))
+    assert alone.status_code == 200 and alone.json() == {"inputs": {}}  # no plan, no inputs
     assert LEASE_KEY not in fleet.config()
     assert fleet.get_job(lease.job_id).status is JobStatus.RUNNING

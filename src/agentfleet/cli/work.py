@@ -251,7 +251,7 @@ def worker(
                 )
             worker_name = name or default_worker_name()
             if remote is not None:
-                worker_name = _remote_name(remote, name) or worker_name
+                worker_name = _remote_name(remote, name, wait=not burst) or worker_name
             opened: Fleet | RemoteFleet = (
                 remote
                 if remote is not None
@@ -333,15 +333,20 @@ def _remote_fleet(
     return RemoteFleet(server, token, ca_file=ca)
 
 
-def _remote_name(remote: RemoteFleet, name: str | None) -> str | None:
+def _remote_name(remote: RemoteFleet, name: str | None, *, wait: bool) -> str | None:
     """A worker token's name is its worker's: --name may only repeat it. Waits (and says
-    so) while the server cannot be reached."""
+    so) while the server cannot be reached; a burst worker does not wait: it exits 4."""
     pause = 0.5
     while True:
         try:
             hello = remote.hello()
             break
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            if not wait:
+                fail(
+                    f"{exc} (check --server: http:// or https://, host and port)",
+                    ExitCode.STORE_UNAVAILABLE,
+                )
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
         except AccessDenied as exc:
@@ -371,7 +376,7 @@ def _stop_on_refusal(
                 worker=runner.name,
                 status=exc.status,
             )
-        runner.stop(now=True)
+        runner.stop(now=True, cut_off=True)
 
     return stop
 

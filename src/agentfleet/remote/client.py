@@ -265,6 +265,10 @@ class RemoteFleet(ServerClient):
             conn.close()
             self._wait_conn = None
             raise self.untrusted(exc) from None
+        except ssl.SSLError as exc:
+            conn.close()
+            self._wait_conn = None
+            raise self.not_tls(exc) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             self._wait_conn = None

@@ -107,6 +107,14 @@ class ServerClient:
             "file of its CA or of the certificate itself"
         )
 
+    def not_tls(self, exc: ssl.SSLError) -> InvalidArgument:
+        """A TLS handshake that failed on its first bytes: most often an https:// address
+        for a server that speaks plain HTTP. A setting to fix: never retried."""
+        return InvalidArgument(
+            f"the fleet's server at {self._url} did not speak TLS ({exc.reason or exc}): if "
+            "it serves plain HTTP, give its http:// address; else check the host and port"
+        )
+
     def _denied(self, status: int, message: str) -> Exception:
         """A refused token (401, 403): AccessDenied, told to `on_denied` first."""
         denied = AccessDenied(status, f"the fleet's server refused the token: {message}")
@@ -164,6 +172,9 @@ class ServerClient:
             except ssl.SSLCertVerificationError as exc:
                 self._drop()
                 raise self.untrusted(exc) from None
+            except ssl.SSLError as exc:
+                self._drop()
+                raise self.not_tls(exc) from None
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 # A connection refused, reset or closed by the server is tried again; a
@@ -224,7 +235,8 @@ class ServerClient:
     def _unreachable(self, exc: BaseException) -> None:
         if self._away_since is None:
             self._away_since = time.monotonic()
-            log.warning("the fleet's server at %s cannot be reached (%s); trying again",
+            log.warning("the fleet's server at %s cannot be reached (%s); trying again (if "
+                        "this lasts, check the address: http:// or https://, host and port)",
                         self._url, why_unreachable(exc))  # fmt: skip
 
     def _reachable(self) -> None:

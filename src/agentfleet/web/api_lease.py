@@ -67,7 +67,7 @@ def own_job(lease: LeaseDep) -> dict[str, Any]:
 
 @router.get("/inputs", summary="What the plan step's dependencies produced")
 def inputs(request: Request, lease: LeaseDep) -> dict[str, Any]:
-    _plan_of(lease)
+    """A job outside any plan has no dependencies: its inputs are empty."""
     return {"inputs": fleet_of(request).plan_inputs(lease.job_id)}
 
 

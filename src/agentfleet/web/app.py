@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -23,7 +25,7 @@ from agentfleet.engines import BUILTIN_ENGINES
 from agentfleet.fleet import Fleet
 from agentfleet.serialize import WORKER_WINDOW
 from agentfleet.store.tokens import Tokens
-from agentfleet.web import api, api_lease, api_plans, api_worker, errors, pages
+from agentfleet.web import api, api_lease, api_plans, api_worker, errors, pages, reaper
 from agentfleet.web.auth import Auth, Principal, read_access
 from agentfleet.web.metrics import FleetMetrics
 from agentfleet.web.schemas import Health
@@ -127,7 +129,13 @@ def create_app(
 def _lifespan(on_shutdown: Callable[[], None] | None) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        reaping = asyncio.create_task(reaper.reap_forever(app.state.fleet))
+        try:
+            yield
+        finally:
+            reaping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaping
         if on_shutdown is not None:
             on_shutdown()
 

@@ -131,6 +131,7 @@ class Worker:
         self.reap_every = validate.positive_seconds(reap_every, "reap_every")
         self.output_every = validate.positive_seconds(output_every, "output_every")
         self.stats = WorkerStats()
+        self._cut_off = False
         remote = isinstance(fleet, RemoteFleet)
         if remote and lease_server is not None:
             raise InvalidArgument(
@@ -164,11 +165,14 @@ class Worker:
 
     # -- control ----------------------------------------------------------------------
 
-    def stop(self, *, now: bool = False) -> None:
+    def stop(self, *, now: bool = False, cut_off: bool = False) -> None:
         """Ask the worker to stop: gracefully, or (second request, or ``now``) at once.
+        ``cut_off``: the fleet refuses this worker's writes (a revoked token), so its jobs
+        are killed and cannot be handed back; they come back after their lease's ttl.
 
         Safe to call from any thread and from signal handlers.
         """
+        self._cut_off = self._cut_off or cut_off
         self._stop_requests = max(self._stop_requests + 1, 2 if now else 1)
         if self._waker is not None:
             self._waker.wake()
@@ -355,9 +359,14 @@ class Worker:
         if requests >= 2 and not self._hard_stop:
             self._hard_stop = self._grace_over = True
             if self._slots:
+                back = (
+                    "the fleet refuses this worker, so they come back after their lease's ttl"
+                    if self._cut_off
+                    else "handing them back"
+                )
                 self._event(
                     "worker.stop_forced",
-                    f"stopping now: killing {len(self._slots)} job(s) and handing them back",
+                    f"stopping now: killing {len(self._slots)} job(s); {back}",
                     running=len(self._slots),
                 )
             for slot in list(self._slots):
