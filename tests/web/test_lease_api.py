@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentfleet import Fleet, JobStatus, LeaseLost
+from agentfleet import Fleet, JobStatus, Lease, LeaseLost
 from agentfleet.store.lease_tokens import LEASE_KEY
 from tests.conftest import StoreEnv, make_env
 from tests.plans.helpers import plan, shell
@@ -30,20 +30,22 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _claim_step(fleet: Fleet, env: StoreEnv) -> tuple[int, str]:
+def _claim_step(fleet: Fleet, env: StoreEnv) -> tuple[int, str, Lease]:
+    """A plan's second step claimed with a lease long enough for a slow machine's requests
+    (a test that wants it taken over renews it short first)."""
     made = fleet.submit_plan(plan(shell("build"), shell("test", "build")))
     [build] = fleet.claim_next(worker="box-1", limit=1)
     fleet.complete(build, result={"artifact": "app.tar"})
-    [step] = fleet.claim_next(worker="box-1", limit=1, ttl=env.short_ttl)
+    [step] = fleet.claim_next(worker="box-1", limit=1, ttl=60.0)
     assert step.job is not None and step.job.step == "test"
-    return made.id, fleet.lease_token(step)
+    return made.id, fleet.lease_token(step), step
 
 
 def test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease(
     lease_web: Web,
 ) -> None:
     web, fleet, env = lease_web, lease_web.fleet, lease_web.env
-    plan_id, token = _claim_step(fleet, env)
+    plan_id, token, step = _claim_step(fleet, env)
     anon = web.anon
 
     own = anon.get("/api/lease", headers=bearer(token))
@@ -68,6 +70,7 @@ def test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease(
         assert refused.status_code == 403 and "only /api/lease" in refused.text
 
     # Taken over: the stale attempt's token is refused, and so is its late write.
+    fleet.renew(step, ttl=env.short_ttl)
     env.expire()
     fleet.reap_expired()
     [again] = fleet.claim_next(worker="box-2", limit=1)
@@ -94,7 +97,7 @@ def test_a_step_reads_writes_and_enqueues_then_its_token_dies_with_its_lease(
 
 def test_a_forged_or_malformed_lease_token_is_refused(lease_web: Web) -> None:
     fleet, env = lease_web.fleet, lease_web.env
-    _, token = _claim_step(fleet, env)
+    _, token, _ = _claim_step(fleet, env)
     prefix, job_id, epoch, mac = token.split("_", 3)
     forged = [
         f"{prefix}_{job_id}_{int(epoch) + 1}_{mac}",  # another epoch under this mac
