@@ -18,6 +18,7 @@ from agentfleet.aio import AsyncFleet
 from agentfleet.store.postgres import NOTIFY_CHANNEL
 from tests import pg
 from tests.aio.helpers import refused
+from tests.conftest import PATIENCE
 from tests.plans.helpers import plan, shell
 
 
@@ -35,8 +36,13 @@ def _orders(url: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT what FROM public.orders ORDER BY id")]
 
 
-def _notified(listener: psycopg.Connection[Any]) -> list[str]:
-    return [n.payload for n in listener.notifies(timeout=0.5) if n.channel == NOTIFY_CHANNEL]
+def _notified(listener: psycopg.Connection[Any], *, expected: bool = False) -> list[str]:
+    """The wake-ups heard: waiting up to PATIENCE for the two queues' when `expected`,
+    else for half a second (long enough for one sent already to arrive)."""
+    stop_after = 2 if expected else None  # "orders", then "default" (same ones merge)
+    timeout = PATIENCE if expected else 0.5
+    heard = listener.notifies(timeout=timeout, stop_after=stop_after)
+    return [n.payload for n in heard if n.channel == NOTIFY_CHANNEL]
 
 
 @pytest.mark.parametrize("commit", [True, False], ids=["commit", "rollback"])
@@ -61,7 +67,7 @@ def test_jobs_and_a_plan_exist_if_and_only_if_the_caller_commits(
         monkeypatch.undo()
         await fleet.close()
         assert unseen == [] and heard_before == []
-        return _notified(listener)
+        return _notified(listener, expected=commit)
 
     try:
         heard = asyncio.run(scenario())
