@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
-from time import monotonic
 from typing import Any, cast
-from urllib.parse import unquote
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -34,15 +30,24 @@ from agentfleet.models import Job, JobStatus, Lease, NewJob
 from agentfleet.store import limits, rules
 from agentfleet.store.dialect import Dialect, Params, Row, Syntax, Tx, bind_with, not_joinable
 from agentfleet.store.ops import Operation, Query, Scope, Steps, perform
+from agentfleet.store.postgres_connect import (
+    DATABASE_OF,
+    JOINED_SEARCH_PATH,
+    NOTIFY,
+    NOTIFY_CHANNEL,
+    SET_SEARCH_PATH,
+    check_open_transaction,
+    checked_pool_size,
+    listen,
+    split_url_options,
+    unavailable_on_disconnect,
+    use_schema,
+    wait_on,
+)
 from agentfleet.store.postgres_schema import LATEST_VERSION, MIGRATIONS, SCHEMA
 from agentfleet.store.rows import JOB_COLUMNS, decoded
 from agentfleet.store.sql import Batch, SqlStore, pause
 
-NOTIFY_CHANNEL = "agentfleet_jobs"
-NOTIFY = "SELECT pg_notify(%s, %s)"  # (channel, queue): sent when the transaction commits
-# Every pooled connection works in the store's schema. A SET, not the `options` startup
-# parameter, which PgBouncer refuses.
-USE_SCHEMA = f"SET search_path = {SCHEMA}"
 _LIMITS_LOCK_KEY = 0x61666C696D6974  # "aflimit": serialises claims of jobs that name a limit
 LOCK_PLAN = "SELECT id FROM plans WHERE id = %s FOR UPDATE"
 LOCK_LIMITS = f"SELECT pg_advisory_xact_lock({_LIMITS_LOCK_KEY})"
@@ -90,25 +95,6 @@ class CallersPostgresTx(PostgresTx):
             return list(cursor.fetchall()) if cursor.description else []
 
 
-# Which database a connection is on: its name, and what tells it from a namesake (its oid,
-# and when its server started; a server restarted since it was last read is read again).
-DATABASE_OF = (
-    "SELECT current_database(), (SELECT oid FROM pg_database "
-    "WHERE datname = current_database()), pg_postmaster_start_time(), "
-    "current_setting('search_path')"
-)
-# The store's tables first, then the caller's temporary ones: pg_temp, searched first
-# unless named, would let a temporary table of the caller's named `jobs` take the writes.
-JOINED_SEARCH_PATH = f"{SCHEMA}, pg_temp"
-SET_SEARCH_PATH = "SELECT set_config('search_path', %s, true)"  # for the transaction only
-_WHY_NOT = {
-    TransactionStatus.INERROR: "its transaction has failed (a statement in it raised): roll "
-    "it back before writing in it again",
-    TransactionStatus.ACTIVE: "a command is in progress on it",
-    TransactionStatus.UNKNOWN: "it is broken (its server went away)",
-}
-
-
 class PostgresDialect(Dialect):
     """PostgreSQL's pool, clock and syntax."""
 
@@ -150,7 +136,7 @@ class PostgresDialect(Dialect):
                 max_size=pool_size,
                 kwargs={"autocommit": True, "row_factory": dict_row, **self.connect_kwargs},
                 # A SET, not the `options` startup parameter, which PgBouncer refuses.
-                configure=_use_schema,
+                configure=use_schema,
                 open=False,
                 name="agentfleet",
             )
@@ -173,7 +159,7 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def session(self) -> Iterator[PostgresTx]:
-        with _unavailable_on_disconnect(), self.pool.connection() as conn:
+        with unavailable_on_disconnect(), self.pool.connection() as conn:
             yield PostgresTx(self, cast("psycopg.Connection[Row]", conn))
 
     def statement(self) -> AbstractContextManager[PostgresTx]:
@@ -181,7 +167,7 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def tx(self) -> Iterator[PostgresTx]:
-        with _unavailable_on_disconnect(), self.pool.connection() as conn, conn.transaction():
+        with unavailable_on_disconnect(), self.pool.connection() as conn, conn.transaction():
             yield PostgresTx(self, cast("psycopg.Connection[Row]", conn))
 
     @contextmanager
@@ -191,7 +177,7 @@ class PostgresDialect(Dialect):
         comes back before the savepoint is released (or with its rollback). NOTIFY in the
         caller's transaction is sent by the server when, and only if, it commits."""
         caller, search_path = self._joinable(conn)
-        with _unavailable_on_disconnect(), caller.transaction():
+        with unavailable_on_disconnect(), caller.transaction():
             caller.execute(SET_SEARCH_PATH, (JOINED_SEARCH_PATH,))
             yield CallersPostgresTx(self, caller)
             caller.execute(SET_SEARCH_PATH, (search_path,))
@@ -203,7 +189,7 @@ class PostgresDialect(Dialect):
         if not isinstance(conn, psycopg.Connection):
             raise not_joinable(conn, "a psycopg.Connection to the fleet's database")
         check_open_transaction(conn)
-        with _unavailable_on_disconnect(), conn.cursor(row_factory=tuple_row) as cursor:
+        with unavailable_on_disconnect(), conn.cursor(row_factory=tuple_row) as cursor:
             row = cursor.execute(DATABASE_OF).fetchone()
         assert row is not None
         return cast("psycopg.Connection[Row]", conn), self.search_path_on_fleets(row)
@@ -238,22 +224,6 @@ class PostgresDialect(Dialect):
             with (session or self.session)() as tx:
                 self._database = tx.tuples(DATABASE_OF)[0]
         return self._database
-
-
-def check_open_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    """Refuse a caller's connection with no transaction to join, or one that cannot take
-    a statement, saying why in words."""
-    if conn.closed:
-        raise InvalidArgument("conn is closed")
-    status = conn.info.transaction_status
-    if status in _WHY_NOT:
-        raise InvalidArgument(f"conn cannot be written in: {_WHY_NOT[status]}")
-    if status == TransactionStatus.IDLE and conn.autocommit:
-        raise InvalidArgument(
-            "conn is in autocommit mode with no transaction open, so there is no "
-            "transaction to join: enqueue inside `with conn.transaction():` (or connect "
-            "with autocommit=False), and commit when done"
-        )
 
 
 # The batch's completing part: fenced per row by (id, epoch, status).
@@ -348,7 +318,7 @@ class PostgresStore(SqlStore):
         conninfo, url_pool_size = split_url_options(url)
         dialect = PostgresDialect(
             conninfo,
-            pool_size=_pool_size(pool_size if url_pool_size is None else url_pool_size),
+            pool_size=checked_pool_size(pool_size if url_pool_size is None else url_pool_size),
             notify=notify,
             application_name=application_name,
         )
@@ -497,18 +467,18 @@ class PostgresStore(SqlStore):
             if self.dialect.shared_listen:
                 with self.dialect.pool.connection(timeout=max(timeout, 0.01)) as conn:
                     if conn not in self.dialect.listening:  # new, or replaced by the pool
-                        _listen(conn)
+                        listen(conn)
                         self.dialect.listening.add(conn)
-                    return _wait_on(conn, timeout, interrupt)
+                    return wait_on(conn, timeout, interrupt)
             listener = self._listener
             if listener is None or listener.closed:
                 listener = psycopg.connect(
                     self.dialect.conninfo, autocommit=True, **self.dialect.connect_kwargs
                 )
-                _listen(listener)
+                listen(listener)
                 self._listener = listener
             try:
-                return _wait_on(listener, timeout, interrupt)
+                return wait_on(listener, timeout, interrupt)
             except psycopg.OperationalError:
                 listener.close()
                 self._listener = None
@@ -535,62 +505,6 @@ def _now() -> Steps[datetime]:
     return value
 
 
-def split_url_options(url: str) -> tuple[str, int | None]:
-    """The URL without agentfleet's own query options (libpq refuses unknown ones), and
-    the `pool_size` it named, if any: ``postgresql://host/db?pool_size=1``."""
-    head, sep, rest = url.partition("?")
-    if not sep:
-        return url, None
-    query, hash_, fragment = rest.partition("#")
-    kept: list[str] = []
-    pool_size: int | None = None
-    for item in query.split("&"):
-        key, _, value = item.partition("=")
-        if unquote(key) != "pool_size":
-            kept.append(item)
-            continue
-        value = unquote(value)
-        if not value.isdigit() or int(value) < 1:
-            raise InvalidArgument(
-                f"pool_size={value!r} in the database URL must be a whole number >= 1"
-            )
-        pool_size = int(value)
-    clean = head + ("?" + "&".join(kept) if any(kept) else "") + hash_ + fragment
-    return clean, pool_size
-
-
-def _pool_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"pool_size must be a whole number >= 1, not {value!r}")
-    return value
-
-
-def _use_schema(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(USE_SCHEMA)
-
-
-def _listen(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-
-
-def _wait_on(conn: psycopg.Connection[Any], timeout: float, interrupt: int | None) -> bool:
-    """Whether a notification reached this LISTENing connection within `timeout`; False
-    at once when `interrupt` becomes readable."""
-    deadline = monotonic() + max(0.0, timeout)
-    while True:
-        # timeout=0 reads what already came (kept from earlier queries, or waiting in the
-        # socket) without blocking.
-        if any(True for _ in conn.notifies(timeout=0.0)):
-            return True
-        left = deadline - monotonic()
-        if left <= 0:
-            return False
-        watched = [conn.fileno()] if interrupt is None else [conn.fileno(), interrupt]
-        ready, _, _ = select.select(watched, [], [], left)
-        if interrupt is not None and interrupt in ready:
-            return False
-
-
 def _claimed_lease(
     row: tuple[Any, ...], worker: str, expires: datetime, at: datetime, run_id: int, ttl: float
 ) -> Lease:
@@ -611,30 +525,6 @@ def _claimed_lease(
 def _claim_order(lease: Lease) -> tuple[int, int]:
     job = cast(Job, lease.job)
     return (-job.priority, lease.job_id)
-
-
-def _lost_connection(exc: psycopg.OperationalError) -> bool:
-    """The connection broke or the server went away: not a refusal by a statement."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    state = exc.sqlstate
-    # No SQLSTATE: the socket broke; 08: connection exception; 57P: the server shut the
-    # session down (pg_terminate_backend, a restart, a crash).
-    return state is None or state.startswith(("08", "57P"))
-
-
-@contextmanager
-def _unavailable_on_disconnect() -> Iterator[None]:
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        if not _lost_connection(exc):
-            raise
-        raise StoreUnavailable(
-            f"lost the connection to PostgreSQL ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}); "
-            "a write in flight may or may not have been committed"
-        ) from exc
 
 
 __all__ = ["DEFAULT_POOL_SIZE", "NOTIFY_CHANNEL", "PostgresStore", "split_url_options"]

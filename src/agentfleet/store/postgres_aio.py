@@ -29,20 +29,16 @@ from agentfleet.logs import redact_url
 from agentfleet.store import awaited, ops
 from agentfleet.store.dialect import Dialect, Params, Row, Tx, not_joinable
 from agentfleet.store.ops import Notify, Operation, Scope, Steps
-from agentfleet.store.postgres import (
+from agentfleet.store.postgres import LOCK_LIMITS, LOCK_PLAN, PostgresDialect, _bind, now_op
+from agentfleet.store.postgres_connect import (
     DATABASE_OF,
     JOINED_SEARCH_PATH,
-    LOCK_LIMITS,
-    LOCK_PLAN,
     NOTIFY,
     NOTIFY_CHANNEL,
     SET_SEARCH_PATH,
     USE_SCHEMA,
-    PostgresDialect,
-    _bind,
-    _unavailable_on_disconnect,
     check_open_transaction,
-    now_op,
+    unavailable_on_disconnect,
 )
 from agentfleet.store.rows import decoded
 
@@ -165,7 +161,7 @@ class AsyncPostgres:
         """Run an operation in the scope it asks for; a write of several statements in one
         transaction (`async with conn.transaction()`), the rest each on its own."""
         pool = await self.connected()
-        with _unavailable_on_disconnect():
+        with unavailable_on_disconnect():
             async with pool.connection() as conn:
                 tx = AsyncPostgresTx(self.dialect, conn)
                 if operation.scope is Scope.TRANSACTION:
@@ -236,7 +232,7 @@ class BridgedPostgres(Dialect):
     @contextmanager
     def session(self) -> Iterator[Tx]:
         pool = awaited.wait(self.aio.connected())
-        with _unavailable_on_disconnect(), _entered(pool.connection()) as conn:
+        with unavailable_on_disconnect(), _entered(pool.connection()) as conn:
             yield BridgedTx(AsyncPostgresTx(self.aio.dialect, conn))
 
     def statement(self) -> AbstractContextManager[Tx]:
@@ -246,7 +242,7 @@ class BridgedPostgres(Dialect):
     def tx(self) -> Iterator[Tx]:
         pool = awaited.wait(self.aio.connected())
         with (
-            _unavailable_on_disconnect(),
+            unavailable_on_disconnect(),
             _entered(pool.connection()) as conn,
             _entered(conn.transaction()),
         ):
@@ -261,10 +257,10 @@ class BridgedPostgres(Dialect):
             raise not_joinable(conn, "a psycopg.AsyncConnection to the fleet's database")
         pg = self.aio.dialect
         check_open_transaction(conn)
-        with _unavailable_on_disconnect():
+        with unavailable_on_disconnect():
             row = awaited.wait(_database_of(conn))
         search_path = pg.search_path_on_fleets(row, session=self.session)
-        with _unavailable_on_disconnect(), _entered(conn.transaction()):
+        with unavailable_on_disconnect(), _entered(conn.transaction()):
             awaited.wait(conn.execute(SET_SEARCH_PATH, (JOINED_SEARCH_PATH,)))
             yield BridgedTx(CallersAsyncPostgresTx(pg, conn))
             awaited.wait(conn.execute(SET_SEARCH_PATH, (search_path,)))
