@@ -1,4 +1,5 @@
-"""Print the mutation score from mutmut's verdicts in mutants/: `make mutation-report`.
+"""Print the mutation score from mutmut's verdicts in mutants/ (or, when there are none, from
+those recorded in tests/mutation/ledger/): `make mutation-report`.
 
 Per mutated file: mutants, killed, survived, timed out, not reached by any selected test
 ("no tests") and anything else mutmut recorded; then the score, killed / total, and the ids
@@ -13,6 +14,8 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from tests.mutation import ledger
 
 MUTANTS = Path("mutants")
 # mutmut's exit codes (mutmut/stats.py); anything else is "suspicious".
@@ -37,6 +40,10 @@ COLUMNS = ["killed", "survived", "timeout", "no tests"]
 def verdicts() -> dict[str, dict[str, str]]:
     """{source file: {mutant id: status}} for every file mutmut mutated."""
     found: dict[str, dict[str, str]] = {}
+    if not any(MUTANTS.glob("src/**/*.py.meta")):
+        for source, codes in ledger.recorded_verdicts().items():
+            found[source] = {key: STATUS.get(code, "suspicious") for key, code in codes.items()}
+        return found
     for meta in sorted(MUTANTS.glob("src/**/*.py.meta")):
         try:
             data = json.loads(meta.read_text())
