@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
@@ -24,6 +24,7 @@ __all__ = [
     "WorkerView",
     "event_dict",
     "job_dict",
+    "job_fields",
     "job_labels",
     "job_summary",
     "jsonable",
@@ -95,34 +96,27 @@ def shown_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {**payload, "env": dict.fromkeys(env, MASK)}
 
 
+def job_fields(job: Job) -> dict[str, Any]:
+    """Every field of a job as JSON, in the dataclass's order: the one list of a job's
+    fields, which the public view below and the worker API's (remote/wire.py) extend."""
+    return {field.name: _field_json(getattr(job, field.name)) for field in fields(Job)}
+
+
+def _field_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
 def job_dict(job: Job) -> dict[str, Any]:
+    """The public view: the payload as shown (secrets hidden), with labels and a summary."""
     return {
-        "id": job.id,
-        "queue": job.queue,
-        "engine": job.engine,
-        "status": job.status.value,
+        **job_fields(job),
         "payload": shown_payload(job.payload),
-        "priority": job.priority,
-        "lock": job.lock,
-        "max_attempts": job.max_attempts,
-        "attempts": job.attempts,
-        "lease_epoch": job.lease_epoch,
-        "worker": job.worker,
-        "lease_expires_at": _iso(job.lease_expires_at),
-        "timeout": job.timeout,
-        "run_at": _iso(job.run_at),
-        "dedupe_key": job.dedupe_key,
-        "rev": job.rev,
-        "result": job.result,
-        "error": job.error,
-        "cancel_requested": job.cancel_requested,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "finished_at": _iso(job.finished_at),
         "labels": job_labels(job),
         "summary": job_summary(job),
-        "plan_id": job.plan_id,
-        "step": job.step,
     }
 
 

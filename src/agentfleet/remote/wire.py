@@ -15,6 +15,7 @@ from typing import Any
 from agentfleet.agents.usage import Usage
 from agentfleet.errors import InvalidArgument, JobCancelled, LeaseLost
 from agentfleet.models import Job, JobStatus, Lease, Run, RunOutput, RunStatus
+from agentfleet.serialize import job_fields
 
 __all__ = [
     "job_from_wire",
@@ -63,32 +64,7 @@ def _int(data: Mapping[str, Any], key: str) -> int:
 
 
 def job_to_wire(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "queue": job.queue,
-        "engine": job.engine,
-        "payload": job.payload,
-        "status": job.status.value,
-        "priority": job.priority,
-        "lock": job.lock,
-        "max_attempts": job.max_attempts,
-        "attempts": job.attempts,
-        "lease_epoch": job.lease_epoch,
-        "worker": job.worker,
-        "lease_expires_at": _iso(job.lease_expires_at),
-        "timeout": job.timeout,
-        "run_at": _iso(job.run_at),
-        "dedupe_key": job.dedupe_key,
-        "rev": job.rev,
-        "result": job.result,
-        "error": job.error,
-        "cancel_requested": job.cancel_requested,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "finished_at": _iso(job.finished_at),
-        "plan_id": job.plan_id,
-        "step": job.step,
-    }
+    return job_fields(job)  # the payload whole, env values included
 
 
 def job_from_wire(data: Mapping[str, Any]) -> Job:
