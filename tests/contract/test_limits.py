@@ -147,3 +147,42 @@ def test_a_bad_rate_is_refused_naming_it(env: StoreEnv, text: str) -> None:
     with pytest.raises(InvalidArgument, match="rate"):
         env.fleet.set_limit("api", 1, rate=text)
     assert env.fleet.limits() == []
+
+
+def test_a_claim_that_waited_for_the_limits_lock_counts_its_start_from_then(
+    pg_store: StoreEnv,
+) -> None:
+    """PostgreSQL: a limited claim waits for the limits lock. A start stamped with its
+    transaction's start (before the wait) looked older than it was, so a claim right after
+    it found the rate's window empty: two starts of a 1-a-second rate in the same instant."""
+    import threading
+    import time
+
+    import psycopg
+
+    from agentfleet.store.postgres import LOCK_LIMITS
+
+    fleet = pg_store.fleet
+    fleet.set_limit("api", 10, rate="1/1s")
+    for _ in range(2):
+        fleet.enqueue("shell", {"command": "true"}, limit="api")
+    claimed: list[object] = []
+    with psycopg.connect(pg_store.url) as blocker:
+        blocker.execute(LOCK_LIMITS)  # held until the block ends (its transaction commits)
+        claimer = threading.Thread(
+            target=lambda: claimed.extend(fleet.claim_next(worker="box-1", limit=1))
+        )
+        claimer.start()
+        for _ in range(600):  # the claim is waiting for the lock
+            waiting = blocker.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the claim never waited for the limits lock")
+        time.sleep(1.5)  # longer than the rate's window, while the claim waits
+    claimer.join(timeout=60)
+    assert len(claimed) == 1
+    assert fleet.claim_next(worker="box-2", limit=1) == [], "the rate let two start at once"

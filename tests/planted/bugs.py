@@ -734,4 +734,25 @@ BUGS: list[dict[str, Any]] = [
             "tests/workspaces/test_worktree.py::test_worktrees_made_and_removed_at_once_in_one_repository_all_succeed",
         ],
     },
+    {
+        "name": "rate-window-from-transaction-start",
+        "intent": "On PostgreSQL a rate's window ends at the claim's transaction start, "
+        "taken before the claim waited for the limits lock: a start made while another "
+        "claim waited looks older than it is, and the rate lets two start at once.",
+        "path": POSTGRES,
+        "old": "ago=\"(clock_timestamp() - {column} * interval '1 second')\",",
+        "new": "ago=\"(now() - {column} * interval '1 second')\",",
+        "also": [
+            {
+                "path": "src/agentfleet/store/limits.py",
+                "old": "SELECT j.limit_name, {stamp} FROM jobs j",
+                "new": "SELECT j.limit_name, {now} FROM jobs j",
+            }
+        ],
+        "stores": ("any",),
+        "tests": [
+            "tests/contract/test_limits.py::"
+            "test_a_claim_that_waited_for_the_limits_lock_counts_its_start_from_then",
+        ],
+    },
 ]

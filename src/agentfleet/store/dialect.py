@@ -11,7 +11,7 @@ Tokens:
     {stamp}          a time that orders like the commits it records (run start and end;
                      PostgreSQL's clock_timestamp(), taken after the snapshot)
     {now+:name}      {now} plus the parameter `name`, in seconds; {now-:name} minus it
-    {ago:column}     {now} minus the value of `column` (seconds), e.g. {ago:l.rate_seconds}
+    {ago:column}     {stamp} minus the value of `column` (seconds), e.g. {ago:l.rate_seconds}
     {for_update} {for_share} {skip_locked}
                      row locks; empty on SQLite, whose write lock already serialises
     col {any:name}   `col` is one of the list parameter `name`

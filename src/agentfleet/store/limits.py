@@ -4,7 +4,8 @@ optionally at most R of them start in any window of time.
 The claim enforces them (store/rules.py, LIMIT_FREE); these are the rows that say N and R.
 A limit that is not set lets no job naming it start, so removing one pauses its jobs. A
 rate is counted from `limit_starts`: each claim of a job whose limit has a rate writes one
-row, stamped by the store's clock, in the claim's own transaction.
+row in the claim's own transaction, stamped (like the window it is counted in) at the time
+the claim is made, after it took the limits lock, and not when its transaction began.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _LIST = """
 # every window (or whose limit lost its rate) go at the same time.
 _RECORD_STARTS = """
     INSERT INTO limit_starts (name, at)
-    SELECT j.limit_name, {now} FROM jobs j JOIN limits l ON l.name = j.limit_name
+    SELECT j.limit_name, {stamp} FROM jobs j JOIN limits l ON l.name = j.limit_name
     WHERE j.id {any:ids} AND l.rate_count IS NOT NULL"""
 _PRUNE_STARTS = """
     DELETE FROM limit_starts WHERE NOT EXISTS (

@@ -103,7 +103,10 @@ class PostgresDialect(Dialect):
         stamp="clock_timestamp()",
         row_locks=True,
         shifted="(now() {sign} :{param} * interval '1 second')",
-        ago="(now() - {column} * interval '1 second')",
+        # A rate's window ends at the time of the claim itself, not at its transaction's
+        # start: a limited claim first waits for the limits lock, and measured from its
+        # start it would see starts made while it waited as older than they are.
+        ago="(clock_timestamp() - {column} * interval '1 second')",
         member_of="{column} = ANY(:{param})",
         json="CAST(:{param} AS jsonb)",
         has_label="payload -> 'labels' ? :{param}",
