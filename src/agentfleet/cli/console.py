@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 import rich.console
 from rich.console import ConsoleDimensions
@@ -36,10 +36,19 @@ def width_is_set(*names: str) -> bool:
 class Console(rich.console.Console):
     """A rich console that fits a terminal, and does not wrap what goes anywhere else."""
 
+    def __init__(self, *args: Any, width: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, width=width, **kwargs)
+        # Rich reads COLUMNS here, once; the console is made at import, so COLUMNS is read
+        # when printing instead (`size`): the width is the one of the command being run.
+        self._width = width
+
     @property
     def size(self) -> ConsoleDimensions:
         dimensions = super().size
-        if self.is_terminal or self._width is not None or width_is_set():
+        columns = os.environ.get("COLUMNS", "")
+        if self._width is None and columns.isdigit():
+            return ConsoleDimensions(int(columns), dimensions.height)
+        if self.is_terminal or self._width is not None:
             return dimensions
         return ConsoleDimensions(UNWRAPPED_WIDTH, dimensions.height)
 
