@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/agentfleet demo
 
+# The suite runs on two processes (pytest-xdist); TEST_JOBS=1 runs it in one.
+TEST_JOBS ?= 2
+
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS)
 
 # The dashboard's browser tests drive Debian's chromium (never a downloaded browser build).
 # Installed once, only where it is missing and apt-get can run (as root or with sudo -n).

@@ -27,6 +27,12 @@ if os.environ.get("MUTANT_UNDER_TEST") is not None:  # only under `make mutation
         pytest_configure,
     )
 
+# Output is laid out as for a pipe unless a test sets a width itself: a COLUMNS inherited
+# from the shell, or from the parallel runner's workers (which set COLUMNS=80 and LINES=24),
+# would hard-wrap the messages the tests read from commands they run.
+for _inherited in ("COLUMNS", "LINES"):
+    os.environ.pop(_inherited, None)
+
 BACKENDS = ["memory", "sqlite", "postgres"]
 # How long a wait on a condition may take before the test fails: a guard against a hang,
 # never a speed assertion (the machine may be shared and slow).
