@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from agentfleet import Fleet
 from agentfleet.errors import InvalidArgument
-from agentfleet.store.tokens import ROLES, Tokens, split_token
+from agentfleet.store.tokens import ROLES, Tokens, looks_like_token, split_token
 from tests.conftest import StoreEnv
 
 
@@ -101,3 +102,36 @@ def test_last_used_is_stamped_at_most_once_a_minute(env: StoreEnv) -> None:
     tokens.touch(info.id)
     [again] = env.fleet.tokens()
     assert again.last_used_at == first.last_used_at
+
+
+def test_a_live_token_is_found_by_its_id_until_it_is_revoked(fleet: Fleet) -> None:
+    tokens = Tokens(fleet.store.dialect)
+    info, _ = fleet.create_token("box-7", "worker")
+    assert isinstance(info.created_at, datetime)
+    assert tokens.live(info.id) == info  # a session's check on each request
+    assert tokens.live("0" * 12) is None
+    fleet.revoke_token("box-7")
+    assert tokens.live(info.id) is None
+
+
+SECRET = "c2VjcmV0LW9mLTMyLWJ5dGVz"
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        (f"aft_0123456789ab_{SECRET}", ("0123456789ab", SECRET)),
+        (f"aft_0123456789ab_{SECRET}_more", ("0123456789ab", f"{SECRET}_more")),
+        ("aft_0123456789ab_", None),  # no secret
+        ("aft_0123456789ab", None),  # no separator
+        (f"aft_0123456789a_{SECRET}", None),  # an id one character short
+        (f"aft_0123456789abc_{SECRET}", None),  # one too long
+        (f"aft_0123456789aX_{SECRET}", None),  # not hex
+        (f"aft_0123456789AB_{SECRET}", None),  # hex, but not as tokens are made
+        (f"AFT_0123456789ab_{SECRET}", None),
+        (f"0123456789ab_{SECRET}", None),
+    ],
+)
+def test_the_shape_of_a_token(text: str, parts: tuple[str, str] | None) -> None:
+    assert split_token(text) == parts
+    assert looks_like_token(text) is (parts is not None)

@@ -5,13 +5,14 @@ a paused schedule fires nothing, and bad input is refused before anything is wri
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from agentfleet import Fleet, InvalidArgument, JobStatus
-from tests.conftest import StoreEnv
+from agentfleet import Fleet, InvalidArgument, JobNotFound, JobStatus
+from tests.conftest import PATIENCE, StoreEnv
 
 JOB = "---\nengine: shell\nqueue: nightly\n---\necho triage\n"
 PLAN = "name: nightly\njobs:\n  - name: a\n    engine: shell\n    cmd: echo a\n"
@@ -112,6 +113,23 @@ def test_overlap_skip_leaves_a_slot_out_while_the_last_run_goes_on(
     [three] = fleet.fire_schedules(now=slot + timedelta(minutes=2, seconds=1))
     assert three.job_id is not None and three.job_id != one.job_id
     assert fleet.get_job(one.job_id).status is JobStatus.SUCCEEDED  # type: ignore[arg-type]
+
+
+def test_overlap_skip_fires_when_the_last_run_has_been_pruned(
+    env: StoreEnv, tmp_path: Path
+) -> None:
+    fleet = env.fleet
+    made = fleet.add_schedule("triage", "* * * * *", _file(tmp_path), overlap="skip")
+    [one] = fleet.fire_schedules(now=made.next_at + timedelta(seconds=1))
+    [lease] = fleet.claim_next(worker="w", queues=["nightly"])
+    fleet.complete(lease, result=None)
+    deadline = time.monotonic() + PATIENCE  # a millisecond after it finished, it goes
+    while fleet.prune(0.001).jobs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(JobNotFound):
+        fleet.get_job(one.job_id)  # type: ignore[arg-type]
+    [two] = fleet.fire_schedules(now=made.next_at + timedelta(minutes=1, seconds=1))
+    assert two.job_id is not None and two.job_id != one.job_id, two.outcome
 
 
 def test_a_paused_schedule_fires_nothing_and_resumes_from_now(

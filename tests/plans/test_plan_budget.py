@@ -46,8 +46,13 @@ def test_a_plan_within_its_budget_completes(fleet: Fleet) -> None:
     spec = {**plan(shell("a"), shell("b", "a")), "budget_usd": 1.0}
     p = fleet.submit_plan(spec)
     assert _spend(fleet, {"a": 0.5, "b": 0.75}) == ["a", "b"]  # the last step may pass it
-    assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+    done = fleet.get_plan(p.id)
+    assert done.status is PlanStatus.COMPLETED
     assert fleet.usage(plan_id=p.id).cost_usd == 1.25
+    a, b = (done.step(step).job_id for step in "ab")
+    assert (fleet.usage(job_id=a).cost_usd, fleet.usage(job_id=b).cost_usd) == (0.5, 0.75)
+    [run] = fleet.runs(a)
+    assert fleet.usage(job_id=a, except_run=run.id).runs == 0  # a running job's own left out
 
 
 @pytest.mark.parametrize("budget", [0, -1, "5", True, float("inf")])

@@ -125,3 +125,48 @@ def test_feedback_appended_to_a_rendered_prompt_is_kept_when_it_is_rendered_agai
     assert again.job is not None
     prompt = again.job.payload["prompt"]
     assert prompt.startswith("count is 7") and "say it in words" in prompt
+
+
+def test_missing_and_empty_values_render_as_nothing_and_text_as_it_is(fleet: Fleet) -> None:
+    prompt = (
+        "exit={{ steps.make.exit_code }}|{{ steps.make.result.nope }}|"
+        "{{ steps.make.result.nope.deeper }}|{{ steps.make.text }}"
+    )
+    fleet.submit_plan(
+        plan(
+            shell("make"),
+            _agent("read", prompt, "make"),
+            shell("say", "make",
+                  cmd="printf '[%s][%s][%s]' {{ steps.make.exit_code }} "
+                      "{{ steps.make.result.nope }} {{ steps.make.text }}",
+                  env={"NOTE": "{{ steps.make.text }}\n"}),
+        )
+    )  # fmt: skip
+    text = 'a < b & "c"'  # neither HTML-escaped nor shell syntax
+    fleet.complete(_claim(fleet, "make"), result={"text": text})
+    leases = {lease.job.step: lease.job for lease in claim_all(fleet) if lease.job}
+    assert leases["read"].payload["prompt"] == f"exit=|||{text}"
+    assert leases["say"].payload["env"] == {"NOTE": f"{text}\n"}  # its newline kept
+    said = subprocess.run(
+        ["/bin/sh", "-c", leases["say"].payload["cmd"]], capture_output=True, text=True
+    )
+    assert said.returncode == 0 and said.stdout == f"[][][{text}]"
+
+
+def test_a_prompt_that_rendered_to_nothing_renders_afresh_after_a_rework(fleet: Fleet) -> None:
+    p = fleet.submit_plan(
+        plan(
+            shell("count"),
+            _agent("report", "{{ steps.count.result.note }}", "count"),
+            gate("review", "report", on_reject="count"),
+            mode="supervised",
+        )
+    )
+    fleet.complete(_claim(fleet, "count"), result={})
+    report = _claim(fleet, "report")
+    assert report.job is not None and report.job.payload["prompt"] == ""
+    fleet.complete(report, result={})
+    fleet.reject(p.id, "count again", checkpoint="review")
+    fleet.complete(_claim(fleet, "count"), result={"note": "two"})
+    again = _claim(fleet, "report")
+    assert again.job is not None and again.job.payload["prompt"] == "two"
