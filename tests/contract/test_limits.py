@@ -134,6 +134,8 @@ def test_a_rate_and_max_running_both_hold_and_setting_again_drops_the_rate(
         ("2/1.5s", 2, 1.5, "2/1.5s"),
         (" 3 / 2 hours ", 3, 7200.0, "3/2h"),
         ("0/min", 0, 60.0, "0/min"),
+        ("2/mins", 2, 60.0, "2/min"),
+        ("2147483647/s", 2**31 - 1, 1.0, "2147483647/1s"),  # the largest count: 32 bits
     ],
 )
 def test_rates_read_as_written(text: str, count: int, seconds: float, shown: str) -> None:
@@ -142,7 +144,8 @@ def test_rates_read_as_written(text: str, count: int, seconds: float, shown: str
 
 
 @pytest.mark.parametrize("text", ["10", "10/", "/min", "10/ms", "10/fortnight", "-1/min",
-                                  "10/0s", "99999999999/min", "ten/min"])  # fmt: skip
+                                  "10/0s", "99999999999/min", "2147483648/min", "ten/min",
+                                  "5/hx", "5/ms"])  # fmt: skip
 def test_a_bad_rate_is_refused_naming_it(env: StoreEnv, text: str) -> None:
     with pytest.raises(InvalidArgument, match="rate"):
         env.fleet.set_limit("api", 1, rate=text)

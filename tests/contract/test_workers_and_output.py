@@ -18,6 +18,10 @@ def test_output_is_recorded_while_running_and_fenced(env: StoreEnv) -> None:
     assert lease is not None
     fleet.store.record_output(lease, RunOutput(stdout="half way\n", stderr=""))
     assert fleet.runs(job.id)[0].stdout == "half way\n"
+    spent = {"engine": "claude", "cost_usd": 0.25}  # what a running agent reported so far
+    fleet.store.record_output(lease, RunOutput(stdout="half way\n", agent=spent))
+    assert fleet.runs(job.id)[0].agent == spent
+    assert fleet.usage(job_id=job.id).cost_usd == 0.25
     env.expire()
     successor = fleet.claim(job.id, worker="w2")
     assert successor is not None

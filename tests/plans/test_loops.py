@@ -98,6 +98,17 @@ def test_a_loop_without_until_runs_max_iterations_times(fleet: Fleet) -> None:
     assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
 
 
+def test_until_sees_the_iteration_number(fleet: Fleet) -> None:
+    until = "loop.iteration >= 2 and loop.max_iterations == 5"
+    p = fleet.submit_plan(plan(shell("poll", loop={"until": until, "max_iterations": 5})))
+    assert _run(fleet, {}) == ["poll"] * 2
+    assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+    assert _loop_events(fleet, p.id)[-1] == (
+        "loop_ended",
+        {"loop": "poll", "iterations": 2, "by": "until"},
+    )
+
+
 def test_the_previous_iteration_and_the_iteration_number_reach_the_next_prompt(
     fleet: Fleet,
 ) -> None:
