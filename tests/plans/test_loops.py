@@ -107,6 +107,9 @@ def test_until_sees_the_iteration_number(fleet: Fleet) -> None:
         "loop_ended",
         {"loop": "poll", "iterations": 2, "by": "until"},
     )
+    first, second = sorted(j.id for j in fleet.list_jobs() if j.plan_id == p.id)
+    [enqueued] = [e for e in fleet.events(second) if e.kind == "enqueued"]
+    assert (enqueued.plan_id, enqueued.data) == (p.id, {"step": "poll", "iteration_of": first})
 
 
 def test_the_previous_iteration_and_the_iteration_number_reach_the_next_prompt(
