@@ -99,6 +99,25 @@ def test_a_plan_goes_only_once_it_ended_and_with_all_its_steps(env: StoreEnv) ->
         fleet.get_plan(live.id)
 
 
+def test_plans_pruned_in_batches_are_counted_across_them(env: StoreEnv) -> None:
+    fleet = env.fleet
+    plans = [fleet.submit_plan(plan(shell("a"), shell("b", "a"))) for _ in range(2)]
+    drain(fleet)
+    env.pass_time(AGE + 0.5)
+    done = fleet.prune(AGE, batch=1)
+    assert done.batches == [1, 1]
+    assert done.as_dict() == {
+        "jobs": 0, "plans": 2, "plan_steps": 4, "runs": 4, "events": done.events,
+        "dry_run": False,
+    }  # fmt: skip
+    assert done.events >= 2 * (1 + 2 * 3)  # each plan's own, and each step's enqueued, ...
+    [pruned] = [e for e in fleet.events(limit=10000) if e.kind == "pruned"]
+    assert pruned.data == {**done.as_dict(), "older_than_s": AGE}
+    for p in plans:
+        with pytest.raises(LookupError):
+            fleet.get_plan(p.id)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "said"),
     [
