@@ -130,7 +130,7 @@ def test_feedback_appended_to_a_rendered_prompt_is_kept_when_it_is_rendered_agai
 def test_missing_and_empty_values_render_as_nothing_and_text_as_it_is(fleet: Fleet) -> None:
     prompt = (
         "exit={{ steps.make.exit_code }}|{{ steps.make.result.nope }}|"
-        "{{ steps.make.result.nope.deeper }}|{{ steps.make.text }}"
+        "{{ steps.make.result.nope.deeper }}|{{ steps.make.text }}|{{ steps['make'].text }}"
     )
     fleet.submit_plan(
         plan(
@@ -145,7 +145,7 @@ def test_missing_and_empty_values_render_as_nothing_and_text_as_it_is(fleet: Fle
     text = 'a < b & "c"'  # neither HTML-escaped nor shell syntax
     fleet.complete(_claim(fleet, "make"), result={"text": text})
     leases = {lease.job.step: lease.job for lease in claim_all(fleet) if lease.job}
-    assert leases["read"].payload["prompt"] == f"exit=|||{text}"
+    assert leases["read"].payload["prompt"] == f"exit=|||{text}|{text}"
     assert leases["say"].payload["env"] == {"NOTE": f"{text}\n"}  # its newline kept
     said = subprocess.run(
         ["/bin/sh", "-c", leases["say"].payload["cmd"]], capture_output=True, text=True
