@@ -253,3 +253,18 @@ def test_the_async_pool_serves_the_event_loop_it_opened_in(url: str) -> None:
     with pytest.raises(InvalidArgument, match="one fleet per event loop"):
         asyncio.run(fleet.get_job(job.id))
     fleet.sync.close()
+
+
+def test_a_server_that_does_not_answer_is_store_unavailable_naming_it_without_the_password() -> (
+    None
+):
+    async def scenario() -> str:
+        with pytest.raises(StoreUnavailable) as refused:
+            async with agentfleet.aio.open("postgresql://postgres:hunter2@127.0.0.1:9/x") as f:
+                await f.list_jobs()
+        return str(refused.value)
+
+    said = asyncio.run(scenario())
+    assert said.startswith("cannot connect to PostgreSQL at postgresql://postgres:[redacted]@")
+    assert "127.0.0.1:9/x" in said and "Connection refused" in said
+    assert "hunter2" not in said
