@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import random
 import threading
 import time
+import traceback
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -35,16 +37,40 @@ def drain(url: str, worker: str, start: Any, results: Any, seed: int) -> None:
     """One process: claim_next in random batch sizes and complete until the queue is empty."""
     rng = random.Random(seed)
     claimed: list[int] = []
-    with agentfleet.open(url, reap_interval=-1) as fleet:
-        start.wait(timeout=120)
-        while True:
-            leases = fleet.claim_next(worker=worker, limit=rng.randint(1, 16), ttl=60)
-            if not leases:
-                break
-            for lease in leases:
-                claimed.append(lease.job_id)
-                fleet.complete(lease, result={"by": worker})
+    try:
+        with agentfleet.open(url, reap_interval=-1) as fleet:
+            start.wait(timeout=120)
+            while True:
+                leases = fleet.claim_next(worker=worker, limit=rng.randint(1, 16), ttl=60)
+                if not leases:
+                    break
+                for lease in leases:
+                    claimed.append(lease.job_id)
+                    fleet.complete(lease, result={"by": worker})
+    except BaseException:  # said to the test, which would otherwise wait for a result
+        results.put((worker, traceback.format_exc()))
+        raise
     results.put((worker, claimed))
+
+
+def results_of(procs: list[Any], results: Any, patience: float = 300.0) -> list[Any]:
+    """One result from each process; fails at once, with the child's own traceback, when
+    one raised, and names the exit codes when one died without a word."""
+    outcome: list[Any] = []
+    deadline = time.monotonic() + patience
+    while len(outcome) < len(procs):
+        try:
+            outcome.append(results.get(timeout=1.0))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if len(dead) + len(outcome) >= len(procs) or time.monotonic() > deadline:
+                said = f"processes ended without a result: exit codes {dead}"
+                raise AssertionError(said) from None
+            continue
+        failed = outcome[-1][1]
+        if isinstance(failed, str):
+            raise AssertionError(f"process {outcome[-1][0]} failed:\n{failed}")
+    return outcome
 
 
 def hold() -> None:

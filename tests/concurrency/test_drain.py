@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from agentfleet import Fleet, JobStatus, NewJob
-from tests.concurrency.procs import workers_context
+from tests.concurrency.procs import results_of, workers_context
 from tests.conftest import StoreEnv
 
 JOBS = 2000
@@ -69,7 +69,7 @@ def test_processes_drain_every_job_exactly_once(env: StoreEnv) -> None:
     ]
     for proc in procs:
         proc.start()
-    outcome = [results.get(timeout=300) for _ in procs]
+    outcome = results_of(procs, results)
     for proc in procs:
         proc.join(timeout=60)
         assert proc.exitcode == 0
