@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from agentfleet import Fleet, JobStatus, RunStatus
+from agentfleet import Fleet, JobStatus, NewJob, RunStatus
 from tests.conftest import StoreEnv
 
 
@@ -16,6 +16,16 @@ def test_enqueue_defaults_and_round_trip(fleet: Fleet) -> None:
     again = fleet.get_job(job.id)
     assert again.payload == {"cmd": "echo hi", "nested": {"list": [1, 2.5, None, "é"]}}
     assert [e.kind for e in fleet.events(job.id)] == ["enqueued"]
+
+
+def test_the_enqueued_event_names_the_jobs_queue(fleet: Fleet) -> None:
+    one = fleet.enqueue("shell", {}, queue="builds")
+    many = fleet.enqueue_many(
+        [NewJob("shell", {}, queue="builds"), NewJob("shell", {}, queue="docs")]
+    )
+    for job in [one, *many]:
+        [enqueued] = fleet.events(job.id)
+        assert (enqueued.kind, enqueued.data) == ("enqueued", {"queue": job.queue})
 
 
 def test_dedupe_returns_the_live_job(fleet: Fleet) -> None:

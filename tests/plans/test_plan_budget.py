@@ -67,10 +67,19 @@ def test_a_plan_stopped_by_its_budget_resumes_once_the_budget_is_raised(fleet: F
     _spend(fleet, {"a": 1.5})
     stopped = fleet.get_plan(p.id)
     assert stopped.status is PlanStatus.FAILED
+    with pytest.raises(InvalidArgument) as refused:  # resumed, it would fail again at once
+        fleet.resume(p.id)
+    assert str(refused.value) == (
+        f"plan {p.id} cannot resume: budget exceeded: plan {p.id} cost $1.5000, over its $1; "
+        f"raise its budget first (agentfleet plan budget {p.id} USD)"
+    )
+    assert fleet.get_plan(p.id).rev == stopped.rev  # and nothing changed
     with pytest.raises(InvalidArgument, match="budget_usd"):
         fleet.update_plan_fields(p.id, expected={"rev": stopped.rev}, budget_usd=-3)
     raised = fleet.update_plan_fields(p.id, expected={"rev": stopped.rev}, budget_usd=5)
     assert raised.budget_usd == 5.0
     fleet.resume(p.id)
+    [resumed] = [e for e in fleet.events(limit=1000) if e.kind == "plan_resumed"]
+    assert resumed.plan_id == p.id and resumed.data == {"requeued": [stopped.step("b").job_id]}
     assert _spend(fleet, {"b": 0.5}) == ["b"]
     assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
