@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentfleet import Fleet, InvalidArgument, JobStatus, PlanStatus
+from agentfleet.plans.loops import loop_note
 from tests.plans.helpers import claim_all, gate, plan, shell
 
 
@@ -96,6 +97,24 @@ def test_a_loop_without_until_runs_max_iterations_times(fleet: Fleet) -> None:
     p = fleet.submit_plan(plan(shell("poll", loop={"max_iterations": 3})))
     assert _run(fleet, {}) == ["poll"] * 3
     assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+
+
+def test_a_loop_step_says_where_its_loop_is(fleet: Fleet) -> None:
+    """As `plan show` and the plan's page put it."""
+    until = "steps.fix.result.green"
+    p = fleet.submit_plan(
+        plan(shell("fix", loop={"until": until, "max_iterations": 5}),
+             shell("poll", loop={"max_iterations": 3}))
+    )  # fmt: skip
+    notes = {s.name: loop_note(s.loop or {}) for s in fleet.get_plan(p.id).jobs}
+    assert notes == {
+        "fix": f"iteration 1 of 5, until {until}",
+        "poll": "iteration 1 of 3",
+    }
+    [fix] = [lease for lease in claim_all(fleet) if lease.job and lease.job.step == "fix"]
+    fleet.complete(fix, result={"green": False})
+    again = [s for s in fleet.get_plan(p.id).jobs if s.name == "fix" and s.status.value == "queued"]
+    assert [loop_note(s.loop or {}) for s in again] == [f"iteration 2 of 5, until {until}"]
 
 
 def test_until_sees_the_iteration_number(fleet: Fleet) -> None:
