@@ -164,3 +164,33 @@ def test_missing_and_empty_values_render_as_nothing_and_text_as_it_is(fleet: Fle
         ["/bin/sh", "-c", leases["say"].payload["cmd"]], capture_output=True, text=True
     )
     assert said.returncode == 0 and said.stdout == f"[][][{text}]"
+
+
+def test_a_template_sees_every_field_of_an_upstream_step(fleet: Fleet) -> None:
+    fields = (
+        "{{ steps.%s.status }}|{{ steps.%s.ok }}|{{ steps.%s.exit_code }}|{{ steps.%s.branch }}"
+        "|{{ steps.%s.head_commit }}|{{ steps.%s.error }}|{{ steps.%s.text }}"
+    )
+    fleet.submit_plan(
+        plan(
+            shell("made"),
+            shell("said"),
+            shell("broke"),
+            _agent("read", " / ".join(fields % ((s,) * 7) for s in ("made", "said", "broke")),
+                   "made", "said", "broke") | {"trigger_rule": "all_done"},
+        )
+    )  # fmt: skip
+    leases = {lease.job.step: lease for lease in claim_all(fleet) if lease.job}
+    fleet.complete(
+        leases["made"],
+        result={"exit_code": 0, "branch": "af/made", "head_commit": "abc123", "text": "done"},
+    )
+    fleet.complete(leases["said"], result="a plain answer")  # a result that is only text
+    fleet.fail(leases["broke"], "it broke", retry=False)
+    read = _claim(fleet, "read")
+    assert read.job is not None
+    assert read.job.payload["prompt"].split(" / ") == [
+        "succeeded|True|0|af/made|abc123||done",
+        "succeeded|True|||||a plain answer",
+        "failed|False||||it broke|",
+    ]
