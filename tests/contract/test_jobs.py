@@ -65,6 +65,22 @@ def test_claim_is_single_winner_and_opens_one_run(fleet: Fleet) -> None:
     assert runs[0].id == lease.run_id
 
 
+def test_a_batch_claim_gives_each_lease_its_own_run_and_logs_each_attempt(fleet: Fleet) -> None:
+    jobs = fleet.enqueue_many([NewJob("shell", {"n": i}) for i in range(3)])
+    leases = fleet.claim_next(worker="w", limit=3)
+    assert sorted(lease.job_id for lease in leases) == [job.id for job in jobs]
+    for lease in leases:
+        [run] = fleet.runs(lease.job_id)
+        assert run.id == lease.run_id and run.epoch == lease.epoch
+        claimed = [e for e in fleet.events(lease.job_id) if e.kind == "claimed"]
+        assert [e.data for e in claimed] == [{"attempt": 1}]
+    fleet.fail(leases[0], "try again", delay=0)
+    [again] = fleet.claim_next(worker="w", limit=3)
+    claimed = [e.data for e in fleet.events(again.job_id) if e.kind == "claimed"]
+    assert claimed == [{"attempt": 1}, {"attempt": 2}]
+    assert again.run_id == fleet.runs(again.job_id)[-1].id != leases[0].run_id
+
+
 def test_claim_refuses_missing_finished_and_future_jobs(env: StoreEnv) -> None:
     fleet = env.fleet
     assert fleet.claim(999_999, worker="w") is None
