@@ -46,7 +46,7 @@ def test_each_wait_is_awaited_and_an_error_goes_back_in_where_it_was_awaited() -
 
 def test_a_wait_outside_the_bridge_is_refused_and_its_coroutine_closed() -> None:
     coroutine = _value(1)
-    with pytest.raises(RuntimeError, match="awaited.wait outside awaited.call"):
+    with pytest.raises(RuntimeError, match=r"awaited\.wait outside awaited\.call"):
         awaited.wait(coroutine)
     assert coroutine.cr_frame is None  # closed: it can never run, and says nothing later
     with warnings.catch_warnings(record=True) as said:
