@@ -472,29 +472,38 @@ _REFUSE_EVENTS_PG = """
 # -- the caller's connection is left as it was ----------------------------------------
 
 
-def test_the_callers_search_path_and_row_factory_are_left_alone(pg_store: StoreEnv) -> None:
+@pytest.mark.parametrize("factory", ["namedtuple_row", "dict_row"])
+def test_the_callers_search_path_and_row_factory_are_left_alone(
+    pg_store: StoreEnv, factory: str
+) -> None:
     """The store's schema is on the search path for its own statements only; a temporary
     table of the caller's named like a store table is not written to."""
-    from psycopg.rows import namedtuple_row
+    from psycopg import rows
 
+    row_factory = getattr(rows, factory)
     app = App(pg_store)
     try:
-        conn = app.connect(row_factory=namedtuple_row)
+        conn = app.connect(row_factory=row_factory)
         conn.execute("SET search_path = public, pg_catalog")
         conn.execute("CREATE TEMP TABLE jobs (mine text)")
         conn.commit()
         job = pg_store.fleet.enqueue("shell", {"n": 1}, dedupe_key="one", conn=conn)
         [many] = pg_store.fleet.enqueue_many([pg_store.fleet.new_job("shell", {})], conn=conn)
-        assert conn.execute("SHOW search_path").fetchone().search_path == "public, pg_catalog"
-        assert conn.row_factory is namedtuple_row
+        assert _field(conn.execute("SHOW search_path").fetchone(), 0) == "public, pg_catalog"
+        assert conn.row_factory is row_factory
         app.order(conn, "order 1")  # public.orders, by the caller's own search path
         conn.commit()
-        assert conn.execute("SHOW search_path").fetchone().search_path == "public, pg_catalog"
-        assert conn.execute("SELECT count(*) AS n FROM jobs").fetchone().n == 0
+        assert _field(conn.execute("SHOW search_path").fetchone(), 0) == "public, pg_catalog"
+        assert _field(conn.execute("SELECT count(*) AS n FROM jobs").fetchone(), 0) == 0
         assert {j.id for j in pg_store.fleet.list_jobs()} == {job.id, many.id}
         assert app.orders() == ["order 1"]
     finally:
         app.close()
+
+
+def _field(row: Any, index: int) -> Any:
+    """A row's field by position, whatever the caller's row factory makes of rows."""
+    return list(row.values())[index] if isinstance(row, dict) else row[index]
 
 
 def test_a_sqlite_callers_row_factory_is_left_alone(sqlite_store: StoreEnv) -> None:
