@@ -86,7 +86,7 @@ def test_unreachable_postgres_is_a_clear_error() -> None:
 
 
 def test_a_new_database_and_its_folder_are_the_owners_alone(tmp_path: Path) -> None:
-    path = tmp_path / "new-folder" / "fleet.db"
+    path = tmp_path / "new-folder" / "inside" / "fleet.db"  # folders made as needed
     with agentfleet.open(f"sqlite:///{path}") as fleet:
         fleet.enqueue("shell", {"cmd": "true"})
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
