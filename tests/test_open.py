@@ -127,3 +127,18 @@ def test_the_urls_pool_size_wins_and_the_url_keeps_it(pg_url: str) -> None:
         assert fleet.store.dialect.pool.max_size == 2  # type: ignore[attr-defined]
         assert fleet.url == url  # what jobs that may reach the database are handed
         assert fleet.enqueue("shell", {}).id >= 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_fleet_closes_twice_without_complaint(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """As `with agentfleet.open(...) as fleet: ... fleet.close()` does."""
+    url = (
+        request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path}/f.db"
+    )
+    fleet = agentfleet.open(url)
+    fleet.enqueue("shell", {"cmd": "true"})
+    fleet.wait_for_jobs(0.0)  # as an idle worker waits: on PostgreSQL, a listener
+    fleet.close()
+    fleet.close()

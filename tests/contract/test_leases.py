@@ -49,7 +49,11 @@ def test_complete_closes_job_and_run(fleet: Fleet) -> None:
     assert done.finished_at is not None and done.lease_expires_at is None
     [run] = fleet.runs(job.id)
     assert run.status is RunStatus.SUCCEEDED and run.finished_at is not None
-    assert [e.kind for e in fleet.events(job.id)] == ["enqueued", "claimed", "succeeded"]
+    assert (run.job_id, run.epoch, run.worker, run.attempt) == (job.id, 1, "w", 1)
+    logged = fleet.events(job.id)
+    assert [e.kind for e in logged] == ["enqueued", "claimed", "succeeded"]
+    assert all(e.job_id == job.id and e.at is not None for e in logged)
+    assert [e.at for e in logged] == sorted(e.at for e in logged if e.at is not None)
     with pytest.raises(LeaseLost):
         fleet.complete(lease, result={"again": True})
     with pytest.raises(LeaseLost):
