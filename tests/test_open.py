@@ -142,3 +142,22 @@ def test_a_fleet_closes_twice_without_complaint(
     fleet.wait_for_jobs(0.0)  # as an idle worker waits: on PostgreSQL, a listener
     fleet.close()
     fleet.close()
+
+
+def test_a_sqlite_database_is_in_wal_mode_so_readers_never_block_its_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fleet.db"
+    with agentfleet.open(f"sqlite:///{path}") as fleet:
+        fleet.enqueue("shell", {"cmd": "true"})
+        reader = sqlite3.connect(path)
+        try:
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
+            fleet.enqueue("shell", {"cmd": "true"})  # while the reader's snapshot is open
+            assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
+            reader.execute("COMMIT")
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            reader.close()
+        assert len(fleet.list_jobs()) == 2

@@ -87,6 +87,24 @@ def test_a_bad_reference_is_refused_at_submit_and_nothing_is_written(
 
 
 @pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ({"cmd": "echo {{ steps.nope.text }}"}, "cmd"),
+        ({"cmd": ["echo", "ok", "{{ steps.nope.text }}"]}, "cmd[2]"),
+        ({"env": {"PLAIN": "x", "NOTE": "{{ steps.nope.text }}"}}, "env.NOTE"),
+    ],
+)
+def test_a_bad_reference_in_a_command_or_env_is_refused_at_submit_naming_where(
+    fleet: Fleet, field: dict[str, Any], where: str
+) -> None:
+    spec = plan(shell("first"), shell("mid", "first", **field))
+    with pytest.raises(InvalidArgument) as caught:
+        fleet.submit_plan(spec)
+    assert str(caught.value).endswith(f"step 'mid', {where}: there is no step named 'nope'")
+    assert fleet.list_plans() == [] and fleet.list_jobs() == []
+
+
+@pytest.mark.parametrize(
     ("prompt", "first", "shown_first", "second", "shown_second"),
     [
         ("count is {{ steps.count.result.n }}", {"n": 1}, "count is 1", {"n": 2}, "count is 2"),

@@ -76,19 +76,19 @@ def templated(payload: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _sources(fields: Mapping[str, Any]) -> Iterator[tuple[str, str, bool]]:
-    """(where, template text, shell-quoted) for every template of a payload's fields."""
+def _sources(fields: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, template text) for every template of a payload's fields."""
     if "prompt" in fields:
-        yield "prompt", fields["prompt"], False
+        yield "prompt", fields["prompt"]
     cmd = fields.get("cmd")
     if isinstance(cmd, str):
-        yield "cmd", cmd, True
+        yield "cmd", cmd
     elif isinstance(cmd, list):
         for i, item in enumerate(cmd):
             if _is_template(item):
-                yield f"cmd[{i}]", item, False
+                yield f"cmd[{i}]", item
     for key, value in (fields.get("env") or {}).items():
-        yield f"env.{key}", value, False
+        yield f"env.{key}", value
 
 
 def _step_names(tree: nodes.Node) -> Iterator[str]:
@@ -114,7 +114,7 @@ def check(
 ) -> None:
     """Refuse a template that does not parse or names a step `step` does not depend on
     (`loop` too, outside a loop's body)."""
-    for where, text, _ in _sources(templated(payload)):
+    for where, text in _sources(templated(payload)):
         label = f"step {step!r}, {where}"
         try:
             tree = _PLAIN.parse(text)
