@@ -740,7 +740,7 @@ BUGS: list[dict[str, Any]] = [
         "taken before the claim waited for the limits lock: a start made while another "
         "claim waited looks older than it is, and the rate lets two start at once.",
         "path": POSTGRES,
-        "old": "ago=\"(clock_timestamp() - {column} * interval '1 second')\",",
+        "old": "ago=\"(statement_timestamp() - {column} * interval '1 second')\",",
         "new": "ago=\"(now() - {column} * interval '1 second')\",",
         "also": [
             {

@@ -11,7 +11,8 @@ Tokens:
     {stamp}          a time that orders like the commits it records (run start and end;
                      PostgreSQL's clock_timestamp(), taken after the snapshot)
     {now+:name}      {now} plus the parameter `name`, in seconds; {now-:name} minus it
-    {ago:column}     {stamp} minus the value of `column` (seconds), e.g. {ago:l.rate_seconds}
+    {ago:column}     the statement's start minus the value of `column` (seconds), e.g.
+                     {ago:l.rate_seconds}: after a lock taken by an earlier statement
     {for_update} {for_share} {skip_locked}
                      row locks; empty on SQLite, whose write lock already serialises
     col {any:name}   `col` is one of the list parameter `name`

@@ -103,10 +103,12 @@ class PostgresDialect(Dialect):
         stamp="clock_timestamp()",
         row_locks=True,
         shifted="(now() {sign} :{param} * interval '1 second')",
-        # A rate's window ends at the time of the claim itself, not at its transaction's
-        # start: a limited claim first waits for the limits lock, and measured from its
-        # start it would see starts made while it waited as older than they are.
-        ago="(clock_timestamp() - {column} * interval '1 second')",
+        # A rate's window ends when the claim's statement starts, after the limits lock was
+        # taken, not at its transaction's start: measured from there it would see starts
+        # made while it waited for the lock as older than they are. statement_timestamp(),
+        # not clock_timestamp(): it is stable within the statement, so the planner keeps
+        # the claim's plan (a volatile call in it halved the worker's drain rate).
+        ago="(statement_timestamp() - {column} * interval '1 second')",
         member_of="{column} = ANY(:{param})",
         json="CAST(:{param} AS jsonb)",
         has_label="payload -> 'labels' ? :{param}",
