@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.mutation import ledger
+from tests.mutation import explained, ledger
 
 MUTANTS = Path("mutants")
 # mutmut's exit codes (mutmut/stats.py); anything else is "suspicious".
@@ -60,6 +60,11 @@ def verdicts() -> dict[str, dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--diff", action="store_true", help="print each survivor's change")
+    parser.add_argument(
+        "--unexplained",
+        action="store_true",
+        help="list only the survivors tests/mutation/equivalent.md does not explain",
+    )
     args = parser.parse_args(argv)
     found = verdicts()
     if not found:
@@ -87,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(timed out, also a detected mutant: {total['timeout']})")
     for status in ("survived", "no tests", "suspicious", "not checked"):
         ids = sorted(k for by_id in found.values() for k, s in by_id.items() if s == status)
+        if args.unexplained:
+            if status != "survived":
+                continue
+            ids = explained.unexplained(ids)
+            status = "survived, not explained in equivalent.md"
         if not ids:
             continue
         print(f"\n{status} ({len(ids)}):")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutation import ledger, report
+from tests.mutation import explained, ledger, report
 
 
 @pytest.fixture
@@ -96,3 +96,32 @@ def test_mutmut_reads_a_restored_verdict(workdir: Path) -> None:
     data.load()
     assert data.exit_code_by_key == {"agentfleet.store.sql.x_a__mutmut_1": 1}
     assert data.hash_by_function_name == {"x_a": "h"}
+
+
+def test_the_equivalent_list_explains_the_survivors_it_names_and_no_others() -> None:
+    text = "\n".join(
+        [
+            "- `xǁSqlStoreǁfail__mutmut_22`, `_25` to `_27`, `store.sql.x_pause__mutmut_7`.",
+            "- `store.sqlite_watch.*`, and `xǁSqliteStoreǁ_watch__mutmut_*`: a doorbell.",
+            "- `_9` on a line of its own names nothing: it follows no mutant of a function.",
+        ]
+    )
+    survivors = [
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_22",
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_23",  # between 22 and 25: not named
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_26",
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_28",
+        "agentfleet.store.sql.x_pause__mutmut_7",
+        "agentfleet.store.sql.x_pause__mutmut_70",  # another number, not a prefix of it
+        "agentfleet.store.sqlite_watch.x_ring__mutmut_3",
+        "agentfleet.store.sqlite.xǁSqliteStoreǁ_watch__mutmut_12",
+        "agentfleet.store.sql.xǁSqlStoreǁ_watch__mutmut_12",  # another class
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_9",
+    ]
+    assert explained.unexplained(survivors, text) == [
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_23",
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_28",
+        "agentfleet.store.sql.x_pause__mutmut_70",
+        "agentfleet.store.sql.xǁSqlStoreǁ_watch__mutmut_12",
+        "agentfleet.store.sql.xǁSqlStoreǁfail__mutmut_9",
+    ]
