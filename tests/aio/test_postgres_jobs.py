@@ -32,6 +32,7 @@ from agentfleet.tasks import TaskRegistry
 from tests.aio.helpers import errors_both_ways, off_the_loop_refused
 from tests.conftest import PATIENCE
 from tests.plans.helpers import plan, shell
+from tests.worker.helpers import wait_until
 
 NATIVE_VERBS = (
     "enqueue",
@@ -127,6 +128,11 @@ def test_the_native_verbs_run_on_the_async_pool_with_no_thread(
     assert seen["runs"] == sync_fleet.runs(job.id) == []
     assert seen["job_events"] == sync_fleet.events(job.id)
     assert [e.kind for e in seen["job_events"]] == ["enqueued", "cancelled", "retried"]
+    # each write is one transaction, so its rows carry its one time (PostgreSQL's now())
+    enqueued, cancelled, retried = seen["job_events"]
+    assert enqueued.at == job.created_at
+    assert cancelled.at == seen["ended"].finished_at
+    assert retried.at == seen["retried"].updated_at
     assert seen["all_events"] == sync_fleet.events(after_id=seen["job_events"][0].id, limit=3)
     assert [e.kind for e in sync_fleet.events(keyed.id)] == ["enqueued"]
 
@@ -252,6 +258,37 @@ def test_the_async_pool_serves_the_event_loop_it_opened_in(url: str) -> None:
     job = asyncio.run(fleet.enqueue("shell", {"cmd": "true"}))
     with pytest.raises(InvalidArgument, match="one fleet per event loop"):
         asyncio.run(fleet.get_job(job.id))
+    fleet.sync.close()
+
+
+def test_a_closed_fleet_lets_its_connections_go_and_serves_a_later_event_loop(url: str) -> None:
+    application = f"aio-{uuid.uuid4().hex[:8]}"
+    fleet = agentfleet.aio.open(f"{url}?application_name={application}")
+
+    def connections() -> int:
+        with psycopg.connect(url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (application,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def enqueue_and_close() -> int:
+        job = await fleet.enqueue("shell", {"cmd": "true"})
+        await fleet.close()
+        # while the loop still runs: the close itself let them go, not the loop's end
+        wait_until(lambda: connections() == 0, "the closed pool's connections to end")
+        return job.id
+
+    job_id = asyncio.run(enqueue_and_close())
+
+    async def read_and_close() -> JobStatus:
+        job = await fleet.get_job(job_id)
+        await fleet.close()
+        return job.status
+
+    assert asyncio.run(read_and_close()) is JobStatus.QUEUED  # a new loop, after the close
+    wait_until(lambda: connections() == 0, "the closed pool's connections to end")
     fleet.sync.close()
 
 

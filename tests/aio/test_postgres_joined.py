@@ -117,3 +117,27 @@ def test_an_async_connection_that_cannot_be_joined_is_refused_and_stays_usable(
     assert "not to the fleet's database" in refused["elsewhere"]
     assert "agentfleet.aio" in refused["sync fleet"]
     assert sync_fleet.list_jobs() == [] and sync_fleet.list_plans() == []
+
+
+def test_a_callers_async_connection_with_dict_rows_is_joined_and_left_as_it_was(
+    url: str, sync_fleet: Fleet
+) -> None:
+    """The store reads the caller's database by its own row shape, whatever the caller's
+    rows are made into."""
+    from psycopg.rows import dict_row
+
+    handle = agentfleet.open(url)
+    fleet = AsyncFleet(handle)
+
+    async def scenario() -> int:
+        async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+            job = await fleet.enqueue("shell", {"n": 1}, conn=conn)
+            assert conn.row_factory is dict_row
+            cursor = await conn.execute("SELECT 1 AS one")
+            assert await cursor.fetchone() == {"one": 1}
+            await conn.commit()
+        await fleet.close()
+        return job.id
+
+    job_id = asyncio.run(scenario())
+    assert [j.id for j in sync_fleet.list_jobs()] == [job_id]
