@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import agentfleet
-from agentfleet import InvalidArgument, SchemaTooNew
+from agentfleet import InvalidArgument, SchemaTooNew, StoreUnavailable
 from agentfleet.connect import DEFAULT_URL
 
 
@@ -127,6 +127,23 @@ def test_the_urls_pool_size_wins_and_the_url_keeps_it(pg_url: str) -> None:
         assert fleet.store.dialect.pool.max_size == 2  # type: ignore[attr-defined]
         assert fleet.url == url  # what jobs that may reach the database are handed
         assert fleet.enqueue("shell", {}).id >= 1
+
+
+@pytest.mark.parametrize("what", ["not a database", "a folder"])
+def test_a_sqlite_path_that_is_no_database_is_store_unavailable_naming_it(
+    what: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "fleet.db"
+    if what == "a folder":
+        path.mkdir()
+        reason = "unable to open database file"
+    else:
+        path.write_bytes(b"notes, not a database\n" * 100)
+        reason = "file is not a database"
+    before = path.read_bytes() if path.is_file() else None
+    with pytest.raises(StoreUnavailable, match=f"cannot open the SQLite database {path}: {reason}"):
+        agentfleet.open(f"sqlite:///{path}")
+    assert (path.read_bytes() if path.is_file() else None) == before  # left as it was
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -534,6 +534,24 @@ def test_a_sqlite_temporary_table_named_like_a_store_table_is_refused(
         app.close()
 
 
+def test_a_sqlite_connection_to_a_deleted_database_file_is_refused(
+    sqlite_store: StoreEnv, tmp_path: Path
+) -> None:
+    """Its path names no file any more, so it cannot be shown to be the fleet's: the jobs
+    would be written into a file nobody can open again."""
+    gone = tmp_path / "gone.db"
+    conn = sqlite3.connect(gone)
+    try:
+        conn.execute("CREATE TABLE orders (what)")
+        conn.execute("INSERT INTO orders (what) VALUES ('lost')")
+        gone.unlink()
+        with pytest.raises(InvalidArgument, match=r"conn is open on .*gone\.db, not on the"):
+            sqlite_store.fleet.enqueue("shell", {}, conn=conn)
+    finally:
+        conn.close()
+    assert nothing_written(sqlite_store)
+
+
 # -- SQLAlchemy -----------------------------------------------------------------------
 
 

@@ -93,7 +93,10 @@ def test_a_plan_goes_only_once_it_ended_and_with_all_its_steps(env: StoreEnv) ->
 
     fleet.fail(lease, "stopped", retry=False)
     env.pass_time(AGE + 0.5)
-    assert fleet.prune(AGE, plans=False).plans == 0
+    counted = fleet.prune(AGE, plans=False, dry_run=True)
+    kept = fleet.prune(AGE, plans=False)  # the ended plan's steps, runs and events stay
+    assert (kept.plans, kept.plan_steps, kept.runs, kept.events) == (0, 0, 0, 0)
+    assert {**counted.as_dict(), "dry_run": False} == kept.as_dict()
     assert fleet.prune(AGE).plans == 1
     with pytest.raises(LookupError):
         fleet.get_plan(live.id)

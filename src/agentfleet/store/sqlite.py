@@ -135,6 +135,7 @@ class SqliteDialect(Dialect):
     # -- connections and transactions -------------------------------------------------
 
     def _open_connection(self) -> sqlite3.Connection:
+        cannot_open = f"cannot open the SQLite database {self.path}"
         try:
             conn = self._connect(self.path, uri=False)
         except sqlite3.OperationalError as exc:
@@ -144,9 +145,9 @@ class SqliteDialect(Dialect):
             try:
                 conn = self._connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
             except sqlite3.Error:
-                raise StoreUnavailable(
-                    f"cannot open the SQLite database {self.path}: {exc}"
-                ) from exc
+                raise StoreUnavailable(f"{cannot_open}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not a SQLite database, or a damaged one
+            raise StoreUnavailable(f"{cannot_open}: {exc}") from exc
         with self._registry_lock:
             self._connections.append(conn)
         return conn
