@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -54,3 +56,17 @@ def test_a_wait_outside_the_bridge_is_refused_and_its_coroutine_closed() -> None
         del coroutine
         gc.collect()
     assert not [w for w in said if "never awaited" in str(w.message)]
+
+
+class _Awaitable:
+    """An awaitable that is not a coroutine: it has no `close`."""
+
+    def __await__(self) -> Generator[Any, None, int]:
+        yield from asyncio.sleep(0).__await__()
+        return 1
+
+
+def test_a_wait_outside_the_bridge_is_refused_for_any_awaitable() -> None:
+    with pytest.raises(RuntimeError, match=r"awaited\.wait outside awaited\.call"):
+        awaited.wait(_Awaitable())
+    assert asyncio.run(awaited.call(lambda: awaited.wait(_Awaitable()))) == 1

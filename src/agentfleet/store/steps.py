@@ -166,15 +166,14 @@ def restart_ended(tx: Tx, plan_id: int) -> list[int]:
     return sorted(row["id"] for row in rows)
 
 
-def retire(tx: Tx, plan_id: int, job_id: int, name: str) -> bool:
+def retire(tx: Tx, plan_id: int, job_id: int, name: str) -> None:
     """An ended iteration of a loop's step keeps its runs and result under a name of its
     own (`NAME (iteration n)`), so the next iteration's job can take the step's name."""
-    rows = tx.q(
+    tx.q(
         f"UPDATE jobs SET step = :name, {_TOUCH} WHERE id = :id AND plan_id = :plan "
         "AND status IN ('succeeded', 'skipped') RETURNING id",
         {"id": job_id, "plan": plan_id, "name": name},
     )
-    return bool(rows)
 
 
 def insert_like(tx: Tx, plan_id: int, job_id: int, step: str, payload: Mapping[str, Any]) -> int:
