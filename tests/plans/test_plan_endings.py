@@ -192,8 +192,10 @@ def test_abandon_of_a_running_plan_names_the_move_it_refused(fleet: Fleet) -> No
     )
 
 
-@pytest.mark.parametrize("verb", ["cancel_plan", "abandon_plan"])
-def test_ending_no_plan_names_the_missing_plan(fleet: Fleet, verb: str) -> None:
+@pytest.mark.parametrize("verb", ["cancel_plan", "abandon_plan", "resume"])
+def test_cancelling_abandoning_or_resuming_no_plan_names_the_missing_plan(
+    fleet: Fleet, verb: str
+) -> None:
     with pytest.raises(PlanNotFound) as missing:
         getattr(fleet, verb)(987_654)
     assert missing.value.plan_id == 987_654

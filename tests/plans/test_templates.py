@@ -41,6 +41,19 @@ def test_a_prompt_sees_the_upstream_text_and_result_fields(fleet: Fleet) -> None
     assert fix.job.payload["templates"] == {"prompt": prompt}  # kept for a rerun
 
 
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [({"exit_code": 0}, ""), ([1, 2], ""), (None, ""), (7, ""), ("said it all", "said it all")],
+)
+def test_a_steps_text_is_its_words_only(fleet: Fleet, result: Any, text: str) -> None:
+    """`text` is what the step said (its agent's text, its own `text`, or a result that is
+    just words), never a result of another shape printed."""
+    fleet.submit_plan(plan(shell("make"), _agent("tell", "[{{ steps.make.text }}]", "make")))
+    fleet.complete(_claim(fleet, "make"), result=result)
+    told = _claim(fleet, "tell").job
+    assert told is not None and told.payload["prompt"] == f"[{text}]"
+
+
 def test_a_shell_command_gets_each_value_quoted_and_argv_items_as_they_are(
     fleet: Fleet,
 ) -> None:

@@ -161,6 +161,9 @@ def test_a_conflict_rolls_back_stops_the_plan_and_a_resume_reworks_the_step(
     store.fleet.resume(plan.id)
     jobs = _by_name(store, plan.id)
     assert jobs[loser].status is JobStatus.QUEUED
+    [resumed] = [e for e in store.fleet.events(limit=10_000)
+                 if e.kind == "plan_resumed" and e.plan_id == plan.id]  # fmt: skip
+    assert resumed.data["reworked"] == loser
     feedback = jobs[loser].payload["feedback"]
     assert any("conflicted" in f and f"+from-{winner}" in f for f in feedback)
     run_burst(store.fleet)
