@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--unexplained",
         action="store_true",
-        help="list only the survivors tests/mutation/equivalent.md does not explain",
+        help="list only the survivors (and the mutants no test reaches) that "
+        "tests/mutation/equivalent.md does not explain",
     )
     args = parser.parse_args(argv)
     found = verdicts()
@@ -93,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     for status in ("survived", "no tests", "suspicious", "not checked"):
         ids = sorted(k for by_id in found.values() for k, s in by_id.items() if s == status)
         if args.unexplained:
-            if status != "survived":
+            if status not in ("survived", "no tests"):
                 continue
             ids = explained.unexplained(ids)
-            status = "survived, not explained in equivalent.md"
+            status += ", not explained in equivalent.md"
         if not ids:
             continue
         print(f"\n{status} ({len(ids)}):")
