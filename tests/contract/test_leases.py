@@ -288,3 +288,17 @@ def test_renew_many_renews_each_lease_by_its_own_epoch(env: StoreEnv) -> None:
     assert fleet.get_job(stale.job_id).lease_expires_at == holder_expiry  # not ours to extend
     assert fleet.get_job(stale.job_id).lease_epoch == taken.epoch
     assert fleet.renew_many([]) == []
+
+
+def test_a_claimed_leases_job_is_the_row_as_the_claim_left_it(fleet: Fleet) -> None:
+    """What a worker runs is the stored job: every field, on the single and the batch path."""
+    fleet.enqueue("shell", {"cmd": "a"}, queue="q1", priority=3, max_attempts=4, lock="repo")
+    fleet.enqueue("shell", {"cmd": "b"}, queue="q2", timeout=30, dedupe_key="b")
+    single = fleet.enqueue("shell", {"cmd": "c"}, queue="q3")
+    batch = fleet.claim_next(worker="w", queues=["q1", "q2"], limit=2)
+    one = fleet.claim(single.id, worker="w", ttl=30)
+    assert len(batch) == 2 and one is not None
+    for lease in [*batch, one]:
+        stored = fleet.get_job(lease.job_id)
+        assert lease.job == stored, lease.job_id
+        assert (stored.status, stored.attempts, stored.lease_epoch) == (JobStatus.RUNNING, 1, 1)
