@@ -9,6 +9,7 @@ import pytest
 from agentfleet import Fleet, JobCancelled, JobStatus, Lease, LeaseLost, RetryPolicy, RunStatus
 from agentfleet.models import RunOutput
 from tests.conftest import StoreEnv, make_env
+from tests.plans.helpers import plan, shell
 
 
 def test_renew_extends_the_lease(env: StoreEnv) -> None:
@@ -292,13 +293,20 @@ def test_renew_many_renews_each_lease_by_its_own_epoch(env: StoreEnv) -> None:
 
 def test_a_claimed_leases_job_is_the_row_as_the_claim_left_it(fleet: Fleet) -> None:
     """What a worker runs is the stored job: every field, on the single and the batch path."""
-    fleet.enqueue("shell", {"cmd": "a"}, queue="q1", priority=3, max_attempts=4, lock="repo")
-    fleet.enqueue("shell", {"cmd": "b"}, queue="q2", timeout=30, dedupe_key="b")
+    again = fleet.enqueue("shell", {"cmd": "a"}, queue="q1", priority=3, max_attempts=4)
+    first = fleet.claim(again.id, worker="w", ttl=30)
+    assert first is not None
+    fleet.fail(first, "broke", delay=0)  # retried at once, its error kept
+    fleet.enqueue("shell", {"cmd": "b"}, queue="q2", timeout=30, dedupe_key="b", lock="repo")
     single = fleet.enqueue("shell", {"cmd": "c"}, queue="q3")
-    batch = fleet.claim_next(worker="w", queues=["q1", "q2"], limit=2)
+    fleet.submit_plan(plan(shell("step")))
+    batch = fleet.claim_next(worker="w", queues=["q1", "q2", "default"], limit=3)
     one = fleet.claim(single.id, worker="w", ttl=30)
-    assert len(batch) == 2 and one is not None
+    assert len(batch) == 3 and one is not None
+    assert {lease.job.step for lease in batch if lease.job} == {None, "step"}
     for lease in [*batch, one]:
         stored = fleet.get_job(lease.job_id)
         assert lease.job == stored, lease.job_id
-        assert (stored.status, stored.attempts, stored.lease_epoch) == (JobStatus.RUNNING, 1, 1)
+        assert stored.status is JobStatus.RUNNING and stored.lease_expires_at is not None
+    assert fleet.get_job(again.id).error == "broke"
+    assert (fleet.get_job(again.id).attempts, fleet.get_job(again.id).lease_epoch) == (2, 2)
