@@ -307,6 +307,7 @@ def test_a_claimed_leases_job_is_the_row_as_the_claim_left_it(fleet: Fleet) -> N
     for lease in [*batch, one]:
         stored = fleet.get_job(lease.job_id)
         assert lease.job == stored, lease.job_id
+        assert (lease.expires_at, lease.attempt) == (stored.lease_expires_at, stored.attempts)
         assert stored.status is JobStatus.RUNNING and stored.lease_expires_at is not None
     assert fleet.get_job(again.id).error == "broke"
     assert (fleet.get_job(again.id).attempts, fleet.get_job(again.id).lease_epoch) == (2, 2)
