@@ -31,6 +31,17 @@ def test_a_batch_never_takes_more_than_the_limit_leaves_room_for(env: StoreEnv) 
     assert fleet.limits() == [Limit("api", 2, running=2, queued=2)]
 
 
+def test_a_batch_takes_no_more_than_it_asked_for_with_and_without_limits(env: StoreEnv) -> None:
+    fleet = env.fleet
+    fleet.set_limit("api", 10)  # room for all: only the batch's own size bounds it
+    free = fleet.enqueue("shell", {"cmd": "true"}, queue="lim")
+    limited = _jobs(fleet, 4)
+    taken = fleet.claim_next(worker="w", queues=["lim"], limit=3)
+    assert sorted(lease.job_id for lease in taken) == sorted([free.id, *limited[:2]])
+    rest = fleet.claim_next(worker="w", queues=["lim"], limit=3)
+    assert sorted(lease.job_id for lease in rest) == limited[2:]
+
+
 def test_claim_by_id_respects_the_limit(env: StoreEnv) -> None:
     fleet = env.fleet
     fleet.set_limit("api", 1)
