@@ -27,6 +27,28 @@ def test_claim_next_takes_back_an_expired_lease(env: StoreEnv) -> None:
     assert kinds == ["enqueued", "claimed", "lease_expired", "claimed"]
 
 
+def test_a_claim_by_id_that_takes_over_an_expired_lease_logs_both_attempts(env: StoreEnv) -> None:
+    fleet = env.fleet
+    job = fleet.enqueue("shell", {})
+    dead = fleet.claim(job.id, worker="dead", ttl=env.short_ttl)
+    assert dead is not None
+    env.expire_lease(job.id)
+    alive = fleet.claim(job.id, worker="alive", ttl=60)
+    assert alive is not None and (alive.epoch, alive.attempt) == (dead.epoch + 1, 2)
+    logged = [(e.job_id, e.kind, e.epoch, e.worker, e.data) for e in fleet.events(job.id)]
+    assert logged == [
+        (job.id, "enqueued", None, None, {"queue": "default"}),
+        (job.id, "claimed", dead.epoch, "dead", {"attempt": 1}),
+        (job.id, "lease_expired", dead.epoch, None, {}),
+        (job.id, "claimed", alive.epoch, "alive", {"attempt": 2}),
+    ]
+    runs = [(r.epoch, r.worker, r.status, r.error) for r in fleet.runs(job.id)]
+    assert runs == [
+        (dead.epoch, "dead", RunStatus.EXPIRED, "lease expired"),
+        (alive.epoch, "alive", RunStatus.RUNNING, None),
+    ]
+
+
 @pytest.mark.fleet_options(reap_interval=0)
 def test_claim_next_ends_an_expired_job_with_no_attempts_left(env: StoreEnv) -> None:
     fleet = env.fleet
