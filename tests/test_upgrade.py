@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import agentfleet
-from agentfleet import Fleet, Job, JobStatus, LeaseLost, PlanStatus, RunStatus
+from agentfleet import Fleet, Job, JobStatus, LeaseLost, PlanStatus, RunStatus, StoreUnavailable
 from tests import pg
 from tests.conftest import pg_problem
 
@@ -236,3 +236,33 @@ def test_a_database_of_the_previous_version_upgrades_and_takes_tokens(
     finally:
         if backend == "postgres":
             pg.drop_database(url)
+
+
+def test_a_sqlite_upgrade_that_would_leave_broken_foreign_keys_is_refused_and_undone(
+    tmp_path: Path,
+) -> None:
+    """A file whose rows already break a foreign key (a run of no job, written with the
+    checks off) is not upgraded over them: the upgrade is refused, naming the rows, and
+    the file stays at its version with what it held."""
+    import sqlite3
+
+    copy = tmp_path / "fleet-v5.db"
+    shutil.copyfile(FIXTURES / "fleet-v5.db", copy)
+    conn = sqlite3.connect(copy)
+    try:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(
+            "INSERT INTO runs (job_id, attempt, epoch, worker, status, started_at) "
+            "VALUES (999999, 1, 1, 'w', 'running', '2026-01-01T00:00:00Z')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    with pytest.raises(StoreUnavailable, match=r"would break foreign keys: \[.*runs"):
+        agentfleet.open(f"sqlite:///{copy}")
+    conn = sqlite3.connect(copy)
+    try:
+        assert conn.execute("SELECT max(version) FROM agentfleet_schema").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM runs WHERE job_id = 999999").fetchone() == (1,)
+    finally:
+        conn.close()
