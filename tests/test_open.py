@@ -129,6 +129,27 @@ def test_the_urls_pool_size_wins_and_the_url_keeps_it(pg_url: str) -> None:
         assert fleet.enqueue("shell", {}).id >= 1
 
 
+@pytest.mark.parametrize(("asked", "level"), [(None, 2), ("normal", 1), ("EXTRA", 3)])
+def test_a_sqlite_fleet_commits_with_full_sync_unless_told(
+    asked: str | None, level: int, tmp_path: Path
+) -> None:
+    """FULL by default: a commit survives a power cut, not only a crash."""
+    options = {} if asked is None else {"synchronous": asked}
+    with agentfleet.open(f"sqlite:///{tmp_path}/f.db", **options) as fleet:
+        fleet.enqueue("shell", {"cmd": "true"})
+        with fleet.store.dialect.session() as tx:
+            assert tx.tuples("PRAGMA synchronous") == [(level,)]
+
+
+@pytest.mark.parametrize("asked", ["ful", "", 2])
+def test_an_unknown_sqlite_sync_level_is_refused_before_any_file_is_made(
+    asked: object, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidArgument, match="synchronous must be one of OFF, NORMAL, FULL"):
+        agentfleet.open(f"sqlite:///{tmp_path}/f.db", synchronous=asked)
+    assert not (tmp_path / "f.db").exists()
+
+
 @pytest.mark.parametrize("what", ["not a database", "a folder"])
 def test_a_sqlite_path_that_is_no_database_is_store_unavailable_naming_it(
     what: str, tmp_path: Path

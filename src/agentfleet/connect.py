@@ -57,12 +57,8 @@ def open_store(url: str | None, **options: Any) -> Store:
     if scheme == "sqlite":
         from agentfleet.store.sqlite import SqliteStore
 
-        return SqliteStore(
-            sqlite_path(url),
-            url=url,
-            clock=options.get("clock"),
-            synchronous=options.get("synchronous", "FULL"),
-        )
+        durability = {"synchronous": options["synchronous"]} if "synchronous" in options else {}
+        return SqliteStore(sqlite_path(url), url=url, clock=options.get("clock"), **durability)
     if scheme in ("postgresql", "postgres"):
         if options.get("clock") is not None:
             raise InvalidArgument("PostgreSQL uses the server's clock; a clock cannot be injected")

@@ -352,6 +352,11 @@ class SqliteStore(SqlStore):
         busy_timeout: float = 30.0,
         synchronous: str = "FULL",
     ) -> None:
+        levels = ("OFF", "NORMAL", "FULL", "EXTRA")  # SQLite takes any other word as NORMAL
+        if not isinstance(synchronous, str) or synchronous.upper() not in levels:
+            raise InvalidArgument(
+                f"synchronous must be one of {', '.join(levels)}, not {synchronous!r}"
+            )
         if path is not None:
             _create_private(Path(path))
         dialect = SqliteDialect(
