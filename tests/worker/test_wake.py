@@ -70,6 +70,16 @@ def test_without_a_doorbell_sqlite_waits_by_polling_data_version(
         )
 
 
+def test_without_a_doorbell_a_wait_ends_empty_or_on_another_handles_commit(
+    sqlite_store: StoreEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_watch.FileWatch, "open", classmethod(lambda cls, path: None))
+    waiter = sqlite_store.open()
+    assert waiter.wait_for_jobs(0.05) is False  # nothing came: it polled until the timeout
+    sqlite_store.fleet.enqueue("shell", {"cmd": "true"})  # another handle's commit
+    assert waiter.wait_for_jobs(600.0) is True
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
 def test_the_doorbell_rings_for_the_databases_own_files_only(tmp_path: Path) -> None:
     watch = sqlite_watch.FileWatch.open(tmp_path / "fleet.db")
