@@ -34,6 +34,9 @@ def test_jobs_start_only_when_dependencies_succeed(fleet: Fleet) -> None:
     fleet.complete(last)
     done = fleet.get_plan(p.id)
     assert done.status is PlanStatus.COMPLETED and done.completed_at is not None
+    promoted = [(e.job_id, e.plan_id, e.data) for e in fleet.events(limit=1000)
+                if e.kind == "promoted"]  # fmt: skip
+    assert sorted(promoted) == sorted((s.job_id, p.id, {"step": s.name}) for s in done.jobs)
 
 
 def test_max_parallel_caps_running_jobs(fleet: Fleet) -> None:

@@ -64,7 +64,11 @@ def test_three_steps_merge_one_at_a_time_and_land_on_main(store: StoreEnv, tmp_p
     steps = (
         _step("alpha", "echo alpha > alpha.txt")
         + _step("beta", "echo beta > beta.txt")
-        + _step("gamma", "cat alpha.txt beta.txt > gamma.txt", deps=("alpha", "beta"))
+        + _step(
+            "gamma",  # templated too: rendered on top of what the train gives it
+            "cat alpha.txt beta.txt > gamma.txt; echo {{ steps.alpha.status }} > said.txt",
+            deps=("alpha", "beta"),
+        )
     )
     spec = _plan(tmp_path, steps, test="test ! -f broken.txt")
     plan = store.fleet.submit_plan(spec)
@@ -75,13 +79,20 @@ def test_three_steps_merge_one_at_a_time_and_land_on_main(store: StoreEnv, tmp_p
     # gamma branched from the integration branch holding alpha and beta
     assert jobs["gamma"].result["base_commit"] != base
     main = _files(repo, "main")
-    assert main["gamma.txt"] == "alpha\nbeta"
-    assert set(main) == {"README.md", "src/app.py", "alpha.txt", "beta.txt", "gamma.txt"}
+    assert (main["gamma.txt"], main["said.txt"]) == ("alpha\nbeta", "succeeded")
+    assert set(main) == {
+        "README.md",
+        "src/app.py",
+        "alpha.txt",
+        "beta.txt",
+        "gamma.txt",
+        "said.txt",
+    }
     assert head(repo, integration_branch(plan.id)) == head(repo, "main")
     assert (repo / "gamma.txt").read_text() == "alpha\nbeta\n"  # the clean checkout moved on
     land = jobs["land"].result
     assert land["landed"] == head(repo, "main")
-    assert sorted(land["files_changed"]) == ["alpha.txt", "beta.txt", "gamma.txt"]
+    assert sorted(land["files_changed"]) == ["alpha.txt", "beta.txt", "gamma.txt", "said.txt"]
     for name in ("merge:alpha", "merge:beta", "merge:gamma"):
         assert jobs[name].status is JobStatus.SUCCEEDED
         assert jobs[name].lock == f"agentfleet-plan-{plan.id}-train"
