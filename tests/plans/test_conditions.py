@@ -80,6 +80,31 @@ def test_one_success_is_skipped_when_every_dependency_failed(fleet: Fleet) -> No
     _finish(fleet, {}, fail={"r1", "r2"})
     assert _statuses(fleet, p.id)["synthesize"] == "skipped"
     assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
+    synthesize = fleet.get_job(fleet.get_plan(p.id).step("synthesize").job_id)
+    assert synthesize.error == "one_success: no dependency succeeded"
+
+
+def test_all_success_skips_at_once_when_one_dependency_is_skipped_while_others_run(
+    fleet: Fleet,
+) -> None:
+    p = fleet.submit_plan(
+        plan(
+            shell("review"),
+            shell("fix", "review", when="steps.review.result.verdict == 'fix'"),
+            shell("docs", "review"),
+            shell("release", "fix", "docs"),
+        )
+    )
+    [review] = claim_all(fleet)
+    fleet.complete(review, result={"verdict": "ship"})
+    [docs] = claim_all(fleet)  # fix was skipped; docs runs
+    assert _statuses(fleet, p.id) == {
+        "review": "succeeded", "fix": "skipped", "docs": "running", "release": "skipped",
+    }  # fmt: skip
+    release = fleet.get_job(fleet.get_plan(p.id).step("release").job_id)
+    assert release.error == "all_success: a dependency was skipped"
+    fleet.complete(docs, result={})
+    assert fleet.get_plan(p.id).status is PlanStatus.COMPLETED
 
 
 def test_all_done_runs_after_failures_and_skips(fleet: Fleet) -> None:
