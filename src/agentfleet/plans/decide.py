@@ -68,11 +68,9 @@ def _verdict(step: StepState, deps: Sequence[StepState]) -> tuple[str, str]:
         if rule == ALL_SUCCESS and any(d.status is JobStatus.SKIPPED for d in deps):
             return "skip", "all_success: a dependency was skipped"
         return "wait", ""
-    if rule == ALL_DONE:
-        return "run", ""
-    if rule == NONE_FAILED:
-        if any(d.status in BAD for d in deps):
-            return "skip", "none_failed: a dependency failed"
+    if rule in (ALL_DONE, NONE_FAILED):
+        # none_failed tolerates no failure: a failed dependency has stopped the plan
+        # before any step is decided (`broken` in decide), so its deps all came through.
         return "run", ""
     if any(d.status is JobStatus.SKIPPED for d in deps):
         return "skip", "all_success: a dependency was skipped"
